@@ -1,0 +1,1 @@
+//! Zoho field metadata and value coercion (in progress).

@@ -1,0 +1,1 @@
+//! Embedded Zoho-compatible mock CRM (in progress).
