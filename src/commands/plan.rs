@@ -1,0 +1,232 @@
+//! `massup plan`: read, validate and group a CSV into a stored run, without calling the API.
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::cli::GlobalArgs;
+use crate::config::Config;
+use crate::exit::{Exit, UsageError};
+use crate::fields::ModuleFields;
+use crate::plan::{self, PlanOutcome, PlanRequest, PlanSettings, PlanSummary};
+use crate::store;
+
+/// Flags that decide how a CSV is planned; shared by `plan` and `run`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PlanFlags {
+    /// The CSV of changes: a header row, an id column, one column per field API name.
+    #[arg(long, value_name = "FILE")]
+    pub csv: PathBuf,
+    /// Zoho module API name (Leads, Contacts, Deals, ...) [or `module` in massup.toml]
+    #[arg(long)]
+    pub module: Option<String>,
+    /// Column holding the Zoho record id.
+    #[arg(long, default_value = "id")]
+    pub id_column: String,
+    /// Field separator of the CSV (one ASCII character; `\t` for tab).
+    #[arg(long, default_value = ",", value_parser = parse_delimiter)]
+    pub delimiter: char,
+    /// A cell equal to this clears the field (sends JSON null); an empty cell leaves it unchanged.
+    #[arg(long, default_value = "#N/A")]
+    pub null_marker: String,
+    /// Field metadata in the shape of Zoho's settings/fields answer, used to coerce and check values.
+    #[arg(long, value_name = "FILE")]
+    pub fields: Option<PathBuf>,
+    /// Override one field's type, e.g. --type No_of_Employees=integer (repeatable).
+    #[arg(long = "type", value_name = "FIELD=TYPE", value_parser = parse_type_override)]
+    pub types: Vec<(String, String)>,
+    /// Time zone for datetimes written without an offset (IANA name such as Europe/Berlin, or +05:30).
+    #[arg(long)]
+    pub timezone: Option<String>,
+    /// Separator between the values of a multi-select picklist cell.
+    #[arg(long, default_value = ";")]
+    pub multiselect_separator: char,
+    /// Fields per call [default: the module's documented limit: 1, Deals 3]
+    #[arg(long)]
+    pub max_fields_per_call: Option<usize>,
+    /// Ids per call, at most 500 (Zoho's limit) [default: 500]
+    #[arg(long)]
+    pub chunk_size: Option<usize>,
+    /// Send over_write: true (multi-select picklists: replace instead of append).
+    #[arg(long)]
+    pub over_write: bool,
+    /// Abort (exit 2, nothing stored) if any row is invalid.
+    #[arg(long)]
+    pub strict: bool,
+    /// Plan again even if this exact file was planned for this module before.
+    #[arg(long)]
+    pub new_run: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub plan: PlanFlags,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_delimiter(text: &str) -> Result<char, String> {
+    match text {
+        "\\t" | "tab" => Ok('\t'),
+        _ => {
+            let mut chars = text.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) if c.is_ascii() => Ok(c),
+                _ => Err("the delimiter must be one ASCII character (or \\t)".into()),
+            }
+        }
+    }
+}
+
+fn parse_type_override(text: &str) -> Result<(String, String), String> {
+    let (field, type_name) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected FIELD=TYPE, got {text:?}"))?;
+    type_name
+        .parse::<crate::fields::FieldType>()
+        .map_err(|e| format!("{type_name:?}: {e}"))?;
+    Ok((field.trim().to_string(), type_name.trim().to_string()))
+}
+
+impl PlanFlags {
+    /// Resolves flags over the config file into the settings stored with the run.
+    pub fn settings(&self, config: &Config) -> Result<PlanSettings, UsageError> {
+        let module = self
+            .module
+            .clone()
+            .or_else(|| config.module.clone())
+            .ok_or_else(|| {
+                UsageError::new(
+                    "no module: pass --module (e.g. --module Leads) or set `module` in massup.toml",
+                )
+            })?;
+        let mut settings = PlanSettings::new(&module);
+        settings.id_column = self.id_column.clone();
+        settings.delimiter = self.delimiter;
+        settings.null_marker = self.null_marker.clone();
+        settings.timezone = self.timezone.clone();
+        settings.multiselect_separator = self.multiselect_separator;
+        settings.over_write = self.over_write;
+        if let Some(limit) = self
+            .max_fields_per_call
+            .or_else(|| config.field_limit(&module))
+        {
+            settings.max_fields_per_call = limit;
+        }
+        if let Some(size) = self.chunk_size.or(config.chunk_size) {
+            settings.chunk_size = size;
+        }
+        settings.types = self.types.iter().cloned().collect();
+        Ok(settings)
+    }
+}
+
+/// Reads a field-metadata file; returns it parsed and as text (stored with the run).
+pub fn read_fields_file(path: &Path) -> anyhow::Result<(ModuleFields, String)> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError::new(format!("cannot read --fields {}: {e}", path.display())))?;
+    let fields = ModuleFields::from_zoho_json(text.as_bytes())
+        .map_err(|e| UsageError::new(format!("--fields {}: {e}", path.display())))?;
+    Ok((fields, text))
+}
+
+pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
+    let config = Config::load(global.config.as_deref())?;
+    let settings = args.plan.settings(&config)?;
+    let fields = match &args.plan.fields {
+        Some(path) => Some(read_fields_file(path)?),
+        None => None,
+    };
+    let db = config.db_path(global.db.as_deref());
+    let mut conn = store::open(&db)?;
+    let request = PlanRequest {
+        csv_path: &args.plan.csv,
+        settings: &settings,
+        fields: fields.as_ref().map(|(f, text)| (f, text.as_str())),
+        strict: args.plan.strict,
+        new_run: args.plan.new_run,
+    };
+    let outcome = plan::plan(&mut conn, &request)
+        .with_context(|| format!("planning {}", args.plan.csv.display()))?;
+    match outcome {
+        PlanOutcome::Existing(run) => {
+            let message = format!(
+                "{} was already planned for {} as run {} (state: {}); nothing new stored.\n  continue it:  massup --db {} resume --run {}\n  or plan again: add --new-run",
+                args.plan.csv.display(),
+                run.module,
+                run.id,
+                run.state,
+                db.display(),
+                run.id
+            );
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"existing_run": run.id, "state": run.state, "message": message})
+                );
+            } else {
+                println!("{message}");
+            }
+            Ok(Exit::Success)
+        }
+        PlanOutcome::Planned(summary) => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                print!("{}", render_summary(&summary, &db));
+            }
+            Ok(if summary.invalid_rows > 0 {
+                Exit::Failures
+            } else {
+                Exit::Success
+            })
+        }
+    }
+}
+
+/// The human summary of a plan.
+pub fn render_summary(summary: &PlanSummary, db: &Path) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Planned run {} of {} for {} into {}",
+        summary.run_id,
+        summary.csv_path,
+        summary.module,
+        db.display()
+    );
+    let _ = writeln!(out, "  input rows     {:>10}", summary.input_rows);
+    let _ = writeln!(out, "  valid rows     {:>10}", summary.valid_rows);
+    if summary.merged_rows > 0 {
+        let _ = writeln!(out, "  merged dups    {:>10}", summary.merged_rows);
+    }
+    let _ = writeln!(out, "  invalid rows   {:>10}", summary.invalid_rows);
+    let _ = writeln!(out, "  groups         {:>10}", summary.groups);
+    let _ = writeln!(
+        out,
+        "  calls needed   {:>10}   (theoretical minimum {})",
+        summary.calls, summary.min_calls
+    );
+    for warning in &summary.warnings {
+        let _ = writeln!(out, "warning: {warning}");
+    }
+    if !summary.problems.is_empty() {
+        let _ = writeln!(
+            out,
+            "First invalid rows (all are stored; `massup report --only invalid` lists them):"
+        );
+        for problem in &summary.problems {
+            let _ = writeln!(out, "  {problem}");
+        }
+    }
+    if let Some(example) = &summary.example_request {
+        let _ = writeln!(
+            out,
+            "Example request (first call):\n{}",
+            serde_json::to_string_pretty(example).unwrap_or_default()
+        );
+    }
+    out
+}

@@ -1,0 +1,309 @@
+//! Streams the input CSV: the header is checked once, then rows come one at a time through a
+//! single reused record buffer, so a file of any size is read in constant memory.
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use csv::ByteRecord;
+
+/// Input problems that stop the whole file (as opposed to one bad row).
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("{path}: cannot read: {source}")]
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}: the file is empty; expected a header row naming the id column and the fields"
+    )]
+    Empty { path: String },
+    #[error("{path}: line {line}: header column {column} is not valid UTF-8")]
+    HeaderUtf8 {
+        path: String,
+        line: u64,
+        column: usize,
+    },
+    #[error(
+        "{path}: line {line}: header column {column} is empty; every column needs a field API name"
+    )]
+    HeaderEmpty {
+        path: String,
+        line: u64,
+        column: usize,
+    },
+    #[error("{path}: line {line}: column {name:?} appears twice in the header (columns {first} and {second})")]
+    HeaderDuplicate {
+        path: String,
+        line: u64,
+        name: String,
+        first: usize,
+        second: usize,
+    },
+    #[error("{path}: the header has no id column {id_column:?} (columns: {columns}); pass --id-column NAME")]
+    NoIdColumn {
+        path: String,
+        id_column: String,
+        columns: String,
+    },
+    #[error("{path}: the header has only the id column; add at least one field column to update")]
+    NoFields { path: String },
+    #[error("{path}: line {line}: cannot read CSV: {message}")]
+    Read {
+        path: String,
+        line: u64,
+        message: String,
+    },
+}
+
+/// How to read the file.
+#[derive(Debug, Clone)]
+pub struct CsvOptions {
+    pub delimiter: u8,
+    pub id_column: String,
+}
+
+/// An open CSV whose header has been checked.
+pub struct CsvInput {
+    path: PathBuf,
+    reader: csv::Reader<Box<dyn Read + Send>>,
+    header_line: u64,
+    id_index: usize,
+    /// Field column names in input order (the id column excluded).
+    field_columns: Vec<String>,
+    /// Position in the record of each field column.
+    field_indexes: Vec<usize>,
+    header_len: usize,
+    record: ByteRecord,
+}
+
+/// One data row, borrowed from the reader's buffer until the next call.
+pub struct RawRow<'a> {
+    /// 1-based line where the row starts (a quoted cell may span several lines).
+    pub line: u64,
+    record: &'a ByteRecord,
+    id_index: usize,
+    field_indexes: &'a [usize],
+    header_len: usize,
+}
+
+impl RawRow<'_> {
+    /// Cells in the row; differs from the header's count on a ragged row.
+    pub fn len(&self) -> usize {
+        self.record.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.record.is_empty()
+    }
+
+    pub fn is_ragged(&self) -> bool {
+        self.record.len() != self.header_len
+    }
+
+    pub fn id(&self) -> &[u8] {
+        self.record.get(self.id_index).unwrap_or(b"")
+    }
+
+    /// The cell of field column `i` (0-based among field columns); empty when missing.
+    pub fn field(&self, i: usize) -> &[u8] {
+        self.field_indexes
+            .get(i)
+            .and_then(|&at| self.record.get(at))
+            .unwrap_or(b"")
+    }
+}
+
+impl CsvInput {
+    pub fn open(path: &Path, options: &CsvOptions) -> Result<CsvInput, InputError> {
+        let file = File::open(path).map_err(|source| InputError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_reader(
+            path,
+            Box::new(BufReader::with_capacity(256 * 1024, file)),
+            options,
+        )
+    }
+
+    /// Reads from any source; `path` is only used in messages.
+    pub fn from_reader(
+        path: &Path,
+        source: Box<dyn Read + Send>,
+        options: &CsvOptions,
+    ) -> Result<CsvInput, InputError> {
+        let shown = path.display().to_string();
+        // `flexible`: a ragged row becomes one invalid row with a clear message instead of
+        // an error that would stop the file.
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(options.delimiter)
+            .flexible(true)
+            .has_headers(false)
+            .from_reader(source);
+        let mut header = ByteRecord::new();
+        let got = reader
+            .read_byte_record(&mut header)
+            .map_err(|e| read_error(&shown, &e))?;
+        if !got {
+            return Err(InputError::Empty { path: shown });
+        }
+        let header_line = header.position().map_or(1, |p| p.line());
+        let mut names: Vec<String> = Vec::with_capacity(header.len());
+        for (i, raw) in header.iter().enumerate() {
+            // A UTF-8 byte order mark is common from spreadsheet exports.
+            let raw = if i == 0 {
+                raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw)
+            } else {
+                raw
+            };
+            let name = std::str::from_utf8(raw).map_err(|_| InputError::HeaderUtf8 {
+                path: shown.clone(),
+                line: header_line,
+                column: i + 1,
+            })?;
+            let name = name.trim();
+            if name.is_empty() {
+                return Err(InputError::HeaderEmpty {
+                    path: shown,
+                    line: header_line,
+                    column: i + 1,
+                });
+            }
+            if let Some(first) = names.iter().position(|n| n == name) {
+                return Err(InputError::HeaderDuplicate {
+                    path: shown,
+                    line: header_line,
+                    name: name.to_string(),
+                    first: first + 1,
+                    second: i + 1,
+                });
+            }
+            names.push(name.to_string());
+        }
+        let Some(id_index) = names.iter().position(|n| *n == options.id_column) else {
+            return Err(InputError::NoIdColumn {
+                path: shown,
+                id_column: options.id_column.clone(),
+                columns: names.join(", "),
+            });
+        };
+        let field_indexes: Vec<usize> = (0..names.len()).filter(|&i| i != id_index).collect();
+        if field_indexes.is_empty() {
+            return Err(InputError::NoFields { path: shown });
+        }
+        let field_columns = field_indexes.iter().map(|&i| names[i].clone()).collect();
+        Ok(CsvInput {
+            path: path.to_path_buf(),
+            reader,
+            header_line,
+            id_index,
+            field_columns,
+            field_indexes,
+            header_len: names.len(),
+            record: ByteRecord::new(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn header_line(&self) -> u64 {
+        self.header_line
+    }
+
+    pub fn field_columns(&self) -> &[String] {
+        &self.field_columns
+    }
+
+    /// The next data row, or `None` at the end of the file.
+    pub fn next_row(&mut self) -> Result<Option<RawRow<'_>>, InputError> {
+        let got = self
+            .reader
+            .read_byte_record(&mut self.record)
+            .map_err(|e| read_error(&self.path.display().to_string(), &e))?;
+        if !got {
+            return Ok(None);
+        }
+        let line = self.record.position().map_or(0, |p| p.line());
+        Ok(Some(RawRow {
+            line,
+            record: &self.record,
+            id_index: self.id_index,
+            field_indexes: &self.field_indexes,
+            header_len: self.header_len,
+        }))
+    }
+}
+
+fn read_error(path: &str, error: &csv::Error) -> InputError {
+    let line = error.position().map_or(0, |p| p.line());
+    let message = match error.kind() {
+        csv::ErrorKind::Io(e) => e.to_string(),
+        _ => error.to_string(),
+    };
+    InputError::Read {
+        path: path.to_string(),
+        line,
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_str(text: &str) -> Result<CsvInput, InputError> {
+        CsvInput::from_reader(
+            Path::new("t.csv"),
+            Box::new(std::io::Cursor::new(text.as_bytes().to_vec())),
+            &CsvOptions {
+                delimiter: b',',
+                id_column: "id".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn reads_bom_crlf_and_multiline_cells_with_start_lines() {
+        let mut input =
+            open_str("\u{feff}id,Last_Name\r\n1,\"two\r\nlines\"\r\n2,plain\r\n").unwrap();
+        assert_eq!(input.field_columns(), ["Last_Name"]);
+        let row = input.next_row().unwrap().unwrap();
+        assert_eq!(
+            (row.line, row.id(), row.field(0)),
+            (2, &b"1"[..], &b"two\r\nlines"[..])
+        );
+        let row = input.next_row().unwrap().unwrap();
+        assert_eq!((row.line, row.id()), (4, &b"2"[..]));
+        assert!(input.next_row().unwrap().is_none());
+    }
+
+    #[test]
+    fn header_problems_name_the_column() {
+        assert!(matches!(open_str(""), Err(InputError::Empty { .. })));
+        let err = open_str("id,A,A\n").err().unwrap();
+        assert!(err.to_string().contains("\"A\" appears twice"), "{err}");
+        let err = open_str("record,A\n").err().unwrap();
+        assert!(err.to_string().contains("no id column \"id\""), "{err}");
+        assert!(matches!(
+            open_str("id\n1\n"),
+            Err(InputError::NoFields { .. })
+        ));
+        assert!(matches!(
+            open_str("id,,B\n"),
+            Err(InputError::HeaderEmpty { column: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn ragged_rows_are_reported_not_fatal() {
+        let mut input = open_str("id,A,B\n1,x\n2,y,z\n").unwrap();
+        let row = input.next_row().unwrap().unwrap();
+        assert!(row.is_ragged());
+        assert_eq!(row.field(1), b"");
+        let row = input.next_row().unwrap().unwrap();
+        assert!(!row.is_ragged());
+    }
+}

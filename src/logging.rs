@@ -1,0 +1,25 @@
+//! Logging through `tracing`: human lines on stderr by default, JSON lines for cron jobs.
+//! Secrets never reach a log line because they are never formatted: credentials are held
+//! in `Secret` values whose Debug and Display print a placeholder.
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{GlobalArgs, LogFormat};
+
+pub fn init(global: &GlobalArgs) {
+    let level = match (global.quiet, global.verbose) {
+        (true, _) => "error",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    // Our own crate at the chosen level; dependencies stay at warn unless RUST_LOG says.
+    let filter = EnvFilter::try_from_env("MASSUP_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(format!("warn,massup={level}")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match global.log_format {
+        LogFormat::Human => builder.with_target(false).try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
