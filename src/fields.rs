@@ -1,1 +1,0 @@
-//! Zoho field metadata and value coercion (in progress).
