@@ -8,8 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{
-    FixedOffset, MappedLocalTime, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta,
-    TimeZone,
+    FixedOffset, MappedLocalTime, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta, TimeZone,
 };
 use serde_json::{Map, Number, Value};
 
@@ -64,11 +63,7 @@ fn error(expected: impl Into<String>, message: String) -> CoerceError {
 fn shown(raw: &str) -> String {
     match raw.char_indices().nth(MAX_SHOWN_VALUE_CHARS) {
         None => format!("{raw:?}"),
-        Some((cut, _)) => format!(
-            "{:?}... ({} characters)",
-            &raw[..cut],
-            raw.chars().count()
-        ),
+        Some((cut, _)) => format!("{:?}... ({} characters)", &raw[..cut], raw.chars().count()),
     }
 }
 
@@ -89,7 +84,9 @@ impl FromStr for Timezone {
     fn from_str(name: &str) -> Result<Self, Self::Err> {
         let unknown = || FieldsError::UnknownTimezone(name.to_owned());
         if name.eq_ignore_ascii_case("utc") || name == "Z" {
-            return Ok(Timezone::Fixed(FixedOffset::east_opt(0).expect("zero offset")));
+            return Ok(Timezone::Fixed(
+                FixedOffset::east_opt(0).expect("zero offset"),
+            ));
         }
         if name.starts_with(['+', '-']) {
             let minutes = match name.len() {
@@ -212,7 +209,11 @@ fn check_length(raw: &str, limit: usize) -> Result<(), CoerceError> {
 /// `value` must be one of the picklist's actual values, exactly (Zoho matches them
 /// case-sensitively). `raw` is the whole cell, quoted when a multi-select item fails.
 fn check_allowed(field: &FieldMeta, value: &str, raw: &str) -> Result<(), CoerceError> {
-    if field.pick_list_values.iter().any(|allowed| allowed == value) {
+    if field
+        .pick_list_values
+        .iter()
+        .any(|allowed| allowed == value)
+    {
         return Ok(());
     }
     let mut message = if value == raw {
@@ -229,7 +230,9 @@ fn check_allowed(field: &FieldMeta, value: &str, raw: &str) -> Result<(), Coerce
         .iter()
         .find(|allowed| allowed.to_lowercase() == value.to_lowercase())
     {
-        message.push_str(&format!(" (values are case-sensitive: did you mean {close:?}?)"));
+        message.push_str(&format!(
+            " (values are case-sensitive: did you mean {close:?}?)"
+        ));
     }
     let listed: Vec<String> = field
         .pick_list_values
@@ -329,9 +332,9 @@ fn coerce_integer(raw: &str) -> Result<Value, CoerceError> {
             ),
         ));
     }
-    let magnitude = digits.bytes().fold(0i64, |value, digit| {
-        value * 10 + i64::from(digit - b'0')
-    });
+    let magnitude = digits
+        .bytes()
+        .fold(0i64, |value, digit| value * 10 + i64::from(digit - b'0'));
     Ok(Value::from(if negative { -magnitude } else { magnitude }))
 }
 
@@ -415,12 +418,9 @@ fn coerce_number(raw: &str, decimal_places: Option<u32>) -> Result<Value, Coerce
         // At most 15 significant digits keeps this below 10^15, well inside i64; "-0" is 0.
         return Ok(Value::from(value as i64));
     }
-    Number::from_f64(value).map(Value::Number).ok_or_else(|| {
-        error(
-            expected(),
-            format!("{} is not a finite number", shown(raw)),
-        )
-    })
+    Number::from_f64(value)
+        .map(Value::Number)
+        .ok_or_else(|| error(expected(), format!("{} is not a finite number", shown(raw))))
 }
 
 fn coerce_boolean(raw: &str) -> Result<Value, CoerceError> {
@@ -495,7 +495,10 @@ fn parse_date(raw: &str) -> Result<NaiveDate, CoerceError> {
     };
     Err(error(
         DATE_EXPECTED,
-        format!("{} is not a date in the form yyyy-MM-dd{problem}", shown(raw)),
+        format!(
+            "{} is not a date in the form yyyy-MM-dd{problem}",
+            shown(raw)
+        ),
     ))
 }
 
@@ -530,7 +533,7 @@ fn push_offset(out: &mut String, seconds: i32) {
     push_two_digits(out, magnitude / 3600);
     out.push(':');
     push_two_digits(out, magnitude / 60 % 60);
-    if magnitude % 60 != 0 {
+    if !magnitude.is_multiple_of(60) {
         out.push(':');
         push_two_digits(out, magnitude % 60);
     }
@@ -614,7 +617,11 @@ fn coerce_datetime(raw: &str, timezone: Option<Timezone>) -> Result<Value, Coerc
         "Z" => 0,
         offset => match parse_offset_minutes(offset) {
             Some(minutes) => minutes * 60,
-            None => return Err(format_error(": the offset must be Z or ±hh:mm, at most ±14:00")),
+            None => {
+                return Err(format_error(
+                    ": the offset must be Z or ±hh:mm, at most ±14:00",
+                ))
+            }
         },
     };
     if offset_seconds % 60 != 0 {
@@ -637,16 +644,18 @@ fn coerce_datetime(raw: &str, timezone: Option<Timezone>) -> Result<Value, Coerc
 
 /// The offset a local time has in `timezone`; a time that a DST change skips or repeats is
 /// an error naming both readings, because picking one would shift the value by an hour.
-fn local_offset(
-    timezone: Timezone,
-    local: NaiveDateTime,
-    raw: &str,
-) -> Result<i32, CoerceError> {
+fn local_offset(timezone: Timezone, local: NaiveDateTime, raw: &str) -> Result<i32, CoerceError> {
     let zone = match timezone {
         Timezone::Fixed(offset) => return Ok(offset.local_minus_utc()),
         Timezone::Named(zone) => zone,
     };
-    let with_offset = |seconds: i32| format!("{}{}", local.format("%Y-%m-%dT%H:%M:%S"), offset_text(seconds));
+    let with_offset = |seconds: i32| {
+        format!(
+            "{}{}",
+            local.format("%Y-%m-%dT%H:%M:%S"),
+            offset_text(seconds)
+        )
+    };
     match zone.offset_from_local_datetime(&local) {
         MappedLocalTime::Single(offset) => Ok(offset.fix().local_minus_utc()),
         MappedLocalTime::Ambiguous(first, second) => Err(error(

@@ -3,9 +3,8 @@
 //! anything is sent instead of failing a whole call of 500 records on the server.
 //!
 //! Metadata comes from `GET /crm/v2/settings/fields` ([`ModuleFields::from_zoho_json`]) or is
-//! built by hand from `--type FIELD=TYPE` overrides ([`FieldMeta::new`]). Coercion lives in
-//! [`coerce`](mod@coerce) and is strict: a value is either unambiguous or an error, never a
-//! guess.
+//! built by hand from `--type FIELD=TYPE` overrides ([`FieldMeta::new`]). Coercion
+//! ([`coerce()`]) is strict: a value is either unambiguous or an error, never a guess.
 
 mod coerce;
 
@@ -286,7 +285,8 @@ impl ModuleFields {
         match self.by_name.get(&meta.api_name) {
             Some(&index) => Some(std::mem::replace(&mut self.fields[index], meta)),
             None => {
-                self.by_name.insert(meta.api_name.clone(), self.fields.len());
+                self.by_name
+                    .insert(meta.api_name.clone(), self.fields.len());
                 self.fields.push(meta);
                 None
             }
@@ -320,10 +320,16 @@ impl ModuleFields {
             .into_iter()
             .filter_map(|column| {
                 let (reason, suggestion) = match self.get(column) {
-                    None => (ColumnProblemKind::Unknown, self.same_name_ignoring_case(column)),
+                    None => (
+                        ColumnProblemKind::Unknown,
+                        self.same_name_ignoring_case(column),
+                    ),
                     Some(meta) if meta.read_only => (ColumnProblemKind::ReadOnly, None),
                     Some(meta) if !meta.mass_update || !meta.data_type.mass_updatable_by_type() => {
-                        (ColumnProblemKind::NotMassUpdatable(meta.data_type.clone()), None)
+                        (
+                            ColumnProblemKind::NotMassUpdatable(meta.data_type.clone()),
+                            None,
+                        )
                     }
                     Some(_) => return None,
                 };
