@@ -1,0 +1,403 @@
+//! Zoho field metadata (what each column of the CSV may hold) and the coercion of raw CSV
+//! cells into the JSON values `mass_update` expects, so a bad value is caught per row before
+//! anything is sent instead of failing a whole call of 500 records on the server.
+//!
+//! Metadata comes from `GET /crm/v2/settings/fields` ([`ModuleFields::from_zoho_json`]) or is
+//! built by hand from `--type FIELD=TYPE` overrides ([`FieldMeta::new`]). Coercion
+//! ([`coerce()`]) is strict: a value is either unambiguous or an error, never a guess.
+
+mod coerce;
+
+pub use coerce::{coerce, CoerceError, CoerceOptions, Timezone, DEFAULT_MULTISELECT_SEPARATOR};
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+/// Errors from reading field metadata, field type names and timezone names.
+#[derive(Debug, thiserror::Error)]
+pub enum FieldsError {
+    #[error("field metadata is not the JSON of GET /crm/v2/settings/fields: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("field metadata lists the API name {0:?} twice")]
+    DuplicateField(String),
+    #[error("unknown field type {given:?}; known types: {known}")]
+    UnknownFieldType { given: String, known: String },
+    #[error(
+        "unknown timezone {0:?}; use an IANA name such as Europe/Berlin, UTC, or a fixed offset such as +05:30"
+    )]
+    UnknownTimezone(String),
+}
+
+/// A Zoho field `data_type`, which decides how a cell is encoded and whether the field can be
+/// mass-updated at all.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FieldType {
+    Text,
+    TextArea,
+    Email,
+    Phone,
+    Website,
+    Picklist,
+    MultiSelect,
+    Integer,
+    BigInt,
+    Double,
+    Currency,
+    Percent,
+    Decimal,
+    Boolean,
+    Date,
+    DateTime,
+    Lookup,
+    OwnerLookup,
+    AutoNumber,
+    /// A `data_type` massup has no special handling for (formula, fileupload, subform, ...):
+    /// its values are passed through as text and the metadata's `mass_update` decides.
+    Other(String),
+}
+
+/// Zoho `data_type` names, then the friendlier aliases accepted by `--type FIELD=TYPE`.
+const TYPE_NAMES: &[(&str, FieldType)] = &[
+    ("text", FieldType::Text),
+    ("textarea", FieldType::TextArea),
+    ("email", FieldType::Email),
+    ("phone", FieldType::Phone),
+    ("website", FieldType::Website),
+    ("picklist", FieldType::Picklist),
+    ("multiselectpicklist", FieldType::MultiSelect),
+    ("integer", FieldType::Integer),
+    ("bigint", FieldType::BigInt),
+    ("double", FieldType::Double),
+    ("currency", FieldType::Currency),
+    ("percent", FieldType::Percent),
+    ("decimal", FieldType::Decimal),
+    ("boolean", FieldType::Boolean),
+    ("date", FieldType::Date),
+    ("datetime", FieldType::DateTime),
+    ("lookup", FieldType::Lookup),
+    ("ownerlookup", FieldType::OwnerLookup),
+    ("autonumber", FieldType::AutoNumber),
+    // Aliases: names people reach for first when typing a column's type by hand.
+    ("string", FieldType::Text),
+    ("int", FieldType::Integer),
+    ("long", FieldType::BigInt),
+    ("float", FieldType::Double),
+    ("number", FieldType::Double),
+    ("bool", FieldType::Boolean),
+    ("multiselect", FieldType::MultiSelect),
+];
+
+/// `data_type`s of layout and line-item fields, which ZOHO_API.md lists as not
+/// mass-updatable; they arrive as [`FieldType::Other`].
+const NOT_MASS_UPDATABLE_OTHER_TYPES: &[&str] = &["layout", "lineitem", "subform"];
+
+impl FromStr for FieldType {
+    type Err = FieldsError;
+
+    /// Parses a Zoho `data_type` or an alias, ignoring ASCII case. Unknown names are an
+    /// error, so a typo in `--type` is not silently treated as text; use
+    /// [`FieldType::from_zoho`] for metadata, where unknown types are expected.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        TYPE_NAMES
+            .iter()
+            .find(|(known, _)| known.eq_ignore_ascii_case(name))
+            .map(|(_, field_type)| field_type.clone())
+            .ok_or_else(|| FieldsError::UnknownFieldType {
+                given: name.to_owned(),
+                known: TYPE_NAMES
+                    .iter()
+                    .map(|(known, _)| *known)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+}
+
+impl FieldType {
+    /// The type of a metadata `data_type`; anything not known becomes [`FieldType::Other`].
+    pub fn from_zoho(data_type: &str) -> FieldType {
+        data_type
+            .parse()
+            .unwrap_or_else(|_| FieldType::Other(data_type.to_owned()))
+    }
+
+    /// The Zoho `data_type` name (aliases are never returned).
+    pub fn name(&self) -> &str {
+        match self {
+            FieldType::Other(name) => name,
+            known => TYPE_NAMES
+                .iter()
+                .find(|(_, field_type)| field_type == known)
+                .map(|(name, _)| *name)
+                .expect("every known FieldType has a name in TYPE_NAMES"),
+        }
+    }
+
+    /// Whether Zoho can mass-update a field of this type at all. Email, lookup, multi-line,
+    /// autonumber, layout and line-item fields cannot (the server answers INVALID_DATA);
+    /// the owner lookup can, and is one of the most commonly mass-updated fields.
+    pub fn mass_updatable_by_type(&self) -> bool {
+        match self {
+            FieldType::Email | FieldType::Lookup | FieldType::TextArea | FieldType::AutoNumber => {
+                false
+            }
+            FieldType::Other(name) => !NOT_MASS_UPDATABLE_OTHER_TYPES
+                .iter()
+                .any(|bad| bad.eq_ignore_ascii_case(name)),
+            _ => true,
+        }
+    }
+}
+
+impl fmt::Display for FieldType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What massup needs to know about one field of a module.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldMeta {
+    /// The API name, case-sensitive, as used in CSV headers and request bodies.
+    pub api_name: String,
+    pub data_type: FieldType,
+    pub read_only: bool,
+    /// The metadata's `mass_update`, or [`FieldType::mass_updatable_by_type`] when absent.
+    pub mass_update: bool,
+    /// Maximum length in characters for text-like fields.
+    pub length: Option<usize>,
+    /// Maximum digits after the decimal point for number fields (Zoho's `decimal_place`);
+    /// more are rejected rather than left for the server to round.
+    pub decimal_places: Option<u32>,
+    /// Allowed `actual_value`s of a (multi-select) picklist; empty means any value.
+    pub pick_list_values: Vec<String>,
+}
+
+impl FieldMeta {
+    /// A field known only by name and type (from `--type FIELD=TYPE`): writable,
+    /// mass-updatable as far as its type allows, no length or picklist constraints.
+    pub fn new(api_name: impl Into<String>, data_type: FieldType) -> FieldMeta {
+        FieldMeta {
+            api_name: api_name.into(),
+            mass_update: data_type.mass_updatable_by_type(),
+            data_type,
+            read_only: false,
+            length: None,
+            decimal_places: None,
+            pick_list_values: Vec::new(),
+        }
+    }
+}
+
+/// The fields of one module, looked up by case-sensitive API name, in metadata order.
+#[derive(Debug, Clone, Default)]
+pub struct ModuleFields {
+    fields: Vec<FieldMeta>,
+    by_name: HashMap<String, usize>,
+}
+
+/// The parts of `GET /crm/v2/settings/fields` massup reads; other keys are ignored.
+#[derive(Deserialize)]
+struct ZohoFieldsResponse {
+    fields: Vec<ZohoField>,
+}
+
+#[derive(Deserialize)]
+struct ZohoField {
+    api_name: String,
+    data_type: String,
+    #[serde(default)]
+    read_only: Option<bool>,
+    #[serde(default)]
+    mass_update: Option<bool>,
+    #[serde(default)]
+    length: Option<u64>,
+    #[serde(default)]
+    decimal_place: Option<u32>,
+    #[serde(default)]
+    pick_list_values: Option<Vec<ZohoPicklistValue>>,
+}
+
+#[derive(Deserialize)]
+struct ZohoPicklistValue {
+    #[serde(default)]
+    display_value: Option<String>,
+    #[serde(default)]
+    actual_value: Option<String>,
+}
+
+impl From<ZohoField> for FieldMeta {
+    fn from(field: ZohoField) -> FieldMeta {
+        let data_type = FieldType::from_zoho(&field.data_type);
+        FieldMeta {
+            mass_update: field
+                .mass_update
+                .unwrap_or_else(|| data_type.mass_updatable_by_type()),
+            data_type,
+            api_name: field.api_name,
+            read_only: field.read_only.unwrap_or(false),
+            // Zoho reports length 0 on fields it does not limit; 0 as a real limit would
+            // reject every non-empty value, so it means "no limit" here.
+            length: field
+                .length
+                .filter(|&length| length > 0)
+                .map(|length| usize::try_from(length).unwrap_or(usize::MAX)),
+            decimal_places: field.decimal_place,
+            // The API takes actual_value; display_value only stands in where an older
+            // response leaves actual_value out.
+            pick_list_values: field
+                .pick_list_values
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|value| value.actual_value.or(value.display_value))
+                .collect(),
+        }
+    }
+}
+
+impl ModuleFields {
+    pub fn new() -> ModuleFields {
+        ModuleFields::default()
+    }
+
+    /// Reads the body of `GET /crm/v2/settings/fields?module=...`. A field without
+    /// `mass_update` gets the rule of its type; a name listed twice is an error, because
+    /// which of the two definitions is right cannot be known.
+    pub fn from_zoho_json(json: &[u8]) -> Result<ModuleFields, FieldsError> {
+        let response: ZohoFieldsResponse = serde_json::from_slice(json)?;
+        let mut module = ModuleFields::new();
+        for field in response.fields {
+            let meta = FieldMeta::from(field);
+            if module.by_name.contains_key(&meta.api_name) {
+                return Err(FieldsError::DuplicateField(meta.api_name));
+            }
+            module.insert(meta);
+        }
+        Ok(module)
+    }
+
+    /// Adds a field, or replaces the one with the same API name (a `--type` override) and
+    /// returns it.
+    pub fn insert(&mut self, meta: FieldMeta) -> Option<FieldMeta> {
+        match self.by_name.get(&meta.api_name) {
+            Some(&index) => Some(std::mem::replace(&mut self.fields[index], meta)),
+            None => {
+                self.by_name
+                    .insert(meta.api_name.clone(), self.fields.len());
+                self.fields.push(meta);
+                None
+            }
+        }
+    }
+
+    pub fn get(&self, api_name: &str) -> Option<&FieldMeta> {
+        self.by_name.get(api_name).map(|&index| &self.fields[index])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &FieldMeta> {
+        self.fields.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// Checks CSV columns before anything is stored: returns every column that is unknown,
+    /// read-only or not mass-updatable, each with its reason, in column order. The record id
+    /// column is the caller's to leave out.
+    pub fn check_columns<'a>(
+        &self,
+        columns: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<ColumnProblem> {
+        columns
+            .into_iter()
+            .filter_map(|column| {
+                let (reason, suggestion) = match self.get(column) {
+                    None => (
+                        ColumnProblemKind::Unknown,
+                        self.same_name_ignoring_case(column),
+                    ),
+                    Some(meta) if meta.read_only => (ColumnProblemKind::ReadOnly, None),
+                    Some(meta) if !meta.mass_update || !meta.data_type.mass_updatable_by_type() => {
+                        (
+                            ColumnProblemKind::NotMassUpdatable(meta.data_type.clone()),
+                            None,
+                        )
+                    }
+                    Some(_) => return None,
+                };
+                Some(ColumnProblem {
+                    column: column.to_owned(),
+                    reason,
+                    suggestion,
+                })
+            })
+            .collect()
+    }
+
+    /// API names are case-sensitive, and a header typed with the wrong case is the most
+    /// likely unknown column: point at the real name.
+    fn same_name_ignoring_case(&self, column: &str) -> Option<String> {
+        self.fields
+            .iter()
+            .find(|meta| meta.api_name.eq_ignore_ascii_case(column))
+            .map(|meta| meta.api_name.clone())
+    }
+}
+
+/// A CSV column that cannot be mass-updated, found before anything is stored or sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnProblem {
+    pub column: String,
+    pub reason: ColumnProblemKind,
+    /// For an unknown column, the field whose API name differs only in case.
+    pub suggestion: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnProblemKind {
+    Unknown,
+    ReadOnly,
+    NotMassUpdatable(FieldType),
+}
+
+impl fmt::Display for ColumnProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let column = &self.column;
+        match &self.reason {
+            ColumnProblemKind::Unknown => {
+                write!(
+                    f,
+                    "column {column:?} is not a field of this module (API names are case-sensitive"
+                )?;
+                match &self.suggestion {
+                    Some(name) => write!(f, "; did you mean {name:?}?)"),
+                    None => f.write_str(")"),
+                }
+            }
+            ColumnProblemKind::ReadOnly => write!(f, "column {column:?} is a read-only field"),
+            ColumnProblemKind::NotMassUpdatable(field_type)
+                if !field_type.mass_updatable_by_type() =>
+            {
+                write!(
+                    f,
+                    "column {column:?} cannot be mass-updated: Zoho does not mass-update {field_type} fields"
+                )
+            }
+            ColumnProblemKind::NotMassUpdatable(_) => write!(
+                f,
+                "column {column:?} cannot be mass-updated: Zoho's field metadata says mass_update is false"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
