@@ -1,8 +1,8 @@
 -- massup schema, version 1. Released migrations are never edited: a change is a new file.
 --
 -- One database holds many runs. A run is one CSV planned for one module; its input rows,
--- groups (distinct payloads), items (row x group: the unit that gets an outcome), chunks
--- (one mass_update call's worth of items) and calls (every HTTP attempt) hang off it.
+-- groups (distinct payloads), chunks (one mass_update call's worth of items, each item
+-- one row x group with its own outcome) and calls (every HTTP attempt) hang off it.
 
 CREATE TABLE runs (
     id            INTEGER PRIMARY KEY,
@@ -47,33 +47,27 @@ CREATE TABLE groups (
 );
 CREATE INDEX groups_by_run ON groups (run_id);
 
--- One mass_update call's worth of items. A chunk is marked in_flight, committed, before it
--- is sent; `resume` puts in_flight chunks back to pending.
+-- One mass_update call's worth of items. An item (one input row x one group) is the unit
+-- that gets an outcome; a chunk stores its items packed rather than one SQL row each,
+-- because per-item rows capped planning at ~90k rows/s (see README, "Benchmarks").
+-- A chunk is marked in_flight, committed, before it is sent; `resume` puts in_flight
+-- chunks back to pending (resending a mass update writes the same values again).
 CREATE TABLE chunks (
-    id         INTEGER PRIMARY KEY,
-    run_id     INTEGER NOT NULL REFERENCES runs (id),
-    group_id   INTEGER NOT NULL REFERENCES groups (id),
-    state      TEXT    NOT NULL,                 -- pending | in_flight | done
-    attempts   INTEGER NOT NULL DEFAULT 0,
-    created_at TEXT    NOT NULL
-);
-CREATE INDEX chunks_by_state ON chunks (run_id, state);
-
--- One input row x one group: the unit that gets an outcome.
-CREATE TABLE items (
     id              INTEGER PRIMARY KEY,
     run_id          INTEGER NOT NULL REFERENCES runs (id),
-    row_no          INTEGER NOT NULL,
     group_id        INTEGER NOT NULL REFERENCES groups (id),
-    chunk_id        INTEGER NOT NULL REFERENCES chunks (id),
-    record_id       INTEGER NOT NULL,            -- Zoho ids are Java longs
-    state           TEXT    NOT NULL DEFAULT 'pending', -- pending | succeeded | retryable | failed
-    code            TEXT,                        -- the API's code for the last answer
+    state           TEXT    NOT NULL,            -- pending | in_flight | done
+    size            INTEGER NOT NULL,            -- items in the chunk
+    members         BLOB    NOT NULL,            -- size x (row_no u32 LE, record_id i64 LE)
+    outcomes        BLOB    NOT NULL,            -- size bytes, one item state each (outcome.rs)
+    details_json    TEXT,                        -- {"index": [code, message]} where an item's answer differs from the chunk's
+    code            TEXT,                        -- the last answer's code for the call as a whole
     message         TEXT,
-    attempts        INTEGER NOT NULL DEFAULT 0,
+    attempts        INTEGER NOT NULL DEFAULT 0,  -- calls made for this chunk
+    created_at      TEXT    NOT NULL,
     last_attempt_at TEXT
 );
-CREATE INDEX items_by_chunk ON items (chunk_id);
+CREATE INDEX chunks_by_state ON chunks (run_id, state);
 
 -- Every HTTP attempt, for status (calls made vs the minimum) and post-mortems.
 CREATE TABLE calls (

@@ -101,16 +101,29 @@ impl RawRow<'_> {
         self.record.len() != self.header_len
     }
 
+    /// Byte offset where the row starts in the file.
+    pub fn byte_offset(&self) -> u64 {
+        self.record.position().map_or(0, |p| p.byte())
+    }
+
     pub fn id(&self) -> &[u8] {
-        self.record.get(self.id_index).unwrap_or(b"")
+        self.cell(self.id_index)
+    }
+
+    fn cell(&self, at: usize) -> &[u8] {
+        let cell = self.record.get(at).unwrap_or(b"");
+        if at + 1 == self.record.len() {
+            cell.strip_suffix(b"\r").unwrap_or(cell)
+        } else {
+            cell
+        }
     }
 
     /// The cell of field column `i` (0-based among field columns); empty when missing.
     pub fn field(&self, i: usize) -> &[u8] {
         self.field_indexes
             .get(i)
-            .and_then(|&at| self.record.get(at))
-            .unwrap_or(b"")
+            .map_or(&b""[..], |&at| self.cell(at))
     }
 }
 
@@ -136,8 +149,13 @@ impl CsvInput {
         let shown = path.display().to_string();
         // `flexible`: a ragged row becomes one invalid row with a clear message instead of
         // an error that would stop the file.
+        // Records end at '\n' only, and a '\r' before it is stripped from the last cell
+        // (see `RawRow::cell`): with the csv crate's CRLF terminator, the '\n' of a CRLF
+        // is counted only once the next record starts, which puts every row of a
+        // Windows-made file one line early in messages.
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(options.delimiter)
+            .terminator(csv::Terminator::Any(b'\n'))
             .flexible(true)
             .has_headers(false)
             .from_reader(source);
@@ -150,7 +168,13 @@ impl CsvInput {
         }
         let header_line = header.position().map_or(1, |p| p.line());
         let mut names: Vec<String> = Vec::with_capacity(header.len());
+        let last = header.len().saturating_sub(1);
         for (i, raw) in header.iter().enumerate() {
+            let raw = if i == last {
+                raw.strip_suffix(b"\r").unwrap_or(raw)
+            } else {
+                raw
+            };
             // A UTF-8 byte order mark is common from spreadsheet exports.
             let raw = if i == 0 {
                 raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw)
@@ -219,12 +243,20 @@ impl CsvInput {
 
     /// The next data row, or `None` at the end of the file.
     pub fn next_row(&mut self) -> Result<Option<RawRow<'_>>, InputError> {
-        let got = self
-            .reader
-            .read_byte_record(&mut self.record)
-            .map_err(|e| read_error(&self.path.display().to_string(), &e))?;
-        if !got {
-            return Ok(None);
+        loop {
+            let got = self
+                .reader
+                .read_byte_record(&mut self.record)
+                .map_err(|e| read_error(&self.path.display().to_string(), &e))?;
+            if !got {
+                return Ok(None);
+            }
+            // A blank line of a CRLF file reaches us as one cell holding "\r": skip it as
+            // the csv crate skips blank LF lines.
+            let blank = self.record.len() == 1 && matches!(&self.record[0], b"" | b"\r");
+            if !blank {
+                break;
+            }
         }
         let line = self.record.position().map_or(0, |p| p.line());
         Ok(Some(RawRow {
@@ -268,7 +300,7 @@ mod tests {
     #[test]
     fn reads_bom_crlf_and_multiline_cells_with_start_lines() {
         let mut input =
-            open_str("\u{feff}id,Last_Name\r\n1,\"two\r\nlines\"\r\n2,plain\r\n").unwrap();
+            open_str("\u{feff}id,Last_Name\r\n1,\"two\r\nlines\"\r\n\r\n2,plain\r\n").unwrap();
         assert_eq!(input.field_columns(), ["Last_Name"]);
         let row = input.next_row().unwrap().unwrap();
         assert_eq!(
@@ -276,7 +308,10 @@ mod tests {
             (2, &b"1"[..], &b"two\r\nlines"[..])
         );
         let row = input.next_row().unwrap().unwrap();
-        assert_eq!((row.line, row.id()), (4, &b"2"[..]));
+        assert_eq!(
+            (row.line, row.id(), row.field(0)),
+            (5, &b"2"[..], &b"plain"[..])
+        );
         assert!(input.next_row().unwrap().is_none());
     }
 

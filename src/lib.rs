@@ -16,5 +16,6 @@ pub mod fields;
 pub mod input;
 pub mod logging;
 pub mod mock;
+pub mod outcome;
 pub mod plan;
 pub mod store;

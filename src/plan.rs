@@ -4,6 +4,10 @@
 //! chunks of at most 500 ids (one call each). Everything lands in one SQLite transaction,
 //! so a plan is either stored whole or not at all.
 use std::collections::{BTreeMap, HashMap};
+
+// FxHash: the planner hashes millions of small keys it made itself; SipHash's protection
+// against hostile keys costs a third of the reading thread's time here for nothing.
+use rustc_hash::FxHashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -13,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::fields::{self, CoerceOptions, FieldMeta, FieldType, ModuleFields};
 use crate::input::{CsvInput, CsvOptions, InputError, RawRow};
+use crate::outcome::{decode_members, encode_members, ItemState, Member};
 use crate::store::{self, RunInfo, StoreError};
 
 /// Zoho updates at most 500 records per `mass_update` call when ids are given (the cvid
@@ -35,6 +40,9 @@ pub fn default_field_limit(module: &str) -> usize {
 /// fast: real files repeat a few values millions of times. The cap bounds memory on columns
 /// where every value is different; past it, cells are coerced each time.
 const CELL_CACHE_LIMIT: usize = 65_536;
+
+/// Rows read before the file's row count is estimated (see `Planner::reserve_for_file`).
+const ROWS_BEFORE_ESTIMATE: u32 = 1_024;
 
 /// What decides how a file is planned; stored with the run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -158,7 +166,7 @@ pub fn plan(conn: &mut Connection, request: &PlanRequest<'_>) -> Result<PlanOutc
             return Ok(PlanOutcome::Existing(existing));
         }
     }
-    let mut input = CsvInput::open(
+    let input = CsvInput::open(
         path,
         &CsvOptions {
             delimiter: settings.delimiter as u8,
@@ -205,30 +213,9 @@ pub fn plan(conn: &mut Connection, request: &PlanRequest<'_>) -> Result<PlanOutc
     )?;
     let run_id = tx.last_insert_rowid();
 
-    let mut planner = Planner::new(columns, settings, coerce_options, shown.clone());
-    {
-        let mut insert_row = tx.prepare_cached(
-            "INSERT INTO rows (run_id, row_no, line, record_id, values_json, status, message, merged_into)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?;
-        let mut values_json = String::new();
-        while let Some(row) = input.next_row()? {
-            let verdict = planner.plan_row(&row);
-            values_json.clear();
-            cells_json(&row, planner.columns.len(), &mut values_json);
-            let record_id = String::from_utf8_lossy(row.id());
-            insert_row.execute(params![
-                run_id,
-                verdict.row_no,
-                row.line,
-                record_id.trim(),
-                values_json,
-                verdict.status.as_str(),
-                verdict.message,
-                verdict.merged_into,
-            ])?;
-        }
-    }
+    let file_size = std::fs::metadata(path).map_or(0, |m| m.len());
+    let planner = Planner::new(columns, settings, coerce_options, shown.clone(), file_size);
+    let planner = stream_rows(&tx, run_id, input, planner)?;
     let built = planner.finish(&tx, run_id)?;
     if request.strict && built.invalid_rows > 0 {
         let problems = built.problems.clone();
@@ -295,6 +282,121 @@ fn check_settings(settings: &PlanSettings) -> Result<(), PlanError> {
     Ok(())
 }
 
+/// Rows handed from the reading thread to the writing one, in batches.
+struct RowRecord {
+    row_no: u32,
+    line: u64,
+    record_id: String,
+    values_json: String,
+    status: RowStatus,
+    message: Option<String>,
+    merged_into: Option<u32>,
+}
+
+/// Rows per batch sent between the threads, and per multi-row INSERT (fewer statement
+/// executions: one INSERT of 64 rows costs far less than 64 INSERTs of one).
+const ROW_BATCH: usize = 64;
+/// Rows per message between the threads: large enough that handing over is rare.
+const CHANNEL_BATCH: usize = 4096;
+const ROW_PARAMS: usize = 8;
+
+/// Reads, checks and places every row on one thread while this one inserts them: on two
+/// cores the CSV work and SQLite's B-tree work overlap. Returns the planner for `finish`.
+fn stream_rows(
+    tx: &rusqlite::Transaction<'_>,
+    run_id: i64,
+    mut input: CsvInput,
+    mut planner: Planner,
+) -> Result<Planner, PlanError> {
+    std::thread::scope(|scope| {
+        // A few batches in flight keep both threads busy and memory bounded.
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<RowRecord>>(4);
+        let reader = scope.spawn(move || -> Result<Planner, InputError> {
+            let columns = planner.columns.len();
+            let mut batch = Vec::with_capacity(CHANNEL_BATCH);
+            while let Some(row) = input.next_row()? {
+                let verdict = planner.plan_row(&row);
+                let mut values_json = String::with_capacity(16 * columns);
+                cells_json(&row, columns, &mut values_json);
+                batch.push(RowRecord {
+                    row_no: verdict.row_no,
+                    line: row.line,
+                    record_id: lossy(row.id().trim_ascii()).into_owned(),
+                    values_json,
+                    status: verdict.status,
+                    message: verdict.message,
+                    merged_into: verdict.merged_into,
+                });
+                if batch.len() == CHANNEL_BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(CHANNEL_BATCH));
+                    if sender.send(full).is_err() {
+                        break; // the writer failed; its error is reported
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                let _ = sender.send(batch);
+            }
+            Ok(planner)
+        });
+        let written = write_rows(tx, run_id, &receiver);
+        drop(receiver); // unblocks the reader if writing failed
+        let planner = reader.join().expect("the CSV reader thread panicked");
+        written?;
+        Ok(planner?)
+    })
+}
+
+fn write_rows(
+    tx: &rusqlite::Transaction<'_>,
+    run_id: i64,
+    receiver: &std::sync::mpsc::Receiver<Vec<RowRecord>>,
+) -> Result<(), PlanError> {
+    let sql = |rows: usize| {
+        let one = format!("({})", ["?"; ROW_PARAMS].join(","));
+        format!(
+            "INSERT INTO rows (run_id, row_no, line, record_id, values_json, status, message, merged_into) VALUES {}",
+            vec![one; rows].join(",")
+        )
+    };
+    let mut full = tx.prepare_cached(&sql(ROW_BATCH))?;
+    let mut single = tx.prepare_cached(&sql(1))?;
+    for batch in receiver {
+        let mut written = 0;
+        for chunk in batch.chunks(ROW_BATCH) {
+            let stmt = if chunk.len() == ROW_BATCH {
+                &mut full
+            } else {
+                &mut single
+            };
+            for rows in chunk.chunks(if chunk.len() == ROW_BATCH {
+                ROW_BATCH
+            } else {
+                1
+            }) {
+                for (i, row) in rows.iter().enumerate() {
+                    let at = i * ROW_PARAMS;
+                    stmt.raw_bind_parameter(at + 1, run_id)?;
+                    stmt.raw_bind_parameter(at + 2, row.row_no)?;
+                    stmt.raw_bind_parameter(at + 3, row.line)?;
+                    stmt.raw_bind_parameter(at + 4, &row.record_id)?;
+                    stmt.raw_bind_parameter(at + 5, &row.values_json)?;
+                    stmt.raw_bind_parameter(at + 6, row.status.as_str())?;
+                    stmt.raw_bind_parameter(at + 7, &row.message)?;
+                    stmt.raw_bind_parameter(at + 8, row.merged_into)?;
+                }
+                written += stmt.raw_execute()?;
+            }
+        }
+        if written != batch.len() {
+            return Err(PlanError::Store(StoreError::Sql(
+                rusqlite::Error::StatementChangedRows(written),
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// SHA-256 of the file, read once before planning so that re-planning the same content can
 /// be detected before any work is done.
 pub fn file_sha256(path: &Path) -> Result<String, InputError> {
@@ -320,7 +422,7 @@ struct ColumnPlan {
     name: String,
     meta: FieldMeta,
     /// Raw cell -> its atom or the message for an invalid value.
-    cache: HashMap<Box<[u8]>, Result<u32, String>>,
+    cache: FxHashMap<Box<[u8]>, Result<u32, String>>,
 }
 
 fn column_plans(
@@ -349,14 +451,8 @@ fn column_plans(
     for name in names {
         let mut meta = match metadata.and_then(|m| m.get(name)) {
             Some(meta) => meta.clone(),
-            None => FieldMeta {
-                api_name: name.clone(),
-                data_type: FieldType::Other("text".into()),
-                read_only: false,
-                mass_update: true,
-                length: None,
-                pick_list_values: Vec::new(),
-            },
+            // Without metadata a value is sent as the text it is.
+            None => FieldMeta::new(name.clone(), FieldType::Other("text".into())),
         };
         if let Some(type_name) = settings.types.get(name) {
             meta.data_type = type_name
@@ -366,7 +462,7 @@ fn column_plans(
         plans.push(ColumnPlan {
             name: name.clone(),
             meta,
-            cache: HashMap::new(),
+            cache: FxHashMap::default(),
         });
     }
     Ok(plans)
@@ -421,19 +517,20 @@ struct Planner {
     chunk_size: usize,
     coerce_options: CoerceOptions,
     shown: String,
+    file_size: u64,
     atoms: Vec<Atom>,
-    atom_index: HashMap<(u16, String), u32>,
+    atom_index: FxHashMap<(u16, String), u32>,
     /// Atoms of each group, in column order.
     groups: Vec<Box<[u32]>>,
-    group_index: HashMap<Box<[u32]>, u32>,
+    group_index: FxHashMap<Box<[u32]>, u32>,
     /// Flat group ids of every row; row r owns `row_groups[row_start[r]..row_start[r + 1]]`.
     row_groups: Vec<u32>,
     row_start: Vec<u32>,
     row_record: Vec<i64>,
     row_line: Vec<u64>,
     row_status: Vec<RowStatus>,
-    by_record: HashMap<i64, u32>,
-    duplicates: HashMap<i64, Duplicates>,
+    by_record: FxHashMap<i64, u32>,
+    duplicates: FxHashMap<i64, Duplicates>,
     problems: Vec<RowProblem>,
     invalid_rows: u64,
     // Reused per-row buffers.
@@ -459,6 +556,7 @@ impl Planner {
         settings: &PlanSettings,
         coerce_options: CoerceOptions,
         shown: String,
+        file_size: u64,
     ) -> Planner {
         Planner {
             columns,
@@ -467,17 +565,18 @@ impl Planner {
             chunk_size: settings.chunk_size,
             coerce_options,
             shown,
+            file_size,
             atoms: Vec::new(),
-            atom_index: HashMap::new(),
+            atom_index: FxHashMap::default(),
             groups: Vec::new(),
-            group_index: HashMap::new(),
+            group_index: FxHashMap::default(),
             row_groups: Vec::new(),
             row_start: vec![0],
             row_record: Vec::new(),
             row_line: Vec::new(),
             row_status: Vec::new(),
-            by_record: HashMap::new(),
-            duplicates: HashMap::new(),
+            by_record: FxHashMap::default(),
+            duplicates: FxHashMap::default(),
             problems: Vec::new(),
             invalid_rows: 0,
             row_atoms: Vec::new(),
@@ -488,6 +587,9 @@ impl Planner {
 
     fn plan_row(&mut self, row: &RawRow<'_>) -> Verdict {
         let row_no = self.row_status.len() as u32;
+        if row_no == ROWS_BEFORE_ESTIMATE && self.file_size > 0 {
+            self.reserve_for_file(row.byte_offset());
+        }
         self.row_line.push(row.line);
         let verdict = match self.check_row(row) {
             Err(message) => self.invalid(row_no, row.line, message),
@@ -495,6 +597,22 @@ impl Planner {
         };
         self.row_start.push(self.row_groups.len() as u32);
         verdict
+    }
+
+    /// Sizes the per-row tables once for the whole file, estimated from the bytes the first
+    /// rows took: growing them by doubling would briefly need both copies (a third more
+    /// peak memory on a large file).
+    fn reserve_for_file(&mut self, bytes_so_far: u64) {
+        let per_row = (bytes_so_far / u64::from(ROWS_BEFORE_ESTIMATE)).max(1);
+        // 5% slack for rows longer than the first ones.
+        let rows = (self.file_size / per_row + self.file_size / per_row / 20) as usize;
+        let parts = self.row_groups.len() / ROWS_BEFORE_ESTIMATE as usize + 1;
+        self.row_groups.reserve(rows * parts);
+        self.row_start.reserve(rows);
+        self.row_record.reserve(rows);
+        self.row_line.reserve(rows);
+        self.row_status.reserve(rows);
+        self.by_record.reserve(rows);
     }
 
     fn invalid(&mut self, row_no: u32, line: u64, message: String) -> Verdict {
@@ -816,34 +934,38 @@ impl Planner {
             "INSERT INTO groups (run_id, payload_json, items) VALUES (?1, ?2, ?3)",
         )?;
         let mut insert_chunk = tx.prepare_cached(
-            "INSERT INTO chunks (run_id, group_id, state, created_at) VALUES (?1, ?2, 'pending', ?3)",
-        )?;
-        let mut insert_item = tx.prepare_cached(
-            "INSERT INTO items (run_id, row_no, group_id, chunk_id, record_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO chunks (run_id, group_id, state, size, members, outcomes, created_at)
+             VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6)",
         )?;
         let (mut groups, mut calls, mut min_calls) = (0u64, 0u64, 0u64);
         for g in 0..self.groups.len() {
-            let ids = &ordered[offsets[g] as usize..offsets[g + 1] as usize];
-            if ids.is_empty() {
+            let rows_of_group = &ordered[offsets[g] as usize..offsets[g + 1] as usize];
+            if rows_of_group.is_empty() {
                 continue; // every row of this group turned out invalid
             }
-            insert_group.execute(params![run_id, self.payload_json(g as u32), ids.len()])?;
+            insert_group.execute(params![
+                run_id,
+                self.payload_json(g as u32),
+                rows_of_group.len()
+            ])?;
             let group_id = tx.last_insert_rowid();
             groups += 1;
-            min_calls += ids.len().div_ceil(MAX_IDS_PER_CALL) as u64;
-            for chunk in balanced_chunks(ids, self.chunk_size) {
-                insert_chunk.execute(params![run_id, group_id, now])?;
-                let chunk_id = tx.last_insert_rowid();
+            min_calls += rows_of_group.len().div_ceil(MAX_IDS_PER_CALL) as u64;
+            for chunk in balanced_chunks(rows_of_group, self.chunk_size) {
+                let members = encode_members(chunk.iter().map(|&r| Member {
+                    row_no: r,
+                    record_id: self.row_record[r as usize],
+                }));
+                let outcomes = vec![ItemState::Pending as u8; chunk.len()];
+                insert_chunk.execute(params![
+                    run_id,
+                    group_id,
+                    chunk.len(),
+                    members,
+                    outcomes,
+                    now
+                ])?;
                 calls += 1;
-                for &r in chunk {
-                    insert_item.execute(params![
-                        run_id,
-                        r,
-                        group_id,
-                        chunk_id,
-                        self.row_record[r as usize]
-                    ])?;
-                }
             }
         }
         let merged_rows = self
@@ -868,8 +990,8 @@ impl Planner {
 /// last call of a group is not a straggler of a few ids while the others carry 500).
 pub fn balanced_chunks(ids: &[u32], size: usize) -> impl Iterator<Item = &[u32]> {
     let count = ids.len().div_ceil(size.max(1));
-    let base = if count == 0 { 0 } else { ids.len() / count };
-    let extra = if count == 0 { 0 } else { ids.len() % count };
+    let base = ids.len().checked_div(count).unwrap_or(0);
+    let extra = ids.len().checked_rem(count).unwrap_or(0);
     let mut start = 0;
     (0..count).map(move |i| {
         let len = base + usize::from(i < extra);
@@ -920,10 +1042,18 @@ fn cells_json(row: &RawRow<'_>, columns: usize, out: &mut String) {
         if i > 0 {
             out.push(',');
         }
-        let cell = String::from_utf8_lossy(row.field(i));
+        let cell = lossy(row.field(i));
         push_json_string(out, &cell);
     }
     out.push(']');
+}
+
+/// Text of a cell; invalid UTF-8 (already reported as a row problem) is replaced.
+fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
 }
 
 fn push_json_string(out: &mut String, s: &str) {
@@ -940,21 +1070,20 @@ fn example_request(
     over_write: bool,
 ) -> Result<Option<serde_json::Value>, PlanError> {
     let first = conn.query_row(
-        "SELECT c.id, g.payload_json FROM chunks c JOIN groups g ON g.id = c.group_id WHERE c.run_id = ?1 ORDER BY c.id LIMIT 1",
+        "SELECT c.members, g.payload_json FROM chunks c JOIN groups g ON g.id = c.group_id WHERE c.run_id = ?1 ORDER BY c.id LIMIT 1",
         params![run_id],
-        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+        |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)),
     );
-    let (chunk, payload) = match first {
+    let (members, payload) = match first {
         Ok(found) => found,
         Err(rusqlite::Error::QueryReturnedNoRows) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let mut stmt =
-        conn.prepare("SELECT record_id FROM items WHERE chunk_id = ?1 ORDER BY id LIMIT 6")?;
-    let ids: Vec<String> = stmt
-        .query_map(params![chunk], |r| r.get::<_, i64>(0))?
-        .map(|r| r.map(|id| id.to_string()))
-        .collect::<Result<_, _>>()?;
+    let ids: Vec<String> = decode_members(&members)
+        .iter()
+        .take(6)
+        .map(|m| m.record_id.to_string())
+        .collect();
     let payload: serde_json::Value =
         serde_json::from_str(&payload).expect("stored payloads are JSON");
     let mut shown: Vec<serde_json::Value> = ids.iter().take(5).map(|s| s.as_str().into()).collect();

@@ -82,12 +82,16 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    // 16 KiB pages: bulk appends of rows and packed chunks touch a quarter as many pages
+    // as with the default 4 KiB (planning measured ~20% faster). Only takes effect when the
+    // database is created.
+    conn.pragma_update(None, "page_size", 16_384)?;
     // WAL lets `status` read while a run writes; NORMAL is durable across process crashes
     // (only an OS crash can lose the last transactions, which resume then redoes).
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    // A bigger page cache keeps the plan's bulk inserts off the disk until commit.
-    conn.pragma_update(None, "cache_size", -32_000)?;
+    // 16 MB of page cache: larger measured no faster for planning and costs peak memory.
+    conn.pragma_update(None, "cache_size", -16_000)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
 }

@@ -1,0 +1,132 @@
+//! Benchmark: `massup plan` end to end (release binary, fresh database) on generated CSVs
+//! of id plus 3 fields with a few hundred distinct value sets. Reports rows per second
+//! and peak RSS for each size; the median of `MASSUP_BENCH_REPEAT` runs (default 3).
+//!
+//!     cargo bench --bench plan                 # 100k, 1M and 3M rows
+//!     MASSUP_BENCH_ROWS=1000000 cargo bench --bench plan
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+fn generate(path: &Path, rows: usize) {
+    let file = std::fs::File::create(path).expect("create csv");
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    writeln!(out, "id,Lead_Status,No_of_Employees,Rating").unwrap();
+    let statuses = [
+        "Not Contacted",
+        "Attempted to Contact",
+        "Contact in Future",
+        "Contacted",
+        "Junk Lead",
+        "Lost Lead",
+        "Pre-Qualified",
+        "Not Qualified",
+    ];
+    let ratings = [
+        "Acquired",
+        "Active",
+        "Market Failed",
+        "Project Cancelled",
+        "Shut Down",
+    ];
+    // A small LCG keeps the file identical run to run without a dependency.
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as usize
+    };
+    for i in 0..rows {
+        let id = 738_964_000_000_000_000u64 + i as u64 * 7;
+        let set = next() % 400; // a few hundred distinct value sets
+        writeln!(
+            out,
+            "{id},{},{},{}",
+            statuses[set % statuses.len()],
+            (set / 8) * 10,
+            ratings[(set / 80) % ratings.len()]
+        )
+        .unwrap();
+    }
+    out.flush().unwrap();
+}
+
+/// Runs the command and returns (wall seconds, peak RSS in bytes) via wait4's rusage.
+fn measure(cmd: &mut std::process::Command) -> (f64, u64) {
+    let start = Instant::now();
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn massup");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child's pid with valid pointers; the Child is not waited on
+    // afterwards (it is forgotten) so the pid is reaped exactly once.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let elapsed = start.elapsed().as_secs_f64();
+    std::mem::forget(child);
+    assert_eq!(r, pid, "wait4 failed");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "massup plan failed: status {status}"
+    );
+    (elapsed, usage.ru_maxrss as u64 * 1024)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::var("MASSUP_BENCH_ROWS")
+        .map(|s| {
+            s.split(',')
+                .map(|n| n.trim().parse().expect("row count"))
+                .collect()
+        })
+        .unwrap_or_else(|_| vec![100_000, 1_000_000, 3_000_000]);
+    let repeat: usize = std::env::var("MASSUP_BENCH_REPEAT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let exe = env!("CARGO_BIN_EXE_massup");
+    let dir = tempfile::tempdir().expect("tempdir");
+    println!("massup plan benchmark ({repeat} runs each, median)");
+    println!(
+        "{:>10} {:>10} {:>14} {:>12}",
+        "rows", "seconds", "rows/s", "peak RSS MB"
+    );
+    for rows in sizes {
+        let csv = dir.path().join(format!("leads-{rows}.csv"));
+        generate(&csv, rows);
+        let mut times = Vec::new();
+        let mut rss = Vec::new();
+        for i in 0..repeat {
+            let db = dir.path().join(format!("bench-{rows}-{i}.db"));
+            let (secs, peak) = measure(
+                std::process::Command::new(exe)
+                    .arg("--db")
+                    .arg(&db)
+                    .arg("--quiet")
+                    .arg("plan")
+                    .arg("--csv")
+                    .arg(&csv)
+                    .args(["--module", "Leads", "--type", "No_of_Employees=integer"]),
+            );
+            times.push(secs);
+            rss.push(peak as f64);
+            let _ = std::fs::remove_file(&db);
+        }
+        let secs = median(times);
+        println!(
+            "{:>10} {:>10.3} {:>14.0} {:>12.1}",
+            rows,
+            secs,
+            rows as f64 / secs,
+            median(rss) / 1e6
+        );
+    }
+}
