@@ -11,7 +11,8 @@ CREATE TABLE runs (
     csv_sha256    TEXT    NOT NULL,
     id_column     TEXT    NOT NULL,
     columns_json  TEXT    NOT NULL,              -- field column names in input order
-    settings_json TEXT    NOT NULL,              -- plan and connection settings, never secrets
+    settings_json TEXT    NOT NULL,              -- plan settings
+    dispatch_json TEXT,                          -- connection and dispatch settings of the last run, never secrets
     fields_json   TEXT,                          -- field metadata used to coerce, if any
     state         TEXT    NOT NULL,              -- planned | running | interrupted | finished
     created_at    TEXT    NOT NULL,

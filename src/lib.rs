@@ -8,9 +8,11 @@
 //!   per-call field limit, groups identical parts and cuts groups into chunks of 500 ids.
 //! - [`store`]: the SQLite run (rows, groups, items, chunks, outcomes) and its migrations.
 //! - [`mock`]: an embedded Zoho-compatible CRM used by tests, the demo and benchmarks.
+pub mod api;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod dispatch;
 pub mod exit;
 pub mod fields;
 pub mod input;

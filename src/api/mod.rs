@@ -1,0 +1,232 @@
+//! The Zoho CRM API as massup uses it: where to send calls (data centres, URL checks), one
+//! shared HTTP client, the `mass_update` call and the field metadata fetch. Reading an
+//! answer is in `response` (pure), tokens in `auth`.
+pub mod auth;
+pub mod response;
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use reqwest::Url;
+
+use crate::exit::UsageError;
+
+/// Zoho's data centres: accounts server and API domain.
+pub const DATA_CENTRES: &[(&str, &str, &str)] = &[
+    (
+        "us",
+        "https://accounts.zoho.com",
+        "https://www.zohoapis.com",
+    ),
+    ("eu", "https://accounts.zoho.eu", "https://www.zohoapis.eu"),
+    ("in", "https://accounts.zoho.in", "https://www.zohoapis.in"),
+    (
+        "au",
+        "https://accounts.zoho.com.au",
+        "https://www.zohoapis.com.au",
+    ),
+    ("jp", "https://accounts.zoho.jp", "https://www.zohoapis.jp"),
+    (
+        "cn",
+        "https://accounts.zoho.com.cn",
+        "https://www.zohoapis.com.cn",
+    ),
+    (
+        "ca",
+        "https://accounts.zohocloud.ca",
+        "https://www.zohoapis.ca",
+    ),
+    ("sa", "https://accounts.zoho.sa", "https://www.zohoapis.sa"),
+];
+
+/// The accounts URL and API domain of a data centre code.
+pub fn data_centre(code: &str) -> Result<(&'static str, &'static str), UsageError> {
+    DATA_CENTRES
+        .iter()
+        .find(|(c, _, _)| c.eq_ignore_ascii_case(code))
+        .map(|(_, accounts, api)| (*accounts, *api))
+        .ok_or_else(|| {
+            let known: Vec<&str> = DATA_CENTRES.iter().map(|(c, _, _)| *c).collect();
+            UsageError::new(format!(
+                "unknown data centre {code:?}; use one of {}",
+                known.join(", ")
+            ))
+        })
+}
+
+/// Checks a base URL: https, or http to a loopback address only (the embedded mock), so a
+/// token is never sent in clear over a network.
+pub fn check_base_url(what: &str, url: &str) -> Result<String, UsageError> {
+    let parsed = Url::parse(url).map_err(|e| UsageError::new(format!("{what} {url:?}: {e}")))?;
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    };
+    match parsed.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(UsageError::new(format!(
+                "{what} {url:?} is plain http to a non-loopback host: tokens would cross the network in clear; use https"
+            )))
+        }
+        other => {
+            return Err(UsageError::new(format!(
+                "{what} {url:?}: scheme {other} is not http(s)"
+            )))
+        }
+    }
+    Ok(url.trim_end_matches('/').to_string())
+}
+
+/// The one HTTP client: connection reuse (keep-alive pool sized for the worker count) and
+/// timeouts.
+pub fn http_client(timeout: Duration, pool: usize) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .pool_max_idle_per_host(pool.max(1))
+        .user_agent(concat!("massup/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("the HTTP client builds with static settings")
+}
+
+/// What came back from one HTTP attempt, before interpretation.
+#[derive(Debug)]
+pub enum Exchange {
+    Answered {
+        status: u16,
+        body: bytes::Bytes,
+        credits_remaining: Option<u64>,
+        retry_after: Option<Duration>,
+    },
+    /// No HTTP answer: connection refused or dropped, timeout, body cut off.
+    NoAnswer { reason: String },
+}
+
+/// Sends one request body to the mass_update endpoint.
+pub async fn send_mass_update(
+    http: &reqwest::Client,
+    url: &str,
+    token: &auth::Secret,
+    body: String,
+) -> (Exchange, Duration) {
+    let started = Instant::now();
+    let sent = http
+        .post(url)
+        .header(
+            reqwest::header::AUTHORIZATION,
+            format!("Zoho-oauthtoken {}", token.expose()),
+        )
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await;
+    let exchange = match sent {
+        Err(e) => Exchange::NoAnswer {
+            reason: describe(&e),
+        },
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let headers = response.headers();
+            let credits_remaining = headers
+                .get("x-api-credits-remaining")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse().ok());
+            let retry_after = headers
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(|s| Duration::from_secs_f64(s.min(3600.0)));
+            match response.bytes().await {
+                Ok(body) => Exchange::Answered {
+                    status,
+                    body,
+                    credits_remaining,
+                    retry_after,
+                },
+                Err(e) => Exchange::NoAnswer {
+                    reason: format!("HTTP {status} but the body was cut off: {}", describe(&e)),
+                },
+            }
+        }
+    };
+    (exchange, started.elapsed())
+}
+
+fn describe(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else {
+        "connection failed"
+    };
+    format!("{kind}: {}", auth::without_url(error))
+}
+
+/// `GET {api}/crm/v2/settings/fields?module=M`: the metadata used to coerce and check
+/// values before any call is sent.
+pub async fn fetch_fields(
+    http: &reqwest::Client,
+    api_domain: &str,
+    module: &str,
+    token: &auth::Secret,
+) -> Result<String, String> {
+    let url = format!("{api_domain}/crm/v2/settings/fields");
+    let response = http
+        .get(&url)
+        .query(&[("module", module)])
+        .header(
+            reqwest::header::AUTHORIZATION,
+            format!("Zoho-oauthtoken {}", token.expose()),
+        )
+        .send()
+        .await
+        .map_err(|e| format!("cannot fetch field metadata from {url}: {}", describe(&e)))?;
+    let status = response.status();
+    let body = response
+        .text()
+        .await
+        .map_err(|e| format!("cannot read field metadata from {url}: {}", describe(&e)))?;
+    if !status.is_success() {
+        let answer = response::parse_body(status.as_u16(), body.as_bytes());
+        let what = match answer {
+            response::CallAnswer::Request { code, message } => format!("{code}: {message}"),
+            _ => format!("HTTP {status}"),
+        };
+        return Err(format!(
+            "fetching field metadata for {module} failed ({what}); pass --fields FILE to plan without it"
+        ));
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        assert!(check_base_url("--api-domain", "https://www.zohoapis.eu").is_ok());
+        assert!(check_base_url("--api-domain", "http://127.0.0.1:8080/").is_ok());
+        assert!(check_base_url("--api-domain", "http://[::1]:8080").is_ok());
+        assert!(check_base_url("--api-domain", "http://localhost:1").is_ok());
+        let err = check_base_url("--api-domain", "http://www.zohoapis.com").unwrap_err();
+        assert!(err.to_string().contains("in clear"));
+        assert!(check_base_url("--api-domain", "ftp://x").is_err());
+    }
+
+    #[test]
+    fn data_centres_resolve() {
+        assert_eq!(data_centre("EU").unwrap().1, "https://www.zohoapis.eu");
+        assert_eq!(
+            data_centre("ca").unwrap().0,
+            "https://accounts.zohocloud.ca"
+        );
+        assert!(data_centre("mars").is_err());
+    }
+}
