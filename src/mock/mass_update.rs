@@ -353,9 +353,10 @@ fn write_success(out: &mut Vec<u8>, modified: &str, created: &str, id: &str) {
     out.extend_from_slice(USER.as_bytes());
     out.extend_from_slice(b",\"Created_Time\":\"");
     out.extend_from_slice(created.as_bytes());
-    out.extend_from_slice(b"\",\"id\":");
-    write_str(out, id);
-    out.extend_from_slice(b",\"Created_By\":");
+    // `id` named a record, so it is digits only and needs no escaping.
+    out.extend_from_slice(b"\",\"id\":\"");
+    out.extend_from_slice(id.as_bytes());
+    out.extend_from_slice(b"\",\"Created_By\":");
     out.extend_from_slice(USER.as_bytes());
     out.extend_from_slice(b"},\"message\":\"record updated\",\"status\":\"success\"}");
 }

@@ -149,7 +149,7 @@ impl Shared {
         for record in &store.records {
             ledger
                 .records
-                .insert(record.id.clone(), record.fields.clone());
+                .insert(record.id.clone(), record.fields.iter().cloned().collect());
             ledger.applied.insert(record.id.clone(), record.applied);
             match record.gate {
                 Gate::Open => {}
