@@ -167,10 +167,12 @@ pub async fn run_cli(
     let server = MockServer::start_on(config, addr)
         .await
         .with_context(|| format!("could not listen on {addr}"))?;
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "listening on {}", server.url())?;
-    stdout.flush()?;
-    drop(stdout);
+    {
+        // Scoped so the (non-Send) stdout lock is gone before the await below.
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "listening on {}", server.url())?;
+        stdout.flush()?;
+    }
     shutdown.await;
     server.shutdown().await;
     Ok(())
