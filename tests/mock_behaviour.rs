@@ -5,6 +5,7 @@ use massup::mock::{Ledger, MockConfig, MockServer, MockServerArgs};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TOKEN: &str = "mock-token";
 
@@ -560,6 +561,32 @@ async fn faults_fail_drop_or_garble_and_apply_only_after() {
         (ledger.applied[&ids[0]], ledger.by_code["DROPPED_BEFORE"]),
         (0, 1)
     );
+    server.shutdown().await;
+
+    // At the socket: the request goes out whole and the connection ends with no byte back.
+    let server = start(MockConfig {
+        drop_before_rate: 1.0,
+        ..MockConfig::default()
+    })
+    .await;
+    let payload = serde_json::to_string(&call).expect("body");
+    let raw = format!(
+        "POST /crm/v2/Leads/actions/mass_update HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{payload}",
+        payload.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(server.addr())
+        .await
+        .expect("connects");
+    stream
+        .write_all(raw.as_bytes())
+        .await
+        .expect("request written");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+        .await
+        .expect("closed promptly");
+    assert!(read.is_err() || answer.is_empty(), "got {answer:?}");
+    assert_eq!(server.ledger().by_code["DROPPED_BEFORE"], 1);
     server.shutdown().await;
 
     let server = start(MockConfig {

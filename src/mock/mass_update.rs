@@ -3,7 +3,7 @@
 //! calls a second.
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use axum::Extension;
@@ -83,7 +83,7 @@ fn draw(config: &MockConfig, seq: u64) -> (Duration, Fault) {
 pub(crate) async fn handle(
     State(shared): State<Arc<Shared>>,
     method: Method,
-    path: MassUpdatePath,
+    Path((_version, module)): MassUpdatePath,
     headers: HeaderMap,
     abort: Option<Extension<ConnAbort>>,
     body: Bytes,
@@ -123,11 +123,10 @@ pub(crate) async fn handle(
         }
         Fault::None | Fault::DropAfter => {}
     }
-    let module = &path.0 .1;
-    let Some(spec) = shared.modules.get(module) else {
+    let Some(spec) = shared.modules.get(&module) else {
         return reject(Reject::InvalidModule);
     };
-    let limit = shared.config.field_limit(module);
+    let limit = shared.config.field_limit(&module);
     let mut counts = [0u64; CODE_COUNT];
     let (status, body) = process(&shared, spec, limit, &body, &mut counts);
     if fault == Fault::DropAfter {
@@ -325,11 +324,10 @@ fn attempt(
 /// for good. Records only locked or not yet approved are states that pass, and the seed
 /// answers a call where every record is in such a state with 200, so that case stays 200.
 fn status_for(succeeded: usize, deferred: usize, failed: usize) -> StatusCode {
-    let multi_status = StatusCode::from_u16(207).unwrap_or(StatusCode::OK);
     match (succeeded > 0, deferred > 0, failed > 0) {
         (true, false, false) | (false, true, false) | (false, false, false) => StatusCode::OK,
         (false, false, true) => StatusCode::BAD_REQUEST,
-        _ => multi_status,
+        _ => StatusCode::MULTI_STATUS,
     }
 }
 

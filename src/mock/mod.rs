@@ -155,7 +155,8 @@ impl MockConfig {
 pub struct Ledger {
     /// Calls to the mass_update path received (any method, any outcome).
     pub requests: u64,
-    /// Response codes sent: per-record codes and request-level codes, plus DROPPED_BEFORE,
+    /// Codes the mass_update endpoint answered with: per-record codes and request-level codes
+    /// (one per call), plus DROPPED_BEFORE,
     /// DROPPED_AFTER and GARBAGE for the faults. A DROPPED_AFTER call's per-record codes are
     /// not counted, since no response carried them; `applied` shows what it did.
     pub by_code: BTreeMap<String, u64>,

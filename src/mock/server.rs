@@ -335,7 +335,8 @@ pub(crate) fn zoho_response(
     let h = response.headers_mut();
     h.insert(header::SERVER, HeaderValue::from_static("ZGS"));
     h.insert(header::CONTENT_TYPE, JSON_UTF8);
-    h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+    // No `Connection: keep-alive` although the seed shows one: HTTP/1.1 implies it, and hyper
+    // must stay free to answer `close` when the client asks for it.
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
