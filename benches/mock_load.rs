@@ -3,7 +3,9 @@
 //!
 //! `cargo bench --bench mock_load` (env: MOCK_LOAD_CLIENTS, default 8; MOCK_LOAD_SECS,
 //! default 3). The clients share the machine's cores with the server, so the figure is a
-//! lower bound for the server alone.
+//! lower bound for the server alone. Each run also prints the CPU the process used (from
+//! /proc/self/stat on Linux): requests per CPU-second tells the server's cost even when
+//! something else on the machine takes cores away during the run.
 
 use massup::mock::{MockConfig, MockServer};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,12 +39,30 @@ fn bodies(ids: &[String]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-async fn run_once(url: &str, bodies: &Arc<Vec<Vec<u8>>>, clients: usize, secs: f64) -> (f64, u64) {
+/// CPU seconds (user + system) this process has used, if the platform tells.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the ")" that closes the command name; utime and stime are the 12th and
+    // 13th of those, in clock ticks (USER_HZ, 100 on Linux).
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+struct RunResult {
+    requests_per_sec: f64,
+    failed: u64,
+    cores_used: Option<f64>,
+}
+
+async fn run_once(url: &str, bodies: &Arc<Vec<Vec<u8>>>, clients: usize, secs: f64) -> RunResult {
     let done = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let endpoint = format!("{url}/crm/v8/Leads/actions/mass_update");
     let mut tasks = Vec::new();
+    let cpu_before = cpu_seconds();
     let start = Instant::now();
     for c in 0..clients {
         let (done, ok, failed) = (done.clone(), ok.clone(), failed.clone());
@@ -80,10 +100,14 @@ async fn run_once(url: &str, bodies: &Arc<Vec<Vec<u8>>>, clients: usize, secs: f
         let _ = t.await;
     }
     let elapsed = start.elapsed().as_secs_f64();
-    (
-        ok.load(Ordering::Relaxed) as f64 / elapsed,
-        failed.load(Ordering::Relaxed),
-    )
+    let cores_used = cpu_before
+        .zip(cpu_seconds())
+        .map(|(before, after)| (after - before) / elapsed);
+    RunResult {
+        requests_per_sec: ok.load(Ordering::Relaxed) as f64 / elapsed,
+        failed: failed.load(Ordering::Relaxed),
+        cores_used,
+    }
 }
 
 fn main() {
@@ -105,10 +129,19 @@ fn main() {
         run_once(&url, &bodies, clients, 0.5).await;
         let mut rates = Vec::new();
         for run in 1..=RUNS {
-            let (rate, failed) = run_once(&url, &bodies, clients, secs).await;
+            let result = run_once(&url, &bodies, clients, secs).await;
+            let rate = result.requests_per_sec;
+            let cpu = match result.cores_used {
+                Some(cores) => format!(
+                    ", {cores:.2} cores busy, {:.0} requests per CPU-second",
+                    rate / cores.max(0.01)
+                ),
+                None => String::new(),
+            };
             println!(
-                "run {run}: {rate:.0} requests/s, {:.0} ids/s, {failed} failed",
-                rate * IDS_PER_CALL as f64
+                "run {run}: {rate:.0} requests/s, {:.0} ids/s, {} failed{cpu}",
+                rate * IDS_PER_CALL as f64,
+                result.failed
             );
             rates.push(rate);
         }

@@ -129,6 +129,7 @@ pub(crate) async fn handle(
     let limit = shared.config.field_limit(&module);
     let mut counts = [0u64; CODE_COUNT];
     let (status, body) = process(&shared, spec, limit, &body, &mut counts);
+    let body = shared.buffers.body(body);
     if fault == Fault::DropAfter {
         shared.count(Code::DroppedAfter, 1);
         return drop_connection(abort).await;
@@ -141,7 +142,7 @@ pub(crate) async fn handle(
 fn garbage() -> Response {
     let mut response = zoho_response(
         StatusCode::OK,
-        b"<html><head><title>Zoho CRM</title></head><body>Please wait...".to_vec(),
+        Bytes::from_static(b"<html><head><title>Zoho CRM</title></head><body>Please wait..."),
         HeaderProfile::Api,
         None,
         None,
@@ -261,7 +262,7 @@ fn process(
     let over_write = body.over_write.unwrap_or(false);
     let modified = format_time(chrono::Utc::now().timestamp());
 
-    let mut out = Vec::with_capacity(16 + ids.len() * 320);
+    let mut out = shared.buffers.take(16 + ids.len() * 320);
     out.extend_from_slice(b"{\"data\":[");
     let (mut succeeded, mut deferred, mut failed) = (0usize, 0usize, 0usize);
     let config = &shared.config;

@@ -12,6 +12,7 @@
 //! the generated store; [`MockConfig::with_seed_fixture_records`] adds them in those states.
 
 mod auth;
+mod buffers;
 pub mod cli;
 mod mass_update;
 mod schema;

@@ -25,6 +25,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use super::auth::{token_from_header, MintOutcome, TokenCheck, Tokens};
+use super::buffers::BufferPool;
 use super::schema::{load_modules, ModuleSpec};
 use super::store::{Gate, Store};
 use super::{mass_update, Ledger, MockConfig};
@@ -107,6 +108,7 @@ pub(crate) struct Shared {
     credits_used: AtomicU64,
     rate_window: Mutex<VecDeque<Instant>>,
     api_domain: String,
+    pub buffers: Arc<BufferPool>,
 }
 
 /// Locks a mutex, taking the data even if a panicking thread poisoned it: the mock's state
@@ -299,7 +301,7 @@ impl Reject {
             "message": message,
             "status": "error",
         });
-        zoho_response(status, json_bytes(&body), profile, None, None)
+        zoho_response(status, json_bytes(&body).into(), profile, None, None)
     }
 }
 
@@ -325,12 +327,12 @@ const JSON_UTF8: HeaderValue = HeaderValue::from_static("application/json;charse
 /// `credits` is set once half the credits are used.
 pub(crate) fn zoho_response(
     status: StatusCode,
-    body: Vec<u8>,
+    body: Bytes,
     profile: HeaderProfile,
     token_expiry: Option<Option<Instant>>,
     credits: Option<u64>,
 ) -> Response {
-    let mut response = Response::new(Body::from(Bytes::from(body)));
+    let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     let h = response.headers_mut();
     h.insert(header::SERVER, HeaderValue::from_static("ZGS"));
@@ -468,6 +470,7 @@ impl MockServer {
             credits_used: AtomicU64::new(0),
             rate_window: Mutex::new(VecDeque::new()),
             api_domain: format!("http://{addr}"),
+            buffers: Arc::default(),
             config,
         });
         let router = router(shared.clone());
@@ -594,7 +597,7 @@ async fn fields(
         });
         return zoho_response(
             StatusCode::BAD_REQUEST,
-            json_bytes(&body),
+            json_bytes(&body).into(),
             HeaderProfile::Api,
             Some(expiry),
             None,
@@ -603,7 +606,7 @@ async fn fields(
     match shared.modules.get(module) {
         Some(spec) => zoho_response(
             StatusCode::OK,
-            spec.document.as_bytes().to_vec(),
+            Bytes::from_static(spec.document.as_bytes()),
             HeaderProfile::Api,
             Some(expiry),
             None,
@@ -686,7 +689,7 @@ async fn not_found() -> Response {
     });
     zoho_response(
         StatusCode::NOT_FOUND,
-        json_bytes(&body),
+        json_bytes(&body).into(),
         HeaderProfile::Api,
         None,
         None,
