@@ -1,15 +1,27 @@
 //! Embedded Zoho-compatible mock CRM: `mass_update`, field metadata and OAuth refresh on one
 //! loopback port, with seeded faults and limits, used by tests, the demo and benchmarks.
 //!
-//! - [`schema`]: field rules, read from the shipped `samples/fields/*.json`.
-//! - [`store`]: the records and their lock / approval gates.
-//! - [`auth`]: access tokens and the refresh endpoint's rules.
-//! - [`server`]: the HTTP side: routes, limits, faults and the ledger.
-//! - [`mass_update`]: validation and the byte-level response writer of the main endpoint.
+//! - `schema`: field rules, read from the shipped `samples/fields/*.json`.
+//! - `store`: the records and their lock / approval gates.
+//! - `auth`: access tokens and the refresh endpoint's rules.
+//! - `server`: the HTTP side: routes, limits, faults and the ledger.
+//! - `mass_update`: validation and the byte-level response writer of the main endpoint.
+//! - `buffers`: reused response buffers for the 500-id answers.
 //! - [`cli`]: the `massup mock-server` arguments.
 //!
-//! The seed collection's NOT_APPROVED and RECORD_LOCKED examples use ids that are not part of
-//! the generated store; [`MockConfig::with_seed_fixture_records`] adds them in those states.
+//! Choices where the sources leave room (each is also commented where it is made):
+//! - The seed collection's NOT_APPROVED and RECORD_LOCKED examples use ids that are not part
+//!   of the generated store; [`MockConfig::with_seed_fixture_records`] (CLI:
+//!   `--seed-fixtures`) adds them in those states.
+//! - Status: 200 when every record succeeded, 207 when outcomes are mixed, 400 when every
+//!   record failed for good. The seed answers a call whose only records are locked or not
+//!   approved with 200, so such a call stays 200. Call-level one-entry errors (no field, field
+//!   not mass-updatable, field or id limit, ids missing) are 200, as in the seed.
+//! - A locked / not-approved record refuses `unlock_after` / `approve_after` attempts and
+//!   succeeds on the next one.
+//! - The n-th admitted mass_update call draws its latency and fault from (seed, n), so a
+//!   client that sends the same calls in the same order sees the same faults.
+//! - Only the `ids` mode is modelled; a `cvid` call has no ids and gets MANDATORY_NOT_FOUND.
 
 mod auth;
 mod buffers;
@@ -48,7 +60,8 @@ pub enum SeedState {
 pub struct MockConfig {
     /// How many generated records the store holds (see [`MockConfig::record_ids`]).
     pub records: usize,
-    /// Seeds record ids, which records are locked / not approved, minted tokens and faults.
+    /// Seeds record ids, which records are locked / not approved, minted tokens, and the
+    /// latency and fault of each admitted mass_update call (by its sequence number).
     pub seed: u64,
     /// The access token accepted from the start.
     pub token: String,
