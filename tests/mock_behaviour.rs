@@ -340,10 +340,11 @@ async fn gates_open_after_k_attempts() {
 #[tokio::test]
 async fn tokens_expire_refresh_and_are_rate_limited() {
     let config = MockConfig {
-        token_lifetime: Some(Duration::from_millis(300)),
+        token_lifetime: Some(Duration::from_secs(1)),
         max_tokens_per_10min: Some(10),
         ..MockConfig::default()
     };
+    let started = Instant::now();
     let server = start(config).await;
     let ids = server.config().record_ids()[..1].to_vec();
     let call = body("Rating", json!("Active"), &ids);
@@ -369,7 +370,7 @@ async fn tokens_expire_refresh_and_are_rate_limited() {
         .expect("answer");
     assert_eq!(bearer.status().as_u16(), 200);
 
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep_until((started + Duration::from_millis(1100)).into()).await;
     let response = send(&server, "Leads", &call, TOKEN).await.expect("answer");
     assert_eq!(response.status().as_u16(), 401);
     let answer: Value = response.json().await.expect("JSON");
@@ -442,7 +443,9 @@ async fn rate_concurrency_and_credit_limits_answer_429() {
 
     let server = start(MockConfig {
         max_concurrency: Some(2),
-        latency_mean: Duration::from_millis(300),
+        // Long enough that all five calls arrive while the first two are held, even on a
+        // loaded machine.
+        latency_mean: Duration::from_millis(800),
         ..MockConfig::default()
     })
     .await;
@@ -457,7 +460,7 @@ async fn rate_concurrency_and_credit_limits_answer_429() {
     let refused = answers.iter().filter(|(s, _)| *s == 429).count();
     assert_eq!((ok, refused), (2, 3));
     let ledger = server.ledger();
-    // Two held for 300 ms plus at least one refused while they were in flight.
+    // Two held plus at least one refused while they were in flight.
     assert!(
         ledger.max_concurrency_seen >= 3,
         "{}",
@@ -467,7 +470,7 @@ async fn rate_concurrency_and_credit_limits_answer_429() {
     server.shutdown().await;
 
     let server = start(MockConfig {
-        latency_mean: Duration::from_millis(200),
+        latency_mean: Duration::from_millis(800),
         ..MockConfig::default()
     })
     .await;
