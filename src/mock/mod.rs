@@ -1,1 +1,191 @@
-//! Embedded Zoho-compatible mock CRM (in progress).
+//! Embedded Zoho-compatible mock CRM: `mass_update`, field metadata and OAuth refresh on one
+//! loopback port, with seeded faults and limits, used by tests, the demo and benchmarks.
+//!
+//! - `schema`: field rules, read from the shipped `samples/fields/*.json`.
+//! - `store`: the records and their lock / approval gates.
+//! - `auth`: access tokens and the refresh endpoint's rules.
+//! - `server`: the HTTP side: routes, limits, faults and the ledger.
+//! - `mass_update`: validation and the byte-level response writer of the main endpoint.
+//! - `buffers`: reused response buffers for the 500-id answers.
+//! - [`cli`]: the `massup mock-server` arguments.
+//!
+//! Choices where the sources leave room (each is also commented where it is made):
+//! - The seed collection's NOT_APPROVED and RECORD_LOCKED examples use ids that are not part
+//!   of the generated store; [`MockConfig::with_seed_fixture_records`] (CLI:
+//!   `--seed-fixtures`) adds them in those states.
+//! - Status: 200 when every record succeeded, 207 when outcomes are mixed, 400 when every
+//!   record failed for good. The seed answers a call whose only records are locked or not
+//!   approved with 200, so such a call stays 200. Call-level one-entry errors (no field, field
+//!   not mass-updatable, field or id limit, ids missing) are 200, as in the seed.
+//! - A locked / not-approved record refuses `unlock_after` / `approve_after` attempts and
+//!   succeeds on the next one.
+//! - The n-th admitted mass_update call draws its latency and fault from (seed, n), so a
+//!   client that sends the same calls in the same order sees the same faults.
+//! - Only the `ids` mode is modelled; a `cvid` call has no ids and gets MANDATORY_NOT_FOUND.
+
+mod auth;
+mod buffers;
+pub mod cli;
+mod mass_update;
+mod schema;
+mod server;
+mod store;
+
+pub use cli::{run_cli, MockServerArgs};
+pub use server::MockServer;
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+/// The most ids Zoho takes in one `mass_update` call with `ids`.
+pub const MAX_IDS_PER_CALL: usize = 500;
+
+/// The id of the seed collection's NOT_APPROVED example.
+pub const SEED_NOT_APPROVED_ID: &str = "1306462000000496025";
+/// The id of the seed collection's RECORD_LOCKED example.
+pub const SEED_LOCKED_ID: &str = "475243000003269880";
+
+/// The state a record is created in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SeedState {
+    Open,
+    Locked,
+    NotApproved,
+}
+
+/// Everything the mock can be told. `Default` is a well-behaved server: no faults, no limits
+/// beyond Zoho's field limits.
+#[derive(Debug, Clone)]
+pub struct MockConfig {
+    /// How many generated records the store holds (see [`MockConfig::record_ids`]).
+    pub records: usize,
+    /// Seeds record ids, which records are locked / not approved, minted tokens, and the
+    /// latency and fault of each admitted mass_update call (by its sequence number).
+    pub seed: u64,
+    /// The access token accepted from the start.
+    pub token: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub refresh_token: String,
+    /// None = tokens never expire. Applies to the initial token (from server start) too.
+    pub token_lifetime: Option<Duration>,
+    /// Zoho allows 10; None = unlimited.
+    pub max_tokens_per_10min: Option<u32>,
+    /// Share of generated records that start locked (RECORD_LOCKED).
+    pub locked_fraction: f64,
+    /// A locked record refuses this many attempts, then opens (0 = never).
+    pub unlock_after: u32,
+    /// Share of generated records that start not approved (NOT_APPROVED).
+    pub not_approved_fraction: f64,
+    /// A not-approved record refuses this many attempts, then opens (0 = never).
+    pub approve_after: u32,
+    /// mass_update calls per second over a sliding 1 s window; beyond -> 429.
+    pub rate_per_sec: Option<u32>,
+    /// mass_update calls in flight at once; beyond -> 429.
+    pub max_concurrency: Option<usize>,
+    /// Credits for the server's life; each admitted mass_update call costs one.
+    pub daily_credits: Option<u64>,
+    /// Each admitted call waits uniformly in `latency_mean ± latency_spread`.
+    pub latency_mean: Duration,
+    pub latency_spread: Duration,
+    /// Share of admitted calls answered 500 INTERNAL_ERROR (not applied).
+    pub fail_500_rate: f64,
+    /// Share of admitted calls whose connection is closed with no response (not applied).
+    pub drop_before_rate: f64,
+    /// Share of admitted calls applied, then closed with no response.
+    pub drop_after_rate: f64,
+    /// Share of admitted calls answered 200 with a body that is not JSON (not applied).
+    pub garbage_rate: f64,
+    /// Fields per call, per module; modules not listed allow 1.
+    pub field_limits: HashMap<String, usize>,
+    /// Records added after the generated ones, in the given states (not in `record_ids`).
+    pub extra_records: Vec<(String, SeedState)>,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        MockConfig {
+            records: 1000,
+            seed: 1,
+            token: "mock-token".into(),
+            client_id: "mock-client-id".into(),
+            client_secret: "mock-client-secret".into(),
+            refresh_token: "mock-refresh-token".into(),
+            token_lifetime: None,
+            max_tokens_per_10min: None,
+            locked_fraction: 0.0,
+            unlock_after: 0,
+            not_approved_fraction: 0.0,
+            approve_after: 0,
+            rate_per_sec: None,
+            max_concurrency: None,
+            daily_credits: None,
+            latency_mean: Duration::ZERO,
+            latency_spread: Duration::ZERO,
+            fail_500_rate: 0.0,
+            drop_before_rate: 0.0,
+            drop_after_rate: 0.0,
+            garbage_rate: 0.0,
+            field_limits: default_field_limits(),
+            extra_records: Vec::new(),
+        }
+    }
+}
+
+/// Zoho's documented per-call field limits: one field, three for Deals.
+pub fn default_field_limits() -> HashMap<String, usize> {
+    [("Leads", 1), ("Contacts", 1), ("Accounts", 1), ("Deals", 3)]
+        .into_iter()
+        .map(|(m, n)| (m.to_string(), n))
+        .collect()
+}
+
+impl MockConfig {
+    /// The ids of the generated records, in store order: deterministic for a seed, always
+    /// starting with the seed collection's 738964000002131001 and 738964000002130131.
+    pub fn record_ids(&self) -> Vec<String> {
+        store::generate_ids(self.records, self.seed)
+    }
+
+    /// Adds the seed collection's NOT_APPROVED and RECORD_LOCKED records, so every recorded
+    /// example replays against the mock.
+    pub fn with_seed_fixture_records(mut self) -> Self {
+        self.extra_records
+            .push((SEED_NOT_APPROVED_ID.to_string(), SeedState::NotApproved));
+        self.extra_records
+            .push((SEED_LOCKED_ID.to_string(), SeedState::Locked));
+        self
+    }
+
+    /// The field limit for a module.
+    pub fn field_limit(&self, module: &str) -> usize {
+        self.field_limits.get(module).copied().unwrap_or(1)
+    }
+}
+
+/// What the mock saw and did: the same content as `GET /__mock/ledger`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct Ledger {
+    /// Calls to the mass_update path received (any method, any outcome).
+    pub requests: u64,
+    /// Codes the mass_update endpoint answered with: per-record codes and request-level codes
+    /// (one per call), plus DROPPED_BEFORE,
+    /// DROPPED_AFTER and GARBAGE for the faults. A DROPPED_AFTER call's per-record codes are
+    /// not counted, since no response carried them; `applied` shows what it did.
+    pub by_code: BTreeMap<String, u64>,
+    /// Every record id -> current field values (empty for records never updated).
+    pub records: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+    /// Every record id -> number of updates applied (0 for records never updated).
+    pub applied: BTreeMap<String, u64>,
+    /// Access tokens minted by the refresh endpoint.
+    pub refreshes: u64,
+    /// Highest number of mass_update calls in flight at once, 429s included.
+    pub max_concurrency_seen: u64,
+    /// Ids currently locked.
+    pub locked: Vec<String>,
+    /// Ids currently not approved.
+    pub not_approved: Vec<String>,
+    /// Credits left, when a credit limit is set.
+    pub credits_remaining: Option<u64>,
+}

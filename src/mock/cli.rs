@@ -1,0 +1,227 @@
+//! `massup mock-server`: flags turned into a validated [`MockConfig`], then the server runs
+//! until the shutdown future the caller passes in completes.
+
+use anyhow::{bail, Context};
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::{default_field_limits, MockConfig, MockServer};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct MockServerArgs {
+    /// Port on 127.0.0.1 (0 picks a free one; the first line of output names it).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Number of generated records.
+    #[arg(long, default_value_t = 1000)]
+    pub records: usize,
+    /// Seed for record ids, locked/not-approved records, tokens and faults.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The access token accepted from the start.
+    #[arg(long, default_value = "mock-token")]
+    pub token: String,
+    #[arg(long, default_value = "mock-client-id")]
+    pub client_id: String,
+    #[arg(long, default_value = "mock-client-secret")]
+    pub client_secret: String,
+    #[arg(long, default_value = "mock-refresh-token")]
+    pub refresh_token: String,
+    /// Access token lifetime in seconds (default: tokens never expire).
+    #[arg(long)]
+    pub token_lifetime_secs: Option<f64>,
+    /// Tokens the refresh endpoint mints per 10 minutes (Zoho: 10; default: unlimited).
+    #[arg(long)]
+    pub max_tokens_per_10min: Option<u32>,
+    /// Share of records that start locked (0..1).
+    #[arg(long, default_value_t = 0.0)]
+    pub locked: f64,
+    /// A locked record opens after this many refused attempts (0 = never).
+    #[arg(long, default_value_t = 0)]
+    pub unlock_after: u32,
+    /// Share of records that start not approved (0..1).
+    #[arg(long, default_value_t = 0.0)]
+    pub not_approved: f64,
+    /// A not-approved record is approved after this many refused attempts (0 = never).
+    #[arg(long, default_value_t = 0)]
+    pub approve_after: u32,
+    /// mass_update calls per second before 429.
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// mass_update calls in flight before 429.
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// API credits; each mass_update call costs one.
+    #[arg(long)]
+    pub daily_credits: Option<u64>,
+    /// Mean injected latency per call, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Latency varies uniformly by up to this much either side of the mean.
+    #[arg(long, default_value_t = 0)]
+    pub latency_spread_ms: u64,
+    /// Share of calls answered 500 INTERNAL_ERROR (0..1).
+    #[arg(long, default_value_t = 0.0)]
+    pub fail_500: f64,
+    /// Share of calls dropped with no response before applying (0..1).
+    #[arg(long, default_value_t = 0.0)]
+    pub drop_before: f64,
+    /// Share of calls applied, then dropped with no response (0..1).
+    #[arg(long, default_value_t = 0.0)]
+    pub drop_after: f64,
+    /// Share of calls answered 200 with a body that is not JSON (0..1).
+    #[arg(long, default_value_t = 0.0)]
+    pub garbage: f64,
+    /// Fields per call for a module, as MODULE=N (repeatable).
+    #[arg(long = "field-limit", value_name = "MODULE=N")]
+    pub field_limit: Vec<String>,
+    /// Also create the seed collection's NOT_APPROVED and RECORD_LOCKED records.
+    #[arg(long)]
+    pub seed_fixtures: bool,
+}
+
+impl MockServerArgs {
+    pub fn to_config(&self) -> anyhow::Result<MockConfig> {
+        let shares = [
+            ("--locked", self.locked),
+            ("--not-approved", self.not_approved),
+            ("--fail-500", self.fail_500),
+            ("--drop-before", self.drop_before),
+            ("--drop-after", self.drop_after),
+            ("--garbage", self.garbage),
+        ];
+        for (flag, share) in shares {
+            if !(0.0..=1.0).contains(&share) {
+                bail!("{flag} must be between 0 and 1, got {share}");
+            }
+        }
+        let faults = self.fail_500 + self.drop_before + self.drop_after + self.garbage;
+        if faults > 1.0 {
+            bail!("--fail-500, --drop-before, --drop-after and --garbage add up to {faults}, more than 1");
+        }
+        let token_lifetime = match self.token_lifetime_secs {
+            None => None,
+            Some(secs) if secs.is_finite() && secs > 0.0 => Some(Duration::from_secs_f64(secs)),
+            Some(secs) => bail!("--token-lifetime-secs must be a positive number, got {secs}"),
+        };
+        if self.concurrency == Some(0) || self.rate == Some(0) {
+            bail!("--rate and --concurrency must be at least 1 (leave them out for no limit)");
+        }
+        let mut field_limits = default_field_limits();
+        for spec in &self.field_limit {
+            let (module, n) = spec
+                .split_once('=')
+                .with_context(|| format!("--field-limit {spec:?}: expected MODULE=N"))?;
+            let n: usize = n
+                .trim()
+                .parse()
+                .with_context(|| format!("--field-limit {spec:?}: N must be a whole number"))?;
+            if n == 0 {
+                bail!("--field-limit {spec:?}: N must be at least 1");
+            }
+            field_limits.insert(module.trim().to_string(), n);
+        }
+        let config = MockConfig {
+            records: self.records,
+            seed: self.seed,
+            token: self.token.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            refresh_token: self.refresh_token.clone(),
+            token_lifetime,
+            max_tokens_per_10min: self.max_tokens_per_10min,
+            locked_fraction: self.locked,
+            unlock_after: self.unlock_after,
+            not_approved_fraction: self.not_approved,
+            approve_after: self.approve_after,
+            rate_per_sec: self.rate,
+            max_concurrency: self.concurrency,
+            daily_credits: self.daily_credits,
+            latency_mean: Duration::from_millis(self.latency_ms),
+            latency_spread: Duration::from_millis(self.latency_spread_ms),
+            fail_500_rate: self.fail_500,
+            drop_before_rate: self.drop_before,
+            drop_after_rate: self.drop_after,
+            garbage_rate: self.garbage,
+            field_limits,
+            extra_records: Vec::new(),
+        };
+        Ok(if self.seed_fixtures {
+            config.with_seed_fixture_records()
+        } else {
+            config
+        })
+    }
+}
+
+/// Runs the mock until `shutdown` completes. The first line on stdout is exactly
+/// `listening on http://127.0.0.1:PORT`, flushed, so a parent process can read the port.
+pub async fn run_cli(
+    args: MockServerArgs,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let config = args.to_config()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
+    let server = MockServer::start_on(config, addr)
+        .await
+        .with_context(|| format!("could not listen on {addr}"))?;
+    {
+        // Scoped so the (non-Send) stdout lock is gone before the await below.
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "listening on {}", server.url())?;
+        stdout.flush()?;
+    }
+    shutdown.await;
+    server.shutdown().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: MockServerArgs,
+    }
+
+    fn parse(argv: &[&str]) -> anyhow::Result<MockConfig> {
+        let mut full = vec!["mock"];
+        full.extend_from_slice(argv);
+        Wrapper::try_parse_from(full)?.args.to_config()
+    }
+
+    #[test]
+    fn flags_become_a_config() {
+        let config = parse(&[
+            "--field-limit",
+            "Leads=2",
+            "--field-limit",
+            "Custom=4",
+            "--token-lifetime-secs",
+            "1.5",
+            "--drop-after",
+            "0.1",
+            "--seed-fixtures",
+        ])
+        .expect("valid flags");
+        assert_eq!(config.field_limit("Leads"), 2);
+        assert_eq!(config.field_limit("Custom"), 4);
+        assert_eq!(config.field_limit("Deals"), 3);
+        assert_eq!(config.token_lifetime, Some(Duration::from_millis(1500)));
+        assert_eq!(config.drop_after_rate, 0.1);
+        assert_eq!(config.extra_records.len(), 2);
+    }
+
+    #[test]
+    fn bad_flags_are_refused() {
+        assert!(parse(&["--field-limit", "Leads"]).is_err());
+        assert!(parse(&["--garbage", "1.5"]).is_err());
+        assert!(parse(&["--fail-500", "0.6", "--garbage", "0.6"]).is_err());
+        assert!(parse(&["--token-lifetime-secs", "-1"]).is_err());
+    }
+}

@@ -1,0 +1,203 @@
+//! Field metadata of the mock's modules, read from the shipped `samples/fields/*.json` so the
+//! samples a user sees and the rules the mock enforces cannot drift apart.
+
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// The modules the mock knows, with the metadata document it serves for each.
+const MODULE_FILES: [(&str, &str); 4] = [
+    ("Leads", include_str!("../../samples/fields/Leads.json")),
+    (
+        "Contacts",
+        include_str!("../../samples/fields/Contacts.json"),
+    ),
+    (
+        "Accounts",
+        include_str!("../../samples/fields/Accounts.json"),
+    ),
+    ("Deals", include_str!("../../samples/fields/Deals.json")),
+];
+
+/// One field as the mock needs it to judge a mass update.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FieldSpec {
+    pub api_name: String,
+    pub data_type: String,
+    pub json_type: String,
+    pub read_only: bool,
+    pub mass_update: bool,
+    pub length: usize,
+}
+
+impl FieldSpec {
+    /// Whether a mass update may write this field at all.
+    pub fn updatable(&self) -> bool {
+        self.mass_update && !self.read_only
+    }
+
+    pub fn is_multiselect(&self) -> bool {
+        self.data_type == "multiselectpicklist"
+    }
+
+    /// Checks one value against the field's type the way Zoho does, returning the reason it is
+    /// refused. `null` is always accepted: it clears the field.
+    pub fn check(&self, value: &Value) -> Result<(), ValueError> {
+        let type_error = Err(ValueError::Type);
+        match value {
+            Value::Null => Ok(()),
+            _ => match self.data_type.as_str() {
+                "integer" => match value.as_i64() {
+                    // Zoho's integer fields hold at most nine digits.
+                    Some(n) if n.unsigned_abs() <= 999_999_999 => Ok(()),
+                    _ => type_error,
+                },
+                "bigint" => match value.as_str() {
+                    Some(s) if is_bigint(s) => Ok(()),
+                    _ => type_error,
+                },
+                "double" | "currency" | "percent" | "decimal" => {
+                    if value.is_number() {
+                        Ok(())
+                    } else {
+                        type_error
+                    }
+                }
+                "boolean" => {
+                    if value.is_boolean() {
+                        Ok(())
+                    } else {
+                        type_error
+                    }
+                }
+                "date" => match value.as_str() {
+                    Some(s) if chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok() => Ok(()),
+                    _ => type_error,
+                },
+                "datetime" => match value.as_str() {
+                    // An explicit offset is required: Zoho refuses a zone-less time.
+                    Some(s) if chrono::DateTime::parse_from_rfc3339(s).is_ok() => Ok(()),
+                    _ => type_error,
+                },
+                "multiselectpicklist" => match value.as_array() {
+                    Some(items) if items.iter().all(Value::is_string) => Ok(()),
+                    _ => type_error,
+                },
+                "lookup" | "ownerlookup" => match value.get("id") {
+                    Some(Value::String(_)) if value.is_object() => Ok(()),
+                    _ => type_error,
+                },
+                // Text-like types (and any type a sample file adds later) go by json_type.
+                _ => match (self.json_type.as_str(), value) {
+                    ("integer", Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(()),
+                    ("double", Value::Number(_)) => Ok(()),
+                    ("boolean", Value::Bool(_)) => Ok(()),
+                    ("jsonarray", Value::Array(_)) => Ok(()),
+                    ("jsonobject", Value::Object(_)) => Ok(()),
+                    ("string", Value::String(s)) if s.chars().count() > self.length => {
+                        Err(ValueError::TooLong)
+                    }
+                    ("string", Value::String(_)) => Ok(()),
+                    _ => type_error,
+                },
+            },
+        }
+    }
+}
+
+/// Why a value was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueError {
+    /// Wrong JSON type or format: answered with `expected_data_type`.
+    Type,
+    /// A string longer than the field allows: answered with `maximum_length`.
+    TooLong,
+}
+
+fn is_bigint(s: &str) -> bool {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    // Zoho's bigint holds at most eighteen digits.
+    !digits.is_empty() && digits.len() <= 18 && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[derive(Deserialize)]
+struct FieldsDocument {
+    fields: Vec<FieldSpec>,
+}
+
+/// One module: its field rules and the exact document `GET /settings/fields` serves.
+#[derive(Debug)]
+pub struct ModuleSpec {
+    pub fields: HashMap<String, FieldSpec>,
+    pub document: &'static str,
+}
+
+/// Parses the embedded field files once at server start.
+pub fn load_modules() -> std::io::Result<HashMap<String, ModuleSpec>> {
+    let mut modules = HashMap::new();
+    for (name, document) in MODULE_FILES {
+        let parsed: FieldsDocument = serde_json::from_str(document).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("samples/fields/{name}.json: {e}"),
+            )
+        })?;
+        let fields = parsed
+            .fields
+            .into_iter()
+            .map(|f| (f.api_name.clone(), f))
+            .collect();
+        modules.insert(name.to_string(), ModuleSpec { fields, document });
+    }
+    Ok(modules)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn field(data_type: &str) -> FieldSpec {
+        FieldSpec {
+            api_name: "F".into(),
+            data_type: data_type.into(),
+            json_type: "string".into(),
+            read_only: false,
+            mass_update: true,
+            length: 5,
+        }
+    }
+
+    #[test]
+    fn every_sample_file_parses() {
+        let modules = load_modules().expect("embedded samples parse");
+        assert_eq!(modules.len(), 4);
+        assert!(!modules["Leads"].fields["Email"].updatable());
+        assert!(modules["Leads"].fields["No_of_Employees"].updatable());
+    }
+
+    #[test]
+    fn values_are_checked_by_type() {
+        assert!(field("integer").check(&json!(12)).is_ok());
+        assert!(field("integer").check(&json!("12")).is_err());
+        assert!(field("integer").check(&json!(1.5)).is_err());
+        assert!(field("integer").check(&Value::Null).is_ok());
+        assert!(field("bigint").check(&json!("123456789012345678")).is_ok());
+        assert!(field("bigint").check(&json!(12)).is_err());
+        assert!(field("multiselectpicklist").check(&json!(["a"])).is_ok());
+        assert!(field("multiselectpicklist").check(&json!("a")).is_err());
+        assert!(field("lookup").check(&json!({"id": "1"})).is_ok());
+        assert!(field("lookup").check(&json!({"name": "x"})).is_err());
+        assert!(field("date").check(&json!("2024-02-30")).is_err());
+        assert!(field("datetime")
+            .check(&json!("2024-02-03T10:00:00"))
+            .is_err());
+        assert!(field("datetime")
+            .check(&json!("2024-02-03T10:00:00+05:30"))
+            .is_ok());
+        assert_eq!(
+            field("text").check(&json!("toolong")),
+            Err(ValueError::TooLong)
+        );
+    }
+}

@@ -1,0 +1,700 @@
+//! The HTTP side of the mock: routes, auth, admission limits, faults and the ledger.
+//!
+//! Each connection is served by hyper directly (not `axum::serve`) so a handler can close its
+//! own TCP connection without answering: the handler fires the connection's [`ConnAbort`], and
+//! the connection task, racing the connection against that signal, drops the socket.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::{Extension, Router};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use serde_json::{json, Value};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, Notify};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+
+use super::auth::{token_from_header, MintOutcome, TokenCheck, Tokens};
+use super::buffers::BufferPool;
+use super::schema::{load_modules, ModuleSpec};
+use super::store::{Gate, Store};
+use super::{mass_update, Ledger, MockConfig};
+
+/// Every code the ledger counts. A fixed set so counting is an array of atomics, not a map
+/// behind a lock on the hot path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Code {
+    Success,
+    InvalidData,
+    MandatoryNotFound,
+    LimitExceeded,
+    RecordLocked,
+    NotApproved,
+    InvalidRequestMethod,
+    AuthenticationFailure,
+    InvalidToken,
+    TooManyRequests,
+    InternalError,
+    InvalidModule,
+    DroppedBefore,
+    DroppedAfter,
+    Garbage,
+}
+
+pub(crate) const CODE_COUNT: usize = 15;
+
+impl Code {
+    const ALL: [Code; CODE_COUNT] = [
+        Code::Success,
+        Code::InvalidData,
+        Code::MandatoryNotFound,
+        Code::LimitExceeded,
+        Code::RecordLocked,
+        Code::NotApproved,
+        Code::InvalidRequestMethod,
+        Code::AuthenticationFailure,
+        Code::InvalidToken,
+        Code::TooManyRequests,
+        Code::InternalError,
+        Code::InvalidModule,
+        Code::DroppedBefore,
+        Code::DroppedAfter,
+        Code::Garbage,
+    ];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Code::Success => "SUCCESS",
+            Code::InvalidData => "INVALID_DATA",
+            Code::MandatoryNotFound => "MANDATORY_NOT_FOUND",
+            Code::LimitExceeded => "LIMIT_EXCEEDED",
+            Code::RecordLocked => "RECORD_LOCKED",
+            Code::NotApproved => "NOT_APPROVED",
+            Code::InvalidRequestMethod => "INVALID_REQUEST_METHOD",
+            Code::AuthenticationFailure => "AUTHENTICATION_FAILURE",
+            Code::InvalidToken => "INVALID_TOKEN",
+            Code::TooManyRequests => "TOO_MANY_REQUESTS",
+            Code::InternalError => "INTERNAL_ERROR",
+            Code::InvalidModule => "INVALID_MODULE",
+            Code::DroppedBefore => "DROPPED_BEFORE",
+            Code::DroppedAfter => "DROPPED_AFTER",
+            Code::Garbage => "GARBAGE",
+        }
+    }
+}
+
+/// State shared by every handler.
+pub(crate) struct Shared {
+    pub config: MockConfig,
+    pub modules: HashMap<String, ModuleSpec>,
+    pub store: Mutex<Store>,
+    tokens: Mutex<Tokens>,
+    codes: [AtomicU64; CODE_COUNT],
+    requests: AtomicU64,
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
+    /// Sequence number of admitted calls: the fault draws are a function of it and the seed.
+    pub admitted: AtomicU64,
+    credits_used: AtomicU64,
+    rate_window: Mutex<VecDeque<Instant>>,
+    api_domain: String,
+    pub buffers: Arc<BufferPool>,
+}
+
+/// Locks a mutex, taking the data even if a panicking thread poisoned it: the mock's state
+/// stays usable for the test that wants to read the ledger after a failure.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn count(&self, code: Code, n: u64) {
+        self.codes[code as usize].fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_all(&self, counts: &[u64; CODE_COUNT]) {
+        for (slot, n) in self.codes.iter().zip(counts) {
+            if *n > 0 {
+                slot.fetch_add(*n, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn ledger(&self) -> Ledger {
+        let mut ledger = Ledger {
+            requests: self.requests.load(Ordering::Relaxed),
+            max_concurrency_seen: self.max_in_flight.load(Ordering::Relaxed),
+            refreshes: lock(&self.tokens).refreshes,
+            credits_remaining: self
+                .config
+                .daily_credits
+                .map(|d| d.saturating_sub(self.credits_used.load(Ordering::Relaxed))),
+            ..Ledger::default()
+        };
+        for code in Code::ALL {
+            let n = self.codes[code as usize].load(Ordering::Relaxed);
+            if n > 0 {
+                ledger.by_code.insert(code.as_str().to_string(), n);
+            }
+        }
+        let store = lock(&self.store);
+        for record in &store.records {
+            ledger
+                .records
+                .insert(record.id.clone(), record.fields.iter().cloned().collect());
+            ledger.applied.insert(record.id.clone(), record.applied);
+            match record.gate {
+                Gate::Open => {}
+                Gate::Locked { .. } => ledger.locked.push(record.id.clone()),
+                Gate::NotApproved { .. } => ledger.not_approved.push(record.id.clone()),
+            }
+        }
+        ledger
+    }
+
+    /// Judges the Authorization header; on success returns the token's expiry.
+    pub(crate) fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Instant>, Reject> {
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            return Err(Reject::AuthenticationFailure);
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(token_from_header)
+            .ok_or(Reject::AuthenticationFailure)?;
+        match lock(&self.tokens).check(token, Instant::now()) {
+            TokenCheck::Valid(expiry) => Ok(expiry),
+            TokenCheck::Invalid => Err(Reject::InvalidToken),
+        }
+    }
+
+    /// The limits a call must pass before any work: rate, concurrency, then credits (a call
+    /// refused for rate or concurrency costs no credit). Returns the credits left once half
+    /// are used, for the `X-API-CREDITS-REMAINING` header.
+    pub(crate) fn admit(&self) -> Result<Option<u64>, Reject> {
+        if let Some(rate) = self.config.rate_per_sec {
+            let now = Instant::now();
+            let mut window = lock(&self.rate_window);
+            while window
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+            {
+                window.pop_front();
+            }
+            if window.len() >= rate as usize {
+                return Err(Reject::TooManyRequests(
+                    "The number of API requests has exceeded the allowed rate",
+                ));
+            }
+            window.push_back(now);
+        }
+        if let Some(max) = self.config.max_concurrency {
+            if self.in_flight.load(Ordering::Relaxed) > max as u64 {
+                return Err(Reject::TooManyRequests(
+                    "The number of concurrent API requests has exceeded the allowed limit",
+                ));
+            }
+        }
+        let Some(daily) = self.config.daily_credits else {
+            return Ok(None);
+        };
+        let used = self
+            .credits_used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                (u < daily).then_some(u + 1)
+            })
+            .map_err(|_| {
+                Reject::TooManyRequests("You have exceeded the maximum API credits for the day")
+            })?
+            + 1;
+        // Zoho shows the header once half the credits are used.
+        Ok((used * 2 >= daily).then_some(daily - used))
+    }
+}
+
+/// Counts a mass_update call in flight for as long as it lives, including while it waits for
+/// injected latency and when its connection is dropped (the guard drops with the handler).
+pub(crate) struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    pub(crate) fn enter(shared: &'a Shared) -> InFlight<'a> {
+        shared.requests.fetch_add(1, Ordering::Relaxed);
+        let now = shared.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        shared.max_in_flight.fetch_max(now, Ordering::Relaxed);
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Request-level refusals that share one body shape and header set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reject {
+    InvalidRequestMethod,
+    AuthenticationFailure,
+    InvalidToken,
+    TooManyRequests(&'static str),
+    InternalError,
+    InvalidModule,
+}
+
+impl Reject {
+    pub(crate) fn code(self) -> Code {
+        match self {
+            Reject::InvalidRequestMethod => Code::InvalidRequestMethod,
+            Reject::AuthenticationFailure => Code::AuthenticationFailure,
+            Reject::InvalidToken => Code::InvalidToken,
+            Reject::TooManyRequests(_) => Code::TooManyRequests,
+            Reject::InternalError => Code::InternalError,
+            Reject::InvalidModule => Code::InvalidModule,
+        }
+    }
+
+    pub(crate) fn response(self) -> Response {
+        let (status, message, profile) = match self {
+            Reject::InvalidRequestMethod => (
+                StatusCode::BAD_REQUEST,
+                "The http request method type is not a valid one",
+                HeaderProfile::Gateway,
+            ),
+            Reject::AuthenticationFailure => (
+                StatusCode::UNAUTHORIZED,
+                "Authentication failed",
+                HeaderProfile::Unauthenticated,
+            ),
+            Reject::InvalidToken => (
+                StatusCode::UNAUTHORIZED,
+                "invalid oauth token",
+                HeaderProfile::Unauthenticated,
+            ),
+            Reject::TooManyRequests(message) => {
+                (StatusCode::TOO_MANY_REQUESTS, message, HeaderProfile::Api)
+            }
+            Reject::InternalError => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal Server Error",
+                HeaderProfile::Api,
+            ),
+            Reject::InvalidModule => (
+                StatusCode::BAD_REQUEST,
+                "the module name given seems to be invalid",
+                HeaderProfile::Api,
+            ),
+        };
+        let body = json!({
+            "code": self.code().as_str(),
+            "details": {},
+            "message": message,
+            "status": "error",
+        });
+        zoho_response(status, json_bytes(&body).into(), profile, None, None)
+    }
+}
+
+pub(crate) fn json_bytes(value: &Value) -> Vec<u8> {
+    // Serialising a Value into a Vec cannot fail: it has only string keys and no I/O.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+/// Which of the seed's header sets a response carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HeaderProfile {
+    /// The CRM API's full set (success and data-envelope errors).
+    Api,
+    /// The set of the seed's AUTHENTICATION_FAILURE answer.
+    Unauthenticated,
+    /// The front gateway's short set of the seed's INVALID_REQUEST_METHOD answer.
+    Gateway,
+}
+
+const JSON_UTF8: HeaderValue = HeaderValue::from_static("application/json;charset=utf-8");
+
+/// Builds a response with Zoho's headers. `token_expiry` feeds `X-ACCESSTOKEN-RESET`;
+/// `credits` is set once half the credits are used.
+pub(crate) fn zoho_response(
+    status: StatusCode,
+    body: Bytes,
+    profile: HeaderProfile,
+    token_expiry: Option<Option<Instant>>,
+    credits: Option<u64>,
+) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(header::SERVER, HeaderValue::from_static("ZGS"));
+    h.insert(header::CONTENT_TYPE, JSON_UTF8);
+    // No `Connection: keep-alive` although the seed shows one: HTTP/1.1 implies it, and hyper
+    // must stay free to answer `close` when the client asks for it.
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    match profile {
+        HeaderProfile::Gateway => {
+            h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("deny"));
+            h.insert("x-download-options", HeaderValue::from_static("noopen"));
+        }
+        HeaderProfile::Unauthenticated => {
+            common_api_headers(h);
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            h.insert("x-download-options", HeaderValue::from_static("noopen"));
+        }
+        HeaderProfile::Api => {
+            common_api_headers(h);
+            h.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store, no-cache, must-revalidate, private"),
+            );
+            h.insert("clientversion", HeaderValue::from_static("4027076"));
+            h.insert(
+                "clientsubversion",
+                HeaderValue::from_static("748ecbe82ec7e144b66ee25f264bbd88"),
+            );
+            h.insert(
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment; filename=response.json"),
+            );
+            h.insert(header::CONTENT_LANGUAGE, HeaderValue::from_static("en-US"));
+            h.insert(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=15768000"),
+            );
+        }
+    }
+    if let Some(expiry) = token_expiry {
+        // A token that never expires still gets a reset time, an hour ahead, as Zoho's do.
+        let left = match expiry {
+            Some(e) => e.saturating_duration_since(Instant::now()),
+            None => Duration::from_secs(3600),
+        };
+        let reset = chrono::Utc::now() + chrono::Duration::milliseconds(left.as_millis() as i64);
+        if let Ok(v) = HeaderValue::from_str(&reset.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()) {
+            h.insert("x-accesstoken-reset", v);
+        }
+    }
+    if let Some(left) = credits {
+        h.insert("x-api-credits-remaining", HeaderValue::from(left));
+    }
+    response
+}
+
+fn common_api_headers(h: &mut HeaderMap) {
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("strict-origin"),
+    );
+    h.insert(
+        header::X_XSS_PROTECTION,
+        HeaderValue::from_static("1; mode=block"),
+    );
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::EXPIRES,
+        HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
+    );
+    h.insert(
+        header::X_FRAME_OPTIONS,
+        HeaderValue::from_static("SAMEORIGIN"),
+    );
+}
+
+/// The signal a handler fires to have its connection closed without a response.
+#[derive(Clone, Default)]
+pub(crate) struct ConnAbort(Arc<Notify>);
+
+/// Closes the calling request's connection with no response. Never returns when the request
+/// came through [`serve_connection`]: the connection task drops this future with the socket.
+pub(crate) async fn drop_connection(abort: Option<Extension<ConnAbort>>) -> Response {
+    match abort {
+        Some(Extension(abort)) => {
+            abort.0.notify_one();
+            std::future::pending::<()>().await;
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+        // Only reachable if the router is served by something other than this module; an
+        // empty 500 is the closest honest answer.
+        None => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// A running mock. Dropping it stops the server too; [`MockServer::shutdown`] also waits
+/// until every connection task has ended.
+pub struct MockServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl MockServer {
+    /// Starts on an ephemeral loopback port.
+    pub async fn start(config: MockConfig) -> std::io::Result<MockServer> {
+        Self::start_on(config, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    pub async fn start_on(config: MockConfig, addr: SocketAddr) -> std::io::Result<MockServer> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let modules = load_modules()?;
+        let now = Instant::now();
+        let tokens = Tokens::new(
+            &config.token,
+            config.token_lifetime,
+            config.max_tokens_per_10min,
+            config.seed,
+            now,
+        );
+        let shared = Arc::new(Shared {
+            store: Mutex::new(Store::new(&config)),
+            tokens: Mutex::new(tokens),
+            modules,
+            codes: Default::default(),
+            requests: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            max_in_flight: AtomicU64::new(0),
+            admitted: AtomicU64::new(0),
+            credits_used: AtomicU64::new(0),
+            rate_window: Mutex::new(VecDeque::new()),
+            api_domain: format!("http://{addr}"),
+            buffers: Arc::default(),
+            config,
+        });
+        let router = router(shared.clone());
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(accept_loop(listener, router, stopped));
+        Ok(MockServer {
+            addr,
+            shared,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// "http://127.0.0.1:PORT": the API domain and the accounts URL at once.
+    pub fn url(&self) -> String {
+        self.shared.api_domain.clone()
+    }
+
+    pub fn ledger(&self) -> Ledger {
+        self.shared.ledger()
+    }
+
+    pub fn config(&self) -> &MockConfig {
+        &self.shared.config
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route(
+            "/crm/{version}/{module}/actions/mass_update",
+            any(mass_update::handle),
+        )
+        .route("/crm/{version}/settings/fields", any(fields))
+        .route("/oauth/v2/token", any(oauth_token))
+        .route("/__mock/ledger", get(ledger))
+        .fallback(not_found)
+        .with_state(shared)
+}
+
+async fn accept_loop(listener: TcpListener, router: Router, mut stopped: oneshot::Receiver<()>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(serve_connection(stream, router.clone()));
+                }
+                // Out of file descriptors and the like: pause instead of spinning.
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            },
+            // Reap finished connections so the set does not grow over a long run.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
+}
+
+async fn serve_connection(stream: TcpStream, router: Router) {
+    // Responses are written whole; Nagle would only add delay to small ones.
+    let _ = stream.set_nodelay(true);
+    let abort = ConnAbort::default();
+    let tagged = {
+        let abort = abort.clone();
+        tower::ServiceExt::map_request(router, move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(abort.clone());
+            request
+        })
+    };
+    let connection = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(tagged));
+    tokio::select! {
+        _ = connection => {}
+        // Dropping the connection future here closes the socket with no response written.
+        _ = abort.0.notified() => {}
+    }
+}
+
+/// `GET /crm/{version}/settings/fields?module=M`.
+async fn fields(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if method != Method::GET {
+        return Reject::InvalidRequestMethod.response();
+    }
+    let expiry = match shared.authenticate(&headers) {
+        Ok(expiry) => expiry,
+        Err(reject) => return reject.response(),
+    };
+    let params: HashMap<String, String> =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or("")).unwrap_or_default();
+    let Some(module) = params.get("module") else {
+        let body = json!({
+            "code": "REQUIRED_PARAM_MISSING",
+            "details": {"param": "module"},
+            "message": "One of the expected parameter is missing",
+            "status": "error",
+        });
+        return zoho_response(
+            StatusCode::BAD_REQUEST,
+            json_bytes(&body).into(),
+            HeaderProfile::Api,
+            Some(expiry),
+            None,
+        );
+    };
+    match shared.modules.get(module) {
+        Some(spec) => zoho_response(
+            StatusCode::OK,
+            Bytes::from_static(spec.document.as_bytes()),
+            HeaderProfile::Api,
+            Some(expiry),
+            None,
+        ),
+        None => Reject::InvalidModule.response(),
+    }
+}
+
+/// `POST /oauth/v2/token`: parameters in the query string or a form body, as Zoho accepts.
+async fn oauth_token(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let mut params: HashMap<String, String> =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or("")).unwrap_or_default();
+    let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    params.extend(form);
+    let param = |k: &str| params.get(k).map(String::as_str).unwrap_or("");
+    let config = &shared.config;
+    if param("grant_type") != "refresh_token" {
+        return oauth_json(StatusCode::OK, json!({"error": "unsupported_grant_type"}));
+    }
+    let client_ok =
+        param("client_id") == config.client_id && param("client_secret") == config.client_secret;
+    let refresh_ok = param("refresh_token") == config.refresh_token;
+    let outcome = lock(&shared.tokens).mint(client_ok, refresh_ok, Instant::now());
+    match outcome {
+        MintOutcome::Minted { token, expires_in } => oauth_json(
+            StatusCode::OK,
+            json!({
+                "access_token": token,
+                "api_domain": shared.api_domain,
+                "token_type": "Bearer",
+                "expires_in": expires_in,
+            }),
+        ),
+        // Zoho answers credential errors with HTTP 200 and an `error` member.
+        MintOutcome::InvalidClient => {
+            oauth_json(StatusCode::OK, json!({"error": "invalid_client"}))
+        }
+        MintOutcome::InvalidCode => oauth_json(StatusCode::OK, json!({"error": "invalid_code"})),
+        MintOutcome::TooMany => oauth_json(
+            StatusCode::BAD_REQUEST,
+            json!({
+                "error": "Access Denied",
+                "error_description":
+                    "You have made too many requests continuously. Please try again after some time.",
+            }),
+        ),
+    }
+}
+
+fn oauth_json(status: StatusCode, body: Value) -> Response {
+    let mut response = Response::new(Body::from(json_bytes(&body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, JSON_UTF8);
+    response
+}
+
+async fn ledger(State(shared): State<Arc<Shared>>) -> Response {
+    let ledger = shared.ledger();
+    let body = serde_json::to_vec(&ledger).unwrap_or_default();
+    let mut response = Response::new(Body::from(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+async fn not_found() -> Response {
+    let body = json!({
+        "code": "INVALID_URL_PATTERN",
+        "details": {},
+        "message": "Please check if the URL trying to access is a correct one",
+        "status": "error",
+    });
+    zoho_response(
+        StatusCode::NOT_FOUND,
+        json_bytes(&body).into(),
+        HeaderProfile::Api,
+        None,
+        None,
+    )
+}
+
+/// Path parameters of the mass_update route.
+pub(crate) type MassUpdatePath = Path<(String, String)>;
