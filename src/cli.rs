@@ -48,6 +48,16 @@ pub enum LogFormat {
 pub enum Command {
     /// Read a CSV, validate and group it, and store the planned calls (no API call).
     Plan(commands::plan::Args),
+    /// Plan a CSV and send it: the main job.
+    Run(commands::run::Args),
+    /// Continue a run that stopped (killed, interrupted, out of budget, fatal error fixed).
+    Resume(commands::resume::Args),
+    /// Re-send a run's retryable records (locked, not approved, ...) in fresh, regrouped calls.
+    Retry(commands::retry::Args),
+    /// Show runs and what their records came to.
+    Status(commands::status::Args),
+    /// Serve the embedded Zoho-compatible mock CRM on 127.0.0.1.
+    MockServer(commands::mock_server::Args),
 }
 
 /// Parses the command line, runs the command and returns its exit code.
@@ -67,6 +77,11 @@ pub fn main() -> ExitCode {
     crate::logging::init(&cli.global);
     let result = match cli.command {
         Command::Plan(args) => commands::plan::run(args, &cli.global),
+        Command::Run(args) => commands::run::run(args, &cli.global),
+        Command::Resume(args) => commands::resume::run(args, &cli.global),
+        Command::Retry(args) => commands::retry::run(args, &cli.global),
+        Command::Status(args) => commands::status::run(args, &cli.global),
+        Command::MockServer(args) => commands::mock_server::run(args, &cli.global),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -1071,6 +1071,95 @@ pub async fn dispatch(
     })
 }
 
+/// Puts retryable items (or, with `codes`, any retryable or failed item whose code is in the
+/// list) of a run into fresh chunks, grouped by payload so that records scattered over many
+/// old chunks share calls again. The old items are marked requeued. Returns (items, chunks).
+pub fn requeue(
+    conn: &mut Connection,
+    run_id: i64,
+    codes: Option<&[String]>,
+    chunk_size: usize,
+) -> Result<(u64, u64), StoreError> {
+    use crate::outcome::encode_members;
+    let tx = conn.transaction()?;
+    let mut by_group: BTreeMap<i64, Vec<Member>> = BTreeMap::new();
+    {
+        let mut select = tx.prepare(
+            "SELECT id, group_id, members, outcomes, details_json, code FROM chunks
+             WHERE run_id = ?1 AND state <> 'in_flight' ORDER BY id",
+        )?;
+        let mut update =
+            tx.prepare("UPDATE chunks SET outcomes = ?2 WHERE id = ?1 AND state <> 'in_flight'")?;
+        let mut rows = select.query(params![run_id])?;
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            let group_id: i64 = r.get(1)?;
+            let members = decode_members(&r.get::<_, Vec<u8>>(2)?);
+            let mut outcomes: Vec<u8> = r.get(3)?;
+            let details: BTreeMap<u32, (String, String)> = r
+                .get::<_, Option<String>>(4)?
+                .and_then(|j| serde_json::from_str(&j).ok())
+                .unwrap_or_default();
+            let chunk_code: Option<String> = r.get(5)?;
+            let mut changed = false;
+            for (i, member) in members.iter().enumerate() {
+                let state = ItemState::from_byte(outcomes[i]);
+                let code = details
+                    .get(&(i as u32))
+                    .map(|(c, _)| c.as_str())
+                    .or(chunk_code.as_deref());
+                let wanted = match codes {
+                    None => state == ItemState::Retryable,
+                    Some(codes) => {
+                        matches!(state, ItemState::Retryable | ItemState::Failed)
+                            && code.is_some_and(|c| codes.iter().any(|w| w == c))
+                    }
+                };
+                if wanted {
+                    outcomes[i] = ItemState::Requeued as u8;
+                    by_group.entry(group_id).or_default().push(*member);
+                    changed = true;
+                }
+            }
+            if changed && update.execute(params![id, outcomes])? != 1 {
+                return Err(StoreError::Sql(rusqlite::Error::StatementChangedRows(0)));
+            }
+        }
+    }
+    let now = store::now();
+    let (mut items, mut chunks) = (0u64, 0u64);
+    {
+        let mut insert = tx.prepare(
+            "INSERT INTO chunks (run_id, group_id, state, size, members, outcomes, created_at)
+             VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6)",
+        )?;
+        for (group_id, members) in by_group {
+            for part in crate::plan::balanced_chunks(&members, chunk_size) {
+                insert.execute(params![
+                    run_id,
+                    group_id,
+                    part.len(),
+                    encode_members(part.iter().copied()),
+                    vec![ItemState::Pending as u8; part.len()],
+                    now
+                ])?;
+                items += part.len() as u64;
+                chunks += 1;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok((items, chunks))
+}
+
+/// Puts chunks left in flight by a crash or kill back to pending. Returns how many.
+pub fn reset_in_flight(conn: &Connection, run_id: i64) -> Result<usize, StoreError> {
+    Ok(conn.execute(
+        "UPDATE chunks SET state = 'pending' WHERE run_id = ?1 AND state = 'in_flight'",
+        params![run_id],
+    )?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,3 +21,4 @@ pub mod mock;
 pub mod outcome;
 pub mod plan;
 pub mod store;
+pub mod summary;

@@ -15,8 +15,10 @@ pub fn init(global: &GlobalArgs) {
     // Our own crate at the chosen level; dependencies stay at warn unless RUST_LOG says.
     let filter = EnvFilter::try_from_env("MASSUP_LOG")
         .unwrap_or_else(|_| EnvFilter::new(format!("warn,massup={level}")));
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match global.log_format {
         LogFormat::Human => builder.with_target(false).try_init(),

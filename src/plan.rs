@@ -988,7 +988,7 @@ impl Planner {
 
 /// Cuts `ids` into the fewest chunks of at most `size`, as even as possible (so that the
 /// last call of a group is not a straggler of a few ids while the others carry 500).
-pub fn balanced_chunks(ids: &[u32], size: usize) -> impl Iterator<Item = &[u32]> {
+pub fn balanced_chunks<T>(ids: &[T], size: usize) -> impl Iterator<Item = &[T]> {
     let count = ids.len().div_ceil(size.max(1));
     let base = ids.len().checked_div(count).unwrap_or(0);
     let extra = ids.len().checked_rem(count).unwrap_or(0);

@@ -110,7 +110,12 @@ pub struct RunInfo {
     pub csv_sha256: String,
     pub id_column: String,
     pub columns: Vec<String>,
+    /// The plan settings (parsed from `settings_json`), for JSON output.
+    pub settings: serde_json::Value,
+    #[serde(skip)]
     pub settings_json: String,
+    /// Field metadata can be large; `status --json` leaves it out.
+    #[serde(skip)]
     pub fields_json: Option<String>,
     pub state: String,
     pub created_at: String,
@@ -137,6 +142,7 @@ fn run_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunInfo> {
         csv_sha256: row.get(3)?,
         id_column: row.get(4)?,
         columns: serde_json::from_str(&columns_json).unwrap_or_default(),
+        settings: serde_json::from_str(&row.get::<_, String>(6)?).unwrap_or_default(),
         settings_json: row.get(6)?,
         fields_json: row.get(7)?,
         state: row.get(8)?,

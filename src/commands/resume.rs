@@ -1,0 +1,49 @@
+//! `massup resume`: continue a run where it stopped (a kill, Ctrl-C, a budget, a fatal
+//! error since fixed). Chunks left in flight are sent again.
+use crate::cli::GlobalArgs;
+use crate::commands::dispatching::{
+    dispatch_run, install_signal_handlers, pick_run, require_credentials, runtime, Connected,
+    ConnectionFlags, DispatchFlags, StoredConnection,
+};
+use crate::config::Config;
+use crate::exit::Exit;
+use crate::plan::PlanSettings;
+use crate::store;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Run to continue [default: the latest unfinished run]
+    #[arg(long)]
+    pub run: Option<i64>,
+    #[command(flatten)]
+    pub connection: ConnectionFlags,
+    #[command(flatten)]
+    pub dispatch: DispatchFlags,
+}
+
+pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
+    let config = Config::load(global.config.as_deref())?;
+    let db = config.db_path(global.db.as_deref());
+    let conn = store::open(&db)?;
+    let run = pick_run(&conn, args.run, false, &db)?;
+    let plan: PlanSettings = serde_json::from_str(&run.settings_json)?;
+    let stored = StoredConnection::load(&run, &conn);
+    drop(conn);
+    let connection = StoredConnection::resolve(
+        &stored,
+        &args.connection,
+        &args.dispatch,
+        &config,
+        plan.over_write,
+    )?;
+    let credentials = require_credentials(&config)?;
+    if !global.quiet {
+        println!("Resuming run {} ({}, {})", run.id, run.module, run.csv_path);
+    }
+    runtime()?.block_on(async {
+        let stop = tokio_util::sync::CancellationToken::new();
+        install_signal_handlers(stop.clone(), global.quiet);
+        let connected = Connected::new(&connection, credentials, stop.clone())?;
+        dispatch_run(&db, &run, &connection, &connected, stop, global).await
+    })
+}

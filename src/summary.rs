@@ -1,0 +1,329 @@
+//! What a run's records came to: per-row outcomes (one per input row, in input order) and
+//! the counts that `status`, `report` and the end of `run` print. Items are stored packed
+//! per chunk, so this is the one place that unpacks them into rows.
+use std::collections::{BTreeMap, HashMap};
+
+use rusqlite::{params, Connection};
+use serde::Serialize;
+
+use crate::outcome::{decode_members, ItemState};
+use crate::store::{self, RunInfo, StoreError};
+
+/// The outcome of one input row, as the report shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum RowOutcome {
+    Succeeded,
+    Retryable,
+    Pending,
+    Failed,
+    Invalid,
+}
+
+impl RowOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowOutcome::Succeeded => "succeeded",
+            RowOutcome::Retryable => "retryable",
+            RowOutcome::Pending => "pending",
+            RowOutcome::Failed => "failed",
+            RowOutcome::Invalid => "invalid",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<RowOutcome> {
+        [
+            RowOutcome::Succeeded,
+            RowOutcome::Retryable,
+            RowOutcome::Pending,
+            RowOutcome::Failed,
+            RowOutcome::Invalid,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == text)
+    }
+
+    /// How bad an item state is for its row: a row is only as good as its worst item
+    /// (a row whose fields went out in several calls succeeded only if all did). Failed
+    /// outranks pending because no resume can make that row succeed.
+    fn rank(state: ItemState) -> u8 {
+        match state {
+            ItemState::Succeeded => 1,
+            ItemState::Retryable => 2,
+            ItemState::Pending => 3,
+            ItemState::Failed => 4,
+            ItemState::Requeued => 0,
+        }
+    }
+
+    fn of_item(state: ItemState) -> RowOutcome {
+        match state {
+            ItemState::Succeeded => RowOutcome::Succeeded,
+            ItemState::Retryable => RowOutcome::Retryable,
+            ItemState::Failed => RowOutcome::Failed,
+            ItemState::Pending | ItemState::Requeued => RowOutcome::Pending,
+        }
+    }
+}
+
+/// The outcome of one row with the answer that decided it.
+#[derive(Debug, Clone, Default)]
+pub struct RowResult {
+    /// Rank of the worst item so far (0: no item seen).
+    worst: u8,
+    pub outcome: Option<RowOutcome>,
+    pub code: Option<String>,
+    pub message: Option<String>,
+    /// Calls that carried this row (over all its items and retries).
+    pub attempts: u32,
+    pub last_attempt_at: Option<String>,
+}
+
+impl RowResult {
+    fn add(
+        &mut self,
+        state: ItemState,
+        code: Option<&str>,
+        message: Option<&str>,
+        attempts: u32,
+        at: Option<&str>,
+    ) {
+        self.attempts += attempts;
+        if let Some(at) = at {
+            if self.last_attempt_at.as_deref().is_none_or(|l| l < at) {
+                self.last_attempt_at = Some(at.to_string());
+            }
+        }
+        if state == ItemState::Requeued {
+            return;
+        }
+        let rank = RowOutcome::rank(state);
+        if rank > self.worst {
+            self.worst = rank;
+            self.outcome = Some(RowOutcome::of_item(state));
+            self.code = code.map(str::to_string);
+            self.message = message.map(str::to_string);
+        }
+    }
+
+    fn merge(&mut self, other: &RowResult) {
+        self.attempts = self.attempts.max(other.attempts);
+        if other.last_attempt_at > self.last_attempt_at {
+            self.last_attempt_at.clone_from(&other.last_attempt_at);
+        }
+        if other.worst > self.worst {
+            self.worst = other.worst;
+            self.outcome = other.outcome;
+            self.code.clone_from(&other.code);
+            self.message.clone_from(&other.message);
+        }
+    }
+}
+
+/// Per-row results of a run, indexed by row_no. Rows without items (invalid) are left
+/// at default and resolved by `row_outcome`.
+pub fn row_results(
+    conn: &Connection,
+    run_id: i64,
+    rows: usize,
+) -> Result<Vec<RowResult>, StoreError> {
+    let mut results = vec![RowResult::default(); rows];
+    let mut stmt = conn.prepare(
+        "SELECT members, outcomes, details_json, code, message, attempts, last_attempt_at
+         FROM chunks WHERE run_id = ?1 ORDER BY id",
+    )?;
+    let mut query = stmt.query(params![run_id])?;
+    while let Some(r) = query.next()? {
+        let members = decode_members(&r.get::<_, Vec<u8>>(0)?);
+        let outcomes: Vec<u8> = r.get(1)?;
+        let details: HashMap<u32, (String, String)> = r
+            .get::<_, Option<String>>(2)?
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default();
+        let chunk_code: Option<String> = r.get(3)?;
+        let chunk_message: Option<String> = r.get(4)?;
+        let attempts: u32 = r.get(5)?;
+        let at: Option<String> = r.get(6)?;
+        for (i, member) in members.iter().enumerate() {
+            let Some(result) = results.get_mut(member.row_no as usize) else {
+                continue;
+            };
+            let state = ItemState::from_byte(outcomes.get(i).copied().unwrap_or(0));
+            let (code, message) = match (state, details.get(&(i as u32))) {
+                (ItemState::Succeeded, _) => (Some("SUCCESS"), Some("record updated")),
+                (_, Some((code, message))) => (Some(code.as_str()), Some(message.as_str())),
+                (ItemState::Pending, None) if attempts == 0 => (None, Some("not sent yet")),
+                (_, None) => (chunk_code.as_deref(), chunk_message.as_deref()),
+            };
+            result.add(state, code, message, attempts, at.as_deref());
+        }
+    }
+    Ok(results)
+}
+
+/// One input row as stored, with its outcome.
+#[derive(Debug, Clone)]
+pub struct ReportRow {
+    pub row_no: u32,
+    pub line: u64,
+    pub record_id: String,
+    pub values: Vec<String>,
+    pub outcome: RowOutcome,
+    pub code: Option<String>,
+    pub message: Option<String>,
+    pub attempts: u32,
+    pub last_attempt_at: Option<String>,
+}
+
+/// Calls `each` with every input row of the run in input order.
+pub fn for_each_row(
+    conn: &Connection,
+    run_id: i64,
+    mut each: impl FnMut(ReportRow) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let run =
+        store::run(conn, run_id)?.ok_or(StoreError::Sql(rusqlite::Error::QueryReturnedNoRows))?;
+    let results = row_results(conn, run_id, run.input_rows as usize)?;
+    let mut stmt = conn.prepare(
+        "SELECT row_no, line, record_id, values_json, status, message, merged_into
+         FROM rows WHERE run_id = ?1 ORDER BY row_no",
+    )?;
+    let mut query = stmt.query(params![run_id])?;
+    while let Some(r) = query.next()? {
+        let row_no: u32 = r.get(0)?;
+        let status: String = r.get(4)?;
+        let row_message: Option<String> = r.get(5)?;
+        let merged_into: Option<u32> = r.get(6)?;
+        let values: Vec<String> = serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default();
+        let record_id = match r.get_ref(2)? {
+            rusqlite::types::ValueRef::Integer(i) => i.to_string(),
+            other => String::from_utf8_lossy(other.as_bytes().unwrap_or_default()).into_owned(),
+        };
+        let mut result = results.get(row_no as usize).cloned().unwrap_or_default();
+        if let Some(target) = merged_into.and_then(|t| results.get(t as usize)) {
+            result.merge(target);
+        }
+        let (outcome, code, message) = if status == "invalid" {
+            (
+                RowOutcome::Invalid,
+                Some("INVALID_ROW".to_string()),
+                row_message,
+            )
+        } else {
+            match result.outcome {
+                Some(outcome) => (outcome, result.code.clone(), result.message.clone()),
+                // A merged row whose fields all ride with an earlier row that has no item
+                // yet cannot happen; be safe and call it pending.
+                None => (RowOutcome::Pending, None, row_message),
+            }
+        };
+        each(ReportRow {
+            row_no,
+            line: r.get(1)?,
+            record_id,
+            values,
+            outcome,
+            code,
+            message,
+            attempts: result.attempts,
+            last_attempt_at: result.last_attempt_at.clone(),
+        })?;
+    }
+    Ok(())
+}
+
+/// Counts for `status` and the end of a run.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct RunCounts {
+    pub rows: BTreeMap<&'static str, u64>,
+    pub items: BTreeMap<&'static str, u64>,
+    pub items_by_code: BTreeMap<String, u64>,
+    pub chunks: BTreeMap<String, u64>,
+    pub calls: u64,
+    pub min_calls: u64,
+    /// Calls beyond one per chunk attempted: retries of transient failures and of `retry`.
+    pub retries: u64,
+    pub first_call_at: Option<String>,
+    pub last_call_at: Option<String>,
+}
+
+impl RunCounts {
+    pub fn rows(&self, outcome: RowOutcome) -> u64 {
+        self.rows.get(outcome.as_str()).copied().unwrap_or(0)
+    }
+
+    pub fn items(&self, state: ItemState) -> u64 {
+        self.items.get(state.as_str()).copied().unwrap_or(0)
+    }
+
+    /// Work that `resume` would still do.
+    pub fn unfinished_chunks(&self) -> u64 {
+        self.chunks.get("pending").copied().unwrap_or(0)
+            + self.chunks.get("in_flight").copied().unwrap_or(0)
+    }
+}
+
+pub fn run_counts(conn: &Connection, run: &RunInfo) -> Result<RunCounts, StoreError> {
+    let mut counts = RunCounts {
+        min_calls: run.min_calls as u64,
+        ..RunCounts::default()
+    };
+    for outcome in [
+        RowOutcome::Succeeded,
+        RowOutcome::Retryable,
+        RowOutcome::Pending,
+        RowOutcome::Failed,
+        RowOutcome::Invalid,
+    ] {
+        counts.rows.insert(outcome.as_str(), 0);
+    }
+    for_each_row(conn, run.id, |row| {
+        *counts.rows.entry(row.outcome.as_str()).or_default() += 1;
+        Ok(())
+    })?;
+    for state in [
+        ItemState::Pending,
+        ItemState::Succeeded,
+        ItemState::Retryable,
+        ItemState::Failed,
+    ] {
+        counts.items.insert(state.as_str(), 0);
+    }
+    let mut stmt =
+        conn.prepare("SELECT outcomes, details_json, code, state FROM chunks WHERE run_id = ?1")?;
+    let mut query = stmt.query(params![run.id])?;
+    while let Some(r) = query.next()? {
+        let outcomes: Vec<u8> = r.get(0)?;
+        let details: HashMap<u32, (String, String)> = r
+            .get::<_, Option<String>>(1)?
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default();
+        let chunk_code: Option<String> = r.get(2)?;
+        *counts.chunks.entry(r.get::<_, String>(3)?).or_default() += 1;
+        for (i, &byte) in outcomes.iter().enumerate() {
+            let state = ItemState::from_byte(byte);
+            if state == ItemState::Requeued {
+                continue;
+            }
+            *counts.items.entry(state.as_str()).or_default() += 1;
+            let code = match (state, details.get(&(i as u32))) {
+                (ItemState::Succeeded, _) => Some("SUCCESS"),
+                (_, Some((code, _))) => Some(code.as_str()),
+                (_, None) => chunk_code.as_deref(),
+            };
+            if let Some(code) = code {
+                *counts.items_by_code.entry(code.to_string()).or_default() += 1;
+            }
+        }
+    }
+    let (calls, chunks_called, first, last): (u64, u64, Option<String>, Option<String>) = conn.query_row(
+        "SELECT COUNT(*), COUNT(DISTINCT chunk_id), MIN(started_at), MAX(started_at) FROM calls WHERE run_id = ?1",
+        params![run.id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    counts.calls = calls;
+    counts.retries = calls - chunks_called;
+    counts.first_call_at = first;
+    counts.last_call_at = last;
+    Ok(counts)
+}
