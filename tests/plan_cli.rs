@@ -867,3 +867,33 @@ fn chunks_are_as_even_as_possible_and_calls_are_the_minimum() {
     // min_calls stays the minimum at Zoho's 500 ids per call.
     assert_eq!(run_value::<i64>(&conn, run, "min_calls"), 4);
 }
+
+#[test]
+fn blank_lines_in_an_lf_file_shifted_later_line_numbers() {
+    // The csv crate dates a record from where reading started, before the blank lines it
+    // skips, so every row after a blank line of an LF file was reported a line early.
+    let ws = Workspace::new();
+    ws.write(
+        "blank.csv",
+        "\nid,Rating\n1,Hot\n\n2,\n\n\n3,\"two\nlines\"\n4,\n5,Cold",
+    );
+    let ran = ws.plan("blank.csv", "Leads", &[]);
+    ran.expect_code(3).expect_in(
+        Stream::Out,
+        &[
+            "blank.csv:5: nothing to update",
+            "blank.csv:10: nothing to update",
+        ],
+    );
+    let conn = ws.open_db();
+    let lines: Vec<i64> = rows(&conn, last_run(&conn))
+        .iter()
+        .map(|r| r.line)
+        .collect();
+    assert_eq!(lines, [3, 5, 8, 10, 11], "{}", ran.report());
+    // A header after blank lines is named by its own line too.
+    ws.write("blank_header.csv", "\n\nid,A,A\n1,x,y\n");
+    ws.plan("blank_header.csv", "Leads", &[])
+        .expect_code(2)
+        .expect_in(Stream::Err, &["blank_header.csv: line 3:"]);
+}
