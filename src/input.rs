@@ -66,7 +66,7 @@ pub struct CsvOptions {
 /// An open CSV whose header has been checked.
 pub struct CsvInput {
     path: PathBuf,
-    reader: csv::Reader<Box<dyn Read + Send>>,
+    reader: csv::Reader<EofWatch<Box<dyn Read + Send>>>,
     header_line: u64,
     id_index: usize,
     /// Field column names in input order (the id column excluded).
@@ -158,7 +158,10 @@ impl CsvInput {
             .terminator(csv::Terminator::Any(b'\n'))
             .flexible(true)
             .has_headers(false)
-            .from_reader(source);
+            .from_reader(EofWatch {
+                inner: source,
+                at_eof: false,
+            });
         let mut header = ByteRecord::new();
         let got = reader
             .read_byte_record(&mut header)
@@ -166,7 +169,7 @@ impl CsvInput {
         if !got {
             return Err(InputError::Empty { path: shown });
         }
-        let header_line = header.position().map_or(1, |p| p.line());
+        let header_line = start_line(&reader, &header);
         let mut names: Vec<String> = Vec::with_capacity(header.len());
         let last = header.len().saturating_sub(1);
         for (i, raw) in header.iter().enumerate() {
@@ -258,7 +261,7 @@ impl CsvInput {
                 break;
             }
         }
-        let line = self.record.position().map_or(0, |p| p.line());
+        let line = start_line(&self.reader, &self.record);
         Ok(Some(RawRow {
             line,
             record: &self.record,
@@ -267,6 +270,37 @@ impl CsvInput {
             header_len: self.header_len,
         }))
     }
+}
+
+/// The source as the csv reader sees it, noting when it ran out: a record that needed the
+/// end of the file to finish is the last one, with no line terminator after it.
+struct EofWatch<R> {
+    inner: R,
+    at_eof: bool,
+}
+
+impl<R: Read> Read for EofWatch<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.at_eof = true;
+        }
+        Ok(n)
+    }
+}
+
+/// The 1-based line where `record` (just read) starts. The csv crate dates a record from
+/// where reading began, before the blank lines it skips, which put every row after a
+/// blank line of an LF file too early; counting back from where the record ended is
+/// exact: its end line less the newlines inside its quoted cells and its terminator.
+fn start_line<R: Read>(reader: &csv::Reader<EofWatch<R>>, record: &ByteRecord) -> u64 {
+    let inside = record.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
+    let terminated = u64::from(!reader.get_ref().at_eof);
+    reader
+        .position()
+        .line()
+        .saturating_sub(inside + terminated)
+        .max(1)
 }
 
 fn read_error(path: &str, error: &csv::Error) -> InputError {
