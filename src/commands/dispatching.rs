@@ -454,7 +454,7 @@ pub fn finish_run(
             counts.calls
         );
     } else {
-        print!("{text}");
+        crate::out!("{text}");
     }
     let exit = match &report.stop {
         Some(StopReason::Fatal { code, message }) => {

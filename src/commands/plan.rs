@@ -161,20 +161,20 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
                 run.id
             );
             if args.json {
-                println!(
+                crate::outln!(
                     "{}",
                     serde_json::json!({"existing_run": run.id, "state": run.state, "message": message})
                 );
             } else {
-                println!("{message}");
+                crate::outln!("{message}");
             }
             Ok(Exit::Success)
         }
         PlanOutcome::Planned(summary) => {
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&summary)?);
+                crate::outln!("{}", serde_json::to_string_pretty(&summary)?);
             } else {
-                print!("{}", render_summary(&summary, &db));
+                crate::out!("{}", render_summary(&summary, &db));
             }
             Ok(if summary.invalid_rows > 0 {
                 Exit::Failures

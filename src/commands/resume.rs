@@ -38,7 +38,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     )?;
     let credentials = require_credentials(&config)?;
     if !global.quiet {
-        println!("Resuming run {} ({}, {})", run.id, run.module, run.csv_path);
+        crate::outln!("Resuming run {} ({}, {})", run.id, run.module, run.csv_path);
     }
     runtime()?.block_on(async {
         let stop = tokio_util::sync::CancellationToken::new();

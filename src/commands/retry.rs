@@ -51,7 +51,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let (items, chunks) = dispatch::requeue(&mut conn, run.id, codes.as_deref(), plan.chunk_size)?;
     drop(conn);
     if !global.quiet {
-        println!(
+        crate::outln!(
             "Run {}: {items} record update(s) re-queued into {chunks} call(s)",
             run.id
         );

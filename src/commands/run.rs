@@ -77,7 +77,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         let run = match planned {
             PlanOutcome::Planned(summary) => {
                 if !global.quiet {
-                    print!("{}", render_summary(&summary, &db));
+                    crate::out!("{}", render_summary(&summary, &db));
                 }
                 store::run(&store::open(&db)?, summary.run_id)?.expect("just planned")
             }
@@ -90,7 +90,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
                     .into());
                 }
                 if !global.quiet {
-                    println!(
+                    crate::outln!(
                         "{} was already planned as run {} ({}); continuing it",
                         args.plan.csv.display(),
                         run.id,

@@ -49,14 +49,14 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     if args.all {
         let runs = store::runs(&conn)?;
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&runs)?);
+            crate::outln!("{}", serde_json::to_string_pretty(&runs)?);
         } else {
-            println!(
+            crate::outln!(
                 "{:>4}  {:<10} {:<11} {:<24} {:<24} csv",
                 "id", "module", "state", "created", "finished"
             );
             for run in runs {
-                println!(
+                crate::outln!(
                     "{:>4}  {:<10} {:<11} {:<24} {:<24} {}",
                     run.id,
                     run.module,
@@ -80,9 +80,9 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             records_per_sec,
             next: next_steps(&run, &counts, &db),
         };
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&status)?);
     } else {
-        print!("{}", render_run(&run, &counts, &db));
+        crate::out!("{}", render_run(&run, &counts, &db));
     }
     Ok(Exit::Success)
 }
