@@ -58,6 +58,8 @@ pub enum Command {
     Status(commands::status::Args),
     /// Serve the embedded Zoho-compatible mock CRM on 127.0.0.1.
     MockServer(commands::mock_server::Args),
+    /// A complete rehearsal against the embedded mock CRM: no credentials, no network.
+    Demo(commands::demo::Args),
 }
 
 /// Parses the command line, runs the command and returns its exit code.
@@ -82,6 +84,7 @@ pub fn main() -> ExitCode {
         Command::Retry(args) => commands::retry::run(args, &cli.global),
         Command::Status(args) => commands::status::run(args, &cli.global),
         Command::MockServer(args) => commands::mock_server::run(args, &cli.global),
+        Command::Demo(args) => commands::demo::run(args, &cli.global),
     };
     match result {
         Ok(exit) => exit.into(),

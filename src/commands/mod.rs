@@ -1,5 +1,6 @@
 //! One module per subcommand, each with an `Args` struct and a `run` function;
 //! `dispatching` holds what run, resume and retry share.
+pub mod demo;
 pub mod dispatching;
 pub mod mock_server;
 pub mod plan;

