@@ -60,6 +60,11 @@ pub enum Command {
     MockServer(commands::mock_server::Args),
     /// A complete rehearsal against the embedded mock CRM: no credentials, no network.
     Demo(commands::demo::Args),
+    /// Print shell completions, e.g. `massup completions bash > /etc/bash_completion.d/massup`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Parses the command line, runs the command and returns its exit code.
@@ -85,6 +90,13 @@ pub fn main() -> ExitCode {
         Command::Status(args) => commands::status::run(args, &cli.global),
         Command::MockServer(args) => commands::mock_server::run(args, &cli.global),
         Command::Demo(args) => commands::demo::run(args, &cli.global),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "massup", &mut out);
+            crate::output::print(&String::from_utf8_lossy(&out));
+            Ok(Exit::Success)
+        }
     };
     match result {
         Ok(exit) => exit.into(),

@@ -74,7 +74,11 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     ));
     let exe = std::env::current_exe()?;
     let massup = |args: &[&str]| -> anyhow::Result<i32> {
-        let mut shown = vec!["massup".to_string(), "--db".into(), db.display().to_string()];
+        let mut shown = vec![
+            "massup".to_string(),
+            "--db".into(),
+            db.display().to_string(),
+        ];
         shown.extend(args.iter().map(|a| a.to_string()));
         say(&format!("\n$ {}", shown.join(" ")));
         let mut command = Command::new(&exe);
@@ -99,7 +103,16 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     // A rate and a concurrency cap as a real org would set them (Zoho's are per edition).
     let rate = if args.fast { "none" } else { "25/s" };
     let mut run_args = vec![
-        "run", "--csv", &csv_arg, "--module", "Leads", "--new-run", "--concurrency", "4", "--rate", rate,
+        "run",
+        "--csv",
+        &csv_arg,
+        "--module",
+        "Leads",
+        "--new-run",
+        "--concurrency",
+        "4",
+        "--rate",
+        rate,
     ];
     run_args.extend(connection);
     let first = massup(&run_args)?;
@@ -140,13 +153,37 @@ fn write_sample_csv(path: &Path, ids: &[String], rows: usize) -> anyhow::Result<
         writer.write_record(&record)?;
         written += 1;
     }
-    let first = ids.first().map(String::as_str).unwrap_or("738964000002131001");
+    let first = ids
+        .first()
+        .map(String::as_str)
+        .unwrap_or("738964000002131001");
     let problems: [[&str; 6]; 5] = [
-        [ids.get(1).map_or(first, |s| s), "Contacted", "Active", "a few", "", ""],
-        [ids.get(2).map_or(first, |s| s), "Contacted", "", "", "2026-02-30", ""],
+        [
+            ids.get(1).map_or(first, |s| s),
+            "Contacted",
+            "Active",
+            "a few",
+            "",
+            "",
+        ],
+        [
+            ids.get(2).map_or(first, |s| s),
+            "Contacted",
+            "",
+            "",
+            "2026-02-30",
+            "",
+        ],
         ["999999999999999001", "Contacted", "Active", "", "", ""],
         ["999999999999999002", "Junk Lead", "", "", "", ""],
-        [first, sets[0].get(1).unwrap_or(""), sets[0].get(2).unwrap_or(""), sets[0].get(3).unwrap_or(""), sets[0].get(4).unwrap_or(""), sets[0].get(5).unwrap_or("")],
+        [
+            first,
+            sets[0].get(1).unwrap_or(""),
+            sets[0].get(2).unwrap_or(""),
+            sets[0].get(3).unwrap_or(""),
+            sets[0].get(4).unwrap_or(""),
+            sets[0].get(5).unwrap_or(""),
+        ],
     ];
     for problem in problems {
         writer.write_record(problem)?;

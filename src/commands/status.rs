@@ -53,7 +53,11 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         } else {
             crate::outln!(
                 "{:>4}  {:<10} {:<11} {:<24} {:<24} csv",
-                "id", "module", "state", "created", "finished"
+                "id",
+                "module",
+                "state",
+                "created",
+                "finished"
             );
             for run in runs {
                 crate::outln!(
