@@ -6,6 +6,25 @@ use std::path::{Path, PathBuf};
 
 use csv::ByteRecord;
 
+/// More field columns than any Zoho module has fields (modules allow a few hundred
+/// custom fields). A wider header is almost certainly a wrong delimiter, and refusing it
+/// keeps a pathological file (a million columns) from costing memory per column.
+pub const MAX_COLUMNS: usize = 2_000;
+
+/// The column list in a message: the first few names, then how many more.
+fn shorten_list(names: &[String]) -> String {
+    const SHOWN: usize = 20;
+    if names.len() <= SHOWN {
+        names.join(", ")
+    } else {
+        format!(
+            "{}, ... ({} more)",
+            names[..SHOWN].join(", "),
+            names.len() - SHOWN
+        )
+    }
+}
+
 /// Input problems that stop the whole file (as opposed to one bad row).
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
@@ -45,6 +64,12 @@ pub enum InputError {
         path: String,
         id_column: String,
         columns: String,
+    },
+    #[error("{path}: line {line}: the header has {columns} columns; massup accepts at most {max} (is --delimiter right?)", max = MAX_COLUMNS)]
+    TooManyColumns {
+        path: String,
+        line: u64,
+        columns: usize,
     },
     #[error("{path}: the header has only the id column; add at least one field column to update")]
     NoFields { path: String },
@@ -99,6 +124,11 @@ impl RawRow<'_> {
 
     pub fn is_ragged(&self) -> bool {
         self.record.len() != self.header_len
+    }
+
+    /// Bytes of all the row's cells.
+    pub fn byte_len(&self) -> usize {
+        self.record.as_slice().len()
     }
 
     /// Byte offset where the row starts in the file.
@@ -170,7 +200,15 @@ impl CsvInput {
             return Err(InputError::Empty { path: shown });
         }
         let header_line = start_line(&reader, &header);
+        if header.len() > MAX_COLUMNS {
+            return Err(InputError::TooManyColumns {
+                path: shown,
+                line: header_line,
+                columns: header.len(),
+            });
+        }
         let mut names: Vec<String> = Vec::with_capacity(header.len());
+        let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         let last = header.len().saturating_sub(1);
         for (i, raw) in header.iter().enumerate() {
             let raw = if i == last {
@@ -197,7 +235,7 @@ impl CsvInput {
                     column: i + 1,
                 });
             }
-            if let Some(first) = names.iter().position(|n| n == name) {
+            if let Some(&first) = seen.get(name) {
                 return Err(InputError::HeaderDuplicate {
                     path: shown,
                     line: header_line,
@@ -206,13 +244,14 @@ impl CsvInput {
                     second: i + 1,
                 });
             }
+            seen.insert(name.to_string(), i);
             names.push(name.to_string());
         }
-        let Some(id_index) = names.iter().position(|n| *n == options.id_column) else {
+        let Some(&id_index) = seen.get(options.id_column.as_str()) else {
             return Err(InputError::NoIdColumn {
                 path: shown,
                 id_column: options.id_column.clone(),
-                columns: names.join(", "),
+                columns: shorten_list(&names),
             });
         };
         let field_indexes: Vec<usize> = (0..names.len()).filter(|&i| i != id_index).collect();

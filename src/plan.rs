@@ -41,6 +41,12 @@ pub fn default_field_limit(module: &str) -> usize {
 /// where every value is different; past it, cells are coerced each time.
 const CELL_CACHE_LIMIT: usize = 65_536;
 
+/// A row larger than this cannot be a Zoho record update (the largest fields hold 32,000
+/// characters): it is invalid, and its cells are stored cut to `STORED_CELL_BYTES` so one
+/// pathological row cannot bloat the database.
+pub const MAX_ROW_BYTES: usize = 1 << 20;
+const STORED_CELL_BYTES: usize = 1024;
+
 /// Rows read before the file's row count is estimated (see `Planner::reserve_for_file`).
 const ROWS_BEFORE_ESTIMATE: u32 = 1_024;
 
@@ -636,8 +642,13 @@ impl Planner {
 
     /// Validates the row's shape, id and cells; fills `row_atoms` and returns the record id.
     fn check_row(&mut self, row: &RawRow<'_>) -> Result<i64, String> {
-        let id_column = self.columns.len(); // for messages only
-        let _ = id_column;
+        if row.byte_len() > MAX_ROW_BYTES {
+            return Err(format!(
+                "the row holds {} bytes, more than any Zoho record update ({} at most); its cells are stored cut short",
+                row.byte_len(),
+                MAX_ROW_BYTES
+            ));
+        }
         if row.is_ragged() {
             return Err(format!(
                 "the row has {} cells but the header has {}",
@@ -1037,12 +1048,17 @@ fn truncate(text: &str, max: usize) -> String {
 
 /// The field cells as given, as a JSON array of strings (invalid UTF-8 replaced).
 fn cells_json(row: &RawRow<'_>, columns: usize, out: &mut String) {
+    let oversized = row.byte_len() > MAX_ROW_BYTES;
     out.push('[');
     for i in 0..columns {
         if i > 0 {
             out.push(',');
         }
-        let cell = lossy(row.field(i));
+        let mut raw = row.field(i);
+        if oversized && raw.len() > STORED_CELL_BYTES {
+            raw = &raw[..STORED_CELL_BYTES];
+        }
+        let cell = lossy(raw);
         push_json_string(out, &cell);
     }
     out.push(']');
