@@ -80,6 +80,18 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// A fresh in-memory database with the schema, for tests and fuzzing.
+pub fn open_in_memory() -> Result<Connection, StoreError> {
+    let mut conn = Connection::open_in_memory()?;
+    migrations()
+        .to_latest(&mut conn)
+        .map_err(|source| StoreError::Migrate {
+            path: ":memory:".into(),
+            source,
+        })?;
+    Ok(conn)
+}
+
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // 16 KiB pages: bulk appends of rows and packed chunks touch a quarter as many pages
