@@ -85,7 +85,7 @@ fn write_csv(path: &std::path::Path, ids: &[String], case: &Case) {
         .write_record(["id"].iter().chain(COLUMNS.iter()))
         .unwrap();
     let mut written: Vec<Vec<String>> = Vec::new();
-    for i in 0..case.rows {
+    for id in ids.iter().take(case.rows) {
         let row: Vec<String> = if !written.is_empty() && rng.random_bool(case.duplicate_share) {
             // A duplicate id: sometimes identical (merged), sometimes different (may conflict).
             let mut again = written[rng.random_range(0..written.len())].clone();
@@ -96,7 +96,7 @@ fn write_csv(path: &std::path::Path, ids: &[String], case: &Case) {
             }
             again
         } else {
-            let mut row = vec![ids[i].clone()];
+            let mut row = vec![id.clone()];
             for values in VALUES {
                 row.push(values[rng.random_range(0..values.len())].to_string());
             }
