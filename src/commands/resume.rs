@@ -12,7 +12,7 @@ use crate::store;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Run to continue [default: the latest unfinished run]
+    /// Run to continue [default: the latest unfinished run, else the latest]
     #[arg(long)]
     pub run: Option<i64>,
     #[command(flatten)]
@@ -25,7 +25,13 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let config = Config::load(global.config.as_deref())?;
     let db = config.db_path(global.db.as_deref());
     let conn = store::open(&db)?;
-    let run = pick_run(&conn, args.run, false, &db)?;
+    // With nothing unfinished, resuming the latest run is a no-op that reports how it
+    // ended: `resume` can be repeated safely (a cron job may call it until exit != 4).
+    let run = match pick_run(&conn, args.run, false, &db) {
+        Ok(run) => run,
+        Err(_) if args.run.is_none() => pick_run(&conn, None, true, &db)?,
+        Err(e) => return Err(e.into()),
+    };
     let plan: PlanSettings = serde_json::from_str(&run.settings_json)?;
     let stored = StoredConnection::load(&run, &conn);
     drop(conn);
