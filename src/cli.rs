@@ -56,6 +56,8 @@ pub enum Command {
     Retry(commands::retry::Args),
     /// Show runs and what their records came to.
     Status(commands::status::Args),
+    /// Write one row per input row with its outcome, in input order.
+    Report(commands::report::Args),
     /// Serve the embedded Zoho-compatible mock CRM on 127.0.0.1.
     MockServer(commands::mock_server::Args),
 }
@@ -81,6 +83,7 @@ pub fn main() -> ExitCode {
         Command::Resume(args) => commands::resume::run(args, &cli.global),
         Command::Retry(args) => commands::retry::run(args, &cli.global),
         Command::Status(args) => commands::status::run(args, &cli.global),
+        Command::Report(args) => commands::report::run(args, &cli.global),
         Command::MockServer(args) => commands::mock_server::run(args, &cli.global),
     };
     match result {

@@ -3,6 +3,7 @@
 pub mod dispatching;
 pub mod mock_server;
 pub mod plan;
+pub mod report;
 pub mod resume;
 pub mod retry;
 pub mod run;
