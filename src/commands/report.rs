@@ -12,7 +12,7 @@ use crate::cli::GlobalArgs;
 use crate::commands::dispatching::pick_run;
 use crate::config::Config;
 use crate::exit::{Exit, UsageError};
-use crate::plan::PlanSettings;
+use crate::plan::{PlanSettings, PROBLEMS_SHOWN};
 use crate::store::{self, RunInfo};
 use crate::summary::{self, ReportRow, RowOutcome};
 
@@ -20,7 +20,8 @@ const AFTER_HELP: &str = "\
 Columns: line (where the row starts in the input file), the id column under its input name, \
 the field columns as given, then outcome (succeeded | failed | retryable | invalid | pending), \
 code, message, attempts and last_attempt_at. A report column whose name an input column \
-already uses is written as massup_<name>.
+already uses is written as massup_<name>. --only is exact: --only failed lists the rows Zoho \
+refused, not the invalid ones massup never sent; name both (failed,invalid) for every row to fix.
 
 CSV reports use the run's input delimiter. A cell starting with =, +, -, @, tab or carriage \
 return gets a leading ' so that a spreadsheet shows it as text instead of running it as a \
@@ -28,12 +29,12 @@ formula (so -5 is written '-5). --format json writes one JSON array, one object 
 with the same keys and the values unescaped (line and attempts are numbers; a missing code, \
 message or time is null).
 
---as-input writes a file massup takes back as input: only the id column and the field \
-columns, in the run's delimiter, values exactly as given (not formula-escaped). Combine it \
+--as-input writes a file massup takes back as input: only the id column (first) and the \
+field columns, in the run's delimiter, values exactly as given (not formula-escaped). Combine it \
 with --only to re-send part of a run after fixing it, e.g.
   massup report --only failed,invalid --as-input --out fix.csv
   massup run --csv fix.csv --module Leads
-Plan it with the same --id-column, --delimiter and --null-marker as the original run (the \
+Send it with the same --id-column, --delimiter and --null-marker as the original run (the \
 command prints them). Invalid rows whose cells were not stored as given (a row with the \
 wrong number of cells, a cell that is not UTF-8) are left out of such a file with a warning: \
 written back they could pass as valid rows with changed values; fix them in the original file.";
@@ -110,6 +111,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     refuse_to_overwrite(&args.out, &db, &run)?;
     let settings: PlanSettings = serde_json::from_str(&run.settings_json)
         .with_context(|| format!("run {}: cannot read its stored plan settings", run.id))?;
+    // `plan` accepts only ASCII delimiters, so the fallback is never taken.
     let delimiter = u8::try_from(settings.delimiter).unwrap_or(b',');
 
     // One read transaction: the outcomes and the rows come from the same snapshot even if
@@ -118,13 +120,18 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let (file, out) = AtomicFile::create(&args.out)?;
     let mut writer = ReportWriter::new(layout, &run, delimiter, out)?;
     let mut written = 0u64;
-    let mut left_out: Vec<u64> = Vec::new();
+    // Rows `--as-input` cannot write back: how many, and the first lines to show.
+    let mut left_out = 0u64;
+    let mut left_out_lines: Vec<String> = Vec::new();
     summary::try_for_each_row(&snapshot, run.id, |row| -> anyhow::Result<()> {
         if !args.only.is_empty() && !args.only.contains(&row.outcome) {
             return Ok(());
         }
         if layout == Layout::Input && !stored_as_given(&row) {
-            left_out.push(row.line);
+            left_out += 1;
+            if left_out_lines.len() < PROBLEMS_SHOWN {
+                left_out_lines.push(row.line.to_string());
+            }
             return Ok(());
         }
         writer.row(&row)?;
@@ -148,19 +155,17 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         run.input_rows,
         args.out.display()
     );
-    if !left_out.is_empty() {
-        let lines: Vec<String> = left_out.iter().take(10).map(u64::to_string).collect();
+    if left_out > 0 {
         eprintln!(
-            "warning: left out {} invalid row(s) whose cells were not stored as given (wrong number of cells or not UTF-8), at line(s) {}{}; fix them in {}",
-            left_out.len(),
-            lines.join(", "),
-            if left_out.len() > 10 { ", ..." } else { "" },
+            "warning: left out {left_out} invalid row(s) whose cells were not stored as given (wrong number of cells or not UTF-8), at line(s) {}{}; fix them in {}",
+            left_out_lines.join(", "),
+            if left_out > PROBLEMS_SHOWN as u64 { ", ..." } else { "" },
             run.csv_path
         );
     }
     if layout == Layout::Input && written > 0 {
         println!(
-            "Check it with: massup --db {} plan --csv {}{} (then `run` with the same flags sends it)",
+            "Send it with: massup --db {} run --csv {}{} (or `plan` with the same flags to check it first)",
             db.display(),
             args.out.display(),
             replan_flags(&settings)
