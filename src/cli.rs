@@ -56,6 +56,8 @@ pub enum Command {
     Retry(commands::retry::Args),
     /// Show runs and what their records came to.
     Status(commands::status::Args),
+    /// Write one row per input row with its outcome, in input order.
+    Report(commands::report::Args),
     /// Serve the embedded Zoho-compatible mock CRM on 127.0.0.1.
     MockServer(commands::mock_server::Args),
     /// A complete rehearsal against the embedded mock CRM: no credentials, no network.
@@ -88,6 +90,7 @@ pub fn main() -> ExitCode {
         Command::Resume(args) => commands::resume::run(args, &cli.global),
         Command::Retry(args) => commands::retry::run(args, &cli.global),
         Command::Status(args) => commands::status::run(args, &cli.global),
+        Command::Report(args) => commands::report::run(args, &cli.global),
         Command::MockServer(args) => commands::mock_server::run(args, &cli.global),
         Command::Demo(args) => commands::demo::run(args, &cli.global),
         Command::Completions { shell } => {

@@ -179,23 +179,38 @@ pub struct ReportRow {
 pub fn for_each_row(
     conn: &Connection,
     run_id: i64,
-    mut each: impl FnMut(ReportRow) -> Result<(), StoreError>,
+    each: impl FnMut(ReportRow) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
+    try_for_each_row(conn, run_id, each)
+}
+
+/// `for_each_row` for callers with errors of their own (`report` stops on a failed write):
+/// the first error from `each` ends the walk and is returned as it is.
+pub fn try_for_each_row<E: From<StoreError>>(
+    conn: &Connection,
+    run_id: i64,
+    mut each: impl FnMut(ReportRow) -> Result<(), E>,
+) -> Result<(), E> {
     let run =
         store::run(conn, run_id)?.ok_or(StoreError::Sql(rusqlite::Error::QueryReturnedNoRows))?;
     let results = row_results(conn, run_id, run.input_rows as usize)?;
-    let mut stmt = conn.prepare(
-        "SELECT row_no, line, record_id, values_json, status, message, merged_into
+    // The query's own errors are store errors; `each`'s are returned untouched.
+    let sql = |e: rusqlite::Error| E::from(StoreError::Sql(e));
+    let mut stmt = conn
+        .prepare(
+            "SELECT row_no, line, record_id, values_json, status, message, merged_into
          FROM rows WHERE run_id = ?1 ORDER BY row_no",
-    )?;
-    let mut query = stmt.query(params![run_id])?;
-    while let Some(r) = query.next()? {
-        let row_no: u32 = r.get(0)?;
-        let status: String = r.get(4)?;
-        let row_message: Option<String> = r.get(5)?;
-        let merged_into: Option<u32> = r.get(6)?;
-        let values: Vec<String> = serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default();
-        let record_id = match r.get_ref(2)? {
+        )
+        .map_err(sql)?;
+    let mut query = stmt.query(params![run_id]).map_err(sql)?;
+    while let Some(r) = query.next().map_err(sql)? {
+        let row_no: u32 = r.get(0).map_err(sql)?;
+        let status: String = r.get(4).map_err(sql)?;
+        let row_message: Option<String> = r.get(5).map_err(sql)?;
+        let merged_into: Option<u32> = r.get(6).map_err(sql)?;
+        let values: Vec<String> =
+            serde_json::from_str(&r.get::<_, String>(3).map_err(sql)?).unwrap_or_default();
+        let record_id = match r.get_ref(2).map_err(sql)? {
             rusqlite::types::ValueRef::Integer(i) => i.to_string(),
             other => String::from_utf8_lossy(other.as_bytes().unwrap_or_default()).into_owned(),
         };
@@ -219,7 +234,7 @@ pub fn for_each_row(
         };
         each(ReportRow {
             row_no,
-            line: r.get(1)?,
+            line: r.get(1).map_err(sql)?,
             record_id,
             values,
             outcome,

@@ -4,6 +4,7 @@ pub mod demo;
 pub mod dispatching;
 pub mod mock_server;
 pub mod plan;
+pub mod report;
 pub mod resume;
 pub mod retry;
 pub mod run;

@@ -1,0 +1,579 @@
+//! `massup report`: one row per input row with its outcome, in input order. Rows are
+//! streamed from the store to a temp file beside `--out` and renamed into place only when
+//! complete, so a failed write never leaves half a report behind.
+use std::borrow::Cow;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::cli::GlobalArgs;
+use crate::commands::dispatching::pick_run;
+use crate::config::Config;
+use crate::exit::{Exit, UsageError};
+use crate::plan::{PlanSettings, PROBLEMS_SHOWN};
+use crate::store::{self, RunInfo};
+use crate::summary::{self, ReportRow, RowOutcome};
+
+const AFTER_HELP: &str = "\
+Columns: line (where the row starts in the input file), the id column under its input name, \
+the field columns as given, then outcome (succeeded | failed | retryable | invalid | pending), \
+code, message, attempts and last_attempt_at. A report column whose name an input column \
+already uses is written as massup_<name>. --only is exact: --only failed lists the rows Zoho \
+refused, not the invalid ones massup never sent; name both (failed,invalid) for every row to fix.
+
+CSV reports use the run's input delimiter. A cell starting with =, +, -, @, tab or carriage \
+return gets a leading ' so that a spreadsheet shows it as text instead of running it as a \
+formula (so -5 is written '-5). --format json writes one JSON array, one object per line, \
+with the same keys and the values unescaped (line and attempts are numbers; a missing code, \
+message or time is null).
+
+--as-input writes a file massup takes back as input: only the id column (first) and the \
+field columns, in the run's delimiter, values exactly as given (not formula-escaped). Combine it \
+with --only to re-send part of a run after fixing it, e.g.
+  massup report --only failed,invalid --as-input --out fix.csv
+  massup run --csv fix.csv --module Leads
+Send it with the same --id-column, --delimiter and --null-marker as the original run (the \
+command prints them). Invalid rows whose cells were not stored as given (a row with the \
+wrong number of cells, a cell that is not UTF-8) are left out of such a file with a warning: \
+written back they could pass as valid rows with changed values; fix them in the original file.";
+
+#[derive(clap::Args, Debug)]
+#[command(after_long_help = AFTER_HELP)]
+pub struct Args {
+    /// Run to report [default: the latest]
+    #[arg(long)]
+    pub run: Option<i64>,
+    /// File to write; replaced whole if it exists, and left untouched if writing fails.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Only rows with exactly these outcomes: succeeded, failed, retryable, invalid, pending (comma-separated or repeated, e.g. failed,invalid) [default: every row]
+    #[arg(long, value_name = "OUTCOME", value_delimiter = ',', value_parser = parse_outcome)]
+    pub only: Vec<RowOutcome>,
+    /// Output format: csv, or json (an array of objects, one per line) [default: csv]
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Write a massup input CSV: the id and field columns only, values exactly as given, not formula-escaped (see --help).
+    #[arg(long)]
+    pub as_input: bool,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Json,
+}
+
+fn parse_outcome(text: &str) -> Result<RowOutcome, String> {
+    RowOutcome::parse(text.trim()).ok_or_else(|| {
+        format!("{text:?} is not an outcome; use succeeded, failed, retryable, invalid or pending")
+    })
+}
+
+/// What the file holds, decided from the flags before any work starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// The human report as CSV: formula-escaped cells.
+    Csv,
+    /// The report as one JSON array: values as stored.
+    Json,
+    /// A massup input file: id and field columns, values as stored.
+    Input,
+}
+
+impl Layout {
+    fn from_args(args: &Args) -> Result<Layout, UsageError> {
+        match (args.as_input, args.format) {
+            (true, Some(Format::Json)) => Err(UsageError::new(
+                "--as-input writes a CSV massup can read back; it cannot be combined with --format json",
+            )),
+            (true, _) => Ok(Layout::Input),
+            (false, Some(Format::Json)) => Ok(Layout::Json),
+            (false, _) => Ok(Layout::Csv),
+        }
+    }
+}
+
+pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
+    let layout = Layout::from_args(&args)?;
+    let config = Config::load(global.config.as_deref())?;
+    let db = config.db_path(global.db.as_deref());
+    if !db.exists() {
+        return Err(UsageError::new(format!(
+            "no database at {}; `massup plan` or `massup run` creates it",
+            db.display()
+        ))
+        .into());
+    }
+    let conn = store::open(&db)?;
+    let run = pick_run(&conn, args.run, true, &db)?;
+    refuse_to_overwrite(&args.out, &db, &run)?;
+    let settings: PlanSettings = serde_json::from_str(&run.settings_json)
+        .with_context(|| format!("run {}: cannot read its stored plan settings", run.id))?;
+    // `plan` accepts only ASCII delimiters, so the fallback is never taken.
+    let delimiter = u8::try_from(settings.delimiter).unwrap_or(b',');
+
+    // One read transaction: the outcomes and the rows come from the same snapshot even if
+    // a run is writing to the database meanwhile.
+    let snapshot = conn.unchecked_transaction()?;
+    let (file, out) = AtomicFile::create(&args.out)?;
+    let mut writer = ReportWriter::new(layout, &run, delimiter, out)?;
+    let mut written = 0u64;
+    // Rows `--as-input` cannot write back: how many, and the first lines to show.
+    let mut left_out = 0u64;
+    let mut left_out_lines: Vec<String> = Vec::new();
+    summary::try_for_each_row(&snapshot, run.id, |row| -> anyhow::Result<()> {
+        if !args.only.is_empty() && !args.only.contains(&row.outcome) {
+            return Ok(());
+        }
+        if layout == Layout::Input && !stored_as_given(&row) {
+            left_out += 1;
+            if left_out_lines.len() < PROBLEMS_SHOWN {
+                left_out_lines.push(row.line.to_string());
+            }
+            return Ok(());
+        }
+        writer.row(&row)?;
+        written += 1;
+        Ok(())
+    })?;
+    drop(snapshot);
+    let out = writer.finish()?;
+    file.commit(out)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+
+    let only = if args.only.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<&str> = args.only.iter().map(|o| o.as_str()).collect();
+        format!("; only {}", names.join(","))
+    };
+    println!(
+        "Wrote {written} row(s) of run {} ({} input rows{only}) to {}",
+        run.id,
+        run.input_rows,
+        args.out.display()
+    );
+    if left_out > 0 {
+        eprintln!(
+            "warning: left out {left_out} invalid row(s) whose cells were not stored as given (wrong number of cells or not UTF-8), at line(s) {}{}; fix them in {}",
+            left_out_lines.join(", "),
+            if left_out > PROBLEMS_SHOWN as u64 { ", ..." } else { "" },
+            run.csv_path
+        );
+    }
+    if layout == Layout::Input && written > 0 {
+        println!(
+            "Send it with: massup --db {} run --csv {}{} (or `plan` with the same flags to check it first)",
+            db.display(),
+            args.out.display(),
+            replan_flags(&settings)
+        );
+    }
+    Ok(Exit::Success)
+}
+
+/// A report must never replace the database or the run's own input file.
+fn refuse_to_overwrite(out: &Path, db: &Path, run: &RunInfo) -> Result<(), UsageError> {
+    if out.is_dir() {
+        return Err(UsageError::new(format!(
+            "--out {} is a folder; name a file",
+            out.display()
+        )));
+    }
+    let Ok(out_real) = out.canonicalize() else {
+        return Ok(()); // does not exist yet: nothing to protect
+    };
+    for (what, path) in [
+        ("the database", db),
+        ("the run's input file", Path::new(&run.csv_path)),
+    ] {
+        if path.canonicalize().is_ok_and(|p| p == out_real) {
+            return Err(UsageError::new(format!(
+                "--out {} is {what}; write the report to another file",
+                out.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The flags to plan an `--as-input` file the way the run was planned (those that differ
+/// from the defaults).
+fn replan_flags(settings: &PlanSettings) -> String {
+    let defaults = PlanSettings::new(&settings.module);
+    let mut flags = format!(" --module {}", settings.module);
+    if settings.id_column != defaults.id_column {
+        flags.push_str(&format!(" --id-column {:?}", settings.id_column));
+    }
+    if settings.delimiter != defaults.delimiter {
+        let shown = match settings.delimiter {
+            '\t' => "'\\t'".to_string(),
+            c => format!("'{c}'"),
+        };
+        flags.push_str(&format!(" --delimiter {shown}"));
+    }
+    if settings.null_marker != defaults.null_marker {
+        flags.push_str(&format!(" --null-marker {:?}", settings.null_marker));
+    }
+    flags
+}
+
+/// Whether the stored cells are the row exactly as the file gave it. Planning stores a
+/// ragged row cut or padded to the header and a non-UTF-8 cell with replacement
+/// characters; written back as input such a row could pass as valid with changed values.
+/// The store keeps no flag for this, so the planner's messages for those two problems are
+/// what tells them apart (tests/report_cli.rs pins both).
+fn stored_as_given(row: &ReportRow) -> bool {
+    if row.outcome != RowOutcome::Invalid {
+        return true;
+    }
+    let message = row.message.as_deref().unwrap_or_default();
+    !(message.starts_with("the row has ") || message.contains("not valid UTF-8"))
+}
+
+/// Prefixes `'` to a cell a spreadsheet would run as a formula (OWASP's CSV injection
+/// advice). Only the human report is escaped: an input file must keep values exact.
+fn neutralise_formula(cell: &str) -> Cow<'_, str> {
+    match cell.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => Cow::Owned(format!("'{cell}")),
+        _ => Cow::Borrowed(cell),
+    }
+}
+
+/// The report's own column names, after the input's. One an input column already uses gets
+/// a `massup_` prefix, so no header (or JSON object) holds a name twice.
+const OWN_COLUMNS: [&str; 6] = [
+    "line",
+    "outcome",
+    "code",
+    "message",
+    "attempts",
+    "last_attempt_at",
+];
+
+fn own_column_names(run: &RunInfo) -> Vec<String> {
+    let taken = |name: &str| name == run.id_column || run.columns.iter().any(|c| c == name);
+    OWN_COLUMNS
+        .iter()
+        .map(|&name| {
+            let mut name = name.to_string();
+            while taken(&name) {
+                name = format!("massup_{name}");
+            }
+            name
+        })
+        .collect()
+}
+
+/// Writes rows in one of the layouts; `finish` flushes and hands back the buffered file.
+enum ReportWriter {
+    Csv {
+        csv: Box<csv::Writer<BufWriter<File>>>,
+        /// Input layout: id and field columns only, values exact.
+        as_input: bool,
+        columns: usize,
+    },
+    Json {
+        out: BufWriter<File>,
+        /// Keys in column order, JSON-encoded once.
+        keys: Vec<String>,
+        columns: usize,
+        first: bool,
+    },
+}
+
+impl ReportWriter {
+    fn new(
+        layout: Layout,
+        run: &RunInfo,
+        delimiter: u8,
+        mut out: BufWriter<File>,
+    ) -> anyhow::Result<ReportWriter> {
+        let own = own_column_names(run);
+        let mut header: Vec<&str> = Vec::with_capacity(run.columns.len() + own.len() + 1);
+        if layout != Layout::Input {
+            header.push(&own[0]);
+        }
+        header.push(&run.id_column);
+        header.extend(run.columns.iter().map(String::as_str));
+        if layout != Layout::Input {
+            header.extend(own[1..].iter().map(String::as_str));
+        }
+        let columns = run.columns.len();
+        Ok(match layout {
+            Layout::Json => {
+                out.write_all(b"[")?;
+                ReportWriter::Json {
+                    out,
+                    keys: header
+                        .iter()
+                        .map(|k| serde_json::to_string(k).expect("a string serializes"))
+                        .collect(),
+                    columns,
+                    first: true,
+                }
+            }
+            Layout::Csv | Layout::Input => {
+                let mut csv = csv::WriterBuilder::new()
+                    .delimiter(delimiter)
+                    .from_writer(out);
+                csv.write_record(&header)?;
+                ReportWriter::Csv {
+                    csv: Box::new(csv),
+                    as_input: layout == Layout::Input,
+                    columns,
+                }
+            }
+        })
+    }
+
+    fn row(&mut self, row: &ReportRow) -> anyhow::Result<()> {
+        let value = |i: usize| row.values.get(i).map_or("", String::as_str);
+        match self {
+            ReportWriter::Csv {
+                csv,
+                as_input: true,
+                columns,
+            } => {
+                csv.write_field(&row.record_id)?;
+                for i in 0..*columns {
+                    csv.write_field(value(i))?;
+                }
+                csv.write_record(None::<&[u8]>)?;
+            }
+            ReportWriter::Csv {
+                csv,
+                as_input: false,
+                columns,
+            } => {
+                let text = neutralise_formula;
+                csv.write_field(row.line.to_string())?;
+                csv.write_field(text(&row.record_id).as_bytes())?;
+                for i in 0..*columns {
+                    csv.write_field(text(value(i)).as_bytes())?;
+                }
+                csv.write_field(row.outcome.as_str())?;
+                csv.write_field(text(row.code.as_deref().unwrap_or_default()).as_bytes())?;
+                csv.write_field(text(row.message.as_deref().unwrap_or_default()).as_bytes())?;
+                csv.write_field(row.attempts.to_string())?;
+                csv.write_field(row.last_attempt_at.as_deref().unwrap_or_default())?;
+                csv.write_record(None::<&[u8]>)?;
+            }
+            ReportWriter::Json {
+                out,
+                keys,
+                columns,
+                first,
+            } => {
+                out.write_all(if *first { b"\n{" } else { b",\n{" })?;
+                *first = false;
+                let mut keys = keys.iter().map(String::as_str);
+                let mut key = || keys.next().expect("one key per value");
+                json_pair(out, key(), &row.line, false)?;
+                json_pair(out, key(), &row.record_id, true)?;
+                for i in 0..*columns {
+                    json_pair(out, key(), value(i), true)?;
+                }
+                json_pair(out, key(), row.outcome.as_str(), true)?;
+                json_pair(out, key(), &row.code, true)?;
+                json_pair(out, key(), &row.message, true)?;
+                json_pair(out, key(), &row.attempts, true)?;
+                json_pair(out, key(), &row.last_attempt_at, true)?;
+                out.write_all(b"}")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> anyhow::Result<BufWriter<File>> {
+        match self {
+            ReportWriter::Csv { csv, .. } => csv
+                .into_inner()
+                .map_err(|e| anyhow::Error::new(e.into_error())),
+            ReportWriter::Json { mut out, first, .. } => {
+                out.write_all(if first { b"]\n" } else { b"\n]\n" })?;
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// Writes `"key":value` (after a comma unless it is the object's first).
+fn json_pair<T: serde::Serialize + ?Sized>(
+    out: &mut impl Write,
+    key: &str,
+    value: &T,
+    comma: bool,
+) -> io::Result<()> {
+    if comma {
+        out.write_all(b",")?;
+    }
+    out.write_all(key.as_bytes())?;
+    out.write_all(b":")?;
+    serde_json::to_writer(out, value).map_err(io::Error::from)
+}
+
+/// A file written beside its destination and renamed onto it only when complete. Dropped
+/// before `commit`, it removes itself: a failed report leaves neither half a file nor an
+/// old report replaced.
+struct AtomicFile {
+    temp: PathBuf,
+    dest: PathBuf,
+    committed: bool,
+}
+
+impl AtomicFile {
+    /// Creates the temp file; returns it with a buffered writer to it.
+    fn create(dest: &Path) -> anyhow::Result<(AtomicFile, BufWriter<File>)> {
+        let name = dest
+            .file_name()
+            .ok_or_else(|| UsageError::new(format!("--out {} names no file", dest.display())))?;
+        // The same folder, so the rename is atomic (one file system).
+        let folder = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !folder.is_dir() {
+            return Err(UsageError::new(format!(
+                "--out {}: folder {} does not exist",
+                dest.display(),
+                folder.display()
+            ))
+            .into());
+        }
+        let mut attempt = 0u32;
+        loop {
+            let mut temp_name = std::ffi::OsString::from(".");
+            temp_name.push(name);
+            temp_name.push(format!(".{}-{attempt}.tmp", std::process::id()));
+            let temp = folder.join(temp_name);
+            match OpenOptions::new().write(true).create_new(true).open(&temp) {
+                Ok(file) => {
+                    let guard = AtomicFile {
+                        temp,
+                        dest: dest.to_path_buf(),
+                        committed: false,
+                    };
+                    return Ok((guard, BufWriter::with_capacity(256 * 1024, file)));
+                }
+                // Left by an earlier process that had this pid and was killed.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => {
+                    attempt += 1;
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("cannot create a temp file in {}", folder.display())
+                    })
+                }
+            }
+        }
+    }
+
+    /// Flushes `out` to disk and moves the temp file onto the destination.
+    fn commit(mut self, out: BufWriter<File>) -> io::Result<()> {
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&self.temp, &self.dest)?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_cells_get_a_leading_quote() {
+        for cell in ["=SUM(A1)", "+1", "-x", "-5", "@me", "\tx", "\rx"] {
+            assert_eq!(neutralise_formula(cell), format!("'{cell}"), "{cell:?}");
+        }
+        for cell in ["", "Smith", "5", "a=b", " =x", "'quoted", "ünïcode"] {
+            assert_eq!(neutralise_formula(cell), cell, "{cell:?}");
+        }
+    }
+
+    fn run_with(id_column: &str, columns: &[&str]) -> RunInfo {
+        RunInfo {
+            id: 1,
+            module: "Leads".into(),
+            csv_path: "in.csv".into(),
+            csv_sha256: String::new(),
+            id_column: id_column.into(),
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            settings: serde_json::Value::Null,
+            settings_json: String::new(),
+            fields_json: None,
+            state: "planned".into(),
+            created_at: String::new(),
+            started_at: None,
+            finished_at: None,
+            input_rows: 0,
+            valid_rows: 0,
+            invalid_rows: 0,
+            merged_rows: 0,
+            min_calls: 0,
+        }
+    }
+
+    #[test]
+    fn own_columns_step_aside_for_input_columns_of_the_same_name() {
+        assert_eq!(
+            own_column_names(&run_with("id", &["Last_Name"])),
+            OWN_COLUMNS
+        );
+        let names = own_column_names(&run_with("line", &["code", "massup_code", "Rating"]));
+        assert_eq!(
+            names,
+            [
+                "massup_line",
+                "outcome",
+                "massup_massup_code",
+                "message",
+                "attempts",
+                "last_attempt_at"
+            ]
+        );
+    }
+
+    fn invalid(message: &str) -> ReportRow {
+        ReportRow {
+            row_no: 0,
+            line: 2,
+            record_id: "1".into(),
+            values: vec![],
+            outcome: RowOutcome::Invalid,
+            code: Some("INVALID_ROW".into()),
+            message: Some(message.into()),
+            attempts: 0,
+            last_attempt_at: None,
+        }
+    }
+
+    #[test]
+    fn rows_not_stored_as_given_are_the_ragged_and_non_utf8_ones() {
+        assert!(!stored_as_given(&invalid(
+            "the row has 2 cells but the header has 3"
+        )));
+        assert!(!stored_as_given(&invalid(
+            "column Last_Name: not valid UTF-8 (byte 2 of the cell); save the file as UTF-8"
+        )));
+        assert!(stored_as_given(&invalid(
+            "record id \"abc\" is not a Zoho record id (digits only)"
+        )));
+        let mut pending = invalid("the row has 2 cells but the header has 3");
+        pending.outcome = RowOutcome::Pending;
+        assert!(stored_as_given(&pending));
+    }
+}
