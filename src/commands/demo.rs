@@ -193,7 +193,8 @@ fn write_sample_csv(path: &Path, ids: &[String], rows: usize) -> anyhow::Result<
     Ok(written)
 }
 
-/// Runs `status` and, when the report command exists, writes the reports.
+/// Runs `status`, then writes the full report and the failed rows as a file massup can
+/// read again.
 fn write_reports(
     dir: &Path,
     db: &Path,
@@ -201,13 +202,40 @@ fn write_reports(
     exe: &Path,
     say: &dyn Fn(&str),
 ) -> anyhow::Result<String> {
-    say(&format!("\n$ massup --db {} status", db.display()));
-    let mut status = Command::new(exe);
-    status.arg("--db").arg(db).arg("status");
-    if global.quiet {
-        status.arg("--quiet");
+    let report = dir.join("report.csv");
+    let failed = dir.join("failed.csv");
+    let report_arg = report.display().to_string();
+    let failed_arg = failed.display().to_string();
+    let steps: [&[&str]; 3] = [
+        &["status"],
+        &["report", "--out", &report_arg],
+        &[
+            "report",
+            "--only",
+            "failed,invalid",
+            "--as-input",
+            "--out",
+            &failed_arg,
+        ],
+    ];
+    for args in steps {
+        say(&format!(
+            "\n$ massup --db {} {}",
+            db.display(),
+            args.join(" ")
+        ));
+        let mut command = Command::new(exe);
+        command.arg("--db").arg(db).args(args);
+        if global.quiet {
+            command.arg("--quiet");
+        }
+        let status = command.status()?;
+        if !status.success() {
+            return Err(anyhow::anyhow!(
+                "the demo's `{}` exited with {status}",
+                args[0]
+            ));
+        }
     }
-    status.status()?;
-    let _ = dir;
-    Ok("massup.db, leads.csv".into())
+    Ok("massup.db (the run), leads.csv (the input), report.csv (every row's outcome), failed.csv (the rows to fix, as massup input)".into())
 }

@@ -121,7 +121,7 @@ pub fn next_steps(run: &RunInfo, counts: &RunCounts, db: &Path) -> Vec<String> {
     }
     if counts.rows(RowOutcome::Failed) + counts.rows(RowOutcome::Invalid) > 0 {
         next.push(format!(
-            "massup --db {db} report --run {} --only failed --out failed-{}.csv",
+            "massup --db {db} report --run {} --only failed,invalid --out failed-{}.csv",
             run.id, run.id
         ));
     }
