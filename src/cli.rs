@@ -106,6 +106,9 @@ pub fn main() -> ExitCode {
         Err(error) => {
             let exit = exit_for_error(&error);
             eprintln!("error: {error:#}");
+            if let Some(hint) = crate::exit::hint_for_error(&error) {
+                eprintln!("hint: {hint}");
+            }
             exit.into()
         }
     }

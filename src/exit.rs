@@ -64,3 +64,29 @@ pub fn exit_for_error(error: &anyhow::Error) -> Exit {
     }
     Exit::Fatal
 }
+
+/// Advice for errors whose fix is outside massup: a full disk, a read-only database.
+pub fn hint_for_error(error: &anyhow::Error) -> Option<&'static str> {
+    for cause in error.chain() {
+        let code = cause
+            .downcast_ref::<rusqlite::Error>()
+            .and_then(rusqlite::Error::sqlite_error_code)
+            .or_else(|| match cause.downcast_ref::<crate::store::StoreError>() {
+                Some(crate::store::StoreError::Sql(e)) => e.sqlite_error_code(),
+                _ => None,
+            });
+        match code {
+            Some(rusqlite::ErrorCode::DiskFull) => {
+                return Some("the disk holding the database is full: free space (or move the database with --db), then `massup resume`; every outcome committed so far is kept")
+            }
+            Some(rusqlite::ErrorCode::SystemIoFailure) => {
+                return Some("the database's disk failed a read or write (often: it is full): check it, free space, then `massup resume`; every outcome committed so far is kept")
+            }
+            Some(rusqlite::ErrorCode::ReadOnly) | Some(rusqlite::ErrorCode::CannotOpen) => {
+                return Some("the database cannot be written: check the file's and folder's permissions (or pass --db), then `massup resume`")
+            }
+            _ => {}
+        }
+    }
+    None
+}
