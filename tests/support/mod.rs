@@ -48,6 +48,22 @@ impl Creds {
         }
     }
 
+    /// The same refresh credentials with another starting access token.
+    pub fn with_access_token(mut self, token: Option<&str>) -> Creds {
+        if let Creds::Refresh { access_token, .. } = &mut self {
+            *access_token = token.map(str::to_string);
+        }
+        self
+    }
+
+    /// The same refresh credentials with another client secret.
+    pub fn with_client_secret(mut self, secret: &str) -> Creds {
+        if let Creds::Refresh { client_secret, .. } = &mut self {
+            *client_secret = secret.to_string();
+        }
+        self
+    }
+
     /// The refresh credentials a mock config accepts.
     pub fn refresh_of(config: &MockConfig) -> Creds {
         Creds::Refresh {
@@ -63,6 +79,8 @@ impl Creds {
 pub struct Workspace {
     dir: tempfile::TempDir,
     pub url: String,
+    /// Where `run` sends token refreshes: the mock unless a test says otherwise.
+    pub accounts_url: String,
 }
 
 impl Workspace {
@@ -70,6 +88,7 @@ impl Workspace {
         Workspace {
             dir: tempfile::tempdir().expect("create a temp folder"),
             url: server.url(),
+            accounts_url: server.url(),
         }
     }
 
@@ -160,7 +179,7 @@ impl Workspace {
             "--api-domain",
             &self.url,
             "--accounts-url",
-            &self.url,
+            &self.accounts_url,
         ]
         .iter()
         .map(|s| s.to_string())
