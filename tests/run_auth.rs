@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use massup::mock::MockConfig;
@@ -83,6 +85,33 @@ async fn a_fixed_token_that_expires_stops_the_run_and_resume_with_refresh_finish
     );
 }
 
+/// An accounts server that refuses every refresh as Zoho does (HTTP 200, `error`), and
+/// counts the requests.
+async fn refusing_accounts_server() -> (String, Arc<AtomicU64>) {
+    use axum::routing::any;
+    let hits = Arc::new(AtomicU64::new(0));
+    let counter = hits.clone();
+    let app = axum::Router::new().route(
+        "/oauth/v2/token",
+        any(move || {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                (
+                    [("content-type", "application/json")],
+                    r#"{"error":"invalid_client"}"#,
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, hits)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_client_secret_is_fatal_names_the_problem_and_marks_nothing() {
     let config = MockConfig {
@@ -111,6 +140,36 @@ async fn wrong_client_secret_is_fatal_names_the_problem_and_marks_nothing() {
         "nothing marked"
     );
     assert_eq!(calls(&conn, run), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_refresh_credentials_are_tried_once_not_once_per_worker() {
+    let config = MockConfig {
+        records: 300,
+        ..MockConfig::default()
+    };
+    let server = start(config.clone()).await;
+    let (accounts, hits) = refusing_accounts_server().await;
+    let mut ws = Workspace::new(&server);
+    ws.accounts_url = accounts;
+    let changes = changes(&config, 300, false);
+    let csv = ws.write("changes.csv", &changes.text);
+    let ran = ws
+        .run(
+            &csv,
+            &["--chunk-size", "20", "--concurrency", "8"],
+            &Creds::mock_refresh(),
+        )
+        .await;
+    ran.expect_code(1).expect_stderr(&["invalid_client"]);
+    // Zoho locks a client out after repeated refused refreshes: one refusal is an answer.
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        1,
+        "refresh requests with refused credentials\n{}",
+        ran.report()
+    );
+    assert_eq!(server.ledger().requests, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

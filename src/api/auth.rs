@@ -179,6 +179,9 @@ struct TokenState {
     margin: Duration,
     api_domain: Option<String>,
     refreshed_at: VecDeque<Instant>,
+    /// Why the accounts server refused these credentials, once it has: asking again with
+    /// the same credentials cannot help, and repeated refusals can lock the client out.
+    refused: Option<String>,
 }
 
 /// Hands out the current access token and refreshes it when needed.
@@ -220,6 +223,7 @@ impl TokenSource {
                 margin: Duration::ZERO,
                 api_domain: None,
                 refreshed_at: VecDeque::new(),
+                refused: None,
             }),
             stop,
         }
@@ -275,6 +279,9 @@ impl TokenSource {
         else {
             return Err(AuthError::Refused("the access token expired".into()));
         };
+        if let Some(reason) = &state.refused {
+            return Err(AuthError::Refused(reason.clone()));
+        }
         // Zoho's limit: wait for the oldest refresh to leave the window rather than be
         // refused (which would lock the refresh token out for a while).
         loop {
@@ -352,9 +359,11 @@ impl TokenSource {
                         last_problem = format!("{url} answered HTTP {status}: {error}");
                         continue;
                     }
-                    return Err(AuthError::Refused(format!(
+                    let reason = format!(
                         "Zoho refused to refresh the access token: {error}. Check ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET and ZOHO_REFRESH_TOKEN, and that --dc / --accounts-url is the data centre the client was made in"
-                    )));
+                    );
+                    state.refused = Some(reason.clone());
+                    return Err(AuthError::Refused(reason));
                 }
                 _ => {
                     last_problem = format!("{url} answered HTTP {status} without a token");
