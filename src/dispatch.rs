@@ -499,6 +499,21 @@ async fn work(shared: Arc<Shared>, mut chunk: Claimed) {
             finish(&shared, chunk, "pending", None, None).await;
             return;
         }
+        // The limiter first, the budget second: a call counted against --max-calls is sent,
+        // never abandoned in the limiter's queue when the budget's stop comes.
+        if let Some(limiter) = &shared.limiter {
+            tokio::select! {
+                _ = until_ready(limiter) => {}
+                _ = shared.stop.cancelled() => {
+                    finish(&shared, chunk, "pending", None, None).await;
+                    return;
+                }
+            }
+            if shared.stop.is_cancelled() {
+                finish(&shared, chunk, "pending", None, None).await;
+                return;
+            }
+        }
         if let Some(max) = shared.settings.max_calls {
             if shared.calls.fetch_add(1, Ordering::SeqCst) >= max {
                 shared.stop_with(StopReason::MaxCalls { calls: max });
@@ -507,16 +522,6 @@ async fn work(shared: Arc<Shared>, mut chunk: Claimed) {
             }
         } else {
             shared.calls.fetch_add(1, Ordering::SeqCst);
-        }
-        if let Some(limiter) = &shared.limiter {
-            tokio::select! {
-                _ = until_ready(limiter) => {}
-                _ = shared.stop.cancelled() => {
-                    shared.calls.fetch_sub(1, Ordering::SeqCst);
-                    finish(&shared, chunk, "pending", None, None).await;
-                    return;
-                }
-            }
         }
         let (token, generation) = match shared.endpoint.tokens.token().await {
             Ok(found) => found,

@@ -376,3 +376,17 @@ async fn rate_spaces_calls() {
     let conn = ws.open_db();
     assert_all_applied(&conn, last_run(&conn), &ledger, &changes);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_calls_with_a_rate_limit_still_makes_exactly_n_calls() {
+    let config = faults(42);
+    let (server, ws, _changes, ran) = faulty_run(
+        config,
+        &["--max-calls", "7", "--rate", "20/s", "--concurrency", "4"],
+    )
+    .await;
+    ran.expect_code(4).expect_stderr(&["--max-calls reached"]);
+    assert_eq!(server.ledger().requests, 7, "{}", ran.report());
+    let conn = ws.open_db();
+    assert_eq!(calls(&conn, last_run(&conn)), 7);
+}
