@@ -390,3 +390,93 @@ async fn max_calls_with_a_rate_limit_still_makes_exactly_n_calls() {
     let conn = ws.open_db();
     assert_eq!(calls(&conn, last_run(&conn)), 7);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_that_time_out_are_sent_again_and_counted_once_applied() {
+    // Half the calls take longer than --timeout; the mock may apply them after massup gave
+    // up, so a record can be applied twice, but never recorded without its values.
+    let config = MockConfig {
+        latency_mean: Duration::from_millis(300),
+        latency_spread: Duration::from_millis(250),
+        ..faults(81)
+    };
+    let (server, ws, changes, ran) = faulty_run(
+        config,
+        &[
+            "--timeout",
+            "0.3",
+            "--max-attempts",
+            "40",
+            "--concurrency",
+            "8",
+        ],
+    )
+    .await;
+    ran.expect_code(0);
+    let ledger = server.ledger();
+    let conn = ws.open_db();
+    let run = last_run(&conn);
+    assert_all_applied(&conn, run, &ledger, &changes);
+    let timed_out: u64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM calls WHERE run_id = ?1 AND http_status IS NULL",
+            [run],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(timed_out > 0, "some calls timed out");
+    assert_eq!(calls(&conn, run), ledger.requests);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_ids_fail_for_good_and_retry_by_code_sends_them_again() {
+    let config = MockConfig {
+        records: 100,
+        ..MockConfig::default()
+    };
+    let server = start(config.clone()).await;
+    let ws = Workspace::new(&server);
+    let mut changes = changes(&config, 100, false);
+    // Ten ids the mock does not hold, in the same groups as the others.
+    for i in 0..10u64 {
+        changes.text.push_str(&format!(
+            "{},Contacted,Berlin\n",
+            999_000_000_000_000_000 + i
+        ));
+    }
+    let csv = ws.write("changes.csv", &changes.text);
+    let ran = ws.run(&csv, &[], &Creds::mock_token()).await;
+    ran.expect_code(3);
+    let ledger = server.ledger();
+    let conn = ws.open_db();
+    let run = last_run(&conn);
+    let checked = cross_check(&conn, run, &ledger);
+    assert_eq!(checked.count(ItemState::Failed), 20);
+    for (record, outcome) in row_outcomes(&conn, run) {
+        let unknown = record.starts_with("999");
+        let want = if unknown {
+            RowOutcome::Failed
+        } else {
+            RowOutcome::Succeeded
+        };
+        assert_eq!(outcome, want, "record {record}");
+    }
+    let calls_before = calls(&conn, run);
+    drop(conn);
+
+    // Plain retry leaves failed records alone: nothing to send.
+    let retried = ws.again("retry", &[], &Creds::mock_token()).await;
+    retried.expect_code(3);
+    assert_eq!(server.ledger().requests, ledger.requests);
+    // By code, they go out again, two calls (one per field), and fail again.
+    let retried = ws
+        .again("retry", &["--codes", "INVALID_DATA"], &Creds::mock_token())
+        .await;
+    retried.expect_code(3);
+    let ledger = server.ledger();
+    let conn = ws.open_db();
+    assert_eq!(calls(&conn, run), calls_before + 2);
+    let checked = cross_check(&conn, run, &ledger);
+    assert_eq!(checked.count(ItemState::Failed), 20);
+    assert_eq!(checked.count(ItemState::Succeeded), 200);
+}

@@ -184,7 +184,7 @@ impl Workspace {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        args.extend(FAST.iter().map(|s| s.to_string()));
+        args.extend(fast_unless_in(extra).into_iter().map(str::to_string));
         args.extend(extra.iter().map(|s| s.to_string()));
         args
     }
@@ -192,7 +192,7 @@ impl Workspace {
     /// `massup resume` or `massup retry` (no connection flags: the stored ones are used).
     pub async fn again(&self, command: &str, extra: &[&str], creds: &Creds) -> Ran {
         let mut args = vec![command];
-        args.extend_from_slice(FAST);
+        args.extend(fast_unless_in(extra));
         args.extend_from_slice(extra);
         self.massup(&args, creds).await
     }
@@ -200,6 +200,15 @@ impl Workspace {
     pub fn open_db(&self) -> Connection {
         Connection::open(self.db()).expect("open the test database")
     }
+}
+
+/// The `FAST` flags (pairs of flag and value) that `extra` does not set itself.
+fn fast_unless_in(extra: &[&str]) -> Vec<&'static str> {
+    FAST.chunks(2)
+        .filter(|pair| !extra.contains(&pair[0]))
+        .flatten()
+        .copied()
+        .collect()
 }
 
 /// The shipped Leads metadata.
