@@ -361,3 +361,95 @@ async fn secrets_never_reach_output_logs_or_the_database() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_expiry_during_a_429_storm_with_faults_still_finishes() {
+    let config = MockConfig {
+        rate_per_sec: Some(25),
+        max_concurrency: Some(2),
+        fail_500_rate: 0.1,
+        drop_before_rate: 0.05,
+        drop_after_rate: 0.05,
+        garbage_rate: 0.05,
+        latency_mean: Duration::from_millis(10),
+        ..expiring(73)
+    };
+    let server = start(config.clone()).await;
+    let ws = Workspace::new(&server);
+    let changes = changes(&config, 300, false);
+    let csv = ws.write("changes.csv", &changes.text);
+    let creds = Creds::refresh_of(&config).with_access_token(Some(&config.token));
+    let ran = ws
+        .run(
+            &csv,
+            &[
+                "--chunk-size",
+                "20",
+                "--concurrency",
+                "6",
+                "--max-attempts",
+                "80",
+            ],
+            &creds,
+        )
+        .await;
+    ran.expect_code(0);
+    let ledger = server.ledger();
+    let conn = ws.open_db();
+    let run = last_run(&conn);
+    assert_all_applied(&conn, run, &ledger, &changes);
+    assert!(
+        ledger.refreshes >= 1 && ledger.refreshes <= 10,
+        "{}",
+        ledger.refreshes
+    );
+    assert!(
+        ledger.by_code.contains_key("TOO_MANY_REQUESTS"),
+        "{:?}",
+        ledger.by_code
+    );
+    assert_eq!(calls(&conn, run), ledger.requests);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn min_credits_stops_the_run_resumably() {
+    let config = MockConfig {
+        records: 300,
+        daily_credits: Some(40),
+        ..MockConfig::default()
+    };
+    let server = start(config.clone()).await;
+    let ws = Workspace::new(&server);
+    let changes = changes(&config, 300, false);
+    let csv = ws.write("changes.csv", &changes.text);
+    let ran = ws
+        .run(
+            &csv,
+            &[
+                "--chunk-size",
+                "20",
+                "--concurrency",
+                "1",
+                "--min-credits",
+                "15",
+            ],
+            &Creds::mock_token(),
+        )
+        .await;
+    ran.expect_code(4).expect_stderr(&["credits", "resume"]);
+    let ledger = server.ledger();
+    // Credits run out at the 26th call (14 left, below 15): no call after that.
+    assert_eq!(ledger.requests, 26, "{}", ran.report());
+    let conn = ws.open_db();
+    let run = last_run(&conn);
+    cross_check(&conn, run, &ledger);
+    drop(conn);
+    // Resuming with the credits still low stops again at once, without burning calls.
+    let resumed = ws.again("resume", &[], &Creds::mock_token()).await;
+    resumed.expect_code(4);
+    assert!(
+        server.ledger().requests <= 27,
+        "{}",
+        server.ledger().requests
+    );
+}
