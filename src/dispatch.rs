@@ -115,9 +115,21 @@ impl Default for DispatchSettings {
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum StopReason {
     Interrupted,
-    MaxCalls { calls: u64 },
-    Credits { remaining: u64 },
-    Fatal { code: String, message: String },
+    MaxCalls {
+        calls: u64,
+    },
+    Credits {
+        remaining: u64,
+    },
+    /// No access token could be had (the accounts server unreachable or failing): every
+    /// other chunk would wait for the same, so the run stops, resumable.
+    TokenUnavailable {
+        message: String,
+    },
+    Fatal {
+        code: String,
+        message: String,
+    },
 }
 
 impl std::fmt::Display for StopReason {
@@ -130,6 +142,9 @@ impl std::fmt::Display for StopReason {
                     f,
                     "Zoho reports {remaining} API credits left, below --min-credits"
                 )
+            }
+            StopReason::TokenUnavailable { message } => {
+                write!(f, "no access token: {message}")
             }
             StopReason::Fatal { code, message } => write!(f, "{code}: {message}"),
         }
@@ -550,6 +565,9 @@ async fn work(shared: Arc<Shared>, mut chunk: Claimed) {
                 shared.calls.fetch_sub(1, Ordering::SeqCst);
                 attempts += 1;
                 if attempts >= shared.settings.max_attempts {
+                    shared.stop_with(StopReason::TokenUnavailable {
+                        message: message.clone(),
+                    });
                     finish(
                         &shared,
                         chunk,

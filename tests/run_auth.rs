@@ -453,3 +453,66 @@ async fn min_credits_stops_the_run_resumably() {
         server.ledger().requests
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_accounts_server_stops_the_run_resumably_instead_of_hanging() {
+    let config = MockConfig {
+        records: 300,
+        ..MockConfig::default()
+    };
+    let server = start(config.clone()).await;
+    let mut ws = Workspace::new(&server);
+    // A port that refuses connections: bound, then closed.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ws.accounts_url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let changes = changes(&config, 300, false);
+    let csv = ws.write("changes.csv", &changes.text);
+    let started = std::time::Instant::now();
+    let ran = tokio::time::timeout(
+        Duration::from_secs(40),
+        ws.run(
+            &csv,
+            &[
+                "--chunk-size",
+                "20",
+                "--concurrency",
+                "4",
+                "--max-attempts",
+                "1",
+            ],
+            &Creds::mock_refresh(),
+        ),
+    )
+    .await
+    .expect("massup gives up on an unreachable accounts server instead of waiting");
+    ran.expect_code(4)
+        .expect_stderr(&["cannot reach", "resume"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.ledger().requests, 0);
+    let conn = ws.open_db();
+    let run = last_run(&conn);
+    let checked = cross_check(&conn, run, &server.ledger());
+    assert_eq!(
+        checked.count(ItemState::Pending) as usize,
+        checked.final_items.len()
+    );
+    drop(conn);
+
+    // Once the accounts server is back (the mock's), resume finishes the run.
+    let resumed = ws
+        .again(
+            "resume",
+            &["--accounts-url", &server.url()],
+            &Creds::mock_refresh(),
+        )
+        .await;
+    resumed.expect_code(0);
+    let ledger = server.ledger();
+    let conn = ws.open_db();
+    assert_all_applied(&conn, run, &ledger, &changes);
+}

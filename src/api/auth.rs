@@ -182,6 +182,9 @@ struct TokenState {
     /// Why the accounts server refused these credentials, once it has: asking again with
     /// the same credentials cannot help, and repeated refusals can lock the client out.
     refused: Option<String>,
+    /// When the last refresh gave up without an answer, and why: workers that were waiting
+    /// for that refresh take its failure instead of each trying (and waiting) again.
+    unavailable: Option<(Instant, String)>,
 }
 
 /// Hands out the current access token and refreshes it when needed.
@@ -224,6 +227,7 @@ impl TokenSource {
                 api_domain: None,
                 refreshed_at: VecDeque::new(),
                 refused: None,
+                unavailable: None,
             }),
             stop,
         }
@@ -236,6 +240,7 @@ impl TokenSource {
     /// The current token and its generation, refreshing first if there is none yet or it
     /// is about to expire.
     pub async fn token(&self) -> Result<(Secret, u64), AuthError> {
+        let asked_at = Instant::now();
         let mut state = self.state.lock().await;
         let stale = match (&state.token, state.expires_at) {
             (None, _) => true,
@@ -243,6 +248,13 @@ impl TokenSource {
             (Some(_), None) => false,
         };
         if stale && self.can_refresh() {
+            // Single flight for failures too: a refresh that failed while this caller
+            // waited for the lock is this caller's answer.
+            if let Some((failed_at, reason)) = &state.unavailable {
+                if *failed_at >= asked_at {
+                    return Err(AuthError::Unavailable(reason.clone()));
+                }
+            }
             self.refresh_locked(&mut state).await?;
         }
         match &state.token {
@@ -322,7 +334,6 @@ impl TokenSource {
                     _ = self.stop.cancelled() => return Err(AuthError::Stopped),
                 }
             }
-            state.refreshed_at.push_back(Instant::now());
             let response = match self.http.post(&url).form(&form).send().await {
                 Ok(r) => r,
                 Err(e) => {
@@ -332,6 +343,12 @@ impl TokenSource {
                 }
             };
             let status = response.status();
+            // Zoho's limit is on tokens minted: a request that never reached the server or
+            // that it failed on (5xx) minted none, and counting those would make an outage
+            // look like ten refreshes and stall the run for ten minutes.
+            if !status.is_server_error() {
+                state.refreshed_at.push_back(Instant::now());
+            }
             let body = response.bytes().await.unwrap_or_default();
             let answer: Option<TokenAnswer> = serde_json::from_slice(&body).ok();
             match answer {
@@ -349,6 +366,7 @@ impl TokenSource {
                     if api_domain.is_some() {
                         state.api_domain = api_domain;
                     }
+                    state.unavailable = None;
                     tracing::debug!(generation = state.generation, "access token refreshed");
                     return Ok(());
                 }
@@ -370,6 +388,7 @@ impl TokenSource {
                 }
             }
         }
+        state.unavailable = Some((Instant::now(), last_problem.clone()));
         Err(AuthError::Unavailable(last_problem))
     }
 }
