@@ -737,9 +737,15 @@ async fn work(shared: Arc<Shared>, mut chunk: Claimed) {
                         return;
                     }
                     Err(e) => {
-                        shared.stop_with(StopReason::Fatal {
-                            code: code.clone(),
-                            message: e.to_string(),
+                        shared.stop_with(match &e {
+                            // The accounts server is down, not the credentials wrong.
+                            AuthError::Unavailable(message) => StopReason::TokenUnavailable {
+                                message: message.clone(),
+                            },
+                            _ => StopReason::Fatal {
+                                code: code.clone(),
+                                message: e.to_string(),
+                            },
                         });
                         record(
                             &shared,

@@ -516,3 +516,34 @@ async fn an_unreachable_accounts_server_stops_the_run_resumably_instead_of_hangi
     let conn = ws.open_db();
     assert_all_applied(&conn, run, &ledger, &changes);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_with_the_accounts_server_down_is_resumable_not_fatal() {
+    let config = expiring(74);
+    let server = start(config.clone()).await;
+    let mut ws = Workspace::new(&server);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ws.accounts_url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let changes = changes(&config, 300, false);
+    let csv = ws.write("changes.csv", &changes.text);
+    // The starting token works for a second; refreshing it then cannot reach the server.
+    let creds = Creds::refresh_of(&config).with_access_token(Some(&config.token));
+    let ran = ws.run(&csv, SLOW, &creds).await;
+    ran.expect_code(4)
+        .expect_stderr(&["cannot reach", "resume"]);
+    let conn = ws.open_db();
+    let run = last_run(&conn);
+    let checked = cross_check(&conn, run, &server.ledger());
+    assert!(checked.count(ItemState::Succeeded) > 0);
+    assert!(checked.count(ItemState::Pending) > 0);
+    drop(conn);
+
+    let resumed = ws
+        .again("resume", &["--accounts-url", &server.url()], &creds)
+        .await;
+    resumed.expect_code(0);
+    let ledger = server.ledger();
+    let conn = ws.open_db();
+    assert_all_applied(&conn, run, &ledger, &changes);
+}
