@@ -41,6 +41,15 @@ async fn clean_run_sends_the_minimum_calls_and_every_value_lands() {
     }
     // Records not in the file were not touched.
     assert_eq!(total_applied(&ledger), 1200 * 3);
+    // `status --json` tells the same story.
+    let status = ws.massup(&["status", "--json"], &Creds::mock_token()).await;
+    status.expect_code(0);
+    let json: serde_json::Value = serde_json::from_slice(&status.output.stdout).unwrap();
+    assert_eq!(json["run"]["state"], "finished");
+    assert_eq!(json["counts"]["rows"]["succeeded"], 1200);
+    assert_eq!(json["counts"]["items"]["succeeded"], 3600);
+    assert_eq!(json["counts"]["calls"], ledger.requests);
+    assert_eq!(json["counts"]["retries"], 0);
 }
 
 /// Record ids of `changes` that the mock holds in a closed gate right now.
