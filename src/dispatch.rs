@@ -115,9 +115,21 @@ impl Default for DispatchSettings {
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum StopReason {
     Interrupted,
-    MaxCalls { calls: u64 },
-    Credits { remaining: u64 },
-    Fatal { code: String, message: String },
+    MaxCalls {
+        calls: u64,
+    },
+    Credits {
+        remaining: u64,
+    },
+    /// No access token could be had (the accounts server unreachable or failing): every
+    /// other chunk would wait for the same, so the run stops, resumable.
+    TokenUnavailable {
+        message: String,
+    },
+    Fatal {
+        code: String,
+        message: String,
+    },
 }
 
 impl std::fmt::Display for StopReason {
@@ -130,6 +142,9 @@ impl std::fmt::Display for StopReason {
                     f,
                     "Zoho reports {remaining} API credits left, below --min-credits"
                 )
+            }
+            StopReason::TokenUnavailable { message } => {
+                write!(f, "no access token: {message}")
             }
             StopReason::Fatal { code, message } => write!(f, "{code}: {message}"),
         }
@@ -499,6 +514,21 @@ async fn work(shared: Arc<Shared>, mut chunk: Claimed) {
             finish(&shared, chunk, "pending", None, None).await;
             return;
         }
+        // The limiter first, the budget second: a call counted against --max-calls is sent,
+        // never abandoned in the limiter's queue when the budget's stop comes.
+        if let Some(limiter) = &shared.limiter {
+            tokio::select! {
+                _ = until_ready(limiter) => {}
+                _ = shared.stop.cancelled() => {
+                    finish(&shared, chunk, "pending", None, None).await;
+                    return;
+                }
+            }
+            if shared.stop.is_cancelled() {
+                finish(&shared, chunk, "pending", None, None).await;
+                return;
+            }
+        }
         if let Some(max) = shared.settings.max_calls {
             if shared.calls.fetch_add(1, Ordering::SeqCst) >= max {
                 shared.stop_with(StopReason::MaxCalls { calls: max });
@@ -507,16 +537,6 @@ async fn work(shared: Arc<Shared>, mut chunk: Claimed) {
             }
         } else {
             shared.calls.fetch_add(1, Ordering::SeqCst);
-        }
-        if let Some(limiter) = &shared.limiter {
-            tokio::select! {
-                _ = until_ready(limiter) => {}
-                _ = shared.stop.cancelled() => {
-                    shared.calls.fetch_sub(1, Ordering::SeqCst);
-                    finish(&shared, chunk, "pending", None, None).await;
-                    return;
-                }
-            }
         }
         let (token, generation) = match shared.endpoint.tokens.token().await {
             Ok(found) => found,
@@ -545,6 +565,9 @@ async fn work(shared: Arc<Shared>, mut chunk: Claimed) {
                 shared.calls.fetch_sub(1, Ordering::SeqCst);
                 attempts += 1;
                 if attempts >= shared.settings.max_attempts {
+                    shared.stop_with(StopReason::TokenUnavailable {
+                        message: message.clone(),
+                    });
                     finish(
                         &shared,
                         chunk,
@@ -714,9 +737,15 @@ async fn work(shared: Arc<Shared>, mut chunk: Claimed) {
                         return;
                     }
                     Err(e) => {
-                        shared.stop_with(StopReason::Fatal {
-                            code: code.clone(),
-                            message: e.to_string(),
+                        shared.stop_with(match &e {
+                            // The accounts server is down, not the credentials wrong.
+                            AuthError::Unavailable(message) => StopReason::TokenUnavailable {
+                                message: message.clone(),
+                            },
+                            _ => StopReason::Fatal {
+                                code: code.clone(),
+                                message: e.to_string(),
+                            },
                         });
                         record(
                             &shared,

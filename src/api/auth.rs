@@ -179,6 +179,12 @@ struct TokenState {
     margin: Duration,
     api_domain: Option<String>,
     refreshed_at: VecDeque<Instant>,
+    /// Why the accounts server refused these credentials, once it has: asking again with
+    /// the same credentials cannot help, and repeated refusals can lock the client out.
+    refused: Option<String>,
+    /// When the last refresh gave up without an answer, and why: workers that were waiting
+    /// for that refresh take its failure instead of each trying (and waiting) again.
+    unavailable: Option<(Instant, String)>,
 }
 
 /// Hands out the current access token and refreshes it when needed.
@@ -220,6 +226,8 @@ impl TokenSource {
                 margin: Duration::ZERO,
                 api_domain: None,
                 refreshed_at: VecDeque::new(),
+                refused: None,
+                unavailable: None,
             }),
             stop,
         }
@@ -232,6 +240,7 @@ impl TokenSource {
     /// The current token and its generation, refreshing first if there is none yet or it
     /// is about to expire.
     pub async fn token(&self) -> Result<(Secret, u64), AuthError> {
+        let asked_at = Instant::now();
         let mut state = self.state.lock().await;
         let stale = match (&state.token, state.expires_at) {
             (None, _) => true,
@@ -239,6 +248,13 @@ impl TokenSource {
             (Some(_), None) => false,
         };
         if stale && self.can_refresh() {
+            // Single flight for failures too: a refresh that failed while this caller
+            // waited for the lock is this caller's answer.
+            if let Some((failed_at, reason)) = &state.unavailable {
+                if *failed_at >= asked_at {
+                    return Err(AuthError::Unavailable(reason.clone()));
+                }
+            }
             self.refresh_locked(&mut state).await?;
         }
         match &state.token {
@@ -275,6 +291,9 @@ impl TokenSource {
         else {
             return Err(AuthError::Refused("the access token expired".into()));
         };
+        if let Some(reason) = &state.refused {
+            return Err(AuthError::Refused(reason.clone()));
+        }
         // Zoho's limit: wait for the oldest refresh to leave the window rather than be
         // refused (which would lock the refresh token out for a while).
         loop {
@@ -315,7 +334,6 @@ impl TokenSource {
                     _ = self.stop.cancelled() => return Err(AuthError::Stopped),
                 }
             }
-            state.refreshed_at.push_back(Instant::now());
             let response = match self.http.post(&url).form(&form).send().await {
                 Ok(r) => r,
                 Err(e) => {
@@ -325,6 +343,12 @@ impl TokenSource {
                 }
             };
             let status = response.status();
+            // Zoho's limit is on tokens minted: a request that never reached the server or
+            // that it failed on (5xx) minted none, and counting those would make an outage
+            // look like ten refreshes and stall the run for ten minutes.
+            if !status.is_server_error() {
+                state.refreshed_at.push_back(Instant::now());
+            }
             let body = response.bytes().await.unwrap_or_default();
             let answer: Option<TokenAnswer> = serde_json::from_slice(&body).ok();
             match answer {
@@ -342,6 +366,7 @@ impl TokenSource {
                     if api_domain.is_some() {
                         state.api_domain = api_domain;
                     }
+                    state.unavailable = None;
                     tracing::debug!(generation = state.generation, "access token refreshed");
                     return Ok(());
                 }
@@ -352,15 +377,18 @@ impl TokenSource {
                         last_problem = format!("{url} answered HTTP {status}: {error}");
                         continue;
                     }
-                    return Err(AuthError::Refused(format!(
+                    let reason = format!(
                         "Zoho refused to refresh the access token: {error}. Check ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET and ZOHO_REFRESH_TOKEN, and that --dc / --accounts-url is the data centre the client was made in"
-                    )));
+                    );
+                    state.refused = Some(reason.clone());
+                    return Err(AuthError::Refused(reason));
                 }
                 _ => {
                     last_problem = format!("{url} answered HTTP {status} without a token");
                 }
             }
         }
+        state.unavailable = Some((Instant::now(), last_problem.clone()));
         Err(AuthError::Unavailable(last_problem))
     }
 }

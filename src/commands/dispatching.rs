@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::auth::{Credentials, TokenSource};
+use crate::api::auth::{AuthError, Credentials, TokenSource};
 use crate::api::{self, check_base_url};
 use crate::cli::GlobalArgs;
 use crate::config::Config;
@@ -252,9 +252,9 @@ impl Connected {
         }
     }
 
+    /// The mass_update endpoint. Call after a first `tokens.token()`: a refresh answer may
+    /// name the API domain.
     pub async fn endpoint(&self, module: &str) -> Result<Endpoint, UsageError> {
-        // A first token before the URL is fixed: a refresh answer may name the API domain.
-        let _ = self.tokens.token().await;
         let domain = self.api_domain().await?;
         Ok(Endpoint {
             mass_update_url: format!(
@@ -411,14 +411,27 @@ pub async fn dispatch_run(
         .items_total
         .store(pending_items(&conn, run.id)?, Ordering::Relaxed);
     drop(conn);
+    // A first token before the URL is fixed. Refused credentials are left for the dispatch
+    // to report; but when the accounts server cannot be reached at all (its refresh already
+    // retried), the workers would only wait for the same, so the run stops here, resumable.
+    let first_token = connected.tokens.token().await;
     let endpoint = connected.endpoint(&run.module).await?;
     tracing::debug!(run = run.id, url = %endpoint.mass_update_url, "sending");
-    let report = with_progress(
-        progress.clone(),
-        global.quiet,
-        dispatch::dispatch(db, run.id, connection.settings(), endpoint, stop, progress),
-    )
-    .await?;
+    let report = match first_token {
+        Err(AuthError::Unavailable(message)) => DispatchReport {
+            calls: 0,
+            stop: Some(StopReason::TokenUnavailable { message }),
+            elapsed: Duration::ZERO,
+        },
+        _ => {
+            with_progress(
+                progress.clone(),
+                global.quiet,
+                dispatch::dispatch(db, run.id, connection.settings(), endpoint, stop, progress),
+            )
+            .await?
+        }
+    };
     finish_run(db, run.id, &report, global)
 }
 
