@@ -122,6 +122,7 @@ fn plan_template(dir: &Path, name: &str, ids: &[String], value_sets: usize) -> P
             fields: None,
             strict: true,
             new_run: true,
+            dispatch_json: None,
         },
     )
     .expect("the CSV plans");

@@ -158,6 +158,9 @@ pub struct PlanRequest<'a> {
     pub fields: Option<(&'a ModuleFields, &'a str)>,
     pub strict: bool,
     pub new_run: bool,
+    /// Connection and dispatch settings (`run` stores them with the plan, in the same
+    /// transaction, so that a kill right after planning cannot lose them for `resume`).
+    pub dispatch_json: Option<&'a str>,
 }
 
 /// Plans `request.csv_path` into `conn`.
@@ -204,8 +207,8 @@ pub fn plan(conn: &mut Connection, request: &PlanRequest<'_>) -> Result<PlanOutc
     let columns_json = serde_json::to_string(input.field_columns()).expect("names serialize");
     let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| PathBuf::from(path));
     tx.execute(
-        "INSERT INTO runs (module, csv_path, csv_sha256, id_column, columns_json, settings_json, fields_json, state, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'planned', ?8)",
+        "INSERT INTO runs (module, csv_path, csv_sha256, id_column, columns_json, settings_json, fields_json, state, created_at, dispatch_json)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'planned', ?8, ?9)",
         params![
             settings.module,
             absolute.display().to_string(),
@@ -214,7 +217,8 @@ pub fn plan(conn: &mut Connection, request: &PlanRequest<'_>) -> Result<PlanOutc
             columns_json,
             settings_json,
             request.fields.map(|f| f.1),
-            now
+            now,
+            request.dispatch_json
         ],
     )?;
     let run_id = tx.last_insert_rowid();

@@ -139,6 +139,7 @@ async fn check(case: Case) -> Result<(), TestCaseError> {
             fields: Some((&fields, FIELDS)),
             strict: false,
             new_run: false,
+            dispatch_json: None,
         };
         match plan(&mut conn, &request).unwrap() {
             PlanOutcome::Planned(summary) => summary,

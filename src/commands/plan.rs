@@ -146,6 +146,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         fields: fields.as_ref().map(|(f, text)| (f, text.as_str())),
         strict: args.plan.strict,
         new_run: args.plan.new_run,
+        dispatch_json: None,
     };
     let outcome = plan::plan(&mut conn, &request)
         .with_context(|| format!("planning {}", args.plan.csv.display()))?;

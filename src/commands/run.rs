@@ -62,6 +62,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         let strict = args.plan.strict;
         let new_run = args.plan.new_run;
         let db_for_plan = db.clone();
+        let dispatch_json = serde_json::to_string(&connection)?;
         let planned = tokio::task::spawn_blocking(move || -> anyhow::Result<PlanOutcome> {
             let mut conn = store::open(&db_for_plan)?;
             let request = PlanRequest {
@@ -70,6 +71,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
                 fields: Some((&fields, fields_json.as_str())),
                 strict,
                 new_run,
+                dispatch_json: Some(&dispatch_json),
             };
             Ok(plan::plan(&mut conn, &request)?)
         })
