@@ -111,7 +111,7 @@ fn torture(
         "--fields",
         "samples/fields/Leads.json",
         "--concurrency",
-        "8",
+        concurrency,
     ];
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut resend_bound = 0u64;
@@ -238,6 +238,6 @@ fn torture_short_three_kills() {
 #[test]
 #[ignore = "long: 100,000 rows, 10 kills; run with --ignored"]
 fn torture_long_100k_rows_ten_kills() {
-    // One worker stretches the 600-odd calls over several seconds, room for ten kills.
-    torture(100_000, 10, Duration::from_millis(20), "1", 11, 150..600);
+    // Two workers stretch the 600-odd calls over several seconds, room for ten kills.
+    torture(100_000, 10, Duration::from_millis(20), "2", 11, 150..600);
 }
