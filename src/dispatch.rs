@@ -13,7 +13,7 @@
 //! is `in_flight` in the database (committed) before its first request leaves, so a crash
 //! at any moment leaves it for `resume` to send again; resending a mass update writes the
 //! same values, which is harmless.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,6 +23,7 @@ use backon::BackoffBuilder;
 use governor::{Quota, RateLimiter};
 use rand::{Rng, SeedableRng};
 use rusqlite::{params, Connection};
+use rustc_hash::FxHashMap;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -493,7 +494,7 @@ fn build_body(payload: &str, over_write: bool, ids: &[i64]) -> String {
 }
 
 async fn work(shared: Arc<Shared>, mut chunk: Claimed) {
-    let index: HashMap<i64, usize> = chunk
+    let index: FxHashMap<i64, usize> = chunk
         .members
         .iter()
         .enumerate()
@@ -838,7 +839,7 @@ async fn finish(
 fn interpret(
     shared: &Shared,
     chunk: &mut Claimed,
-    index: &HashMap<i64, usize>,
+    index: &FxHashMap<i64, usize>,
     exchange: &Exchange,
 ) -> (Step, Option<u16>, String) {
     let (status, body, retry_after) = match exchange {
@@ -947,16 +948,18 @@ fn interpret(
                     if after == ItemState::Succeeded {
                         chunk.details.remove(&(i as u32));
                     } else {
-                        chunk
-                            .details
-                            .insert(i as u32, (answer.code.clone(), answer.message.clone()));
+                        chunk.details.insert(
+                            i as u32,
+                            (answer.code.to_string(), answer.message.to_string()),
+                        );
                     }
                 } else if before == ItemState::Pending {
                     // Per-record transient codes: keep the reason for the record.
-                    unsettled = Some((answer.code.clone(), answer.message.clone()));
-                    chunk
-                        .details
-                        .insert(i as u32, (answer.code.clone(), answer.message.clone()));
+                    unsettled = Some((answer.code.to_string(), answer.message.to_string()));
+                    chunk.details.insert(
+                        i as u32,
+                        (answer.code.to_string(), answer.message.to_string()),
+                    );
                 }
             }
             let code = if all_success { "SUCCESS" } else { "MIXED" };
@@ -969,6 +972,29 @@ fn interpret(
                 _ => Step::Settled,
             };
             (step, Some(status), code.to_string())
+        }
+    }
+}
+
+/// Adds a claim's chunks to `ready`; false when the claim failed (the writer is gone).
+fn absorb(
+    shared: &Shared,
+    answer: Result<Result<Vec<Claimed>, StoreError>, oneshot::error::RecvError>,
+    ready: &mut std::collections::VecDeque<Claimed>,
+) -> bool {
+    match answer {
+        Ok(Ok(claimed)) => {
+            ready.extend(claimed);
+            true
+        }
+        Ok(Err(e)) => {
+            tracing::error!("cannot claim chunks: {e}");
+            shared.writer_failed.store(true, Ordering::Relaxed);
+            false
+        }
+        Err(_) => {
+            shared.writer_failed.store(true, Ordering::Relaxed);
+            false
         }
     }
 }
@@ -1019,58 +1045,78 @@ pub async fn dispatch(
     });
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut workers = tokio::task::JoinSet::new();
-    // Claim a worker pool's worth at a time: few commits, and at most this many chunks are
-    // in_flight without being sent when a kill comes.
+    // Chunks are claimed ahead of the workers so that a claim's commit overlaps with calls
+    // instead of idling them; at most `2 x concurrency` chunks are in flight (running or
+    // claimed and waiting) at any moment, which bounds what a kill makes `resume` resend.
+    let budget = 2 * concurrency;
     let mut queue = pending.into_iter();
-    'feed: loop {
+    let mut exhausted = false;
+    let mut ready: std::collections::VecDeque<Claimed> = std::collections::VecDeque::new();
+    let mut claiming: Option<oneshot::Receiver<Result<Vec<Claimed>, StoreError>>> = None;
+    loop {
         if stop.is_cancelled() || shared.writer_failed.load(Ordering::Relaxed) {
             break;
         }
-        let batch: Vec<i64> = queue.by_ref().take(concurrency).collect();
-        if batch.is_empty() {
-            break;
+        if claiming.is_none() && !exhausted {
+            let running = concurrency - permits.available_permits();
+            let room = budget.saturating_sub(running + ready.len());
+            if room >= (concurrency / 2).max(1) || (ready.is_empty() && room > 0) {
+                let batch: Vec<i64> = queue.by_ref().take(room.min(concurrency)).collect();
+                if batch.is_empty() {
+                    exhausted = true;
+                } else {
+                    let (reply, receiver) = oneshot::channel();
+                    let msg = WriterMsg::Claim {
+                        chunk_ids: batch,
+                        reply,
+                    };
+                    if shared.writer.send(msg).await.is_err() {
+                        shared.writer_failed.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                    claiming = Some(receiver);
+                }
+            }
         }
-        let (reply_tx, reply_rx) = oneshot::channel();
-        if shared
-            .writer
-            .send(WriterMsg::Claim {
-                chunk_ids: batch,
-                reply: reply_tx,
-            })
-            .await
-            .is_err()
-        {
-            break;
-        }
-        let claimed = match reply_rx.await {
-            Ok(Ok(claimed)) => claimed,
-            Ok(Err(e)) => {
-                tracing::error!("cannot claim chunks: {e}");
-                shared.writer_failed.store(true, Ordering::Relaxed);
+        if ready.is_empty() {
+            let Some(receiver) = claiming.take() else {
+                if exhausted {
+                    break;
+                }
+                continue;
+            };
+            if !absorb(&shared, receiver.await, &mut ready) {
                 break;
             }
-            Err(_) => break,
-        };
-        let mut claimed = claimed.into_iter();
-        while let Some(chunk) = claimed.next() {
-            let permit = tokio::select! {
-                permit = permits.clone().acquire_owned() => permit.expect("semaphore never closed"),
-                _ = stop.cancelled() => {
-                    // Claimed but never sent: back to pending.
-                    for chunk in std::iter::once(chunk).chain(claimed) {
-                        finish(&shared, chunk, "pending", None, None).await;
-                    }
-                    break 'feed;
-                }
-            };
-            let shared = shared.clone();
-            workers.spawn(async move {
-                work(shared, chunk).await;
-                drop(permit);
-            });
+            continue;
         }
-        // Reap finished workers so the set does not grow with the run.
-        while workers.try_join_next().is_some() {}
+        tokio::select! {
+            permit = permits.clone().acquire_owned() => {
+                let permit = permit.expect("semaphore never closed");
+                let chunk = ready.pop_front().expect("not empty");
+                let shared = shared.clone();
+                workers.spawn(async move {
+                    work(shared, chunk).await;
+                    drop(permit);
+                });
+                // Reap finished workers so the set does not grow with the run.
+                while workers.try_join_next().is_some() {}
+            }
+            answer = async { claiming.as_mut().expect("guarded").await }, if claiming.is_some() => {
+                claiming = None;
+                if !absorb(&shared, answer, &mut ready) {
+                    break;
+                }
+            }
+            _ = stop.cancelled() => break,
+        }
+    }
+    // Claimed but never sent: back to pending.
+    if let Some(receiver) = claiming.take() {
+        absorb(&shared, receiver.await, &mut ready);
+    }
+    for chunk in ready.drain(..) {
+        finish(&shared, chunk, "pending", None, None).await;
     }
     while let Some(joined) = workers.join_next().await {
         if let Err(e) = joined {

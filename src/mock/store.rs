@@ -4,8 +4,6 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use super::{MockConfig, SeedState};
 
@@ -42,33 +40,9 @@ pub struct Record {
 #[derive(Debug)]
 pub struct Store {
     pub records: Vec<Record>,
-    /// Numeric id -> position. Ids are numbers, so they are hashed with [`IdHasher`], not
-    /// SipHash: the look-up runs 500 times per call and was the mock's hottest spot.
-    index: HashMap<u64, usize, BuildHasherDefault<IdHasher>>,
-}
-
-/// A multiply-and-fold hash for numeric ids. The ids are not attacker-chosen keys (the mock
-/// only listens on loopback), so a DoS-resistant hash buys nothing here.
-#[derive(Default)]
-pub struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        // Only u64 keys are hashed; this keeps the trait complete for any other use.
-        for b in bytes {
-            self.write_u64(self.0 ^ u64::from(*b));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        let x = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        // Fold the well-mixed high half into the low bits the table indexes by.
-        self.0 = x ^ (x >> 29);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
+    /// Numeric id -> position. FxHash, not SipHash: the look-up runs 500 times per call and
+    /// was the mock's hottest spot, and loopback-only ids are not hostile keys.
+    index: rustc_hash::FxHashMap<u64, usize>,
 }
 
 /// The deterministic ids of the generated records (without `extra_records`).
