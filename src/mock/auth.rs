@@ -100,11 +100,9 @@ impl Tokens {
         // Expired tokens are dropped here so a long soak does not grow the map without bound.
         self.live.retain(|_, expiry| expiry.is_none_or(|e| now < e));
         self.refreshes += 1;
-        let expires_in = self
-            .lifetime
-            .unwrap_or(DEFAULT_LIFETIME)
-            .as_secs_f64()
-            .ceil() as u64;
+        // Whole seconds rounded down, as a client must read them: a token advertised
+        // longer than it lives would be refreshed too late.
+        let expires_in = self.lifetime.unwrap_or(DEFAULT_LIFETIME).as_secs();
         MintOutcome::Minted { token, expires_in }
     }
 }
