@@ -82,3 +82,9 @@ CREATE TABLE calls (
     ids         INTEGER NOT NULL
 );
 CREATE INDEX calls_by_run ON calls (run_id);
+
+-- When access tokens were minted (times only): Zoho allows 10 per refresh token in 10
+-- minutes, and a `run` followed by a `resume` must share that budget.
+CREATE TABLE token_refreshes (
+    at TEXT NOT NULL
+);

@@ -547,3 +547,65 @@ async fn an_expired_token_with_the_accounts_server_down_is_resumable_not_fatal()
     let conn = ws.open_db();
     assert_all_applied(&conn, run, &ledger, &changes);
 }
+
+/// Zoho's 10 tokens per 10 minutes is per refresh token, not per massup process: a run
+/// and a resume right after it share the budget through the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refreshes_of_earlier_invocations_count_against_the_limit() {
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = db_dir.path().join("t.db");
+    drop(massup::store::open(&db).unwrap());
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    for _ in 0..massup::api::auth::MAX_REFRESHES {
+        conn.execute(
+            "INSERT INTO token_refreshes (at) VALUES (?1)",
+            [massup::store::now()],
+        )
+        .unwrap();
+    }
+    drop(conn);
+    let mock = massup::mock::MockServer::start(massup::mock::MockConfig::default())
+        .await
+        .unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let tokens = massup::api::auth::TokenSource::new(
+        massup::api::auth::Credentials::Refresh {
+            client_id: massup::api::auth::Secret::new("mock-client-id"),
+            client_secret: massup::api::auth::Secret::new("mock-client-secret"),
+            refresh_token: massup::api::auth::Secret::new("mock-refresh-token"),
+            access_token: None,
+        },
+        mock.url(),
+        massup::api::http_client(std::time::Duration::from_secs(2), 1),
+        stop.clone(),
+    )
+    .sharing_refresh_budget(&db);
+    // The budget is spent: the refresh waits instead of asking Zoho.
+    let waited = tokio::time::timeout(std::time::Duration::from_millis(500), tokens.token()).await;
+    assert!(
+        waited.is_err(),
+        "a refresh went out although 10 were made in the last 10 minutes"
+    );
+    assert_eq!(mock.ledger().refreshes, 0);
+    stop.cancel();
+    // A fresh database has the whole budget, and records what it uses.
+    let fresh = db_dir.path().join("fresh.db");
+    let tokens = massup::api::auth::TokenSource::new(
+        massup::api::auth::Credentials::Refresh {
+            client_id: massup::api::auth::Secret::new("mock-client-id"),
+            client_secret: massup::api::auth::Secret::new("mock-client-secret"),
+            refresh_token: massup::api::auth::Secret::new("mock-refresh-token"),
+            access_token: None,
+        },
+        mock.url(),
+        massup::api::http_client(std::time::Duration::from_secs(2), 1),
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .sharing_refresh_budget(&fresh);
+    tokens.token().await.unwrap();
+    let recorded: i64 = rusqlite::Connection::open(&fresh)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM token_refreshes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(recorded, 1);
+}

@@ -194,6 +194,9 @@ pub struct TokenSource {
     http: reqwest::Client,
     state: Mutex<TokenState>,
     stop: CancellationToken,
+    /// Keeps refresh times across invocations (a `run` then a `resume` within ten minutes
+    /// share Zoho's budget of 10 tokens).
+    ledger: Option<std::path::PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -230,6 +233,57 @@ impl TokenSource {
                 unavailable: None,
             }),
             stop,
+            ledger: None,
+        }
+    }
+
+    /// Counts the refreshes recorded in the database at `db` within Zoho's window and
+    /// records new ones there (times only: nothing secret).
+    pub fn sharing_refresh_budget(mut self, db: &Path) -> TokenSource {
+        let now_wall = std::time::SystemTime::now();
+        let now = Instant::now();
+        // store::open creates and migrates the database if this is its first use.
+        if let Ok(conn) = crate::store::open(db) {
+            let since = chrono::Utc::now()
+                - chrono::Duration::from_std(REFRESH_WINDOW).expect("ten minutes");
+            let times: Vec<String> = conn
+                .prepare("SELECT at FROM token_refreshes WHERE at > ?1 ORDER BY at")
+                .and_then(|mut stmt| {
+                    stmt.query_map(
+                        [since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)],
+                        |r| r.get(0),
+                    )?
+                    .collect()
+                })
+                .unwrap_or_default();
+            let state = self.state.get_mut();
+            for at in times {
+                let Ok(at) = chrono::DateTime::parse_from_rfc3339(&at) else {
+                    continue;
+                };
+                let ago = now_wall
+                    .duration_since(std::time::SystemTime::from(at))
+                    .unwrap_or_default();
+                if let Some(instant) = now.checked_sub(ago) {
+                    state.refreshed_at.push_back(instant);
+                }
+            }
+        }
+        self.ledger = Some(db.to_path_buf());
+        self
+    }
+
+    fn record_refresh(&self) {
+        let Some(db) = &self.ledger else { return };
+        let recorded = rusqlite::Connection::open(db).and_then(|conn| {
+            conn.busy_timeout(Duration::from_secs(5))?;
+            conn.execute(
+                "INSERT INTO token_refreshes (at) VALUES (?1)",
+                [crate::store::now()],
+            )
+        });
+        if let Err(e) = recorded {
+            tracing::debug!("cannot record a token refresh: {e}");
         }
     }
 
@@ -348,6 +402,7 @@ impl TokenSource {
             // look like ten refreshes and stall the run for ten minutes.
             if !status.is_server_error() {
                 state.refreshed_at.push_back(Instant::now());
+                self.record_refresh();
             }
             let body = response.bytes().await.unwrap_or_default();
             let answer: Option<TokenAnswer> = serde_json::from_slice(&body).ok();

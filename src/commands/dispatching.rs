@@ -213,6 +213,7 @@ impl Connected {
         connection: &StoredConnection,
         credentials: Credentials,
         stop: CancellationToken,
+        db: &Path,
     ) -> Result<Connected, UsageError> {
         let dc = connection.dc.as_deref().unwrap_or("us");
         let (dc_accounts, dc_api) = api::data_centre(dc)?;
@@ -227,7 +228,9 @@ impl Connected {
             .transpose()?;
         let settings = connection.settings();
         let http = api::http_client(settings.timeout, settings.concurrency);
-        let tokens = Arc::new(TokenSource::new(credentials, accounts, http.clone(), stop));
+        let tokens = Arc::new(
+            TokenSource::new(credentials, accounts, http.clone(), stop).sharing_refresh_budget(db),
+        );
         Ok(Connected {
             http,
             tokens,

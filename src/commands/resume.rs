@@ -49,7 +49,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     runtime()?.block_on(async {
         let stop = tokio_util::sync::CancellationToken::new();
         install_signal_handlers(stop.clone(), global.quiet);
-        let connected = Connected::new(&connection, credentials, stop.clone())?;
+        let connected = Connected::new(&connection, credentials, stop.clone(), &db)?;
         dispatch_run(&db, &run, &connection, &connected, stop, global).await
     })
 }
