@@ -167,6 +167,23 @@ pub struct PlanRequest<'a> {
 pub fn plan(conn: &mut Connection, request: &PlanRequest<'_>) -> Result<PlanOutcome, PlanError> {
     let settings = request.settings;
     check_settings(settings)?;
+    // Every flag is checked before anything else, so a typo is reported even when the
+    // file turns out to be planned already.
+    let coerce_options = CoerceOptions {
+        timezone: match &settings.timezone {
+            Some(name) => Some(
+                CoerceOptions::parse_timezone(name)
+                    .map_err(|e| PlanError::Settings(format!("--timezone {name}: {e}")))?,
+            ),
+            None => None,
+        },
+        multiselect_separator: settings.multiselect_separator,
+    };
+    for (field, type_name) in &settings.types {
+        type_name
+            .parse::<FieldType>()
+            .map_err(|e| PlanError::Settings(format!("--type {field}={type_name}: {e}")))?;
+    }
     let path = request.csv_path;
     let shown = path.display().to_string();
     let sha256 = file_sha256(path)?;
@@ -190,17 +207,6 @@ pub fn plan(conn: &mut Connection, request: &PlanRequest<'_>) -> Result<PlanOutc
         &shown,
         &mut warnings,
     )?;
-    let coerce_options = CoerceOptions {
-        timezone: match &settings.timezone {
-            Some(name) => Some(
-                CoerceOptions::parse_timezone(name)
-                    .map_err(|e| PlanError::Settings(format!("--timezone {name}: {e}")))?,
-            ),
-            None => None,
-        },
-        multiselect_separator: settings.multiselect_separator,
-    };
-
     let tx = conn.transaction()?;
     let now = store::now();
     let settings_json = serde_json::to_string(settings).expect("settings serialize");

@@ -152,8 +152,13 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         .with_context(|| format!("planning {}", args.plan.csv.display()))?;
     match outcome {
         PlanOutcome::Existing(run) => {
+            let changed = if run.settings != serde_json::to_value(&settings)? {
+                " with other settings than these"
+            } else {
+                ""
+            };
             let message = format!(
-                "{} was already planned for {} as run {} (state: {}); nothing new stored.\n  continue it:  massup --db {} resume --run {}\n  or plan again: add --new-run",
+                "{} was already planned for {} as run {} (state: {}){changed}; nothing new stored.\n  continue it:  massup --db {} resume --run {}\n  or plan again: add --new-run",
                 args.plan.csv.display(),
                 run.module,
                 run.id,
