@@ -1011,6 +1011,12 @@ pub async fn dispatch(
 ) -> Result<DispatchReport, StoreError> {
     let started = tokio::time::Instant::now();
     let mut conn = store::open(db)?;
+    // Closing the last connection would checkpoint the whole WAL inside the run's time;
+    // later commits (or the next command) checkpoint it instead.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )?;
     let pending: Vec<i64> = {
         let mut stmt = conn
             .prepare("SELECT id FROM chunks WHERE run_id = ?1 AND state = 'pending' ORDER BY id")?;
