@@ -508,83 +508,61 @@ async fn work(shared: Arc<Shared>, mut chunk: Claimed) {
             .filter(|&i| ItemState::from_byte(chunk.outcomes[i]) == ItemState::Pending)
             .collect();
         if pending.is_empty() {
-            finish(&shared, chunk, "done", None, None).await;
-            return;
+            return leave(&shared, &chunk, "done", None, None, None, None).await;
         }
         if shared.stop.is_cancelled() {
-            finish(&shared, chunk, "pending", None, None).await;
-            return;
+            return leave(&shared, &chunk, "pending", None, None, None, None).await;
         }
         // The limiter first, the budget second: a call counted against --max-calls is sent,
         // never abandoned in the limiter's queue when the budget's stop comes.
         if let Some(limiter) = &shared.limiter {
-            tokio::select! {
-                _ = until_ready(limiter) => {}
-                _ = shared.stop.cancelled() => {
-                    finish(&shared, chunk, "pending", None, None).await;
-                    return;
-                }
-            }
-            if shared.stop.is_cancelled() {
-                finish(&shared, chunk, "pending", None, None).await;
-                return;
+            if !tokio::select! {
+                _ = until_ready(limiter) => !shared.stop.is_cancelled(),
+                _ = shared.stop.cancelled() => false,
+            } {
+                return leave(&shared, &chunk, "pending", None, None, None, None).await;
             }
         }
         if let Some(max) = shared.settings.max_calls {
             if shared.calls.fetch_add(1, Ordering::SeqCst) >= max {
-                shared.stop_with(StopReason::MaxCalls { calls: max });
-                finish(&shared, chunk, "pending", None, None).await;
-                return;
+                let stop = StopReason::MaxCalls { calls: max };
+                return leave(&shared, &chunk, "pending", Some(stop), None, None, None).await;
             }
         } else {
             shared.calls.fetch_add(1, Ordering::SeqCst);
         }
         let (token, generation) = match shared.endpoint.tokens.token().await {
             Ok(found) => found,
-            Err(AuthError::Refused(message)) => {
-                shared.calls.fetch_sub(1, Ordering::SeqCst);
-                shared.stop_with(StopReason::Fatal {
-                    code: "AUTHENTICATION_FAILURE".into(),
-                    message: message.clone(),
-                });
-                finish(
-                    &shared,
-                    chunk,
-                    "pending",
-                    Some("AUTHENTICATION_FAILURE".into()),
-                    Some(message),
-                )
-                .await;
-                return;
-            }
-            Err(AuthError::Stopped) => {
-                shared.calls.fetch_sub(1, Ordering::SeqCst);
-                finish(&shared, chunk, "pending", None, None).await;
-                return;
-            }
-            Err(AuthError::Unavailable(message)) => {
-                shared.calls.fetch_sub(1, Ordering::SeqCst);
-                attempts += 1;
-                if attempts >= shared.settings.max_attempts {
-                    shared.stop_with(StopReason::TokenUnavailable {
-                        message: message.clone(),
-                    });
-                    finish(
-                        &shared,
-                        chunk,
-                        "pending",
-                        Some("TOKEN_UNAVAILABLE".into()),
+            Err(problem) => {
+                shared.calls.fetch_sub(1, Ordering::SeqCst); // nothing was sent
+                let (stop, code, message) = match problem {
+                    AuthError::Stopped => (None, None, None),
+                    AuthError::Refused(message) => (
+                        Some(StopReason::Fatal {
+                            code: "AUTHENTICATION_FAILURE".into(),
+                            message: message.clone(),
+                        }),
+                        Some("AUTHENTICATION_FAILURE".to_string()),
                         Some(message),
-                    )
-                    .await;
-                    return;
-                }
-                let delay = backoff_delay(&shared.settings, attempts, None, &mut rng);
-                if !sleep_unless_stopped(&shared.stop, delay).await {
-                    finish(&shared, chunk, "pending", None, None).await;
-                    return;
-                }
-                continue;
+                    ),
+                    AuthError::Unavailable(message) => {
+                        attempts += 1;
+                        let code = "TOKEN_UNAVAILABLE".to_string();
+                        if attempts < shared.settings.max_attempts {
+                            let delay = backoff_delay(&shared.settings, attempts, None, &mut rng);
+                            if sleep_unless_stopped(&shared.stop, delay).await {
+                                continue;
+                            }
+                            (None, None, None)
+                        } else {
+                            let stop = StopReason::TokenUnavailable {
+                                message: message.clone(),
+                            };
+                            (Some(stop), Some(code), Some(message))
+                        }
+                    }
+                };
+                return leave(&shared, &chunk, "pending", stop, code, message, None).await;
             }
         };
         let ids: Vec<i64> = pending
@@ -613,81 +591,34 @@ async fn work(shared: Arc<Shared>, mut chunk: Claimed) {
             code: Some(call_code.clone()),
             ids: ids.len(),
         };
-        match step {
+        // What the attempt means for the chunk: settled, or another attempt after a
+        // backoff (with the answer to record), or stop everything.
+        let (code, message, retry_after) = match step {
             Step::Settled => {
+                count_settled(&shared, &chunk, &pending);
                 let all_done = chunk
                     .outcomes
                     .iter()
                     .all(|&b| ItemState::from_byte(b) != ItemState::Pending);
                 if all_done {
                     let message = (call_code == "SUCCESS").then(|| "record updated".to_string());
-                    record(
-                        &shared,
-                        &chunk,
-                        Some("done"),
-                        Some(call_code),
-                        message,
-                        Some(call),
-                    )
-                    .await;
-                    count_settled(&shared, &chunk, &pending);
-                    return;
+                    let code = Some(call_code);
+                    return leave(&shared, &chunk, "done", None, code, message, Some(call)).await;
                 }
                 // Some records were not in the answer: send those again.
-                count_settled(&shared, &chunk, &pending);
-                let message =
-                    "the answer did not name every record; sending the rest again".to_string();
-                if attempts >= shared.settings.max_attempts {
-                    record(
-                        &shared,
-                        &chunk,
-                        Some("pending"),
-                        Some("NO_ANSWER_FOR_RECORD".into()),
-                        Some(message),
-                        Some(call),
-                    )
-                    .await;
-                    return;
-                }
-                record(
-                    &shared,
-                    &chunk,
-                    None,
-                    Some(call_code),
-                    Some(message),
-                    Some(call),
-                )
-                .await;
-                let delay = backoff_delay(&shared.settings, attempts, None, &mut rng);
-                if !sleep_unless_stopped(&shared.stop, delay).await {
-                    finish(&shared, chunk, "pending", None, None).await;
-                    return;
-                }
+                let message = "the answer did not name every record; sending the rest again";
+                let code = if attempts >= shared.settings.max_attempts {
+                    "NO_ANSWER_FOR_RECORD".to_string()
+                } else {
+                    call_code
+                };
+                (code, message.to_string(), None)
             }
             Step::Again {
                 code,
                 message,
                 retry_after,
-            } => {
-                if attempts >= shared.settings.max_attempts {
-                    record(
-                        &shared,
-                        &chunk,
-                        Some("pending"),
-                        Some(code),
-                        Some(message),
-                        Some(call),
-                    )
-                    .await;
-                    return;
-                }
-                record(&shared, &chunk, None, Some(code), Some(message), Some(call)).await;
-                let delay = backoff_delay(&shared.settings, attempts, retry_after, &mut rng);
-                if !sleep_unless_stopped(&shared.stop, delay).await {
-                    finish(&shared, chunk, "pending", None, None).await;
-                    return;
-                }
-            }
+            } => (code, message, retry_after),
             Step::Token { code, message } => {
                 // A refused token is not the chunk's fault: it does not use up an attempt.
                 attempts -= 1;
@@ -697,88 +628,98 @@ async fn work(shared: Arc<Shared>, mut chunk: Claimed) {
                 } else {
                     Ok(false)
                 };
-                match refreshed {
+                let stop = match refreshed {
                     Ok(true) => {
                         record(&shared, &chunk, None, Some(code), Some(message), Some(call)).await;
+                        continue;
                     }
-                    Ok(false) => {
-                        let message = if shared.endpoint.tokens.can_refresh() {
+                    Ok(false) => StopReason::Fatal {
+                        code: code.clone(),
+                        message: if shared.endpoint.tokens.can_refresh() {
                             format!(
                                 "{message} (still refused after {} fresh tokens)",
                                 token_refreshes - 1
                             )
                         } else {
                             format!("{message}: the access token is invalid or expired; set a fresh ZOHO_ACCESS_TOKEN, or ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET and ZOHO_REFRESH_TOKEN so massup can refresh it")
-                        };
-                        shared.stop_with(StopReason::Fatal {
-                            code: code.clone(),
-                            message: message.clone(),
-                        });
-                        record(
-                            &shared,
-                            &chunk,
-                            Some("pending"),
-                            Some(code),
-                            Some(message),
-                            Some(call),
-                        )
-                        .await;
-                        return;
-                    }
+                        },
+                    },
                     Err(AuthError::Stopped) => {
-                        record(
-                            &shared,
-                            &chunk,
-                            Some("pending"),
-                            Some(code),
-                            Some(message),
-                            Some(call),
-                        )
-                        .await;
-                        return;
+                        let (code, message) = (Some(code), Some(message));
+                        return leave(&shared, &chunk, "pending", None, code, message, Some(call))
+                            .await;
                     }
-                    Err(e) => {
-                        shared.stop_with(match &e {
-                            // The accounts server is down, not the credentials wrong.
-                            AuthError::Unavailable(message) => StopReason::TokenUnavailable {
-                                message: message.clone(),
-                            },
-                            _ => StopReason::Fatal {
-                                code: code.clone(),
-                                message: e.to_string(),
-                            },
-                        });
-                        record(
-                            &shared,
-                            &chunk,
-                            Some("pending"),
-                            Some(code),
-                            Some(e.to_string()),
-                            Some(call),
-                        )
-                        .await;
-                        return;
+                    // The accounts server is down, not the credentials wrong: resumable.
+                    Err(AuthError::Unavailable(message)) => {
+                        StopReason::TokenUnavailable { message }
                     }
-                }
-            }
-            Step::Fatal { code, message } => {
-                shared.stop_with(StopReason::Fatal {
-                    code: code.clone(),
-                    message: message.clone(),
-                });
-                record(
+                    Err(e) => StopReason::Fatal {
+                        code: code.clone(),
+                        message: e.to_string(),
+                    },
+                };
+                let message = match &stop {
+                    StopReason::Fatal { message, .. }
+                    | StopReason::TokenUnavailable { message } => message.clone(),
+                    _ => message,
+                };
+                let (code, message) = (Some(code), Some(message));
+                return leave(
                     &shared,
                     &chunk,
-                    Some("pending"),
-                    Some(code),
-                    Some(message),
+                    "pending",
+                    Some(stop),
+                    code,
+                    message,
                     Some(call),
                 )
                 .await;
-                return;
             }
+            Step::Fatal { code, message } => {
+                let stop = StopReason::Fatal {
+                    code: code.clone(),
+                    message: message.clone(),
+                };
+                let (code, message) = (Some(code), Some(message));
+                return leave(
+                    &shared,
+                    &chunk,
+                    "pending",
+                    Some(stop),
+                    code,
+                    message,
+                    Some(call),
+                )
+                .await;
+            }
+        };
+        if attempts >= shared.settings.max_attempts {
+            let (code, message) = (Some(code), Some(message));
+            return leave(&shared, &chunk, "pending", None, code, message, Some(call)).await;
+        }
+        record(&shared, &chunk, None, Some(code), Some(message), Some(call)).await;
+        let delay = backoff_delay(&shared.settings, attempts, retry_after, &mut rng);
+        if !sleep_unless_stopped(&shared.stop, delay).await {
+            return leave(&shared, &chunk, "pending", None, None, None, None).await;
         }
     }
+}
+
+/// Ends a worker: the chunk is stored as `state` (done, or pending for a later attempt)
+/// with the answer that ended it, after stopping the run if `stop` says so.
+async fn leave(
+    shared: &Shared,
+    chunk: &Claimed,
+    state: &'static str,
+    stop: Option<StopReason>,
+    code: Option<String>,
+    message: Option<String>,
+    call: Option<CallLog>,
+) {
+    if let Some(reason) = stop {
+        shared.stop_with(reason);
+    }
+    record(shared, chunk, Some(state), code, message, call).await;
 }
 
 async fn sleep_unless_stopped(stop: &CancellationToken, delay: Duration) -> bool {
@@ -823,16 +764,6 @@ async fn record(
             call,
         })
         .await;
-}
-
-async fn finish(
-    shared: &Shared,
-    chunk: Claimed,
-    state: &'static str,
-    code: Option<String>,
-    message: Option<String>,
-) {
-    record(shared, &chunk, Some(state), code, message, None).await;
 }
 
 /// Turns one exchange into item states (updating `chunk`) and the worker's next step.
@@ -1122,7 +1053,7 @@ pub async fn dispatch(
         absorb(&shared, receiver.await, &mut ready);
     }
     for chunk in ready.drain(..) {
-        finish(&shared, chunk, "pending", None, None).await;
+        leave(&shared, &chunk, "pending", None, None, None, None).await;
     }
     while let Some(joined) = workers.join_next().await {
         if let Err(e) = joined {
