@@ -513,6 +513,47 @@ pub fn finish_run(
     Ok(exit)
 }
 
+/// What `resume` and `retry` need of a stored run: its plan settings and its connection
+/// with this invocation's flags over it, and credentials from the environment.
+pub struct StoredRun {
+    pub run: RunInfo,
+    pub plan: crate::plan::PlanSettings,
+    pub connection: StoredConnection,
+    pub credentials: Credentials,
+}
+
+impl StoredRun {
+    pub fn load(
+        conn: &rusqlite::Connection,
+        run: RunInfo,
+        connection: &ConnectionFlags,
+        dispatch: &DispatchFlags,
+        config: &Config,
+    ) -> anyhow::Result<StoredRun> {
+        let plan: crate::plan::PlanSettings = serde_json::from_str(&run.settings_json)?;
+        let stored = StoredConnection::load(&run, conn);
+        let connection =
+            StoredConnection::resolve(&stored, connection, dispatch, config, plan.over_write)?;
+        Ok(StoredRun {
+            run,
+            plan,
+            connection,
+            credentials: require_credentials(config)?,
+        })
+    }
+
+    /// Sends the run's pending chunks from a synchronous command: runtime, signals,
+    /// connection, dispatch, summary.
+    pub fn send(self, db: &Path, global: &GlobalArgs) -> anyhow::Result<Exit> {
+        runtime()?.block_on(async {
+            let stop = CancellationToken::new();
+            install_signal_handlers(stop.clone(), global.quiet);
+            let connected = Connected::new(&self.connection, self.credentials, stop.clone(), db)?;
+            dispatch_run(db, &self.run, &self.connection, &connected, stop, global).await
+        })
+    }
+}
+
 /// The tokio runtime for a command.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()

@@ -1,13 +1,9 @@
 //! `massup resume`: continue a run where it stopped (a kill, Ctrl-C, a budget, a fatal
 //! error since fixed). Chunks left in flight are sent again.
 use crate::cli::GlobalArgs;
-use crate::commands::dispatching::{
-    dispatch_run, install_signal_handlers, pick_run, require_credentials, runtime, Connected,
-    ConnectionFlags, DispatchFlags, StoredConnection,
-};
+use crate::commands::dispatching::{pick_run, ConnectionFlags, DispatchFlags, StoredRun};
 use crate::config::Config;
 use crate::exit::Exit;
-use crate::plan::PlanSettings;
 use crate::store;
 
 #[derive(clap::Args, Debug)]
@@ -32,24 +28,11 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         Err(_) if args.run.is_none() => pick_run(&conn, None, true, &db)?,
         Err(e) => return Err(e.into()),
     };
-    let plan: PlanSettings = serde_json::from_str(&run.settings_json)?;
-    let stored = StoredConnection::load(&run, &conn);
+    let stored = StoredRun::load(&conn, run, &args.connection, &args.dispatch, &config)?;
     drop(conn);
-    let connection = StoredConnection::resolve(
-        &stored,
-        &args.connection,
-        &args.dispatch,
-        &config,
-        plan.over_write,
-    )?;
-    let credentials = require_credentials(&config)?;
     if !global.quiet {
+        let run = &stored.run;
         crate::outln!("Resuming run {} ({}, {})", run.id, run.module, run.csv_path);
     }
-    runtime()?.block_on(async {
-        let stop = tokio_util::sync::CancellationToken::new();
-        install_signal_handlers(stop.clone(), global.quiet);
-        let connected = Connected::new(&connection, credentials, stop.clone(), &db)?;
-        dispatch_run(&db, &run, &connection, &connected, stop, global).await
-    })
+    stored.send(&db, global)
 }

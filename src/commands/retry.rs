@@ -2,14 +2,10 @@
 //! with the given codes into fresh chunks, regrouped so that scattered records share calls,
 //! and send them.
 use crate::cli::GlobalArgs;
-use crate::commands::dispatching::{
-    dispatch_run, install_signal_handlers, pick_run, require_credentials, runtime, Connected,
-    ConnectionFlags, DispatchFlags, StoredConnection,
-};
+use crate::commands::dispatching::{pick_run, ConnectionFlags, DispatchFlags, StoredRun};
 use crate::config::Config;
 use crate::dispatch;
 use crate::exit::Exit;
-use crate::plan::PlanSettings;
 use crate::store;
 
 #[derive(clap::Args, Debug)]
@@ -31,16 +27,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let db = config.db_path(global.db.as_deref());
     let mut conn = store::open(&db)?;
     let run = pick_run(&conn, args.run, true, &db)?;
-    let plan: PlanSettings = serde_json::from_str(&run.settings_json)?;
-    let stored = StoredConnection::load(&run, &conn);
-    let connection = StoredConnection::resolve(
-        &stored,
-        &args.connection,
-        &args.dispatch,
-        &config,
-        plan.over_write,
-    )?;
-    let credentials = require_credentials(&config)?;
+    let stored = StoredRun::load(&conn, run, &args.connection, &args.dispatch, &config)?;
     let codes: Option<Vec<String>> = args.codes.map(|codes| {
         codes
             .into_iter()
@@ -48,18 +35,18 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             .filter(|c| !c.is_empty())
             .collect()
     });
-    let (items, chunks) = dispatch::requeue(&mut conn, run.id, codes.as_deref(), plan.chunk_size)?;
+    let (items, chunks) = dispatch::requeue(
+        &mut conn,
+        stored.run.id,
+        codes.as_deref(),
+        stored.plan.chunk_size,
+    )?;
     drop(conn);
     if !global.quiet {
         crate::outln!(
             "Run {}: {items} record update(s) re-queued into {chunks} call(s)",
-            run.id
+            stored.run.id
         );
     }
-    runtime()?.block_on(async {
-        let stop = tokio_util::sync::CancellationToken::new();
-        install_signal_handlers(stop.clone(), global.quiet);
-        let connected = Connected::new(&connection, credentials, stop.clone(), &db)?;
-        dispatch_run(&db, &run, &connection, &connected, stop, global).await
-    })
+    stored.send(&db, global)
 }
