@@ -122,6 +122,11 @@ impl Ran {
         self
     }
 
+    #[track_caller]
+    pub fn expect_stderr(&self, needles: &[&str]) -> &Ran {
+        self.expect_in(Stream::Err, needles)
+    }
+
     /// Asserts that stdout (`Stream::Out`) or stderr holds every one of `needles`.
     #[track_caller]
     pub fn expect_in(&self, stream: Stream, needles: &[&str]) -> &Ran {

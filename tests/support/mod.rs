@@ -7,9 +7,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 
 use massup::mock::{Ledger, MockConfig, MockServer};
+
+// One way to run the binary and report its output, shared with the plan tests.
+#[path = "../common/mod.rs"]
+mod common;
+pub use common::Ran;
 use massup::outcome::{decode_members, ItemState};
 use massup::summary::RowOutcome;
 use rusqlite::{params, Connection};
@@ -214,55 +219,6 @@ fn fast_unless_in(extra: &[&str]) -> Vec<&'static str> {
 /// The shipped Leads metadata.
 pub fn fields_file() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/fields/Leads.json")
-}
-
-/// One finished run of the binary.
-pub struct Ran {
-    pub command: String,
-    pub output: Output,
-}
-
-impl Ran {
-    pub fn code(&self) -> i32 {
-        self.output.status.code().unwrap_or(-1)
-    }
-
-    pub fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.output.stdout).into_owned()
-    }
-
-    pub fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.output.stderr).into_owned()
-    }
-
-    pub fn report(&self) -> String {
-        format!(
-            "command: {}\nexit code: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.command,
-            self.output.status.code(),
-            self.stdout(),
-            self.stderr()
-        )
-    }
-
-    #[track_caller]
-    pub fn expect_code(&self, code: i32) -> &Ran {
-        assert_eq!(self.code(), code, "unexpected exit code\n{}", self.report());
-        self
-    }
-
-    #[track_caller]
-    pub fn expect_stderr(&self, needles: &[&str]) -> &Ran {
-        let text = self.stderr();
-        for needle in needles {
-            assert!(
-                text.contains(needle),
-                "stderr lacks {needle:?}\n{}",
-                self.report()
-            );
-        }
-        self
-    }
 }
 
 pub async fn start(config: MockConfig) -> MockServer {
