@@ -93,6 +93,18 @@ pub fn http_client(timeout: Duration, pool: usize) -> reqwest::Client {
         .expect("the HTTP client builds with static settings")
 }
 
+/// The Authorization header, marked sensitive so that HTTP-level debug output (hyper, h2)
+/// shows it redacted even if someone turns their logging on.
+fn authorization(token: &auth::Secret) -> reqwest::header::HeaderValue {
+    let mut value = reqwest::header::HeaderValue::from_str(&format!(
+        "Zoho-oauthtoken {}",
+        token.expose()
+    ))
+    .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static("Zoho-oauthtoken invalid"));
+    value.set_sensitive(true);
+    value
+}
+
 /// What came back from one HTTP attempt, before interpretation.
 #[derive(Debug)]
 pub enum Exchange {
@@ -116,10 +128,7 @@ pub async fn send_mass_update(
     let started = Instant::now();
     let sent = http
         .post(url)
-        .header(
-            reqwest::header::AUTHORIZATION,
-            format!("Zoho-oauthtoken {}", token.expose()),
-        )
+        .header(reqwest::header::AUTHORIZATION, authorization(token))
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(body)
         .send()
@@ -180,10 +189,7 @@ pub async fn fetch_fields(
     let response = http
         .get(&url)
         .query(&[("module", module)])
-        .header(
-            reqwest::header::AUTHORIZATION,
-            format!("Zoho-oauthtoken {}", token.expose()),
-        )
+        .header(reqwest::header::AUTHORIZATION, authorization(token))
         .send()
         .await
         .map_err(|e| format!("cannot fetch field metadata from {url}: {}", describe(&e)))?;
