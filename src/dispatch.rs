@@ -427,6 +427,9 @@ fn record_attempt(
 struct Shared {
     settings: DispatchSettings,
     endpoint: Endpoint,
+    /// The concurrency cap: a permit is held from just before a request is sent until its
+    /// answer has been read, so reading, recording and backing off never hold a slot.
+    calls_in_flight: Arc<Semaphore>,
     limiter: Option<Limiter>,
     writer: mpsc::Sender<WriterMsg>,
     stop: CancellationToken,
@@ -513,6 +516,12 @@ async fn work(shared: Arc<Shared>, mut chunk: Claimed) {
         if shared.stop.is_cancelled() {
             return leave(&shared, &chunk, "pending", None, None, None, None).await;
         }
+        let slot = tokio::select! {
+            slot = shared.calls_in_flight.clone().acquire_owned() => slot.expect("never closed"),
+            _ = shared.stop.cancelled() => {
+                return leave(&shared, &chunk, "pending", None, None, None, None).await;
+            }
+        };
         // The limiter first, the budget second: a call counted against --max-calls is sent,
         // never abandoned in the limiter's queue when the budget's stop comes.
         if let Some(limiter) = &shared.limiter {
@@ -578,6 +587,7 @@ async fn work(shared: Arc<Shared>, mut chunk: Claimed) {
             body,
         )
         .await;
+        drop(slot); // the answer is in: the next call may go while this one is read
         attempts += 1;
         shared.progress.calls.fetch_add(1, Ordering::Relaxed);
         if attempts > 1 {
@@ -970,6 +980,7 @@ pub async fn dispatch(
         .expect("spawn the writer thread");
     let concurrency = settings.concurrency.max(1);
     let shared = Arc::new(Shared {
+        calls_in_flight: Arc::new(Semaphore::new(concurrency)),
         limiter: settings.rate.map(limiter),
         settings,
         endpoint,
@@ -980,12 +991,13 @@ pub async fn dispatch(
         calls: AtomicU64::new(0),
         writer_failed: AtomicBool::new(false),
     });
-    let permits = Arc::new(Semaphore::new(concurrency));
     let mut workers = tokio::task::JoinSet::new();
-    // Chunks are claimed ahead of the workers so that a claim's commit overlaps with calls
-    // instead of idling them; at most `2 x concurrency` chunks are in flight (running or
-    // claimed and waiting) at any moment, which bounds what a kill makes `resume` resend.
+    // Chunks are claimed ahead of the calls so that a claim's commit overlaps with calls
+    // instead of idling them, but at most `2 x concurrency` chunks are in flight (a worker
+    // holds one, or it is claimed and waiting) at any moment, which bounds what a kill
+    // makes `resume` send again.
     let budget = 2 * concurrency;
+    let live = Arc::new(Semaphore::new(budget));
     let mut queue = pending.into_iter();
     let mut exhausted = false;
     let mut ready: std::collections::VecDeque<Claimed> = std::collections::VecDeque::new();
@@ -995,8 +1007,7 @@ pub async fn dispatch(
             break;
         }
         if claiming.is_none() && !exhausted {
-            let running = concurrency - permits.available_permits();
-            let room = budget.saturating_sub(running + ready.len());
+            let room = live.available_permits().saturating_sub(ready.len());
             if room >= (concurrency / 2).max(1) || (ready.is_empty() && room > 0) {
                 let batch: Vec<i64> = queue.by_ref().take(room.min(concurrency)).collect();
                 if batch.is_empty() {
@@ -1020,6 +1031,11 @@ pub async fn dispatch(
                 if exhausted {
                     break;
                 }
+                // Every slot is taken: wait for a worker to finish.
+                tokio::select! {
+                    _ = workers.join_next(), if !workers.is_empty() => {}
+                    _ = stop.cancelled() => break,
+                }
                 continue;
             };
             if !absorb(&shared, receiver.await, &mut ready) {
@@ -1028,7 +1044,7 @@ pub async fn dispatch(
             continue;
         }
         tokio::select! {
-            permit = permits.clone().acquire_owned() => {
+            permit = live.clone().acquire_owned() => {
                 let permit = permit.expect("semaphore never closed");
                 let chunk = ready.pop_front().expect("not empty");
                 let shared = shared.clone();

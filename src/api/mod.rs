@@ -96,11 +96,11 @@ pub fn http_client(timeout: Duration, pool: usize) -> reqwest::Client {
 /// The Authorization header, marked sensitive so that HTTP-level debug output (hyper, h2)
 /// shows it redacted even if someone turns their logging on.
 fn authorization(token: &auth::Secret) -> reqwest::header::HeaderValue {
-    let mut value = reqwest::header::HeaderValue::from_str(&format!(
-        "Zoho-oauthtoken {}",
-        token.expose()
-    ))
-    .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static("Zoho-oauthtoken invalid"));
+    let mut value =
+        reqwest::header::HeaderValue::from_str(&format!("Zoho-oauthtoken {}", token.expose()))
+            .unwrap_or_else(|_| {
+                reqwest::header::HeaderValue::from_static("Zoho-oauthtoken invalid")
+            });
     value.set_sensitive(true);
     value
 }

@@ -108,28 +108,36 @@ pub(crate) async fn handle(
     };
     let seq = shared.admitted.fetch_add(1, Ordering::Relaxed);
     let (latency, fault) = draw(&shared.config, seq);
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
+    // Latency is the server's response time: the answer leaves `latency` after the call
+    // arrived, with the mock's own work done inside that time rather than added to it, so
+    // that a benchmark's "ideal" (calls / concurrency x latency) measures massup alone.
+    let answer_at = tokio::time::Instant::now() + latency;
     match fault {
-        Fault::Internal => return reject(Reject::InternalError),
+        Fault::Internal => {
+            tokio::time::sleep_until(answer_at).await;
+            return reject(Reject::InternalError);
+        }
         Fault::DropBefore => {
+            tokio::time::sleep_until(answer_at).await;
             shared.count(Code::DroppedBefore, 1);
             return drop_connection(abort).await;
         }
         Fault::Garbage => {
+            tokio::time::sleep_until(answer_at).await;
             shared.count(Code::Garbage, 1);
             return garbage();
         }
         Fault::None | Fault::DropAfter => {}
     }
     let Some(spec) = shared.modules.get(&module) else {
+        tokio::time::sleep_until(answer_at).await;
         return reject(Reject::InvalidModule);
     };
     let limit = shared.config.field_limit(&module);
     let mut counts = [0u64; CODE_COUNT];
     let (status, body) = process(&shared, spec, limit, &body, &mut counts);
     let body = shared.buffers.body(body);
+    tokio::time::sleep_until(answer_at).await;
     if fault == Fault::DropAfter {
         shared.count(Code::DroppedAfter, 1);
         return drop_connection(abort).await;

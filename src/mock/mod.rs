@@ -86,7 +86,8 @@ pub struct MockConfig {
     pub max_concurrency: Option<usize>,
     /// Credits for the server's life; each admitted mass_update call costs one.
     pub daily_credits: Option<u64>,
-    /// Each admitted call waits uniformly in `latency_mean ± latency_spread`.
+    /// Each admitted call is answered `latency_mean ± latency_spread` (uniform) after it
+    /// arrived; the mock's own processing happens inside that time.
     pub latency_mean: Duration,
     pub latency_spread: Duration,
     /// Share of admitted calls answered 500 INTERNAL_ERROR (not applied).
