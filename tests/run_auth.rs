@@ -328,11 +328,27 @@ async fn secrets_never_reach_output_logs_or_the_database() {
     ran.expect_code(3);
     outputs.push(ran);
     assert!(server.ledger().refreshes >= 1);
-    // status and its JSON.
-    for extra in [&["status"][..], &["status", "--json"]] {
+    // retry (the locked records), then status, reports and a re-plan of the same file.
+    let ran = ws.massup(&[&log[..], &["retry"]].concat(), &good).await;
+    assert!(matches!(ran.code(), 0 | 3), "{}", ran.report());
+    outputs.push(ran);
+    let report_csv = ws.path().join("report.csv").display().to_string();
+    let report_json = ws.path().join("report.json").display().to_string();
+    let csv_arg = csv.display().to_string();
+    let others: [&[&str]; 5] = [
+        &["status"],
+        &["status", "--json"],
+        &["report", "--out", &report_csv],
+        &["report", "--format", "json", "--out", &report_json],
+        &["plan", "--csv", &csv_arg, "--module", "Leads", "--json"],
+    ];
+    for extra in others {
         let ran = ws.massup(&[&log[..], extra].concat(), &good).await;
         ran.expect_code(0);
         outputs.push(ran);
+    }
+    for report in [&report_csv, &report_json] {
+        assert_no_secret(report, &std::fs::read(report).unwrap(), &secrets);
     }
 
     for ran in &outputs {
