@@ -214,3 +214,38 @@ fn status_without_a_database_is_a_usage_error() {
         "status must not create a database"
     );
 }
+
+#[test]
+fn mock_server_prints_its_address_first_and_serves_the_ledger() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_massup"))
+        .args(["mock-server", "--port", "0", "--records", "10"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let url = first
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("first line was {first:?}"))
+        .to_string();
+    assert!(url.starts_with("127.0.0.1:"), "{url}");
+    let mut stream = std::net::TcpStream::connect(&url).unwrap();
+    write!(
+        stream,
+        "GET /__mock/ledger HTTP/1.1\r\nHost: {url}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+    let ledger: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(ledger["records"].as_object().unwrap().len(), 10);
+    assert!(ledger["records"].get("738964000002131001").is_some());
+}
