@@ -2,6 +2,7 @@
 //! the counts that `status`, `report` and the end of `run` print. Items are stored packed
 //! per chunk, so this is the one place that unpacks them into rows.
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use rusqlite::{params, Connection};
 use serde::Serialize;
@@ -72,26 +73,27 @@ pub struct RowResult {
     /// Rank of the worst item so far (0: no item seen).
     worst: u8,
     pub outcome: Option<RowOutcome>,
-    pub code: Option<String>,
-    pub message: Option<String>,
+    /// Shared, not copied: a million rows carry a handful of distinct codes and messages.
+    pub code: Option<Arc<str>>,
+    pub message: Option<Arc<str>>,
     /// Calls that carried this row (over all its items and retries).
     pub attempts: u32,
-    pub last_attempt_at: Option<String>,
+    pub last_attempt_at: Option<Arc<str>>,
 }
 
 impl RowResult {
     fn add(
         &mut self,
         state: ItemState,
-        code: Option<&str>,
-        message: Option<&str>,
+        code: Option<&Arc<str>>,
+        message: Option<&Arc<str>>,
         attempts: u32,
-        at: Option<&str>,
+        at: Option<&Arc<str>>,
     ) {
         self.attempts += attempts;
         if let Some(at) = at {
-            if self.last_attempt_at.as_deref().is_none_or(|l| l < at) {
-                self.last_attempt_at = Some(at.to_string());
+            if self.last_attempt_at.as_deref().is_none_or(|l| l < &**at) {
+                self.last_attempt_at = Some(at.clone());
             }
         }
         if state == ItemState::Requeued {
@@ -101,8 +103,8 @@ impl RowResult {
         if rank > self.worst {
             self.worst = rank;
             self.outcome = Some(RowOutcome::of_item(state));
-            self.code = code.map(str::to_string);
-            self.message = message.map(str::to_string);
+            self.code = code.cloned();
+            self.message = message.cloned();
         }
     }
 
@@ -128,6 +130,18 @@ pub fn row_results(
     rows: usize,
 ) -> Result<Vec<RowResult>, StoreError> {
     let mut results = vec![RowResult::default(); rows];
+    let success: (Arc<str>, Arc<str>) = (Arc::from("SUCCESS"), Arc::from("record updated"));
+    let not_sent: Arc<str> = Arc::from("not sent yet");
+    let mut interned: HashMap<String, Arc<str>> = HashMap::new();
+    let mut intern = |text: Option<String>| -> Option<Arc<str>> {
+        let text = text?;
+        Some(
+            interned
+                .entry(text)
+                .or_insert_with_key(|k| Arc::from(k.as_str()))
+                .clone(),
+        )
+    };
     let mut stmt = conn.prepare(
         "SELECT members, outcomes, details_json, code, message, attempts, last_attempt_at
          FROM chunks WHERE run_id = ?1 ORDER BY id",
@@ -140,22 +154,26 @@ pub fn row_results(
             .get::<_, Option<String>>(2)?
             .and_then(|j| serde_json::from_str(&j).ok())
             .unwrap_or_default();
-        let chunk_code: Option<String> = r.get(3)?;
-        let chunk_message: Option<String> = r.get(4)?;
+        let details: HashMap<u32, (Option<Arc<str>>, Option<Arc<str>>)> = details
+            .into_iter()
+            .map(|(i, (code, message))| (i, (intern(Some(code)), intern(Some(message)))))
+            .collect();
+        let chunk_code = intern(r.get(3)?);
+        let chunk_message = intern(r.get(4)?);
         let attempts: u32 = r.get(5)?;
-        let at: Option<String> = r.get(6)?;
+        let at = intern(r.get(6)?);
         for (i, member) in members.iter().enumerate() {
             let Some(result) = results.get_mut(member.row_no as usize) else {
                 continue;
             };
             let state = ItemState::from_byte(outcomes.get(i).copied().unwrap_or(0));
             let (code, message) = match (state, details.get(&(i as u32))) {
-                (ItemState::Succeeded, _) => (Some("SUCCESS"), Some("record updated")),
-                (_, Some((code, message))) => (Some(code.as_str()), Some(message.as_str())),
-                (ItemState::Pending, None) if attempts == 0 => (None, Some("not sent yet")),
-                (_, None) => (chunk_code.as_deref(), chunk_message.as_deref()),
+                (ItemState::Succeeded, _) => (Some(&success.0), Some(&success.1)),
+                (_, Some((code, message))) => (code.as_ref(), message.as_ref()),
+                (ItemState::Pending, None) if attempts == 0 => (None, Some(&not_sent)),
+                (_, None) => (chunk_code.as_ref(), chunk_message.as_ref()),
             };
-            result.add(state, code, message, attempts, at.as_deref());
+            result.add(state, code, message, attempts, at.as_ref());
         }
     }
     Ok(results)
@@ -226,7 +244,11 @@ pub fn try_for_each_row<E: From<StoreError>>(
             )
         } else {
             match result.outcome {
-                Some(outcome) => (outcome, result.code.clone(), result.message.clone()),
+                Some(outcome) => (
+                    outcome,
+                    result.code.as_deref().map(str::to_string),
+                    result.message.as_deref().map(str::to_string),
+                ),
                 // A merged row whose fields all ride with an earlier row that has no item
                 // yet cannot happen; be safe and call it pending.
                 None => (RowOutcome::Pending, None, row_message),
@@ -241,7 +263,7 @@ pub fn try_for_each_row<E: From<StoreError>>(
             code,
             message,
             attempts: result.attempts,
-            last_attempt_at: result.last_attempt_at.clone(),
+            last_attempt_at: result.last_attempt_at.as_deref().map(str::to_string),
         })?;
     }
     Ok(())
