@@ -517,10 +517,14 @@ async fn work(shared: Arc<Shared>, mut chunk: Claimed) {
             return leave(&shared, &chunk, "pending", None, None, None, None).await;
         }
         let slot = tokio::select! {
-            slot = shared.calls_in_flight.clone().acquire_owned() => slot.expect("never closed"),
-            _ = shared.stop.cancelled() => {
-                return leave(&shared, &chunk, "pending", None, None, None, None).await;
-            }
+            biased;
+            _ = shared.stop.cancelled() => None,
+            slot = shared.calls_in_flight.clone().acquire_owned() => slot.ok(),
+        };
+        // A stop can come while waiting for the slot (the answer that freed it may have
+        // called for one): check again before anything is sent.
+        let Some(slot) = slot.filter(|_| !shared.stop.is_cancelled()) else {
+            return leave(&shared, &chunk, "pending", None, None, None, None).await;
         };
         // The limiter first, the budget second: a call counted against --max-calls is sent,
         // never abandoned in the limiter's queue when the budget's stop comes.
@@ -587,13 +591,19 @@ async fn work(shared: Arc<Shared>, mut chunk: Claimed) {
             body,
         )
         .await;
-        drop(slot); // the answer is in: the next call may go while this one is read
+        // The answer is read while the slot is held, so that a stop it calls for (credits
+        // below --min-credits, a fatal code) comes before the next call can leave.
+        note_credits(&shared, &exchange);
+        let (step, http_status, call_code) = interpret(&shared, &mut chunk, &index, &exchange);
+        if matches!(step, Step::Fatal { .. }) {
+            shared.stop.cancel(); // `leave` below records why
+        }
+        drop(slot);
         attempts += 1;
         shared.progress.calls.fetch_add(1, Ordering::Relaxed);
         if attempts > 1 {
             shared.progress.retries.fetch_add(1, Ordering::Relaxed);
         }
-        let (step, http_status, call_code) = interpret(&shared, &mut chunk, &index, &exchange);
         let call = CallLog {
             started_at,
             duration: took,
@@ -776,6 +786,23 @@ async fn record(
         .await;
 }
 
+/// Keeps the credits Zoho reports, and stops the run below --min-credits.
+fn note_credits(shared: &Shared, exchange: &Exchange) {
+    if let Exchange::Answered {
+        credits_remaining: Some(left),
+        ..
+    } = exchange
+    {
+        shared
+            .progress
+            .credits_remaining
+            .store(*left, Ordering::Relaxed);
+        if shared.settings.min_credits.is_some_and(|min| *left < min) {
+            shared.stop_with(StopReason::Credits { remaining: *left });
+        }
+    }
+}
+
 /// Turns one exchange into item states (updating `chunk`) and the worker's next step.
 fn interpret(
     shared: &Shared,
@@ -798,20 +825,9 @@ fn interpret(
         Exchange::Answered {
             status,
             body,
-            credits_remaining,
             retry_after,
-        } => {
-            if let Some(left) = credits_remaining {
-                shared
-                    .progress
-                    .credits_remaining
-                    .store(*left, Ordering::Relaxed);
-                if shared.settings.min_credits.is_some_and(|min| *left < min) {
-                    shared.stop_with(StopReason::Credits { remaining: *left });
-                }
-            }
-            (*status, body, *retry_after)
-        }
+            ..
+        } => (*status, body, *retry_after),
     };
     let answer = parse_body(status, body);
     let transient_status = status == 429 || status >= 500;

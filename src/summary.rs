@@ -122,6 +122,9 @@ impl RowResult {
     }
 }
 
+/// A code and a message, shared between the rows they apply to.
+type Answer = (Option<Arc<str>>, Option<Arc<str>>);
+
 /// Per-row results of a run, indexed by row_no. Rows without items (invalid) are left
 /// at default and resolved by `row_outcome`.
 pub fn row_results(
@@ -154,7 +157,7 @@ pub fn row_results(
             .get::<_, Option<String>>(2)?
             .and_then(|j| serde_json::from_str(&j).ok())
             .unwrap_or_default();
-        let details: HashMap<u32, (Option<Arc<str>>, Option<Arc<str>>)> = details
+        let details: HashMap<u32, Answer> = details
             .into_iter()
             .map(|(i, (code, message))| (i, (intern(Some(code)), intern(Some(message)))))
             .collect();

@@ -88,7 +88,7 @@ pub(crate) async fn handle(
     abort: Option<Extension<ConnAbort>>,
     body: Bytes,
 ) -> Response {
-    let _in_flight = InFlight::enter(&shared);
+    let in_flight = InFlight::enter(&shared);
     let reject = |r: Reject| {
         shared.count(r.code(), 1);
         r.response()
@@ -120,7 +120,7 @@ pub(crate) async fn handle(
         Fault::DropBefore => {
             tokio::time::sleep_until(answer_at).await;
             shared.count(Code::DroppedBefore, 1);
-            return drop_connection(abort).await;
+            return drop_connection(abort, in_flight).await;
         }
         Fault::Garbage => {
             tokio::time::sleep_until(answer_at).await;
@@ -140,7 +140,7 @@ pub(crate) async fn handle(
     tokio::time::sleep_until(answer_at).await;
     if fault == Fault::DropAfter {
         shared.count(Code::DroppedAfter, 1);
-        return drop_connection(abort).await;
+        return drop_connection(abort, in_flight).await;
     }
     shared.count_all(&counts);
     zoho_response(status, body, HeaderProfile::Api, Some(expiry), credits)

@@ -418,7 +418,13 @@ pub(crate) struct ConnAbort(Arc<Notify>);
 
 /// Closes the calling request's connection with no response. Never returns when the request
 /// came through [`serve_connection`]: the connection task drops this future with the socket.
-pub(crate) async fn drop_connection(abort: Option<Extension<ConnAbort>>) -> Response {
+pub(crate) async fn drop_connection(
+    abort: Option<Extension<ConnAbort>>,
+    in_flight: InFlight<'_>,
+) -> Response {
+    // The call ends here for the concurrency count: once the client sees the connection
+    // close it may send the next call, which must not find this one still counted.
+    drop(in_flight);
     match abort {
         Some(Extension(abort)) => {
             abort.0.notify_one();
