@@ -753,15 +753,7 @@ impl Planner {
         if duplicates.conflict.is_some() {
             duplicates.rows.push(row_no);
             self.row_record.push(record);
-            self.row_status.push(RowStatus::Invalid);
-            self.invalid_rows += 1;
-            // The message is written when planning finishes and every line is known.
-            return Verdict {
-                row_no,
-                status: RowStatus::Invalid,
-                message: Some("conflicting duplicate record id".into()),
-                merged_into: None,
-            };
+            return self.conflicting(row_no);
         }
         // What the record already gets from the rows before, column -> atom.
         let rows = duplicates.rows.clone();
@@ -799,14 +791,7 @@ impl Planner {
         self.row_record.push(record);
         if let Some(conflict) = conflict {
             duplicates.conflict = Some(conflict);
-            self.row_status.push(RowStatus::Invalid);
-            self.invalid_rows += 1;
-            return Verdict {
-                row_no,
-                status: RowStatus::Invalid,
-                message: Some("conflicting duplicate record id".into()),
-                merged_into: None,
-            };
+            return self.conflicting(row_no);
         }
         self.row_status.push(RowStatus::Merged);
         let message = if extra.is_empty() {
@@ -831,6 +816,19 @@ impl Planner {
             status: RowStatus::Merged,
             message: Some(message),
             merged_into: Some(first),
+        }
+    }
+
+    /// A row whose record id has conflicting values. Its message is written when planning
+    /// finishes and every line of that record is known.
+    fn conflicting(&mut self, row_no: u32) -> Verdict {
+        self.row_status.push(RowStatus::Invalid);
+        self.invalid_rows += 1;
+        Verdict {
+            row_no,
+            status: RowStatus::Invalid,
+            message: Some("conflicting duplicate record id".into()),
+            merged_into: None,
         }
     }
 
