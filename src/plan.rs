@@ -184,16 +184,25 @@ pub fn plan(conn: &mut Connection, request: &PlanRequest<'_>) -> Result<PlanOutc
             .parse::<FieldType>()
             .map_err(|e| PlanError::Settings(format!("--type {field}={type_name}: {e}")))?;
     }
-    let path = request.csv_path;
-    let shown = path.display().to_string();
+    let given = request.csv_path;
+    let shown = given.display().to_string();
+    // A pipe (`--csv -`, /dev/stdin, a FIFO) can be read only once, and a plan reads its
+    // file twice (its SHA-256 first): such input is copied to a temporary file.
+    let spooled = spool_if_stream(given)?;
+    let path: &Path = spooled.as_ref().map_or(given, |f| f.path());
     let sha256 = file_sha256(path)?;
     if !request.new_run {
         if let Some(existing) = store::run_by_sha(conn, &sha256, &settings.module)? {
             return Ok(PlanOutcome::Existing(existing));
         }
     }
-    let input = CsvInput::open(
-        path,
+    let file = std::fs::File::open(path).map_err(|source| InputError::Open {
+        path: shown.clone(),
+        source,
+    })?;
+    let input = CsvInput::from_reader(
+        given,
+        Box::new(std::io::BufReader::with_capacity(256 * 1024, file)),
         &CsvOptions {
             delimiter: settings.delimiter as u8,
             id_column: settings.id_column.clone(),
@@ -211,7 +220,10 @@ pub fn plan(conn: &mut Connection, request: &PlanRequest<'_>) -> Result<PlanOutc
     let now = store::now();
     let settings_json = serde_json::to_string(settings).expect("settings serialize");
     let columns_json = serde_json::to_string(input.field_columns()).expect("names serialize");
-    let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| PathBuf::from(path));
+    let absolute = match spooled {
+        Some(_) => PathBuf::from(given),
+        None => std::fs::canonicalize(given).unwrap_or_else(|_| PathBuf::from(given)),
+    };
     tx.execute(
         "INSERT INTO runs (module, csv_path, csv_sha256, id_column, columns_json, settings_json, fields_json, state, created_at, dispatch_json)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'planned', ?8, ?9)",
@@ -411,6 +423,26 @@ fn write_rows(
         }
     }
     Ok(())
+}
+
+/// Copies standard input (`-`) or any other non-regular file to a temporary file.
+fn spool_if_stream(path: &Path) -> Result<Option<tempfile::NamedTempFile>, InputError> {
+    let open_error = |source| InputError::Open {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut source: Box<dyn Read> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let meta = std::fs::metadata(path).map_err(open_error)?;
+        if meta.is_file() {
+            return Ok(None);
+        }
+        Box::new(std::fs::File::open(path).map_err(open_error)?)
+    };
+    let mut spool = tempfile::NamedTempFile::new().map_err(open_error)?;
+    std::io::copy(&mut source, &mut spool).map_err(open_error)?;
+    Ok(Some(spool))
 }
 
 /// SHA-256 of the file, read once before planning so that re-planning the same content can

@@ -249,3 +249,46 @@ fn mock_server_prints_its_address_first_and_serves_the_ledger() {
     assert_eq!(ledger["records"].as_object().unwrap().len(), 10);
     assert!(ledger["records"].get("738964000002131001").is_some());
 }
+
+#[test]
+fn a_csv_can_come_through_a_pipe() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let plan_from_stdin = |csv_arg: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_massup"))
+            .current_dir(dir.path())
+            .args([
+                "--db", "p.db", "plan", "--csv", csv_arg, "--module", "Leads", "--json",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"id,Lead_Status\n1,Contacted\n2,Contacted\n3,x\n")
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = plan_from_stdin("-");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        explain(&["plan", "--csv", "-"], &out)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["valid_rows"], 3);
+    assert_eq!(summary["csv_path"], "-");
+    // The same content through /dev/stdin is recognised as planned already.
+    let out = plan_from_stdin("/dev/stdin");
+    assert_eq!(out.status.code(), Some(0), "{}", explain(&["plan"], &out));
+    assert!(
+        text(&out.stdout).contains("existing_run"),
+        "{}",
+        explain(&["plan"], &out)
+    );
+}
