@@ -29,10 +29,7 @@ fn expiring(seed: u64) -> MockConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_that_expires_mid_run_is_refreshed_within_zohos_limit() {
     let config = expiring(71);
-    let server = start(config.clone()).await;
-    let ws = Workspace::new(&server);
-    let changes = changes(&config, 300, false);
-    let csv = ws.write("changes.csv", &changes.text);
+    let (server, ws, changes, csv) = scene(&config, 300, false).await;
     // The starting token is the mock's, which expires a second after the mock starts.
     let creds = Creds::refresh_of(&config).with_access_token(Some(&config.token));
     let ran = ws.run(&csv, SLOW, &creds).await;
@@ -55,10 +52,7 @@ async fn a_token_that_expires_mid_run_is_refreshed_within_zohos_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fixed_token_that_expires_stops_the_run_and_resume_with_refresh_finishes() {
     let config = expiring(72);
-    let server = start(config.clone()).await;
-    let ws = Workspace::new(&server);
-    let changes = changes(&config, 300, false);
-    let csv = ws.write("changes.csv", &changes.text);
+    let (server, ws, changes, csv) = scene(&config, 300, false).await;
 
     let ran = ws.run(&csv, SLOW, &Creds::mock_token()).await;
     ran.expect_code(1)
@@ -118,10 +112,7 @@ async fn wrong_client_secret_is_fatal_names_the_problem_and_marks_nothing() {
         records: 300,
         ..MockConfig::default()
     };
-    let server = start(config.clone()).await;
-    let ws = Workspace::new(&server);
-    let changes = changes(&config, 300, false);
-    let csv = ws.write("changes.csv", &changes.text);
+    let (server, ws, _, csv) = scene(&config, 300, false).await;
     let creds = Creds::refresh_of(&config).with_client_secret("not-the-secret");
     let ran = ws
         .run(&csv, &["--chunk-size", "20", "--concurrency", "4"], &creds)
@@ -282,10 +273,7 @@ async fn secrets_never_reach_output_logs_or_the_database() {
         locked_fraction: 0.05,
         ..MockConfig::default()
     };
-    let server = start(config.clone()).await;
-    let ws = Workspace::new(&server);
-    let changes = changes(&config, 200, false);
-    let csv = ws.write("changes.csv", &changes.text);
+    let (server, ws, _, csv) = scene(&config, 200, false).await;
     let secrets = [
         TOKEN,
         CLIENT_ID,
@@ -390,10 +378,7 @@ async fn token_expiry_during_a_429_storm_with_faults_still_finishes() {
         latency_mean: Duration::from_millis(10),
         ..expiring(73)
     };
-    let server = start(config.clone()).await;
-    let ws = Workspace::new(&server);
-    let changes = changes(&config, 300, false);
-    let csv = ws.write("changes.csv", &changes.text);
+    let (server, ws, changes, csv) = scene(&config, 300, false).await;
     let creds = Creds::refresh_of(&config).with_access_token(Some(&config.token));
     let ran = ws
         .run(
@@ -434,10 +419,7 @@ async fn min_credits_stops_the_run_resumably() {
         daily_credits: Some(40),
         ..MockConfig::default()
     };
-    let server = start(config.clone()).await;
-    let ws = Workspace::new(&server);
-    let changes = changes(&config, 300, false);
-    let csv = ws.write("changes.csv", &changes.text);
+    let (server, ws, _, csv) = scene(&config, 300, false).await;
     let ran = ws
         .run(
             &csv,

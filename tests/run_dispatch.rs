@@ -18,10 +18,7 @@ async fn clean_run_sends_the_minimum_calls_and_every_value_lands() {
         records: 1200,
         ..MockConfig::default()
     };
-    let server = start(config.clone()).await;
-    let ws = Workspace::new(&server);
-    let changes = changes(&config, 1200, true);
-    let csv = ws.write("changes.csv", &changes.text);
+    let (server, ws, changes, csv) = scene(&config, 1200, true).await;
 
     let ran = ws.run(&csv, &[], &Creds::mock_token()).await;
     ran.expect_code(0);
@@ -73,10 +70,7 @@ async fn locked_records_are_retryable_and_retry_finishes_them_in_regrouped_calls
         approve_after: 2,
         ..MockConfig::default()
     };
-    let server = start(config.clone()).await;
-    let ws = Workspace::new(&server);
-    let changes = changes(&config, 400, false);
-    let csv = ws.write("changes.csv", &changes.text);
+    let (server, ws, changes, csv) = scene(&config, 400, false).await;
     let gated_at_start = gated(&server.ledger(), &changes);
     assert!(gated_at_start.len() > 40, "the mock gates some records");
 
@@ -139,10 +133,7 @@ async fn faulty_run(
     config: MockConfig,
     extra: &[&str],
 ) -> (massup::mock::MockServer, Workspace, Changes, Ran) {
-    let server = start(config.clone()).await;
-    let ws = Workspace::new(&server);
-    let changes = changes(&config, 300, false);
-    let csv = ws.write("changes.csv", &changes.text);
+    let (server, ws, changes, csv) = scene(&config, 300, false).await;
     let mut flags = vec!["--chunk-size", "20"];
     if !extra.contains(&"--concurrency") {
         flags.extend_from_slice(&["--concurrency", "4"]);

@@ -51,10 +51,7 @@ async fn sigkill_at_any_moment_then_resume_loses_nothing_and_resends_little() {
         latency_spread: Duration::from_millis(5),
         ..MockConfig::default()
     };
-    let server = start(config.clone()).await;
-    let ws = Workspace::new(&server);
-    let changes = changes(&config, 3000, false);
-    let csv = ws.write("changes.csv", &changes.text);
+    let (server, ws, changes, csv) = scene(&config, 3000, false).await;
     let run_args = ws.run_args(
         &csv,
         &["--chunk-size", "25", "--concurrency", "4", "--quiet"],
@@ -126,10 +123,7 @@ async fn ctrl_c_lets_calls_in_flight_finish_so_resume_resends_nothing() {
         latency_mean: Duration::from_millis(20),
         ..MockConfig::default()
     };
-    let server = start(config.clone()).await;
-    let ws = Workspace::new(&server);
-    let changes = changes(&config, 1000, false);
-    let csv = ws.write("changes.csv", &changes.text);
+    let (server, ws, changes, csv) = scene(&config, 1000, false).await;
     let args = ws.run_args(&csv, &["--chunk-size", "25", "--concurrency", "4"]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let child = ws

@@ -225,6 +225,20 @@ pub async fn start(config: MockConfig) -> MockServer {
     MockServer::start(config).await.expect("the mock starts")
 }
 
+/// The usual setting of a run test: a mock serving `config`, a workspace pointed at it, and
+/// `changes.csv` changing the first `n` records.
+pub async fn scene(
+    config: &MockConfig,
+    n: usize,
+    with_integer: bool,
+) -> (MockServer, Workspace, Changes, PathBuf) {
+    let server = start(config.clone()).await;
+    let ws = Workspace::new(&server);
+    let changes = changes(config, n, with_integer);
+    let csv = ws.write("changes.csv", &changes.text);
+    (server, ws, changes, csv)
+}
+
 /// A CSV of changes to the first `n` records of `config`, and what each record should hold
 /// after it is sent.
 pub struct Changes {
