@@ -611,9 +611,10 @@ async fn work(shared: Arc<Shared>, mut chunk: Claimed) {
             code: Some(call_code.clone()),
             ids: ids.len(),
         };
-        // What the attempt means for the chunk: settled, or another attempt after a
-        // backoff (with the answer to record), or stop everything.
-        let (code, message, retry_after) = match step {
+        // What the attempt means for the chunk: done (returns at once), another attempt
+        // after a backoff (Ok: the answer to record), or left pending, perhaps stopping the
+        // run (Err).
+        let after = match step {
             Step::Settled => {
                 count_settled(&shared, &chunk, &pending);
                 let all_done = chunk
@@ -632,13 +633,13 @@ async fn work(shared: Arc<Shared>, mut chunk: Claimed) {
                 } else {
                     call_code
                 };
-                (code, message.to_string(), None)
+                Ok((code, message.to_string(), None))
             }
             Step::Again {
                 code,
                 message,
                 retry_after,
-            } => (code, message, retry_after),
+            } => Ok((code, message, retry_after)),
             Step::Token { code, message } => {
                 // A refused token is not the chunk's fault: it does not use up an attempt.
                 attempts -= 1;
@@ -653,7 +654,7 @@ async fn work(shared: Arc<Shared>, mut chunk: Claimed) {
                         record(&shared, &chunk, None, Some(code), Some(message), Some(call)).await;
                         continue;
                     }
-                    Ok(false) => StopReason::Fatal {
+                    Ok(false) => Some(StopReason::Fatal {
                         code: code.clone(),
                         message: if shared.endpoint.tokens.can_refresh() {
                             format!(
@@ -663,54 +664,37 @@ async fn work(shared: Arc<Shared>, mut chunk: Claimed) {
                         } else {
                             format!("{message}: the access token is invalid or expired; set a fresh ZOHO_ACCESS_TOKEN, or ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET and ZOHO_REFRESH_TOKEN so massup can refresh it")
                         },
-                    },
-                    Err(AuthError::Stopped) => {
-                        let (code, message) = (Some(code), Some(message));
-                        return leave(&shared, &chunk, "pending", None, code, message, Some(call))
-                            .await;
-                    }
+                    }),
+                    Err(AuthError::Stopped) => None,
                     // The accounts server is down, not the credentials wrong: resumable.
                     Err(AuthError::Unavailable(message)) => {
-                        StopReason::TokenUnavailable { message }
+                        Some(StopReason::TokenUnavailable { message })
                     }
-                    Err(e) => StopReason::Fatal {
+                    Err(e) => Some(StopReason::Fatal {
                         code: code.clone(),
                         message: e.to_string(),
-                    },
+                    }),
                 };
                 let message = match &stop {
-                    StopReason::Fatal { message, .. }
-                    | StopReason::TokenUnavailable { message } => message.clone(),
+                    Some(StopReason::Fatal { message, .. })
+                    | Some(StopReason::TokenUnavailable { message }) => message.clone(),
                     _ => message,
                 };
-                let (code, message) = (Some(code), Some(message));
-                return leave(
-                    &shared,
-                    &chunk,
-                    "pending",
-                    Some(stop),
-                    code,
-                    message,
-                    Some(call),
-                )
-                .await;
+                Err((stop, code, message))
             }
             Step::Fatal { code, message } => {
                 let stop = StopReason::Fatal {
                     code: code.clone(),
                     message: message.clone(),
                 };
+                Err((Some(stop), code, message))
+            }
+        };
+        let (code, message, retry_after) = match after {
+            Ok(again) => again,
+            Err((stop, code, message)) => {
                 let (code, message) = (Some(code), Some(message));
-                return leave(
-                    &shared,
-                    &chunk,
-                    "pending",
-                    Some(stop),
-                    code,
-                    message,
-                    Some(call),
-                )
-                .await;
+                return leave(&shared, &chunk, "pending", stop, code, message, Some(call)).await;
             }
         };
         if attempts >= shared.settings.max_attempts {
