@@ -4,6 +4,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn massup(dir: &Path, args: &[&str]) -> Output {
+    massup_with_env(dir, args, &[])
+}
+
+/// Runs massup in `dir` with no credentials but those in `env`.
+fn massup_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_massup"))
         .current_dir(dir)
         .args(args)
@@ -14,6 +19,7 @@ fn massup(dir: &Path, args: &[&str]) -> Output {
         .env_remove("ZOHO_REFRESH_TOKEN")
         .env("HOME", dir) // keep the user's config folder out
         .env("XDG_CONFIG_HOME", dir.join("xdg"))
+        .envs(env.iter().copied())
         .output()
         .expect("run massup");
     if std::env::var_os("MASSUP_TEST_VERBOSE").is_some() {
@@ -172,12 +178,7 @@ fn plain_http_to_a_remote_host_is_refused() {
         "--api-domain",
         "http://zohoapis.example",
     ];
-    let out = Command::new(env!("CARGO_BIN_EXE_massup"))
-        .current_dir(dir.path())
-        .args(args)
-        .env("ZOHO_ACCESS_TOKEN", "x")
-        .output()
-        .unwrap();
+    let out = massup_with_env(dir.path(), &args, &[("ZOHO_ACCESS_TOKEN", "x")]);
     assert_eq!(out.status.code(), Some(2), "{}", explain(&args, &out));
     assert!(
         text(&out.stderr).contains("in clear"),

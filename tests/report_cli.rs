@@ -11,6 +11,19 @@ use common::{last_run, rows, Ran, Stream, Workspace};
 use massup::mock::{MockConfig, MockServer};
 use serde_json::Value;
 
+/// The report's columns for the input `id,Last_Name,Rating` used by several tests.
+const REPORT_COLUMNS: [&str; 9] = [
+    "line",
+    "id",
+    "Last_Name",
+    "Rating",
+    "outcome",
+    "code",
+    "message",
+    "attempts",
+    "last_attempt_at",
+];
+
 /// A parsed CSV: header and records as strings.
 struct Table {
     header: Vec<String>,
@@ -85,20 +98,7 @@ fn every_input_row_comes_out_once_in_input_order_on_its_line() {
         .expect_code(0)
         .expect_in(Stream::Out, &["Wrote 6 row(s) of run 1", "report.csv"]);
     let table = Table::read(&ws, "report.csv", b',');
-    assert_eq!(
-        table.header,
-        strings(&[
-            "line",
-            "id",
-            "Last_Name",
-            "Rating",
-            "outcome",
-            "code",
-            "message",
-            "attempts",
-            "last_attempt_at"
-        ])
-    );
+    assert_eq!(table.header, strings(&REPORT_COLUMNS));
     let lines: Vec<(String, String)> = table
         .column("line")
         .into_iter()
@@ -284,20 +284,7 @@ fn json_report_is_an_array_with_the_same_keys_and_raw_values() {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"));
     assert_eq!(rows.len(), 6);
     let keys: Vec<&str> = rows[0].keys().map(String::as_str).collect();
-    assert_eq!(
-        keys,
-        [
-            "line",
-            "id",
-            "Last_Name",
-            "Rating",
-            "outcome",
-            "code",
-            "message",
-            "attempts",
-            "last_attempt_at"
-        ]
-    );
+    assert_eq!(keys, REPORT_COLUMNS);
     assert_eq!(rows[0]["line"], 2);
     assert_eq!(rows[0]["Rating"], "=SUM(A1)");
     assert_eq!(rows[0]["code"], Value::Null);
