@@ -122,7 +122,7 @@ fn plan_template(dir: &Path, name: &str, ids: &[String], value_sets: usize) -> P
             fields: None,
             strict: true,
             new_run: true,
-            dispatch_json: None,
+            send_json: None,
         },
     )
     .expect("the CSV plans");
@@ -130,7 +130,7 @@ fn plan_template(dir: &Path, name: &str, ids: &[String], value_sets: usize) -> P
         panic!("a new run was asked for");
     };
     assert_eq!(summary.valid_rows, ids.len() as u64, "every row is valid");
-    let run = store::run(&conn, summary.run_id)
+    let run = store::runs::run(&conn, summary.run_id)
         .expect("read the run")
         .expect("the run exists");
     assert_eq!(run.min_calls as u64, summary.calls, "the plan is minimal");

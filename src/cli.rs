@@ -1,13 +1,14 @@
-//! Command-line parsing (clap derive) and the one place that turns a command's result into
-//! an exit code. Each subcommand lives in `commands::<name>` with the same shape: an `Args`
-//! struct and a `run` function.
-use std::path::PathBuf;
+//! Command-line parsing (clap derive): which command runs, and how its result or error
+//! becomes the process's exit code (the codes themselves are decided in `exit`). Each
+//! subcommand lives in `commands::<name>` with the same shape: an `Args` struct and a `run`
+//! function.
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 use crate::commands;
 use crate::exit::{exit_for_error, Exit};
+use crate::global::GlobalArgs;
 
 #[derive(Parser, Debug)]
 #[command(name = "massup", version, about = "Turn a CSV of record changes into the fewest Zoho CRM mass_update calls, send them under the API's limits, and record every record's outcome.", long_about = None)]
@@ -16,32 +17,6 @@ pub struct Cli {
     pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Flags every command takes.
-#[derive(clap::Args, Debug, Clone)]
-pub struct GlobalArgs {
-    /// SQLite database holding runs [default: massup.db, or `db` in massup.toml]
-    #[arg(long, global = true, env = "MASSUP_DB")]
-    pub db: Option<PathBuf>,
-    /// Configuration file [default: ./massup.toml, else the user config folder]
-    #[arg(long, global = true)]
-    pub config: Option<PathBuf>,
-    /// Print only errors and the final summary line.
-    #[arg(long, short, global = true)]
-    pub quiet: bool,
-    /// More log detail (-v debug, -vv trace).
-    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
-    /// Log format: human for people, json for cron jobs and log collectors.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
-    pub log_format: LogFormat,
-}
-
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Human,
-    Json,
 }
 
 #[derive(Subcommand, Debug)]

@@ -1,6 +1,10 @@
-//! Exit codes, decided in one place. They are part of massup's interface (nightly jobs
-//! alert on them) and documented in the README.
+//! Exit codes, decided in one place: for an error (`exit_for_error`) and for a send that
+//! ended (`exit_for_send`). They are part of massup's interface (nightly jobs alert on
+//! them) and documented in the README.
 use std::process::ExitCode;
+
+use crate::dispatch::StopReason;
+use crate::summary::{RowOutcome, RunCounts};
 
 /// How a command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +39,54 @@ impl From<Exit> for ExitCode {
     }
 }
 
+/// How a send ended, for the exit code and the line that says what to do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendEnd {
+    /// A fatal answer: a person must fix something (credentials, permission), then resume.
+    Fatal { code: String, message: String },
+    /// Stopped with work left (a signal, a budget, no token): resume continues.
+    Stopped(StopReason),
+    /// Every call was made but some kept failing within this invocation's attempts.
+    CallsKeptFailing,
+    /// Every chunk is done.
+    Finished,
+}
+
+impl SendEnd {
+    /// From the dispatch's stop reason and whether chunks are left unfinished.
+    pub fn of(stop: Option<&StopReason>, unfinished: bool) -> SendEnd {
+        match stop {
+            Some(StopReason::Fatal { code, message }) => SendEnd::Fatal {
+                code: code.clone(),
+                message: message.clone(),
+            },
+            Some(reason) => SendEnd::Stopped(reason.clone()),
+            None if unfinished => SendEnd::CallsKeptFailing,
+            None => SendEnd::Finished,
+        }
+    }
+}
+
+/// The exit code of a send: 1 for a fatal stop, 4 for work left, else 3 if any row did not
+/// succeed, 0 if every row did.
+pub fn exit_for_send(end: &SendEnd, counts: &RunCounts) -> Exit {
+    match end {
+        SendEnd::Fatal { .. } => Exit::Fatal,
+        SendEnd::Stopped(_) | SendEnd::CallsKeptFailing => Exit::Resumable,
+        SendEnd::Finished => {
+            let bad = counts.rows(RowOutcome::Failed)
+                + counts.rows(RowOutcome::Retryable)
+                + counts.rows(RowOutcome::Invalid)
+                + counts.rows(RowOutcome::Pending);
+            if bad > 0 {
+                Exit::Failures
+            } else {
+                Exit::Success
+            }
+        }
+    }
+}
+
 /// An error that is the user's to fix (exit code 2); its message says how.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -57,6 +109,9 @@ pub fn exit_for_error(error: &anyhow::Error) -> Exit {
                 crate::plan::PlanError::Store(_) => Exit::Fatal,
                 _ => Exit::Usage,
             };
+        }
+        if cause.is::<crate::plan::SettingsError>() {
+            return Exit::Usage;
         }
         if let Some(crate::store::StoreError::TooNew { .. }) = cause.downcast_ref() {
             return Exit::Usage;
@@ -89,4 +144,70 @@ pub fn hint_for_error(error: &anyhow::Error) -> Option<&'static str> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(rows: &[(RowOutcome, u64)]) -> RunCounts {
+        let mut counts = RunCounts::default();
+        for (outcome, n) in rows {
+            counts.rows.insert(outcome.as_str(), *n);
+        }
+        counts
+    }
+
+    #[test]
+    fn a_send_exits_by_how_it_ended_then_by_its_rows() {
+        let clean = counts(&[(RowOutcome::Succeeded, 10)]);
+        let fatal = StopReason::Fatal {
+            code: "NO_PERMISSION".into(),
+            message: "no".into(),
+        };
+        let end = |stop: Option<&StopReason>, unfinished| SendEnd::of(stop, unfinished);
+        assert_eq!(exit_for_send(&end(Some(&fatal), true), &clean), Exit::Fatal);
+        for stop in [
+            StopReason::Interrupted,
+            StopReason::MaxCalls { calls: 3 },
+            StopReason::Credits { remaining: 2 },
+            StopReason::TokenUnavailable {
+                message: "down".into(),
+            },
+        ] {
+            assert_eq!(
+                exit_for_send(&end(Some(&stop), false), &clean),
+                Exit::Resumable
+            );
+        }
+        assert_eq!(exit_for_send(&end(None, true), &clean), Exit::Resumable);
+        assert_eq!(exit_for_send(&end(None, false), &clean), Exit::Success);
+        for bad in [
+            RowOutcome::Failed,
+            RowOutcome::Retryable,
+            RowOutcome::Invalid,
+            RowOutcome::Pending,
+        ] {
+            let mixed = counts(&[(RowOutcome::Succeeded, 10), (bad, 1)]);
+            assert_eq!(
+                exit_for_send(&end(None, false), &mixed),
+                Exit::Failures,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn usage_errors_exit_2_and_store_errors_exit_1() {
+        let usage = anyhow::Error::new(UsageError::new("bad flag"));
+        assert_eq!(exit_for_error(&usage), Exit::Usage);
+        let settings = anyhow::Error::new(crate::plan::SettingsError("--chunk-size 0".into()));
+        assert_eq!(exit_for_error(&settings), Exit::Usage);
+        let disk = anyhow::Error::new(crate::store::StoreError::Sql(rusqlite::Error::InvalidQuery));
+        assert_eq!(exit_for_error(&disk), Exit::Fatal);
+        assert_eq!(
+            exit_for_error(&anyhow::anyhow!("a bug")).code(),
+            Exit::Fatal.code()
+        );
+    }
 }

@@ -3,7 +3,7 @@
 //! in `Secret` values whose Debug and Display print a placeholder.
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{GlobalArgs, LogFormat};
+use crate::global::{GlobalArgs, LogFormat};
 
 pub fn init(global: &GlobalArgs) {
     let level = match (global.quiet, global.verbose) {

@@ -1,5 +1,5 @@
 //! What happens to one item (one input row x one group): its states, how an API answer
-//! moves it between them, and how items are packed into a chunk's columns. The state
+//! moves it between them, and what an item is (packing it is the store's `codec`). The state
 //! changes are small pure functions so that they can be tested on their own.
 use serde::Serialize;
 
@@ -116,31 +116,6 @@ pub struct Member {
     pub record_id: i64,
 }
 
-const MEMBER_BYTES: usize = 12;
-
-/// Packs members as `row_no u32 LE, record_id i64 LE` each.
-pub fn encode_members(members: impl IntoIterator<Item = Member>) -> Vec<u8> {
-    let members = members.into_iter();
-    let mut out = Vec::with_capacity(members.size_hint().0 * MEMBER_BYTES);
-    for m in members {
-        out.extend_from_slice(&m.row_no.to_le_bytes());
-        out.extend_from_slice(&m.record_id.to_le_bytes());
-    }
-    out
-}
-
-/// Unpacks `encode_members`; a truncated tail (impossible unless the file was edited) is
-/// ignored rather than trusted.
-pub fn decode_members(bytes: &[u8]) -> Vec<Member> {
-    bytes
-        .chunks_exact(MEMBER_BYTES)
-        .map(|b| Member {
-            row_no: u32::from_le_bytes(b[0..4].try_into().expect("4 bytes")),
-            record_id: i64::from_le_bytes(b[4..12].try_into().expect("8 bytes")),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,18 +178,7 @@ mod tests {
     }
 
     #[test]
-    fn members_round_trip() {
-        let members = vec![
-            Member {
-                row_no: 0,
-                record_id: 738964000002131001,
-            },
-            Member {
-                row_no: u32::MAX,
-                record_id: i64::MAX,
-            },
-        ];
-        assert_eq!(decode_members(&encode_members(members.clone())), members);
+    fn state_bytes_round_trip() {
         for b in 0..=4u8 {
             assert_eq!(ItemState::from_byte(b) as u8, b);
         }

@@ -4,10 +4,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::outcome::{decode_members, ItemState};
+use crate::outcome::ItemState;
+use crate::store::chunks::{self, ChunkState, StoredChunk};
+use crate::store::rows::{self, RowStatus, StoredRow};
 use crate::store::{self, RunInfo, StoreError};
 
 /// The outcome of one input row, as the report shows it.
@@ -145,40 +147,34 @@ pub fn row_results(
                 .clone(),
         )
     };
-    let mut stmt = conn.prepare(
-        "SELECT members, outcomes, details_json, code, message, attempts, last_attempt_at
-         FROM chunks WHERE run_id = ?1 ORDER BY id",
+    chunks::for_each_chunk(
+        conn,
+        run_id,
+        |chunk: StoredChunk| -> Result<(), StoreError> {
+            let details: HashMap<u32, Answer> = chunk
+                .details
+                .into_iter()
+                .map(|(i, (code, message))| (i, (intern(Some(code)), intern(Some(message)))))
+                .collect();
+            let chunk_code = intern(chunk.code);
+            let chunk_message = intern(chunk.message);
+            let at = intern(chunk.last_attempt_at);
+            for (i, member) in chunk.members.iter().enumerate() {
+                let Some(result) = results.get_mut(member.row_no as usize) else {
+                    continue;
+                };
+                let state = ItemState::from_byte(chunk.outcomes.get(i).copied().unwrap_or(0));
+                let (code, message) = match (state, details.get(&(i as u32))) {
+                    (ItemState::Succeeded, _) => (Some(&success.0), Some(&success.1)),
+                    (_, Some((code, message))) => (code.as_ref(), message.as_ref()),
+                    (ItemState::Pending, None) if chunk.attempts == 0 => (None, Some(&not_sent)),
+                    (_, None) => (chunk_code.as_ref(), chunk_message.as_ref()),
+                };
+                result.add(state, code, message, chunk.attempts, at.as_ref());
+            }
+            Ok(())
+        },
     )?;
-    let mut query = stmt.query(params![run_id])?;
-    while let Some(r) = query.next()? {
-        let members = decode_members(&r.get::<_, Vec<u8>>(0)?);
-        let outcomes: Vec<u8> = r.get(1)?;
-        let details: HashMap<u32, (String, String)> = r
-            .get::<_, Option<String>>(2)?
-            .and_then(|j| serde_json::from_str(&j).ok())
-            .unwrap_or_default();
-        let details: HashMap<u32, Answer> = details
-            .into_iter()
-            .map(|(i, (code, message))| (i, (intern(Some(code)), intern(Some(message)))))
-            .collect();
-        let chunk_code = intern(r.get(3)?);
-        let chunk_message = intern(r.get(4)?);
-        let attempts: u32 = r.get(5)?;
-        let at = intern(r.get(6)?);
-        for (i, member) in members.iter().enumerate() {
-            let Some(result) = results.get_mut(member.row_no as usize) else {
-                continue;
-            };
-            let state = ItemState::from_byte(outcomes.get(i).copied().unwrap_or(0));
-            let (code, message) = match (state, details.get(&(i as u32))) {
-                (ItemState::Succeeded, _) => (Some(&success.0), Some(&success.1)),
-                (_, Some((code, message))) => (code.as_ref(), message.as_ref()),
-                (ItemState::Pending, None) if attempts == 0 => (None, Some(&not_sent)),
-                (_, None) => (chunk_code.as_ref(), chunk_message.as_ref()),
-            };
-            result.add(state, code, message, attempts, at.as_ref());
-        }
-    }
     Ok(results)
 }
 
@@ -196,54 +192,30 @@ pub struct ReportRow {
     pub last_attempt_at: Option<String>,
 }
 
-/// Calls `each` with every input row of the run in input order.
-pub fn for_each_row(
-    conn: &Connection,
-    run_id: i64,
-    each: impl FnMut(ReportRow) -> Result<(), StoreError>,
-) -> Result<(), StoreError> {
-    try_for_each_row(conn, run_id, each)
-}
-
-/// `for_each_row` for callers with errors of their own (`report` stops on a failed write):
-/// the first error from `each` ends the walk and is returned as it is.
-pub fn try_for_each_row<E: From<StoreError>>(
+/// Calls `each` with every input row of the run in input order, with its outcome. The
+/// first error from `each` ends the walk and is returned as it is (`report` stops on a
+/// failed write).
+pub fn for_each_row<E: From<StoreError>>(
     conn: &Connection,
     run_id: i64,
     mut each: impl FnMut(ReportRow) -> Result<(), E>,
 ) -> Result<(), E> {
-    let run =
-        store::run(conn, run_id)?.ok_or(StoreError::Sql(rusqlite::Error::QueryReturnedNoRows))?;
+    let run = store::runs::run(conn, run_id)?
+        .ok_or(StoreError::Sql(rusqlite::Error::QueryReturnedNoRows))?;
     let results = row_results(conn, run_id, run.input_rows as usize)?;
-    // The query's own errors are store errors; `each`'s are returned untouched.
-    let sql = |e: rusqlite::Error| E::from(StoreError::Sql(e));
-    let mut stmt = conn
-        .prepare(
-            "SELECT row_no, line, record_id, values_json, status, message, merged_into
-         FROM rows WHERE run_id = ?1 ORDER BY row_no",
-        )
-        .map_err(sql)?;
-    let mut query = stmt.query(params![run_id]).map_err(sql)?;
-    while let Some(r) = query.next().map_err(sql)? {
-        let row_no: u32 = r.get(0).map_err(sql)?;
-        let status: String = r.get(4).map_err(sql)?;
-        let row_message: Option<String> = r.get(5).map_err(sql)?;
-        let merged_into: Option<u32> = r.get(6).map_err(sql)?;
-        let values: Vec<String> =
-            serde_json::from_str(&r.get::<_, String>(3).map_err(sql)?).unwrap_or_default();
-        let record_id = match r.get_ref(2).map_err(sql)? {
-            rusqlite::types::ValueRef::Integer(i) => i.to_string(),
-            other => String::from_utf8_lossy(other.as_bytes().unwrap_or_default()).into_owned(),
-        };
-        let mut result = results.get(row_no as usize).cloned().unwrap_or_default();
-        if let Some(target) = merged_into.and_then(|t| results.get(t as usize)) {
+    rows::for_each_row(conn, run_id, |row: StoredRow| {
+        let mut result = results
+            .get(row.row_no as usize)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(target) = row.merged_into.and_then(|t| results.get(t as usize)) {
             result.merge(target);
         }
-        let (outcome, code, message) = if status == "invalid" {
+        let (outcome, code, message) = if row.status == RowStatus::Invalid {
             (
                 RowOutcome::Invalid,
                 Some("INVALID_ROW".to_string()),
-                row_message,
+                row.message,
             )
         } else {
             match result.outcome {
@@ -254,22 +226,21 @@ pub fn try_for_each_row<E: From<StoreError>>(
                 ),
                 // A merged row whose fields all ride with an earlier row that has no item
                 // yet cannot happen; be safe and call it pending.
-                None => (RowOutcome::Pending, None, row_message),
+                None => (RowOutcome::Pending, None, row.message),
             }
         };
         each(ReportRow {
-            row_no,
-            line: r.get(1).map_err(sql)?,
-            record_id,
-            values,
+            row_no: row.row_no,
+            line: row.line,
+            record_id: row.record_id,
+            values: row.values,
             outcome,
             code,
             message,
             attempts: result.attempts,
             last_attempt_at: result.last_attempt_at.as_deref().map(str::to_string),
-        })?;
-    }
-    Ok(())
+        })
+    })
 }
 
 /// Counts for `status` and the end of a run.
@@ -278,7 +249,7 @@ pub struct RunCounts {
     pub rows: BTreeMap<&'static str, u64>,
     pub items: BTreeMap<&'static str, u64>,
     pub items_by_code: BTreeMap<String, u64>,
-    pub chunks: BTreeMap<String, u64>,
+    pub chunks: BTreeMap<ChunkState, u64>,
     pub calls: u64,
     pub min_calls: u64,
     /// Calls beyond one per chunk attempted: retries of transient failures and of `retry`.
@@ -298,8 +269,8 @@ impl RunCounts {
 
     /// Work that `resume` would still do.
     pub fn unfinished_chunks(&self) -> u64 {
-        self.chunks.get("pending").copied().unwrap_or(0)
-            + self.chunks.get("in_flight").copied().unwrap_or(0)
+        self.chunks.get(&ChunkState::Pending).copied().unwrap_or(0)
+            + self.chunks.get(&ChunkState::InFlight).copied().unwrap_or(0)
     }
 }
 
@@ -317,7 +288,7 @@ pub fn run_counts(conn: &Connection, run: &RunInfo) -> Result<RunCounts, StoreEr
     ] {
         counts.rows.insert(outcome.as_str(), 0);
     }
-    for_each_row(conn, run.id, |row| {
+    for_each_row(conn, run.id, |row| -> Result<(), StoreError> {
         *counts.rows.entry(row.outcome.as_str()).or_default() += 1;
         Ok(())
     })?;
@@ -329,41 +300,33 @@ pub fn run_counts(conn: &Connection, run: &RunInfo) -> Result<RunCounts, StoreEr
     ] {
         counts.items.insert(state.as_str(), 0);
     }
-    let mut stmt =
-        conn.prepare("SELECT outcomes, details_json, code, state FROM chunks WHERE run_id = ?1")?;
-    let mut query = stmt.query(params![run.id])?;
-    while let Some(r) = query.next()? {
-        let outcomes: Vec<u8> = r.get(0)?;
-        let details: HashMap<u32, (String, String)> = r
-            .get::<_, Option<String>>(1)?
-            .and_then(|j| serde_json::from_str(&j).ok())
-            .unwrap_or_default();
-        let chunk_code: Option<String> = r.get(2)?;
-        *counts.chunks.entry(r.get::<_, String>(3)?).or_default() += 1;
-        for (i, &byte) in outcomes.iter().enumerate() {
-            let state = ItemState::from_byte(byte);
-            if state == ItemState::Requeued {
-                continue;
+    chunks::for_each_chunk(
+        conn,
+        run.id,
+        |chunk: StoredChunk| -> Result<(), StoreError> {
+            *counts.chunks.entry(chunk.state).or_default() += 1;
+            for (i, &byte) in chunk.outcomes.iter().enumerate() {
+                let state = ItemState::from_byte(byte);
+                if state == ItemState::Requeued {
+                    continue;
+                }
+                *counts.items.entry(state.as_str()).or_default() += 1;
+                let code = match (state, chunk.details.get(&(i as u32))) {
+                    (ItemState::Succeeded, _) => Some("SUCCESS"),
+                    (_, Some((code, _))) => Some(code.as_str()),
+                    (_, None) => chunk.code.as_deref(),
+                };
+                if let Some(code) = code {
+                    *counts.items_by_code.entry(code.to_string()).or_default() += 1;
+                }
             }
-            *counts.items.entry(state.as_str()).or_default() += 1;
-            let code = match (state, details.get(&(i as u32))) {
-                (ItemState::Succeeded, _) => Some("SUCCESS"),
-                (_, Some((code, _))) => Some(code.as_str()),
-                (_, None) => chunk_code.as_deref(),
-            };
-            if let Some(code) = code {
-                *counts.items_by_code.entry(code.to_string()).or_default() += 1;
-            }
-        }
-    }
-    let (calls, chunks_called, first, last): (u64, u64, Option<String>, Option<String>) = conn.query_row(
-        "SELECT COUNT(*), COUNT(DISTINCT chunk_id), MIN(started_at), MAX(started_at) FROM calls WHERE run_id = ?1",
-        params![run.id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            Ok(())
+        },
     )?;
-    counts.calls = calls;
-    counts.retries = calls - chunks_called;
-    counts.first_call_at = first;
-    counts.last_call_at = last;
+    let calls = store::calls::stats(conn, run.id)?;
+    counts.calls = calls.calls;
+    counts.retries = calls.calls - calls.chunks_called;
+    counts.first_call_at = calls.first_call_at;
+    counts.last_call_at = calls.last_call_at;
     Ok(counts)
 }

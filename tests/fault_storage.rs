@@ -113,7 +113,7 @@ fn assert_all_succeeded(db: &Path, mock: &MockServer, rows: usize) {
     let conn = rusqlite::Connection::open(db).unwrap();
     let ledger = mock.ledger();
     let mut n = 0;
-    for_each_row(&conn, 1, |row| {
+    for_each_row(&conn, 1, |row| -> Result<(), massup::store::StoreError> {
         assert_eq!(row.outcome, RowOutcome::Succeeded, "line {}", row.line);
         let held = &ledger.records[&row.record_id];
         assert_eq!(held["Lead_Status"], row.values[0]);

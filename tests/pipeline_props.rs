@@ -139,7 +139,7 @@ async fn check(case: Case) -> Result<(), TestCaseError> {
             fields: Some((&fields, FIELDS)),
             strict: false,
             new_run: false,
-            dispatch_json: None,
+            send_json: None,
         };
         match plan(&mut conn, &request).unwrap() {
             PlanOutcome::Planned(summary) => summary,
@@ -166,7 +166,7 @@ async fn check(case: Case) -> Result<(), TestCaseError> {
     // Resume and retry until every item is settled, as a user (or cron) would.
     for _round in 0..40 {
         let conn = massup::store::open(&db).unwrap();
-        dispatch::reset_in_flight(&conn, run_id).unwrap();
+        massup::store::chunks::reset_in_flight(&conn, run_id).unwrap();
         drop(conn);
         let endpoint = Endpoint {
             mass_update_url: format!("{}/crm/v2/Leads/actions/mass_update", mock.url()),
@@ -193,8 +193,13 @@ async fn check(case: Case) -> Result<(), TestCaseError> {
             )
             .unwrap();
         if pending == 0 {
-            let (requeued, _) =
-                dispatch::requeue(&mut conn, run_id, None, case.chunk_size).unwrap();
+            let (requeued, _) = massup::plan::requeue::requeue(
+                &mut conn,
+                run_id,
+                &massup::plan::requeue::Requeue::Retryable,
+                case.chunk_size,
+            )
+            .unwrap();
             if requeued == 0 {
                 break;
             }
@@ -206,10 +211,14 @@ async fn check(case: Case) -> Result<(), TestCaseError> {
     let mut expected: BTreeMap<String, HashMap<&str, serde_json::Value>> = BTreeMap::new();
     let options = CoerceOptions::default();
     let mut outcomes = Vec::new();
-    for_each_row(&conn, run_id, |row| {
-        outcomes.push(row);
-        Ok(())
-    })
+    for_each_row(
+        &conn,
+        run_id,
+        |row| -> Result<(), massup::store::StoreError> {
+            outcomes.push(row);
+            Ok(())
+        },
+    )
     .unwrap();
     for row in &outcomes {
         prop_assert_eq!(row.row_no as u64, seen, "rows out of order or missing");

@@ -202,7 +202,7 @@ fn plan_case(dir: &Path, case: &Case) -> (rusqlite::Connection, i64) {
             fields: None,
             strict: false,
             new_run: false,
-            dispatch_json: None,
+            send_json: None,
         },
     )
     .unwrap();

@@ -10,7 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use massup::mock::{MockConfig, MockServer};
-use massup::outcome::{decode_members, ItemState};
+use massup::outcome::ItemState;
+use massup::store::codec::decode_members;
 use massup::summary::{for_each_row, RowOutcome};
 use rand::{Rng, SeedableRng};
 
@@ -177,7 +178,7 @@ fn torture(
     let conn = rusqlite::Connection::open(&db).unwrap();
     let mut total_rows = 0usize;
     let mut succeeded_ids = std::collections::HashSet::new();
-    for_each_row(&conn, 1, |row| {
+    for_each_row(&conn, 1, |row| -> Result<(), massup::store::StoreError> {
         assert_eq!(row.row_no as usize, total_rows, "a row lost or repeated");
         assert_eq!(
             row.outcome,

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::cli::GlobalArgs;
-use crate::commands::dispatching::runtime;
+use crate::commands::session::runtime;
 use crate::exit::{Exit, UsageError};
+use crate::global::GlobalArgs;
 use crate::mock::{MockConfig, MockServer};
 
 /// Value sets of the sample rows (their ids are replaced by the mock's).

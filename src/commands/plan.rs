@@ -3,12 +3,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::cli::GlobalArgs;
+use super::Workspace;
 use crate::config::Config;
 use crate::exit::{Exit, UsageError};
 use crate::fields::ModuleFields;
-use crate::plan::{self, PlanOutcome, PlanRequest, PlanSettings, PlanSummary};
-use crate::store;
+use crate::global::{DbArg, GlobalArgs};
+use crate::plan::{self, PlanOutcome, PlanRequest, PlanSettings};
+use crate::render;
 
 /// Flags that decide how a CSV is planned; shared by `plan` and `run`.
 #[derive(clap::Args, Debug, Clone)]
@@ -64,6 +65,8 @@ pub struct Args {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub db: DbArg,
 }
 
 fn parse_delimiter(text: &str) -> Result<char, String> {
@@ -118,6 +121,8 @@ impl PlanFlags {
             settings.chunk_size = size;
         }
         settings.types = self.types.iter().cloned().collect();
+        // Every setting is checked here, before any file is read or call made.
+        settings.check().map_err(|e| UsageError::new(e.0))?;
         Ok(settings)
     }
 }
@@ -132,21 +137,21 @@ pub fn read_fields_file(path: &Path) -> anyhow::Result<(ModuleFields, String)> {
 }
 
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
-    let config = Config::load(global.config.as_deref())?;
-    let settings = args.plan.settings(&config)?;
+    let workspace = Workspace::new(global, &args.db)?;
+    let settings = args.plan.settings(&workspace.config)?;
     let fields = match &args.plan.fields {
         Some(path) => Some(read_fields_file(path)?),
         None => None,
     };
-    let db = config.db_path(global.db.as_deref());
-    let mut conn = store::open(&db)?;
+    let db = &workspace.db;
+    let mut conn = workspace.open()?;
     let request = PlanRequest {
         csv_path: &args.plan.csv,
         settings: &settings,
         fields: fields.as_ref().map(|(f, text)| (f, text.as_str())),
         strict: args.plan.strict,
         new_run: args.plan.new_run,
-        dispatch_json: None,
+        send_json: None,
     };
     let outcome = plan::plan(&mut conn, &request)
         .with_context(|| format!("planning {}", args.plan.csv.display()))?;
@@ -180,7 +185,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             if args.json {
                 crate::outln!("{}", serde_json::to_string_pretty(&summary)?);
             } else {
-                crate::out!("{}", render_summary(&summary, &db));
+                crate::out!("{}", render::plan_summary(&summary, db));
             }
             Ok(if summary.invalid_rows > 0 {
                 Exit::Failures
@@ -189,50 +194,4 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             })
         }
     }
-}
-
-/// The human summary of a plan.
-pub fn render_summary(summary: &PlanSummary, db: &Path) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "Planned run {} of {} for {} into {}",
-        summary.run_id,
-        summary.csv_path,
-        summary.module,
-        db.display()
-    );
-    let _ = writeln!(out, "  input rows     {:>10}", summary.input_rows);
-    let _ = writeln!(out, "  valid rows     {:>10}", summary.valid_rows);
-    if summary.merged_rows > 0 {
-        let _ = writeln!(out, "  merged dups    {:>10}", summary.merged_rows);
-    }
-    let _ = writeln!(out, "  invalid rows   {:>10}", summary.invalid_rows);
-    let _ = writeln!(out, "  groups         {:>10}", summary.groups);
-    let _ = writeln!(
-        out,
-        "  calls needed   {:>10}   (theoretical minimum {})",
-        summary.calls, summary.min_calls
-    );
-    for warning in &summary.warnings {
-        let _ = writeln!(out, "warning: {warning}");
-    }
-    if !summary.problems.is_empty() {
-        let _ = writeln!(
-            out,
-            "First invalid rows (all are stored; `massup report --only invalid` lists them):"
-        );
-        for problem in &summary.problems {
-            let _ = writeln!(out, "  {problem}");
-        }
-    }
-    if let Some(example) = &summary.example_request {
-        let _ = writeln!(
-            out,
-            "Example request (first call):\n{}",
-            serde_json::to_string_pretty(example).unwrap_or_default()
-        );
-    }
-    out
 }

@@ -8,12 +8,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::cli::GlobalArgs;
-use crate::commands::dispatching::pick_run;
-use crate::config::Config;
+use super::{Latest, Workspace};
 use crate::exit::{Exit, UsageError};
+use crate::global::{DbArg, GlobalArgs};
 use crate::plan::{PlanSettings, PROBLEMS_SHOWN};
-use crate::store::{self, RunInfo};
+use crate::store::RunInfo;
 use crate::summary::{self, ReportRow, RowOutcome};
 
 const AFTER_HELP: &str = "\
@@ -57,6 +56,8 @@ pub struct Args {
     /// Write a massup input CSV: the id and field columns only, values exactly as given, not formula-escaped (see --help).
     #[arg(long)]
     pub as_input: bool,
+    #[command(flatten)]
+    pub db: DbArg,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,18 +98,11 @@ impl Layout {
 
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let layout = Layout::from_args(&args)?;
-    let config = Config::load(global.config.as_deref())?;
-    let db = config.db_path(global.db.as_deref());
-    if !db.exists() {
-        return Err(UsageError::new(format!(
-            "no database at {}; `massup plan` or `massup run` creates it",
-            db.display()
-        ))
-        .into());
-    }
-    let conn = store::open(&db)?;
-    let run = pick_run(&conn, args.run, true, &db)?;
-    refuse_to_overwrite(&args.out, &db, &run)?;
+    let workspace = Workspace::new(global, &args.db)?;
+    let conn = workspace.open_existing()?;
+    let run = workspace.pick_run(&conn, args.run, Latest::Any)?;
+    let db = &workspace.db;
+    refuse_to_overwrite(&args.out, db, &run)?;
     let settings: PlanSettings = serde_json::from_str(&run.settings_json)
         .with_context(|| format!("run {}: cannot read its stored plan settings", run.id))?;
     // `plan` accepts only ASCII delimiters, so the fallback is never taken.
@@ -123,7 +117,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     // Rows `--as-input` cannot write back: how many, and the first lines to show.
     let mut left_out = 0u64;
     let mut left_out_lines: Vec<String> = Vec::new();
-    summary::try_for_each_row(&snapshot, run.id, |row| -> anyhow::Result<()> {
+    summary::for_each_row(&snapshot, run.id, |row| -> anyhow::Result<()> {
         if !args.only.is_empty() && !args.only.contains(&row.outcome) {
             return Ok(());
         }
@@ -149,7 +143,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         let names: Vec<&str> = args.only.iter().map(|o| o.as_str()).collect();
         format!("; only {}", names.join(","))
     };
-    println!(
+    crate::outln!(
         "Wrote {written} row(s) of run {} ({} input rows{only}) to {}",
         run.id,
         run.input_rows,
@@ -164,7 +158,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         );
     }
     if layout == Layout::Input && written > 0 {
-        println!(
+        crate::outln!(
             "Send it with: massup --db {} run --csv {}{} (or `plan` with the same flags to check it first)",
             db.display(),
             args.out.display(),
@@ -515,7 +509,7 @@ mod tests {
             settings: serde_json::Value::Null,
             settings_json: String::new(),
             fields_json: None,
-            state: "planned".into(),
+            state: crate::store::RunState::Planned,
             created_at: String::new(),
             started_at: None,
             finished_at: None,

@@ -1,9 +1,9 @@
 //! `massup resume`: continue a run where it stopped (a kill, Ctrl-C, a budget, a fatal
 //! error since fixed). Chunks left in flight are sent again.
-use crate::cli::GlobalArgs;
-use crate::commands::dispatching::{pick_run, ConnectionFlags, DispatchFlags, StoredRun};
-use crate::config::Config;
+use super::send::{ConnectionFlags, DispatchFlags, StoredRun};
+use super::{Latest, Workspace};
 use crate::exit::Exit;
+use crate::global::{DbArg, GlobalArgs};
 use crate::store;
 
 #[derive(clap::Args, Debug)]
@@ -15,24 +15,33 @@ pub struct Args {
     pub connection: ConnectionFlags,
     #[command(flatten)]
     pub dispatch: DispatchFlags,
+    #[command(flatten)]
+    pub db: DbArg,
 }
 
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
-    let config = Config::load(global.config.as_deref())?;
-    let db = config.db_path(global.db.as_deref());
-    let conn = store::open(&db)?;
+    let workspace = Workspace::new(global, &args.db)?;
+    let conn = workspace.open()?;
     // With nothing unfinished, resuming the latest run is a no-op that reports how it
     // ended: `resume` can be repeated safely (a cron job may call it until exit != 4).
-    let run = match pick_run(&conn, args.run, false, &db) {
-        Ok(run) => run,
-        Err(_) if args.run.is_none() => pick_run(&conn, None, true, &db)?,
-        Err(e) => return Err(e.into()),
+    let run = match args.run {
+        Some(id) => workspace.pick_run(&conn, Some(id), Latest::Any)?,
+        None => match store::runs::latest_unfinished_run(&conn)? {
+            Some(run) => run,
+            None => workspace.pick_run(&conn, None, Latest::Any)?,
+        },
     };
-    let stored = StoredRun::load(&conn, run, &args.connection, &args.dispatch, &config)?;
+    let stored = StoredRun::load(
+        &conn,
+        run,
+        &args.connection,
+        &args.dispatch,
+        &workspace.config,
+    )?;
     drop(conn);
     if !global.quiet {
         let run = &stored.run;
         crate::outln!("Resuming run {} ({}, {})", run.id, run.module, run.csv_path);
     }
-    stored.send(&db, global)
+    stored.send(&workspace.db, global)
 }

@@ -1,12 +1,11 @@
 //! `massup retry`: re-queue a run's retryable records (locked, not approved, ...) or those
 //! with the given codes into fresh chunks, regrouped so that scattered records share calls,
 //! and send them.
-use crate::cli::GlobalArgs;
-use crate::commands::dispatching::{pick_run, ConnectionFlags, DispatchFlags, StoredRun};
-use crate::config::Config;
-use crate::dispatch;
+use super::send::{ConnectionFlags, DispatchFlags, StoredRun};
+use super::{Latest, Workspace};
 use crate::exit::Exit;
-use crate::store;
+use crate::global::{DbArg, GlobalArgs};
+use crate::plan::requeue::{requeue, Requeue};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -20,27 +19,32 @@ pub struct Args {
     pub connection: ConnectionFlags,
     #[command(flatten)]
     pub dispatch: DispatchFlags,
+    #[command(flatten)]
+    pub db: DbArg,
 }
 
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
-    let config = Config::load(global.config.as_deref())?;
-    let db = config.db_path(global.db.as_deref());
-    let mut conn = store::open(&db)?;
-    let run = pick_run(&conn, args.run, true, &db)?;
-    let stored = StoredRun::load(&conn, run, &args.connection, &args.dispatch, &config)?;
-    let codes: Option<Vec<String>> = args.codes.map(|codes| {
-        codes
-            .into_iter()
-            .map(|c| c.trim().to_uppercase())
-            .filter(|c| !c.is_empty())
-            .collect()
-    });
-    let (items, chunks) = dispatch::requeue(
-        &mut conn,
-        stored.run.id,
-        codes.as_deref(),
-        stored.plan.chunk_size,
+    let workspace = Workspace::new(global, &args.db)?;
+    let mut conn = workspace.open()?;
+    let run = workspace.pick_run(&conn, args.run, Latest::Any)?;
+    let stored = StoredRun::load(
+        &conn,
+        run,
+        &args.connection,
+        &args.dispatch,
+        &workspace.config,
     )?;
+    let which = match args.codes {
+        None => Requeue::Retryable,
+        Some(codes) => Requeue::Codes(
+            codes
+                .into_iter()
+                .map(|c| c.trim().to_uppercase())
+                .filter(|c| !c.is_empty())
+                .collect(),
+        ),
+    };
+    let (items, chunks) = requeue(&mut conn, stored.run.id, &which, stored.plan.chunk_size)?;
     drop(conn);
     if !global.quiet {
         crate::outln!(
@@ -48,5 +52,5 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             stored.run.id
         );
     }
-    stored.send(&db, global)
+    stored.send(&workspace.db, global)
 }

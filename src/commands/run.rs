@@ -1,15 +1,14 @@
 //! `massup run`: plan a CSV (fetching field metadata unless --fields is given) and send it.
-use crate::cli::GlobalArgs;
-use crate::commands::dispatching::{
-    dispatch_run, install_signal_handlers, require_credentials, runtime, Connected,
-    ConnectionFlags, DispatchFlags, StoredConnection,
-};
-use crate::commands::plan::{read_fields_file, render_summary, PlanFlags};
-use crate::config::Config;
+use super::plan::{read_fields_file, PlanFlags};
+use super::send::{send_run, ConnectionFlags, DispatchFlags, SendSettings};
+use super::session::{install_signal_handlers, require_credentials, runtime, Session};
+use super::Workspace;
 use crate::exit::{Exit, UsageError};
 use crate::fields::ModuleFields;
+use crate::global::{DbArg, GlobalArgs};
 use crate::plan::{self, PlanOutcome, PlanRequest};
-use crate::store;
+use crate::render;
+use crate::store::{self, RunState};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -19,37 +18,40 @@ pub struct Args {
     pub connection: ConnectionFlags,
     #[command(flatten)]
     pub dispatch: DispatchFlags,
+    #[command(flatten)]
+    pub db: DbArg,
 }
 
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
-    let config = Config::load(global.config.as_deref())?;
-    let settings = args.plan.settings(&config)?;
-    let credentials = require_credentials(&config)?;
-    let connection = StoredConnection::resolve(
-        &StoredConnection::default(),
+    let workspace = Workspace::new(global, &args.db)?;
+    let config = &workspace.config;
+    let settings = args.plan.settings(config)?;
+    let credentials = require_credentials(config)?;
+    let send = SendSettings::resolve(
+        &SendSettings::default(),
         &args.connection,
         &args.dispatch,
-        &config,
+        config,
         settings.over_write,
     )?;
-    let db = config.db_path(global.db.as_deref());
+    let db = workspace.db.clone();
     runtime()?.block_on(async {
         let stop = tokio_util::sync::CancellationToken::new();
         install_signal_handlers(stop.clone(), global.quiet);
-        let connected = Connected::new(&connection, credentials, stop.clone(), &db)?;
+        let session = Session::new(&send, credentials, stop.clone(), &db)?;
         let (fields, fields_json) = match &args.plan.fields {
             Some(path) => {
                 let (fields, text) = read_fields_file(path)?;
                 (fields, text)
             }
             None => {
-                let (token, _) = connected
+                let (token, _) = session
                     .tokens
                     .token()
                     .await
                     .map_err(|e| anyhow::anyhow!("cannot get an access token: {e}"))?;
-                let domain = connected.api_domain().await?;
-                let text = crate::api::fetch_fields(&connected.http, &domain, &settings.module, &token)
+                let domain = session.api_domain().await?;
+                let text = crate::api::fetch_fields(&session.http, &domain, &settings.module, &token)
                     .await
                     .map_err(anyhow::Error::msg)?;
                 let fields = ModuleFields::from_zoho_json(text.as_bytes()).map_err(|e| {
@@ -62,7 +64,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         let strict = args.plan.strict;
         let new_run = args.plan.new_run;
         let db_for_plan = db.clone();
-        let dispatch_json = serde_json::to_string(&connection)?;
+        let send_json = send.to_json();
         let planned = tokio::task::spawn_blocking(move || -> anyhow::Result<PlanOutcome> {
             let mut conn = store::open(&db_for_plan)?;
             let request = PlanRequest {
@@ -71,7 +73,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
                 fields: Some((&fields, fields_json.as_str())),
                 strict,
                 new_run,
-                dispatch_json: Some(&dispatch_json),
+                send_json: Some(&send_json),
             };
             Ok(plan::plan(&mut conn, &request)?)
         })
@@ -79,12 +81,13 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         let run = match planned {
             PlanOutcome::Planned(summary) => {
                 if !global.quiet {
-                    crate::out!("{}", render_summary(&summary, &db));
+                    crate::out!("{}", render::plan_summary(&summary, &db));
                 }
-                store::run(&store::open(&db)?, summary.run_id)?.expect("just planned")
+                store::runs::run(&store::open(&db)?, summary.run_id)?
+                    .ok_or_else(|| anyhow::anyhow!("run {} vanished after planning", summary.run_id))?
             }
             PlanOutcome::Existing(run) => {
-                if run.state == "finished" {
+                if run.state == RunState::Finished {
                     return Err(UsageError::new(format!(
                         "{} was already sent as run {} (finished). `massup retry --run {}` re-sends retryable records; add --new-run to send the file again",
                         args.plan.csv.display(), run.id, run.id
@@ -102,6 +105,6 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
                 run
             }
         };
-        dispatch_run(&db, &run, &connection, &connected, stop, global).await
+        send_run(&db, &run, &send, &session, stop, global).await
     })
 }

@@ -15,7 +15,8 @@ use massup::mock::{Ledger, MockConfig, MockServer};
 #[path = "../common/mod.rs"]
 mod common;
 pub use common::Ran;
-use massup::outcome::{decode_members, ItemState};
+use massup::outcome::ItemState;
+use massup::store::codec::decode_members;
 use massup::summary::RowOutcome;
 use rusqlite::{params, Connection};
 use serde_json::{Map, Value};
@@ -348,7 +349,7 @@ pub fn last_run(conn: &Connection) -> i64 {
 /// Per input row, the outcome massup reports (through the library's own summary).
 pub fn row_outcomes(conn: &Connection, run: i64) -> Vec<(String, RowOutcome)> {
     let mut out = Vec::new();
-    massup::summary::for_each_row(conn, run, |row| {
+    massup::summary::for_each_row(conn, run, |row| -> Result<(), massup::store::StoreError> {
         out.push((row.record_id, row.outcome));
         Ok(())
     })

@@ -1,5 +1,7 @@
 //! Streams the input CSV: the header is checked once, then rows come one at a time through a
 //! single reused record buffer, so a file of any size is read in constant memory.
+pub mod spool;
+
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};

@@ -1,12 +1,27 @@
-//! The SQLite store: one function opens it (WAL, synchronous=NORMAL, busy timeout, embedded
-//! migrations), and the run-level queries every stage shares live here.
+//! The SQLite store, and the only module that speaks SQL. One function opens it (WAL,
+//! synchronous=NORMAL, one busy timeout, embedded migrations); the rest of massup calls the
+//! named functions of its parts:
+//!
+//! - [`runs`]: a run's row, its typed [`RunState`], its stored settings.
+//! - [`rows`]: every input row as planned, written in bulk and read back in input order.
+//! - [`chunks`]: groups (request bodies) and chunks (one call's items, packed), with the
+//!   codec for the packed columns; claim, attempt, requeue and in-flight reset.
+//! - [`calls`]: the log of every HTTP attempt.
+pub mod calls;
+pub mod chunks;
+pub mod codec;
+pub mod rows;
+pub mod runs;
+
 use std::path::Path;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::Connection;
+
+pub use runs::{RunInfo, RunState};
 use rusqlite_migration::{Migrations, M};
 
 /// Embedded, numbered migrations. A released file is never edited: add a new one.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_initial.sql")];
 
 /// How long a statement waits for a lock held by another massup process before failing.
 /// Long enough for a `status` during a run; short enough that a stuck lock is reported.
@@ -108,128 +123,21 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// The current time as stored everywhere: RFC 3339 in UTC, seconds precision.
+/// Opens the database for a dispatch's writer thread. Closing the last connection would
+/// checkpoint the whole WAL inside the run's time; later commits (or the next command)
+/// checkpoint it instead.
+pub fn open_for_writer(path: &Path) -> Result<Connection, StoreError> {
+    let conn = open(path)?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )?;
+    Ok(conn)
+}
+
+/// The current time as stored everywhere: RFC 3339 in UTC, milliseconds precision.
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// A run as stored, without its rows.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RunInfo {
-    pub id: i64,
-    pub module: String,
-    pub csv_path: String,
-    pub csv_sha256: String,
-    pub id_column: String,
-    pub columns: Vec<String>,
-    /// The plan settings (parsed from `settings_json`), for JSON output.
-    pub settings: serde_json::Value,
-    #[serde(skip)]
-    pub settings_json: String,
-    /// Field metadata can be large; `status --json` leaves it out.
-    #[serde(skip)]
-    pub fields_json: Option<String>,
-    pub state: String,
-    pub created_at: String,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
-    pub input_rows: i64,
-    pub valid_rows: i64,
-    pub invalid_rows: i64,
-    pub merged_rows: i64,
-    pub min_calls: i64,
-}
-
-const RUN_COLUMNS: &str =
-    "id, module, csv_path, csv_sha256, id_column, columns_json, settings_json, \
-     fields_json, state, created_at, started_at, finished_at, input_rows, valid_rows, \
-     invalid_rows, merged_rows, min_calls";
-
-fn run_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunInfo> {
-    let columns_json: String = row.get(5)?;
-    Ok(RunInfo {
-        id: row.get(0)?,
-        module: row.get(1)?,
-        csv_path: row.get(2)?,
-        csv_sha256: row.get(3)?,
-        id_column: row.get(4)?,
-        columns: serde_json::from_str(&columns_json).unwrap_or_default(),
-        settings: serde_json::from_str(&row.get::<_, String>(6)?).unwrap_or_default(),
-        settings_json: row.get(6)?,
-        fields_json: row.get(7)?,
-        state: row.get(8)?,
-        created_at: row.get(9)?,
-        started_at: row.get(10)?,
-        finished_at: row.get(11)?,
-        input_rows: row.get(12)?,
-        valid_rows: row.get(13)?,
-        invalid_rows: row.get(14)?,
-        merged_rows: row.get(15)?,
-        min_calls: row.get(16)?,
-    })
-}
-
-pub fn run(conn: &Connection, id: i64) -> Result<Option<RunInfo>, StoreError> {
-    let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1");
-    Ok(conn.query_row(&sql, params![id], run_from_row).optional()?)
-}
-
-pub fn runs(conn: &Connection) -> Result<Vec<RunInfo>, StoreError> {
-    let sql = format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id");
-    let mut stmt = conn.prepare(&sql)?;
-    let runs = stmt
-        .query_map([], run_from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(runs)
-}
-
-/// The newest run of this file content for this module, if one was planned before.
-pub fn run_by_sha(
-    conn: &Connection,
-    sha256: &str,
-    module: &str,
-) -> Result<Option<RunInfo>, StoreError> {
-    let sql = format!(
-        "SELECT {RUN_COLUMNS} FROM runs WHERE csv_sha256 = ?1 AND module = ?2 ORDER BY id DESC LIMIT 1"
-    );
-    Ok(conn
-        .query_row(&sql, params![sha256, module], run_from_row)
-        .optional()?)
-}
-
-/// The newest run that still has work to do (not finished), if any.
-pub fn latest_unfinished_run(conn: &Connection) -> Result<Option<RunInfo>, StoreError> {
-    let sql = format!(
-        "SELECT {RUN_COLUMNS} FROM runs WHERE state <> 'finished' ORDER BY id DESC LIMIT 1"
-    );
-    Ok(conn.query_row(&sql, [], run_from_row).optional()?)
-}
-
-pub fn latest_run(conn: &Connection) -> Result<Option<RunInfo>, StoreError> {
-    let sql = format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT 1");
-    Ok(conn.query_row(&sql, [], run_from_row).optional()?)
-}
-
-/// Moves a run to `state`, checking that exactly one row changed.
-pub fn set_run_state(conn: &Connection, run_id: i64, state: &str) -> Result<(), StoreError> {
-    let changed = match state {
-        "running" => conn.execute(
-            "UPDATE runs SET state = ?2, started_at = COALESCE(started_at, ?3), finished_at = NULL WHERE id = ?1",
-            params![run_id, state, now()],
-        )?,
-        "finished" => conn.execute(
-            "UPDATE runs SET state = ?2, finished_at = ?3 WHERE id = ?1",
-            params![run_id, state, now()],
-        )?,
-        _ => conn.execute(
-            "UPDATE runs SET state = ?2 WHERE id = ?1",
-            params![run_id, state],
-        )?,
-    };
-    if changed != 1 {
-        return Err(StoreError::Sql(rusqlite::Error::QueryReturnedNoRows));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

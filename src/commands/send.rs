@@ -1,0 +1,319 @@
+//! What `run`, `resume` and `retry` share: the connection and dispatch flags, the
+//! validated send settings they resolve to (over the stored run and massup.toml), and the
+//! send itself with its closing summary.
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::session::{install_signal_handlers, require_credentials, runtime, Session};
+use crate::api::auth::{AuthError, Credentials};
+use crate::config::Config;
+use crate::dispatch::{self, DispatchReport, DispatchSettings, Progress, Rate, StopReason};
+use crate::exit::{exit_for_send, Exit, SendEnd, UsageError};
+use crate::global::GlobalArgs;
+use crate::render::{self, progress::with_progress};
+use crate::store::{self, RunInfo, RunState, StoreError};
+use crate::summary;
+
+/// Where to send calls.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ConnectionFlags {
+    /// API base URL, e.g. https://www.zohoapis.eu [default: the token answer's api_domain, else the data centre's]
+    #[arg(long, value_name = "URL")]
+    pub api_domain: Option<String>,
+    /// Data centre: us, eu, in, au, jp, cn, ca, sa [default: us]
+    #[arg(long, value_name = "DC")]
+    pub dc: Option<String>,
+    /// Accounts server for token refresh [default: the data centre's]
+    #[arg(long, value_name = "URL")]
+    pub accounts_url: Option<String>,
+    /// CRM API version in the URL path.
+    #[arg(long, value_name = "VERSION")]
+    pub api_version: Option<String>,
+}
+
+/// How fast and how hard to send.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct DispatchFlags {
+    /// Calls per second/minute/hour shared by all workers, e.g. 10/s or 600/min; `none` for no limit [default: none]
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub rate: Option<RateFlag>,
+    /// Calls in flight at once (Zoho allows 5 to 25 per org by edition) [default: 10]
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Seconds before a call without an answer is given up (and retried) [default: 60]
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// HTTP attempts per chunk in one invocation before it is left pending [default: 5]
+    #[arg(long, value_name = "N")]
+    pub max_attempts: Option<u32>,
+    /// Stop cleanly (resumable) after this many calls.
+    #[arg(long, value_name = "N")]
+    pub max_calls: Option<u64>,
+    /// Stop cleanly (resumable) when Zoho reports fewer API credits left than this.
+    #[arg(long, value_name = "N")]
+    pub min_credits: Option<u64>,
+    /// First backoff step in milliseconds (doubles per retry, full jitter) [default: 500]
+    #[arg(long, value_name = "MS", hide = true)]
+    pub backoff_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RateFlag {
+    Unlimited,
+    Limit(Rate),
+}
+
+fn parse_rate(text: &str) -> Result<RateFlag, String> {
+    if text.eq_ignore_ascii_case("none") {
+        Ok(RateFlag::Unlimited)
+    } else {
+        text.parse().map(RateFlag::Limit)
+    }
+}
+
+/// How a run is sent, validated: where to connect and the dispatch settings, resolved from
+/// flags over the stored run over massup.toml, with the defaults written once (in
+/// `DispatchSettings::default`). Stored with the run so that `resume` and `retry` connect
+/// the same way. Secrets are not part of it: they come from the environment each time.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct SendSettings {
+    pub api_domain: Option<String>,
+    pub dc: Option<String>,
+    pub accounts_url: Option<String>,
+    pub api_version: Option<String>,
+    pub dispatch: Option<DispatchSettings>,
+}
+
+impl SendSettings {
+    /// What was stored with the run (nothing stored, or unreadable: the defaults).
+    pub fn load(conn: &rusqlite::Connection, run_id: i64) -> Result<SendSettings, StoreError> {
+        Ok(store::runs::send_settings_json(conn, run_id)?
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default())
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("settings serialize")
+    }
+
+    pub fn save(&self, conn: &rusqlite::Connection, run_id: i64) -> Result<(), StoreError> {
+        store::runs::save_send_settings_json(conn, run_id, &self.to_json())
+    }
+
+    /// Flags override what was stored, which overrides massup.toml.
+    pub fn resolve(
+        stored: &SendSettings,
+        conn_flags: &ConnectionFlags,
+        flags: &DispatchFlags,
+        config: &Config,
+        over_write: bool,
+    ) -> Result<SendSettings, UsageError> {
+        let config_rate = config
+            .rate
+            .as_deref()
+            .map(parse_rate)
+            .transpose()
+            .map_err(|e| UsageError::new(format!("massup.toml rate: {e}")))?
+            .and_then(|r| match r {
+                RateFlag::Limit(rate) => Some(rate),
+                RateFlag::Unlimited => None,
+            });
+        let base = stored.dispatch.clone().unwrap_or_else(|| DispatchSettings {
+            concurrency: config.concurrency.unwrap_or(10),
+            rate: config_rate,
+            max_attempts: config.max_attempts.unwrap_or(5),
+            timeout: Duration::from_secs_f64(config.timeout_secs.unwrap_or(60.0)),
+            ..DispatchSettings::default()
+        });
+        let mut settings = DispatchSettings {
+            over_write,
+            max_calls: flags.max_calls,
+            min_credits: flags.min_credits.or(base.min_credits),
+            ..base
+        };
+        if let Some(n) = flags.concurrency {
+            settings.concurrency = n;
+        }
+        if settings.concurrency == 0 {
+            return Err(UsageError::new("--concurrency must be at least 1"));
+        }
+        match flags.rate {
+            Some(RateFlag::Limit(rate)) => settings.rate = Some(rate),
+            Some(RateFlag::Unlimited) => settings.rate = None,
+            None => {}
+        }
+        if let Some(t) = flags.timeout {
+            if !(t.is_finite() && t > 0.0) {
+                return Err(UsageError::new(
+                    "--timeout must be a positive number of seconds",
+                ));
+            }
+            settings.timeout = Duration::from_secs_f64(t);
+        }
+        if let Some(n) = flags.max_attempts {
+            settings.max_attempts = n.max(1);
+        }
+        if let Some(ms) = flags.backoff_ms {
+            settings.backoff_base = Duration::from_millis(ms);
+            settings.backoff_max =
+                Duration::from_millis(ms.saturating_mul(64)).max(settings.backoff_base);
+        }
+        let pick = |flag: &Option<String>, stored: &Option<String>, config: &Option<String>| {
+            flag.clone()
+                .or_else(|| stored.clone())
+                .or_else(|| config.clone())
+        };
+        Ok(SendSettings {
+            api_domain: pick(
+                &conn_flags.api_domain,
+                &stored.api_domain,
+                &config.api_domain,
+            ),
+            dc: pick(&conn_flags.dc, &stored.dc, &config.dc),
+            accounts_url: pick(
+                &conn_flags.accounts_url,
+                &stored.accounts_url,
+                &config.accounts_url,
+            ),
+            api_version: conn_flags
+                .api_version
+                .clone()
+                .or_else(|| stored.api_version.clone()),
+            dispatch: Some(settings),
+        })
+    }
+
+    pub fn dispatch(&self) -> DispatchSettings {
+        self.dispatch.clone().unwrap_or_default()
+    }
+}
+
+/// Sends a run's pending chunks and ends with its summary and exit code.
+pub async fn send_run(
+    db: &Path,
+    run: &RunInfo,
+    send: &SendSettings,
+    session: &Session,
+    stop: CancellationToken,
+    global: &GlobalArgs,
+) -> anyhow::Result<Exit> {
+    let conn = store::open(db)?;
+    store::chunks::reset_in_flight(&conn, run.id)?;
+    send.save(&conn, run.id)?;
+    store::runs::set_run_state(&conn, run.id, RunState::Running)?;
+    let progress = Arc::new(Progress::default());
+    progress.items_total.store(
+        store::chunks::unsettled_items(&conn, run.id)?,
+        Ordering::Relaxed,
+    );
+    drop(conn);
+    // A first token before the URL is fixed. Refused credentials are left for the dispatch
+    // to report; but when the accounts server cannot be reached at all (its refresh already
+    // retried), the workers would only wait for the same, so the run stops here, resumable.
+    let first_token = session.tokens.token().await;
+    let endpoint = session.endpoint(&run.module).await?;
+    tracing::debug!(run = run.id, url = %endpoint.mass_update_url, "sending");
+    let report = match first_token {
+        Err(AuthError::Unavailable(message)) => DispatchReport {
+            calls: 0,
+            stop: Some(StopReason::TokenUnavailable { message }),
+            elapsed: Duration::ZERO,
+        },
+        _ => {
+            with_progress(
+                progress.clone(),
+                global.quiet,
+                dispatch::dispatch(db, run.id, send.dispatch(), endpoint, stop, progress),
+            )
+            .await?
+        }
+    };
+    finish_run(db, run.id, &report, global)
+}
+
+/// Sets the run's final state, prints its summary and what to do next, and returns the
+/// exit code (decided in `exit`).
+pub fn finish_run(
+    db: &Path,
+    run_id: i64,
+    report: &DispatchReport,
+    global: &GlobalArgs,
+) -> anyhow::Result<Exit> {
+    let conn = store::open(db)?;
+    let run = store::runs::run(&conn, run_id)?.ok_or_else(|| no_run(run_id, db))?;
+    let counts = summary::run_counts(&conn, &run)?;
+    let end = SendEnd::of(report.stop.as_ref(), counts.unfinished_chunks() > 0);
+    let state = match end {
+        SendEnd::Finished => RunState::Finished,
+        _ => RunState::Interrupted,
+    };
+    store::runs::set_run_state(&conn, run_id, state)?;
+    let run = store::runs::run(&conn, run_id)?.ok_or_else(|| no_run(run_id, db))?;
+    if global.quiet {
+        eprintln!("{}", render::run_line(&run, &counts));
+    } else {
+        crate::out!("{}", render::run_status(&run, &counts, db));
+    }
+    let resume = format!("massup --db {} resume --run {}", db.display(), run.id);
+    match &end {
+        SendEnd::Fatal { code, message } => {
+            eprintln!("error: stopped on {code}: {message}");
+            eprintln!("Fix that, then continue with: {resume}");
+        }
+        SendEnd::Stopped(reason) => eprintln!("stopped ({reason}); continue with: {resume}"),
+        SendEnd::CallsKeptFailing => {
+            eprintln!("some calls kept failing (see `massup status`); continue with: {resume}")
+        }
+        SendEnd::Finished => {}
+    }
+    Ok(exit_for_send(&end, &counts))
+}
+
+fn no_run(run_id: i64, db: &Path) -> anyhow::Error {
+    anyhow::anyhow!("run {run_id} is gone from {}", db.display())
+}
+
+/// What `resume` and `retry` need of a stored run: its plan settings and its connection
+/// with this invocation's flags over it, and credentials from the environment.
+pub struct StoredRun {
+    pub run: RunInfo,
+    pub plan: crate::plan::PlanSettings,
+    pub send: SendSettings,
+    pub credentials: Credentials,
+}
+
+impl StoredRun {
+    pub fn load(
+        conn: &rusqlite::Connection,
+        run: RunInfo,
+        connection: &ConnectionFlags,
+        dispatch: &DispatchFlags,
+        config: &Config,
+    ) -> anyhow::Result<StoredRun> {
+        let plan: crate::plan::PlanSettings = serde_json::from_str(&run.settings_json)?;
+        let stored = SendSettings::load(conn, run.id)?;
+        let send = SendSettings::resolve(&stored, connection, dispatch, config, plan.over_write)?;
+        Ok(StoredRun {
+            run,
+            plan,
+            send,
+            credentials: require_credentials(config)?,
+        })
+    }
+
+    /// Sends the run's pending chunks from a synchronous command: runtime, signals,
+    /// connection, dispatch, summary.
+    pub fn send(self, db: &Path, global: &GlobalArgs) -> anyhow::Result<Exit> {
+        runtime()?.block_on(async {
+            let stop = CancellationToken::new();
+            install_signal_handlers(stop.clone(), global.quiet);
+            let session = Session::new(&self.send, self.credentials, stop.clone(), db)?;
+            send_run(db, &self.run, &self.send, &session, stop, global).await
+        })
+    }
+}

@@ -1,0 +1,148 @@
+//! A session with Zoho: the HTTP client, credentials and tokens, the API domain, and the
+//! runtime and signals a sending command runs under. Shutdown is passed in as a
+//! cancellation token that the signal handlers (or a test) cancel.
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::send::SendSettings;
+use crate::api::auth::{Credentials, TokenSource};
+use crate::api::{self, check_base_url};
+use crate::config::Config;
+use crate::dispatch::Endpoint;
+use crate::exit::{Exit, UsageError};
+
+/// A live connection: HTTP client, tokens, and the API domain to use.
+pub struct Session {
+    pub http: reqwest::Client,
+    pub tokens: Arc<TokenSource>,
+    explicit_api_domain: Option<String>,
+    dc_api_domain: String,
+    pub api_version: String,
+}
+
+impl Session {
+    /// Connects as `settings` say. `stop` ends waits for tokens (Ctrl-C); the caller owns
+    /// it and decides what stops the session.
+    pub fn new(
+        settings: &SendSettings,
+        credentials: Credentials,
+        stop: CancellationToken,
+        db: &Path,
+    ) -> Result<Session, UsageError> {
+        let connection = settings;
+        let dc = connection.dc.as_deref().unwrap_or("us");
+        let (dc_accounts, dc_api) = api::data_centre(dc)?;
+        let accounts = match &connection.accounts_url {
+            Some(url) => check_base_url("--accounts-url", url)?,
+            None => dc_accounts.to_string(),
+        };
+        let explicit_api_domain = connection
+            .api_domain
+            .as_deref()
+            .map(|url| check_base_url("--api-domain", url))
+            .transpose()?;
+        let dispatch = connection.dispatch();
+        let http = api::http_client(dispatch.timeout, dispatch.concurrency);
+        let tokens = Arc::new(
+            TokenSource::new(credentials, accounts, http.clone(), stop).sharing_refresh_budget(db),
+        );
+        Ok(Session {
+            http,
+            tokens,
+            explicit_api_domain,
+            dc_api_domain: dc_api.to_string(),
+            api_version: connection
+                .api_version
+                .clone()
+                .unwrap_or_else(|| "v2".into()),
+        })
+    }
+
+    /// The API domain: the flag, else what the token answer named (checked), else the
+    /// data centre's.
+    pub async fn api_domain(&self) -> Result<String, UsageError> {
+        if let Some(explicit) = &self.explicit_api_domain {
+            return Ok(explicit.clone());
+        }
+        match self.tokens.api_domain().await {
+            Some(from_token) => check_base_url("the token answer's api_domain", &from_token),
+            None => Ok(self.dc_api_domain.clone()),
+        }
+    }
+
+    /// The mass_update endpoint. Call after a first `tokens.token()`: a refresh answer may
+    /// name the API domain.
+    pub async fn endpoint(&self, module: &str) -> Result<Endpoint, UsageError> {
+        let domain = self.api_domain().await?;
+        Ok(Endpoint {
+            mass_update_url: format!(
+                "{domain}/crm/{}/{module}/actions/mass_update",
+                self.api_version
+            ),
+            http: self.http.clone(),
+            tokens: self.tokens.clone(),
+        })
+    }
+}
+
+/// Credentials or a message saying how to provide them.
+pub fn require_credentials(config: &Config) -> Result<Credentials, UsageError> {
+    Credentials::load(config.secrets_file.as_deref())?.ok_or_else(|| {
+        UsageError::new(
+            "no credentials: set ZOHO_ACCESS_TOKEN, or ZOHO_CLIENT_ID + ZOHO_CLIENT_SECRET + ZOHO_REFRESH_TOKEN (or `secrets_file` in massup.toml, mode 600). `massup demo` needs none.",
+        )
+    })
+}
+
+/// Ctrl-C or SIGTERM: the first stops new calls and lets calls in flight finish; the
+/// second exits at once (the database still holds every committed outcome, and
+/// `resume` redoes chunks that were in flight).
+pub fn install_signal_handlers(stop: CancellationToken, quiet: bool) {
+    tokio::spawn(async move {
+        let mut seen = 0;
+        loop {
+            wait_for_signal().await;
+            seen += 1;
+            if seen == 1 {
+                if !quiet {
+                    eprintln!("\nstopping: no new calls; waiting for calls in flight (press Ctrl-C again to quit at once)");
+                }
+                stop.cancel();
+            } else {
+                eprintln!("\nquitting now; `massup resume` continues the run");
+                std::process::exit(Exit::Resumable.code().into());
+            }
+        }
+    });
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The tokio runtime for a command.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

@@ -1,0 +1,415 @@
+//! The worker: sends one claimed chunk until every item has its answer, the chunk runs out
+//! of attempts, or the run stops. Each attempt takes a concurrency slot (held from just
+//! before the request until its answer is read), a limiter slot and a token; what it did is
+//! stored through the writer whatever happened. A chunk leaves the worker as one
+//! [`ChunkEnd`]: done, or pending for a later attempt, perhaps stopping the run.
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rustc_hash::FxHashMap;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use super::call::CallKind;
+use super::interpret::{Interpretation, Step};
+use super::pacing::{backoff_delay, until_ready, Limiter};
+use super::settings::DispatchSettings;
+use super::writer::WriterMsg;
+use super::{Endpoint, Progress, StopReason};
+use crate::api::auth::AuthError;
+use crate::api::{send_mass_update, Exchange};
+use crate::outcome::ItemState;
+use crate::store;
+use crate::store::chunks::{CallRecord, ChunkState, ChunkUpdate, ClaimedChunk};
+
+/// Fresh tokens a worker asks for when its calls keep being refused, before it stops the
+/// run: a revoked token can be replaced; credentials that keep failing cannot.
+const TOKEN_REFRESHES_PER_CHUNK: u32 = 3;
+
+/// What every worker of a dispatch shares.
+pub struct SendContext {
+    pub settings: DispatchSettings,
+    pub endpoint: Endpoint,
+    pub kind: CallKind,
+    /// The concurrency cap: a permit is held from just before a request is sent until its
+    /// answer has been read, so reading, recording and backing off never hold a slot.
+    pub call_slots: Arc<Semaphore>,
+    pub limiter: Option<Limiter>,
+    pub writer: mpsc::Sender<WriterMsg>,
+    pub stop: CancellationToken,
+    pub stop_reason: Mutex<Option<StopReason>>,
+    pub progress: Arc<Progress>,
+    /// Calls counted against --max-calls.
+    pub calls_counted: AtomicU64,
+    pub writer_failed: AtomicBool,
+}
+
+impl SendContext {
+    /// Records why dispatching stops (the first reason wins) and stops feeding new chunks.
+    pub fn stop_with(&self, reason: StopReason) {
+        let mut slot = self.stop_reason.lock().expect("stop reason lock");
+        if slot.is_none() {
+            tracing::warn!("stopping: {reason}");
+            *slot = Some(reason);
+        }
+        self.stop.cancel();
+    }
+
+    /// Stores a chunk's update through the writer.
+    pub async fn store(&self, update: ChunkUpdate) {
+        if self
+            .writer
+            .send(WriterMsg::Attempt(Box::new(update)))
+            .await
+            .is_err()
+        {
+            self.writer_failed.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Ends a chunk: stops the run if `end` says so, then stores the chunk as it leaves.
+    pub async fn finish_chunk(&self, chunk: &ClaimedChunk, end: ChunkEnd) {
+        if let Some(reason) = end.stop {
+            self.stop_with(reason);
+        }
+        let update = ChunkUpdate {
+            leaves_as: Some(end.state),
+            code: end.code,
+            message: end.message,
+            call: end.call,
+            ..update_of(chunk, None, None)
+        };
+        self.store(update).await;
+    }
+}
+
+/// How a chunk leaves its worker.
+#[derive(Debug)]
+pub struct ChunkEnd {
+    pub state: ChunkState,
+    /// Stop the whole run, for this reason.
+    pub stop: Option<StopReason>,
+    /// The answer that ended it, if any (None keeps what is stored).
+    pub code: Option<String>,
+    pub message: Option<String>,
+    /// The last HTTP attempt, if one was made since the last stored update.
+    pub call: Option<CallRecord>,
+}
+
+impl ChunkEnd {
+    /// Every item answered.
+    fn done() -> ChunkEnd {
+        ChunkEnd {
+            state: ChunkState::Done,
+            stop: None,
+            code: None,
+            message: None,
+            call: None,
+        }
+    }
+
+    /// Left for a later attempt (resume), nothing sent since the last update.
+    pub fn pending() -> ChunkEnd {
+        ChunkEnd {
+            state: ChunkState::Pending,
+            ..ChunkEnd::done()
+        }
+    }
+
+    fn stopping(mut self, reason: Option<StopReason>) -> ChunkEnd {
+        self.stop = reason;
+        self
+    }
+
+    fn answered(mut self, code: String, message: String) -> ChunkEnd {
+        self.code = Some(code);
+        self.message = Some(message);
+        self
+    }
+
+    fn after(mut self, call: CallRecord) -> ChunkEnd {
+        self.call = Some(call);
+        self
+    }
+}
+
+/// The chunk as it stands after an attempt that another attempt follows.
+fn update_of(
+    chunk: &ClaimedChunk,
+    answer: Option<(String, String)>,
+    call: Option<CallRecord>,
+) -> ChunkUpdate {
+    let (code, message) = answer.unzip();
+    ChunkUpdate {
+        chunk_id: chunk.id,
+        outcomes: chunk.outcomes.clone(),
+        details: chunk.details.clone(),
+        code,
+        message,
+        leaves_as: None,
+        call,
+    }
+}
+
+/// Sends `chunk` until it ends (see the module doc).
+pub async fn send_chunk(ctx: Arc<SendContext>, mut chunk: ClaimedChunk) {
+    let end = attempt_until_end(&ctx, &mut chunk).await;
+    ctx.finish_chunk(&chunk, end).await;
+}
+
+async fn attempt_until_end(ctx: &SendContext, chunk: &mut ClaimedChunk) -> ChunkEnd {
+    let index: FxHashMap<i64, usize> = chunk
+        .members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.record_id, i))
+        .collect();
+    let mut attempts = 0u32;
+    let mut token_refreshes = 0u32;
+    let mut rng = rand::rngs::SmallRng::from_os_rng();
+    loop {
+        let pending: Vec<usize> = (0..chunk.members.len())
+            .filter(|&i| ItemState::from_byte(chunk.outcomes[i]) == ItemState::Pending)
+            .collect();
+        if pending.is_empty() {
+            return ChunkEnd::done();
+        }
+        if ctx.stop.is_cancelled() {
+            return ChunkEnd::pending();
+        }
+        let slot = tokio::select! {
+            biased;
+            _ = ctx.stop.cancelled() => None,
+            slot = ctx.call_slots.clone().acquire_owned() => slot.ok(),
+        };
+        // A stop can come while waiting for the slot (the answer that freed it may have
+        // called for one): check again before anything is sent.
+        let Some(slot) = slot.filter(|_| !ctx.stop.is_cancelled()) else {
+            return ChunkEnd::pending();
+        };
+        // The limiter first, the budget second: a call counted against --max-calls is sent,
+        // never abandoned in the limiter's queue when the budget's stop comes.
+        if let Some(limiter) = &ctx.limiter {
+            if !tokio::select! {
+                _ = until_ready(limiter) => !ctx.stop.is_cancelled(),
+                _ = ctx.stop.cancelled() => false,
+            } {
+                return ChunkEnd::pending();
+            }
+        }
+        let counted = ctx.calls_counted.fetch_add(1, Ordering::SeqCst);
+        if let Some(max) = ctx.settings.max_calls {
+            if counted >= max {
+                return ChunkEnd::pending().stopping(Some(StopReason::MaxCalls { calls: max }));
+            }
+        }
+        let (token, generation) = match ctx.endpoint.tokens.token().await {
+            Ok(found) => found,
+            Err(problem) => {
+                ctx.calls_counted.fetch_sub(1, Ordering::SeqCst); // nothing was sent
+                match problem {
+                    AuthError::Stopped => return ChunkEnd::pending(),
+                    AuthError::Refused(message) => {
+                        let stop = StopReason::Fatal {
+                            code: "AUTHENTICATION_FAILURE".into(),
+                            message: message.clone(),
+                        };
+                        return ChunkEnd::pending()
+                            .stopping(Some(stop))
+                            .answered("AUTHENTICATION_FAILURE".into(), message);
+                    }
+                    AuthError::Unavailable(message) => {
+                        attempts += 1;
+                        if attempts < ctx.settings.max_attempts {
+                            let delay = backoff_delay(&ctx.settings, attempts, None, &mut rng);
+                            if sleep_unless_stopped(&ctx.stop, delay).await {
+                                continue;
+                            }
+                            return ChunkEnd::pending();
+                        }
+                        let stop = StopReason::TokenUnavailable {
+                            message: message.clone(),
+                        };
+                        return ChunkEnd::pending()
+                            .stopping(Some(stop))
+                            .answered("TOKEN_UNAVAILABLE".into(), message);
+                    }
+                }
+            }
+        };
+        let ids: Vec<i64> = pending
+            .iter()
+            .map(|&i| chunk.members[i].record_id)
+            .collect();
+        let body = ctx.kind.body(&chunk.payload, ctx.settings.over_write, &ids);
+        let started_at = store::now();
+        let (exchange, took) = send_mass_update(
+            &ctx.endpoint.http,
+            &ctx.endpoint.mass_update_url,
+            &token,
+            body,
+        )
+        .await;
+        // The answer is read while the slot is held, so that a stop it calls for (credits
+        // below --min-credits, a fatal code) comes before the next call can leave.
+        note_credits(ctx, &exchange);
+        let Interpretation {
+            step,
+            http_status,
+            call_code,
+        } = ctx
+            .kind
+            .interpret(&exchange, chunk, &index, ctx.endpoint.tokens.can_refresh());
+        if matches!(step, Step::Fatal { .. }) {
+            ctx.stop.cancel(); // the chunk's end below records why
+        }
+        drop(slot);
+        attempts += 1;
+        ctx.progress.calls.fetch_add(1, Ordering::Relaxed);
+        if attempts > 1 {
+            ctx.progress.retries.fetch_add(1, Ordering::Relaxed);
+        }
+        let call = CallRecord {
+            started_at,
+            duration: took,
+            http_status,
+            code: Some(call_code.clone()),
+            ids: ids.len(),
+        };
+        // What the attempt means for the chunk: an end (returned at once), or another
+        // attempt after a backoff with the answer to store meanwhile.
+        let (code, message, retry_after) = match step {
+            Step::Settled => {
+                count_settled(ctx, chunk, &pending);
+                let all_done = chunk
+                    .outcomes
+                    .iter()
+                    .all(|&b| ItemState::from_byte(b) != ItemState::Pending);
+                if all_done {
+                    // A mixed answer has no one message: the stored one is kept.
+                    let message = (call_code == "SUCCESS").then(|| "record updated".to_string());
+                    let mut end = ChunkEnd::done().after(call);
+                    end.code = Some(call_code);
+                    end.message = message;
+                    return end;
+                }
+                // Some records were not in the answer: send those again.
+                let message = "the answer did not name every record; sending the rest again";
+                let code = if attempts >= ctx.settings.max_attempts {
+                    "NO_ANSWER_FOR_RECORD".to_string()
+                } else {
+                    call_code
+                };
+                (code, message.to_string(), None)
+            }
+            Step::Again {
+                code,
+                message,
+                retry_after,
+            } => (code, message, retry_after),
+            Step::Token { code, message } => {
+                // A refused token is not the chunk's fault: it does not use up an attempt.
+                attempts -= 1;
+                token_refreshes += 1;
+                let refreshed = if token_refreshes <= TOKEN_REFRESHES_PER_CHUNK {
+                    ctx.endpoint.tokens.rejected(generation).await
+                } else {
+                    Ok(false)
+                };
+                let stop = match refreshed {
+                    Ok(true) => {
+                        let update = update_of(chunk, Some((code, message)), Some(call));
+                        ctx.store(update).await;
+                        continue;
+                    }
+                    Ok(false) => Some(StopReason::Fatal {
+                        code: code.clone(),
+                        message: if ctx.endpoint.tokens.can_refresh() {
+                            format!(
+                                "{message} (still refused after {} fresh tokens)",
+                                token_refreshes - 1
+                            )
+                        } else {
+                            format!("{message}: the access token is invalid or expired; set a fresh ZOHO_ACCESS_TOKEN, or ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET and ZOHO_REFRESH_TOKEN so massup can refresh it")
+                        },
+                    }),
+                    Err(AuthError::Stopped) => None,
+                    // The accounts server is down, not the credentials wrong: resumable.
+                    Err(AuthError::Unavailable(message)) => {
+                        Some(StopReason::TokenUnavailable { message })
+                    }
+                    Err(e) => Some(StopReason::Fatal {
+                        code: code.clone(),
+                        message: e.to_string(),
+                    }),
+                };
+                let message = match &stop {
+                    Some(StopReason::Fatal { message, .. })
+                    | Some(StopReason::TokenUnavailable { message }) => message.clone(),
+                    _ => message,
+                };
+                return ChunkEnd::pending()
+                    .stopping(stop)
+                    .answered(code, message)
+                    .after(call);
+            }
+            Step::Fatal { code, message } => {
+                let stop = StopReason::Fatal {
+                    code: code.clone(),
+                    message: message.clone(),
+                };
+                return ChunkEnd::pending()
+                    .stopping(Some(stop))
+                    .answered(code, message)
+                    .after(call);
+            }
+        };
+        if attempts >= ctx.settings.max_attempts {
+            return ChunkEnd::pending().answered(code, message).after(call);
+        }
+        let update = update_of(chunk, Some((code, message)), Some(call));
+        ctx.store(update).await;
+        let delay = backoff_delay(&ctx.settings, attempts, retry_after, &mut rng);
+        if !sleep_unless_stopped(&ctx.stop, delay).await {
+            return ChunkEnd::pending();
+        }
+    }
+}
+
+async fn sleep_unless_stopped(stop: &CancellationToken, delay: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => true,
+        _ = stop.cancelled() => false,
+    }
+}
+
+fn count_settled(ctx: &SendContext, chunk: &ClaimedChunk, were_pending: &[usize]) {
+    for &i in were_pending {
+        let counter = match ItemState::from_byte(chunk.outcomes[i]) {
+            ItemState::Succeeded => &ctx.progress.succeeded,
+            ItemState::Failed => &ctx.progress.failed,
+            ItemState::Retryable => &ctx.progress.retryable,
+            _ => continue,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        ctx.progress.items_settled.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Keeps the credits Zoho reports, and stops the run below --min-credits.
+fn note_credits(ctx: &SendContext, exchange: &Exchange) {
+    if let Exchange::Answered {
+        credits_remaining: Some(left),
+        ..
+    } = exchange
+    {
+        ctx.progress
+            .credits_remaining
+            .store(*left, Ordering::Relaxed);
+        if ctx.settings.min_credits.is_some_and(|min| *left < min) {
+            ctx.stop_with(StopReason::Credits { remaining: *left });
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! The writer: the only owner of the database connection during a dispatch. Claims are
+//! committed before they are answered, so nothing is sent before it is `in_flight` on disk;
+//! attempts are committed in batches.
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::chunks::{self, ChunkUpdate, ClaimedChunk};
+use crate::store::StoreError;
+
+/// What the feeder and the workers ask of the writer.
+pub enum WriterMsg {
+    /// Mark these chunks in flight (those still pending) and hand them over.
+    Claim {
+        chunk_ids: Vec<i64>,
+        reply: oneshot::Sender<Result<Vec<ClaimedChunk>, StoreError>>,
+    },
+    /// Store what an attempt did to a chunk.
+    Attempt(Box<ChunkUpdate>),
+}
+
+/// Messages a writer transaction takes before it commits: large enough to make commits
+/// rare at 1,000 calls/s, small enough that a crash loses little (and loses nothing that
+/// `resume` cannot redo).
+pub const WRITER_BATCH: usize = 512;
+
+/// Serves messages until every sender is gone.
+pub fn run_writer(
+    conn: &mut rusqlite::Connection,
+    run_id: i64,
+    mut receiver: mpsc::Receiver<WriterMsg>,
+) -> Result<(), StoreError> {
+    while let Some(first) = receiver.blocking_recv() {
+        let tx = conn.transaction()?;
+        let mut replies = Vec::new();
+        let mut next = Some(first);
+        let mut taken = 0;
+        while let Some(msg) = next.take() {
+            taken += 1;
+            match msg {
+                WriterMsg::Claim { chunk_ids, reply } => {
+                    let claimed = chunks::claim(&tx, run_id, &chunk_ids);
+                    replies.push((reply, claimed));
+                }
+                WriterMsg::Attempt(update) => chunks::record_attempt(&tx, run_id, &update)?,
+            }
+            if taken < WRITER_BATCH {
+                next = receiver.try_recv().ok();
+            }
+        }
+        tx.commit()?;
+        // Claims are answered only once committed: nothing is sent before it is in_flight
+        // on disk.
+        for (reply, claimed) in replies {
+            let _ = reply.send(claimed);
+        }
+    }
+    Ok(())
+}

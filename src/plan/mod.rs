@@ -1,0 +1,269 @@
+//! Planning: the stage between the CSV and the store. [`settings`] holds what decides a
+//! plan, checked once; [`planner`] decides rows, groups and chunks in memory; this module
+//! orchestrates: it reads the file (spooled and hashed by `input`), feeds the planner on one
+//! thread while the store takes rows on another, and stores the result in one transaction,
+//! so a plan is either stored whole or not at all. [`requeue`] plans `retry`'s new chunks.
+pub mod planner;
+pub mod requeue;
+pub mod settings;
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+use serde::Serialize;
+
+use crate::fields::ModuleFields;
+use crate::input::spool::{file_sha256, spool_if_stream};
+use crate::input::{CsvInput, CsvOptions, InputError};
+use crate::store::rows::NewRow;
+use crate::store::{self, RunInfo, StoreError};
+
+pub use planner::{
+    balanced_chunks, parse_record_id, PlanTotals, Planner, RowProblem, PROBLEMS_SHOWN,
+};
+pub use settings::{default_field_limit, PlanSettings, SettingsError, MAX_IDS_PER_CALL};
+
+/// Problems that stop a plan before anything is stored. All are input or usage errors.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("{path}: {} column(s) cannot be mass-updated in {module}, nothing was stored:\n{}", problems.len(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Columns {
+        path: String,
+        module: String,
+        problems: Vec<String>,
+    },
+    #[error("{path}: {invalid} invalid row(s) and --strict is set, nothing was stored:\n{}", problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Strict {
+        path: String,
+        invalid: u64,
+        problems: Vec<RowProblem>,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for PlanError {
+    fn from(e: rusqlite::Error) -> Self {
+        PlanError::Store(StoreError::Sql(e))
+    }
+}
+
+/// What `plan` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanSummary {
+    pub run_id: i64,
+    pub csv_path: String,
+    pub module: String,
+    pub input_rows: u64,
+    pub valid_rows: u64,
+    pub invalid_rows: u64,
+    pub merged_rows: u64,
+    pub groups: u64,
+    pub calls: u64,
+    pub min_calls: u64,
+    pub problems: Vec<RowProblem>,
+    pub warnings: Vec<String>,
+    pub example_request: Option<serde_json::Value>,
+}
+
+pub enum PlanOutcome {
+    Planned(PlanSummary),
+    /// The same file content was planned for this module before; nothing new was stored.
+    Existing(RunInfo),
+}
+
+/// Everything a plan needs besides the database.
+pub struct PlanRequest<'a> {
+    pub csv_path: &'a Path,
+    pub settings: &'a PlanSettings,
+    /// Field metadata (Zoho's settings/fields answer) and its JSON text, stored with the run.
+    pub fields: Option<(&'a ModuleFields, &'a str)>,
+    pub strict: bool,
+    pub new_run: bool,
+    /// Connection and send settings (`run` stores them with the plan, in the same
+    /// transaction, so that a kill right after planning cannot lose them for `resume`).
+    pub send_json: Option<&'a str>,
+}
+
+/// Plans `request.csv_path` into `conn`.
+pub fn plan(conn: &mut Connection, request: &PlanRequest<'_>) -> Result<PlanOutcome, PlanError> {
+    let settings = request.settings;
+    // Every flag is checked before anything else, so a typo is reported even when the
+    // file turns out to be planned already.
+    settings.check()?;
+    let given = request.csv_path;
+    let shown = given.display().to_string();
+    // A pipe (`--csv -`, /dev/stdin, a FIFO) can be read only once, and a plan reads its
+    // file twice (its SHA-256 first): such input is copied to a temporary file.
+    let spooled = spool_if_stream(given)?;
+    let path: &Path = spooled.as_ref().map_or(given, |f| f.path());
+    let sha256 = file_sha256(path)?;
+    if !request.new_run {
+        if let Some(existing) = store::runs::run_by_sha(conn, &sha256, &settings.module)? {
+            return Ok(PlanOutcome::Existing(existing));
+        }
+    }
+    let file = std::fs::File::open(path).map_err(|source| InputError::Open {
+        path: shown.clone(),
+        source,
+    })?;
+    let input = CsvInput::from_reader(
+        given,
+        Box::new(std::io::BufReader::with_capacity(256 * 1024, file)),
+        &CsvOptions {
+            delimiter: settings.delimiter as u8,
+            id_column: settings.id_column.clone(),
+        },
+    )?;
+    let mut warnings = Vec::new();
+    let source = planner::Source {
+        shown: shown.clone(),
+        size: std::fs::metadata(path).map_or(0, |m| m.len()),
+    };
+    let planner = Planner::new(
+        input.field_columns(),
+        settings,
+        request.fields.map(|f| f.0),
+        source,
+        &mut warnings,
+    )?;
+    let tx = conn.transaction()?;
+    let settings_json = serde_json::to_string(settings).expect("settings serialize");
+    let columns_json = serde_json::to_string(input.field_columns()).expect("names serialize");
+    let absolute = match spooled {
+        Some(_) => PathBuf::from(given),
+        None => std::fs::canonicalize(given).unwrap_or_else(|_| PathBuf::from(given)),
+    };
+    let run_id = store::runs::insert_run(
+        &tx,
+        &store::runs::NewRun {
+            module: &settings.module,
+            csv_path: &absolute.display().to_string(),
+            csv_sha256: &sha256,
+            id_column: &settings.id_column,
+            columns_json: &columns_json,
+            settings_json: &settings_json,
+            fields_json: request.fields.map(|f| f.1),
+            send_json: request.send_json,
+        },
+    )?;
+    let planner = stream_rows(&tx, run_id, input, planner)?;
+    let planned = planner.finish();
+    let totals = planned.totals;
+    if request.strict && totals.invalid_rows > 0 {
+        drop(tx); // rolls back: a strict plan stores nothing
+        return Err(PlanError::Strict {
+            path: shown,
+            invalid: totals.invalid_rows,
+            problems: planned.problems,
+        });
+    }
+    for (row_no, message) in &planned.conflicts {
+        store::rows::mark_invalid(&tx, run_id, *row_no, message)?;
+    }
+    for group in planned.groups() {
+        let group_id =
+            store::chunks::insert_group(&tx, run_id, &group.payload_json(), group.items())?;
+        for chunk in group.chunks() {
+            store::chunks::insert_chunk(&tx, run_id, group_id, &chunk)?;
+        }
+    }
+    if request.fields.is_none() {
+        warnings.push(
+            "no field metadata: values are sent as text unless --type says otherwise; pass --fields FILE (or let `run` fetch it) to check types before sending".into(),
+        );
+    }
+    store::runs::set_plan_totals(
+        &tx,
+        run_id,
+        &store::runs::PlanTotals {
+            input_rows: totals.input_rows,
+            valid_rows: totals.valid_rows,
+            invalid_rows: totals.invalid_rows,
+            merged_rows: totals.merged_rows,
+            min_calls: totals.min_calls,
+        },
+    )?;
+    let example_request = example_request(&tx, run_id, settings.over_write)?;
+    tx.commit()?;
+    Ok(PlanOutcome::Planned(PlanSummary {
+        run_id,
+        csv_path: shown,
+        module: settings.module.clone(),
+        input_rows: totals.input_rows,
+        valid_rows: totals.valid_rows,
+        invalid_rows: totals.invalid_rows,
+        merged_rows: totals.merged_rows,
+        groups: totals.groups,
+        calls: totals.calls,
+        min_calls: totals.min_calls,
+        problems: planned.problems,
+        warnings,
+        example_request,
+    }))
+}
+
+/// Rows per message between the threads: large enough that handing over is rare.
+const CHANNEL_BATCH: usize = 4096;
+
+/// Reads, checks and places every row on one thread while this one stores them: on two
+/// cores the CSV work and SQLite's B-tree work overlap. Returns the planner to finish.
+fn stream_rows(
+    tx: &rusqlite::Transaction<'_>,
+    run_id: i64,
+    mut input: CsvInput,
+    mut planner: Planner,
+) -> Result<Planner, PlanError> {
+    std::thread::scope(|scope| {
+        // A few batches in flight keep both threads busy and memory bounded.
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<NewRow>>(4);
+        let reader = scope.spawn(move || -> Result<Planner, InputError> {
+            let mut batch = Vec::with_capacity(CHANNEL_BATCH);
+            while let Some(row) = input.next_row()? {
+                batch.push(planner.plan_row(&row));
+                if batch.len() == CHANNEL_BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(CHANNEL_BATCH));
+                    if sender.send(full).is_err() {
+                        break; // the writer failed; its error is reported
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                let _ = sender.send(batch);
+            }
+            Ok(planner)
+        });
+        let written = receiver
+            .iter()
+            .try_for_each(|batch| store::rows::insert_rows(tx, run_id, &batch));
+        drop(receiver); // unblocks the reader if writing failed
+        let planner = reader.join().expect("the CSV reader thread panicked");
+        written?;
+        Ok(planner?)
+    })
+}
+
+/// The body of the first chunk, with at most five ids shown.
+fn example_request(
+    conn: &Connection,
+    run_id: i64,
+    over_write: bool,
+) -> Result<Option<serde_json::Value>, PlanError> {
+    let Some((members, payload)) = store::chunks::first_chunk(conn, run_id)? else {
+        return Ok(None);
+    };
+    let ids: Vec<i64> = members.iter().take(5).map(|m| m.record_id).collect();
+    let body = crate::dispatch::call::CallKind::MassUpdate.body(&payload, over_write, &ids);
+    let mut example: serde_json::Value =
+        serde_json::from_str(&body).expect("request bodies are JSON");
+    if members.len() > 5 {
+        if let Some(shown) = example["ids"].as_array_mut() {
+            shown.push("...".into());
+        }
+    }
+    Ok(Some(example))
+}

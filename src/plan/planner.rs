@@ -1,0 +1,747 @@
+//! The planner: pure and in memory. Each row is validated and its cells coerced; its
+//! field-value set is split into parts of at most the per-call field limit; identical parts
+//! across rows form one group (one request body); each group is cut into chunks of at most
+//! the chunk size (one call each). Nothing here touches the database: the orchestration in
+//! `plan` stores what the planner decides.
+use std::collections::HashMap;
+
+// FxHash: the planner hashes millions of small keys it made itself; SipHash's protection
+// against hostile keys costs a third of the reading thread's time here for nothing.
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+use super::settings::{PlanSettings, SettingsError, MAX_IDS_PER_CALL};
+use super::PlanError;
+use crate::fields::{self, CoerceOptions, FieldMeta, FieldType, ModuleFields};
+use crate::input::RawRow;
+use crate::outcome::Member;
+use crate::store::rows::{NewRow, RowStatus};
+
+/// One invalid row as shown to the user.
+#[derive(Debug, Clone, Serialize)]
+pub struct RowProblem {
+    pub path: String,
+    pub line: u64,
+    pub message: String,
+}
+
+impl std::fmt::Display for RowProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.path, self.line, self.message)
+    }
+}
+
+/// How many row problems a summary or error shows; the store keeps all of them.
+pub const PROBLEMS_SHOWN: usize = 10;
+
+/// Caching the result of coercing each distinct raw cell (per column) is what makes planning
+/// fast: real files repeat a few values millions of times. The cap bounds memory on columns
+/// where every value is different; past it, cells are coerced each time.
+const CELL_CACHE_LIMIT: usize = 65_536;
+
+/// A row larger than this cannot be a Zoho record update (the largest fields hold 32,000
+/// characters): it is invalid, and its cells are stored cut to `STORED_CELL_BYTES` so one
+/// pathological row cannot bloat the database.
+pub const MAX_ROW_BYTES: usize = 1 << 20;
+const STORED_CELL_BYTES: usize = 1024;
+
+/// Rows read before the file's row count is estimated (see `Planner::reserve_for_file`).
+const ROWS_BEFORE_ESTIMATE: u32 = 1_024;
+
+/// How one field column is coerced, decided once from metadata and overrides.
+struct ColumnPlan {
+    name: String,
+    meta: FieldMeta,
+    /// Raw cell -> its atom or the message for an invalid value.
+    cache: FxHashMap<Box<[u8]>, Result<u32, String>>,
+}
+
+fn column_plans(
+    names: &[String],
+    settings: &PlanSettings,
+    metadata: Option<&ModuleFields>,
+    shown: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<ColumnPlan>, PlanError> {
+    for field in settings.types.keys() {
+        if !names.iter().any(|n| n == field) {
+            warnings.push(format!("--type {field}=...: the CSV has no column {field}"));
+        }
+    }
+    if let Some(metadata) = metadata {
+        let problems = metadata.check_columns(names.iter().map(String::as_str));
+        if !problems.is_empty() {
+            return Err(PlanError::Columns {
+                path: shown.to_string(),
+                module: settings.module.clone(),
+                problems: problems.iter().map(|p| p.to_string()).collect(),
+            });
+        }
+    }
+    let mut plans = Vec::with_capacity(names.len());
+    for name in names {
+        let mut meta = match metadata.and_then(|m| m.get(name)) {
+            Some(meta) => meta.clone(),
+            // Without metadata a value is sent as the text it is.
+            None => FieldMeta::new(name.clone(), FieldType::Other("text".into())),
+        };
+        if let Some(type_name) = settings.types.get(name) {
+            meta.data_type = type_name
+                .parse()
+                .map_err(|e| SettingsError(format!("--type {name}={type_name}: {e}")))?;
+        }
+        plans.push(ColumnPlan {
+            name: name.clone(),
+            meta,
+            cache: FxHashMap::default(),
+        });
+    }
+    Ok(plans)
+}
+
+struct Verdict {
+    row_no: u32,
+    status: RowStatus,
+    message: Option<String>,
+    merged_into: Option<u32>,
+}
+
+/// One coerced cell value: a column and the JSON text of its value.
+struct Atom {
+    column: u16,
+    json: String,
+}
+
+/// Rows sharing a record id, tracked only for the (rare) duplicates.
+#[derive(Default)]
+struct Duplicates {
+    rows: Vec<u32>,
+    conflict: Option<String>,
+}
+
+/// The in-memory side of planning: per row only the group ids it needs (a few bytes), so
+/// memory grows with rows, not with the size of their values.
+pub struct Planner {
+    columns: Vec<ColumnPlan>,
+    null_marker: String,
+    field_limit: usize,
+    chunk_size: usize,
+    coerce_options: CoerceOptions,
+    shown: String,
+    file_size: u64,
+    atoms: Vec<Atom>,
+    atom_index: FxHashMap<(u16, String), u32>,
+    /// Atoms of each group, in column order.
+    groups: Vec<Box<[u32]>>,
+    group_index: FxHashMap<Box<[u32]>, u32>,
+    /// Flat group ids of every row; row r owns `row_groups[row_start[r]..row_start[r + 1]]`.
+    row_groups: Vec<u32>,
+    row_start: Vec<u32>,
+    row_record: Vec<i64>,
+    row_line: Vec<u64>,
+    row_status: Vec<RowStatus>,
+    by_record: FxHashMap<i64, u32>,
+    duplicates: FxHashMap<i64, Duplicates>,
+    problems: Vec<RowProblem>,
+    invalid_rows: u64,
+    // Reused per-row buffers.
+    row_atoms: Vec<u32>,
+    part: Vec<u32>,
+    errors: Vec<String>,
+}
+
+/// Where the rows come from, for messages and for sizing the per-row tables.
+pub struct Source {
+    /// The file as the user named it, for messages.
+    pub shown: String,
+    /// Its size in bytes (0 if unknown): the per-row tables are sized from it.
+    pub size: u64,
+}
+
+impl Planner {
+    /// A planner for a CSV whose field columns are `names`. With field metadata, columns
+    /// the API would refuse stop the plan here, naming each. Notes for the user (a `--type`
+    /// for a column the file lacks) are added to `warnings`.
+    pub fn new(
+        names: &[String],
+        settings: &PlanSettings,
+        metadata: Option<&ModuleFields>,
+        source: Source,
+        warnings: &mut Vec<String>,
+    ) -> Result<Planner, PlanError> {
+        let coerce_options = settings.check()?;
+        let columns = column_plans(names, settings, metadata, &source.shown, warnings)?;
+        let (shown, file_size) = (source.shown, source.size);
+        Ok(Planner {
+            columns,
+            null_marker: settings.null_marker.clone(),
+            field_limit: settings.max_fields_per_call,
+            chunk_size: settings.chunk_size,
+            coerce_options,
+            shown,
+            file_size,
+            atoms: Vec::new(),
+            atom_index: FxHashMap::default(),
+            groups: Vec::new(),
+            group_index: FxHashMap::default(),
+            row_groups: Vec::new(),
+            row_start: vec![0],
+            row_record: Vec::new(),
+            row_line: Vec::new(),
+            row_status: Vec::new(),
+            by_record: FxHashMap::default(),
+            duplicates: FxHashMap::default(),
+            problems: Vec::new(),
+            invalid_rows: 0,
+            row_atoms: Vec::new(),
+            part: Vec::new(),
+            errors: Vec::new(),
+        })
+    }
+
+    /// Number of field columns.
+    pub fn columns(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// Checks and places one row; returns it as it is to be stored.
+    pub fn plan_row(&mut self, row: &RawRow<'_>) -> NewRow {
+        let verdict = self.verdict(row);
+        let mut values_json = String::with_capacity(16 * self.columns.len());
+        cells_json(row, self.columns.len(), &mut values_json);
+        NewRow {
+            row_no: verdict.row_no,
+            line: row.line,
+            record_id: lossy(row.id().trim_ascii()).into_owned(),
+            values_json,
+            status: verdict.status,
+            message: verdict.message,
+            merged_into: verdict.merged_into,
+        }
+    }
+
+    fn verdict(&mut self, row: &RawRow<'_>) -> Verdict {
+        let row_no = self.row_status.len() as u32;
+        if row_no == ROWS_BEFORE_ESTIMATE && self.file_size > 0 {
+            self.reserve_for_file(row.byte_offset());
+        }
+        self.row_line.push(row.line);
+        let verdict = match self.check_row(row) {
+            Err(message) => self.invalid(row_no, row.line, message),
+            Ok(record) => self.place(row_no, row.line, record),
+        };
+        self.row_start.push(self.row_groups.len() as u32);
+        verdict
+    }
+
+    /// Sizes the per-row tables once for the whole file, estimated from the bytes the first
+    /// rows took: growing them by doubling would briefly need both copies (a third more
+    /// peak memory on a large file).
+    fn reserve_for_file(&mut self, bytes_so_far: u64) {
+        let per_row = (bytes_so_far / u64::from(ROWS_BEFORE_ESTIMATE)).max(1);
+        // 5% slack for rows longer than the first ones.
+        let rows = (self.file_size / per_row + self.file_size / per_row / 20) as usize;
+        let parts = self.row_groups.len() / ROWS_BEFORE_ESTIMATE as usize + 1;
+        self.row_groups.reserve(rows * parts);
+        self.row_start.reserve(rows);
+        self.row_record.reserve(rows);
+        self.row_line.reserve(rows);
+        self.row_status.reserve(rows);
+        self.by_record.reserve(rows);
+    }
+
+    fn invalid(&mut self, row_no: u32, line: u64, message: String) -> Verdict {
+        self.row_record.push(0);
+        self.row_status.push(RowStatus::Invalid);
+        self.invalid_rows += 1;
+        if self.problems.len() < PROBLEMS_SHOWN {
+            self.problems.push(RowProblem {
+                path: self.shown.clone(),
+                line,
+                message: message.clone(),
+            });
+        }
+        Verdict {
+            row_no,
+            status: RowStatus::Invalid,
+            message: Some(message),
+            merged_into: None,
+        }
+    }
+
+    /// Validates the row's shape, id and cells; fills `row_atoms` and returns the record id.
+    fn check_row(&mut self, row: &RawRow<'_>) -> Result<i64, String> {
+        if row.byte_len() > MAX_ROW_BYTES {
+            return Err(format!(
+                "the row holds {} bytes, more than any Zoho record update ({} at most); its cells are stored cut short",
+                row.byte_len(),
+                MAX_ROW_BYTES
+            ));
+        }
+        if row.is_ragged() {
+            return Err(format!(
+                "the row has {} cells but the header has {}",
+                row.len(),
+                self.columns.len() + 1
+            ));
+        }
+        let record = parse_record_id(row.id())?;
+        self.row_atoms.clear();
+        self.errors.clear();
+        for column in 0..self.columns.len() {
+            let raw = row.field(column);
+            if raw.iter().all(u8::is_ascii_whitespace) {
+                continue; // empty: leave the field unchanged
+            }
+            match self.atom_for(column, raw) {
+                Ok(atom) => self.row_atoms.push(atom),
+                Err(message) => self
+                    .errors
+                    .push(format!("column {}: {message}", self.columns[column].name)),
+            }
+        }
+        if !self.errors.is_empty() {
+            return Err(self.errors.join("; "));
+        }
+        if self.row_atoms.is_empty() {
+            return Err("nothing to update: every field cell is empty".into());
+        }
+        Ok(record)
+    }
+
+    fn atom_for(&mut self, column: usize, raw: &[u8]) -> Result<u32, String> {
+        if let Some(cached) = self.columns[column].cache.get(raw) {
+            return cached.clone();
+        }
+        let result = self.coerce_cell(column, raw);
+        let plan = &mut self.columns[column];
+        if plan.cache.len() < CELL_CACHE_LIMIT {
+            plan.cache.insert(raw.into(), result.clone());
+        }
+        result
+    }
+
+    fn coerce_cell(&mut self, column: usize, raw: &[u8]) -> Result<u32, String> {
+        let text = std::str::from_utf8(raw).map_err(|e| {
+            format!(
+                "not valid UTF-8 (byte {} of the cell); save the file as UTF-8",
+                e.valid_up_to() + 1
+            )
+        })?;
+        let json = if text == self.null_marker {
+            "null".to_string()
+        } else {
+            let value = fields::coerce(&self.columns[column].meta, text, &self.coerce_options)
+                .map_err(|e| e.to_string())?;
+            value.to_string()
+        };
+        let key = (column as u16, json);
+        if let Some(&atom) = self.atom_index.get(&key) {
+            return Ok(atom);
+        }
+        let atom = self.atoms.len() as u32;
+        self.atoms.push(Atom {
+            column: key.0,
+            json: key.1.clone(),
+        });
+        self.atom_index.insert(key, atom);
+        Ok(atom)
+    }
+
+    /// Places a valid row: registers its record id, handles duplicates, records its groups.
+    fn place(&mut self, row_no: u32, line: u64, record: i64) -> Verdict {
+        let Some(&first) = self.by_record.get(&record) else {
+            self.by_record.insert(record, row_no);
+            self.row_record.push(record);
+            self.row_status.push(RowStatus::Valid);
+            let atoms = std::mem::take(&mut self.row_atoms);
+            self.push_parts(&atoms);
+            self.row_atoms = atoms;
+            return Verdict {
+                row_no,
+                status: RowStatus::Valid,
+                message: None,
+                merged_into: None,
+            };
+        };
+        let first_line = self.row_line[first as usize];
+        let duplicates = self.duplicates.entry(record).or_default();
+        if duplicates.rows.is_empty() {
+            duplicates.rows.push(first);
+        }
+        if duplicates.conflict.is_some() {
+            duplicates.rows.push(row_no);
+            self.row_record.push(record);
+            return self.conflicting(row_no);
+        }
+        // What the record already gets from the rows before, column -> atom.
+        let rows = duplicates.rows.clone();
+        let mut known: HashMap<u16, (u32, u64)> = HashMap::new();
+        for &r in &rows {
+            for &group in self.row_group_ids(r) {
+                for &atom in self.groups[group as usize].iter() {
+                    known.insert(
+                        self.atoms[atom as usize].column,
+                        (atom, self.row_line[r as usize]),
+                    );
+                }
+            }
+        }
+        let mut extra = Vec::new();
+        let mut conflict = None;
+        for &atom in &self.row_atoms {
+            let column = self.atoms[atom as usize].column;
+            match known.get(&column) {
+                Some(&(other, _)) if other == atom => {}
+                Some(&(other, other_line)) => {
+                    conflict = Some(format!(
+                        "record id {record} gets {} = {} on line {other_line} but {} on line {line}",
+                        self.columns[column as usize].name,
+                        self.atoms[other as usize].json,
+                        self.atoms[atom as usize].json,
+                    ));
+                    break;
+                }
+                None => extra.push(atom),
+            }
+        }
+        let duplicates = self.duplicates.get_mut(&record).expect("entry made above");
+        duplicates.rows.push(row_no);
+        self.row_record.push(record);
+        if let Some(conflict) = conflict {
+            duplicates.conflict = Some(conflict);
+            return self.conflicting(row_no);
+        }
+        self.row_status.push(RowStatus::Merged);
+        let message = if extra.is_empty() {
+            format!("same record as line {first_line}; merged")
+        } else {
+            let names: Vec<&str> = extra
+                .iter()
+                .map(|&a| {
+                    self.columns[self.atoms[a as usize].column as usize]
+                        .name
+                        .as_str()
+                })
+                .collect();
+            format!(
+                "same record as line {first_line}; merged, adding {}",
+                names.join(", ")
+            )
+        };
+        self.push_parts(&extra);
+        Verdict {
+            row_no,
+            status: RowStatus::Merged,
+            message: Some(message),
+            merged_into: Some(first),
+        }
+    }
+
+    /// A row whose record id has conflicting values. Its message is written when planning
+    /// finishes and every line of that record is known.
+    fn conflicting(&mut self, row_no: u32) -> Verdict {
+        self.row_status.push(RowStatus::Invalid);
+        self.invalid_rows += 1;
+        Verdict {
+            row_no,
+            status: RowStatus::Invalid,
+            message: Some("conflicting duplicate record id".into()),
+            merged_into: None,
+        }
+    }
+
+    fn row_group_ids(&self, row: u32) -> &[u32] {
+        let start = self.row_start[row as usize] as usize;
+        let end = self
+            .row_start
+            .get(row as usize + 1)
+            .map_or(self.row_groups.len(), |&e| e as usize);
+        &self.row_groups[start..end]
+    }
+
+    /// Splits atoms (in column order) into parts of at most the field limit and records the
+    /// group of each part for the current row.
+    fn push_parts(&mut self, atoms: &[u32]) {
+        for part in atoms.chunks(self.field_limit) {
+            self.part.clear();
+            self.part.extend_from_slice(part);
+            let group = match self.group_index.get(self.part.as_slice()) {
+                Some(&g) => g,
+                None => {
+                    let g = self.groups.len() as u32;
+                    let key: Box<[u32]> = self.part.as_slice().into();
+                    self.groups.push(key.clone());
+                    self.group_index.insert(key, g);
+                    g
+                }
+            };
+            self.row_groups.push(group);
+        }
+    }
+
+    fn payload_json(&self, group: u32) -> String {
+        let mut out = String::from("{");
+        for (i, &atom) in self.groups[group as usize].iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let atom = &self.atoms[atom as usize];
+            out.push_str(
+                &serde_json::to_string(&self.columns[atom.column as usize].name).expect("string"),
+            );
+            out.push(':');
+            out.push_str(&atom.json);
+        }
+        out.push('}');
+        out
+    }
+
+    /// Settles duplicates (every row of a record id with conflicting values becomes
+    /// invalid) and orders the items by group, so that the items of a chunk are contiguous.
+    pub fn finish(mut self) -> PlannedCalls {
+        let mut conflicts = Vec::new();
+        let mut conflict_problems = Vec::new();
+        for duplicates in self.duplicates.values() {
+            let Some(conflict) = &duplicates.conflict else {
+                continue;
+            };
+            let lines: Vec<String> = duplicates
+                .rows
+                .iter()
+                .map(|&r| self.row_line[r as usize].to_string())
+                .collect();
+            let message = format!(
+                "conflicting duplicate: {conflict}; every row of this record id is left out (lines {})",
+                lines.join(", ")
+            );
+            for &r in &duplicates.rows {
+                if self.row_status[r as usize] != RowStatus::Invalid {
+                    self.invalid_rows += 1;
+                }
+                self.row_status[r as usize] = RowStatus::Invalid;
+                conflicts.push((r, message.clone()));
+                conflict_problems.push(RowProblem {
+                    path: self.shown.clone(),
+                    line: self.row_line[r as usize],
+                    message: message.clone(),
+                });
+            }
+        }
+        let mut problems = std::mem::take(&mut self.problems);
+        problems.extend(conflict_problems);
+        problems.sort_by_key(|p| p.line);
+        problems.truncate(PROBLEMS_SHOWN);
+
+        // Count the ids of each group, then order rows by group (a counting sort).
+        let mut counts = vec![0u32; self.groups.len()];
+        let rows = self.row_status.len();
+        for r in 0..rows {
+            if self.row_status[r] != RowStatus::Invalid {
+                for &g in self.row_group_ids(r as u32) {
+                    counts[g as usize] += 1;
+                }
+            }
+        }
+        let mut offsets = Vec::with_capacity(counts.len() + 1);
+        let mut total = 0u32;
+        for &c in &counts {
+            offsets.push(total);
+            total += c;
+        }
+        offsets.push(total);
+        let mut fill = offsets.clone();
+        let mut ordered = vec![0u32; total as usize];
+        for r in 0..rows {
+            if self.row_status[r] != RowStatus::Invalid {
+                for &g in self.row_group_ids(r as u32) {
+                    ordered[fill[g as usize] as usize] = r as u32;
+                    fill[g as usize] += 1;
+                }
+            }
+        }
+        let (mut groups, mut calls, mut min_calls) = (0u64, 0u64, 0u64);
+        for &count in &counts {
+            if count > 0 {
+                groups += 1;
+                calls += (count as usize).div_ceil(self.chunk_size) as u64;
+                min_calls += (count as usize).div_ceil(MAX_IDS_PER_CALL) as u64;
+            }
+        }
+        let merged_rows = self
+            .row_status
+            .iter()
+            .filter(|s| **s == RowStatus::Merged)
+            .count() as u64;
+        let totals = PlanTotals {
+            input_rows: rows as u64,
+            valid_rows: rows as u64 - self.invalid_rows - merged_rows,
+            invalid_rows: self.invalid_rows,
+            merged_rows,
+            groups,
+            calls,
+            min_calls,
+        };
+        PlannedCalls {
+            planner: self,
+            ordered,
+            offsets,
+            conflicts,
+            problems,
+            totals,
+        }
+    }
+}
+
+/// What a plan counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanTotals {
+    pub input_rows: u64,
+    pub valid_rows: u64,
+    pub invalid_rows: u64,
+    pub merged_rows: u64,
+    pub groups: u64,
+    pub calls: u64,
+    pub min_calls: u64,
+}
+
+/// A finished plan: totals, rows that turned out invalid, and the groups with their chunks.
+pub struct PlannedCalls {
+    planner: Planner,
+    /// Row numbers ordered by group; group g owns `ordered[offsets[g]..offsets[g + 1]]`.
+    ordered: Vec<u32>,
+    offsets: Vec<u32>,
+    /// Rows found invalid only at the end (conflicting duplicates), with their message.
+    pub conflicts: Vec<(u32, String)>,
+    /// The first problems, for the summary (the store keeps every row's message).
+    pub problems: Vec<RowProblem>,
+    pub totals: PlanTotals,
+}
+
+impl PlannedCalls {
+    /// The groups that kept at least one item, in the order they were first seen.
+    pub fn groups(&self) -> impl Iterator<Item = PlannedGroup<'_>> {
+        (0..self.planner.groups.len()).filter_map(move |g| {
+            let rows = &self.ordered[self.offsets[g] as usize..self.offsets[g + 1] as usize];
+            (!rows.is_empty()).then_some(PlannedGroup {
+                plan: self,
+                index: g as u32,
+                rows,
+            })
+        })
+    }
+}
+
+/// One request body and the rows that get it.
+pub struct PlannedGroup<'a> {
+    plan: &'a PlannedCalls,
+    index: u32,
+    rows: &'a [u32],
+}
+
+impl PlannedGroup<'_> {
+    /// The object sent as the body's `data[0]`.
+    pub fn payload_json(&self) -> String {
+        self.plan.planner.payload_json(self.index)
+    }
+
+    pub fn items(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// The group's chunks: the fewest of at most the chunk size, as even as possible.
+    pub fn chunks(&self) -> impl Iterator<Item = Vec<Member>> + '_ {
+        let records = &self.plan.planner.row_record;
+        balanced_chunks(self.rows, self.plan.planner.chunk_size).map(move |chunk| {
+            chunk
+                .iter()
+                .map(|&r| Member {
+                    row_no: r,
+                    record_id: records[r as usize],
+                })
+                .collect()
+        })
+    }
+}
+
+/// Cuts `ids` into the fewest chunks of at most `size`, as even as possible (so that the
+/// last call of a group is not a straggler of a few ids while the others carry 500).
+pub fn balanced_chunks<T>(ids: &[T], size: usize) -> impl Iterator<Item = &[T]> {
+    let count = ids.len().div_ceil(size.max(1));
+    let base = ids.len().checked_div(count).unwrap_or(0);
+    let extra = ids.len().checked_rem(count).unwrap_or(0);
+    let mut start = 0;
+    (0..count).map(move |i| {
+        let len = base + usize::from(i < extra);
+        let chunk = &ids[start..start + len];
+        start += len;
+        chunk
+    })
+}
+
+/// Zoho record ids are positive Java longs written as digits.
+pub fn parse_record_id(raw: &[u8]) -> Result<i64, String> {
+    let trimmed = raw.trim_ascii();
+    if trimmed.is_empty() {
+        return Err("the record id is empty".into());
+    }
+    if !trimmed.iter().all(u8::is_ascii_digit) {
+        let shown = String::from_utf8_lossy(trimmed);
+        return Err(format!(
+            "record id {:?} is not a Zoho record id (digits only)",
+            truncate(&shown, 40)
+        ));
+    }
+    std::str::from_utf8(trimmed)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .filter(|&id| id > 0)
+        .ok_or_else(|| {
+            format!(
+                "record id {} is not a Zoho record id (a positive 64-bit number, at most 19 digits)",
+                truncate(&String::from_utf8_lossy(trimmed), 40)
+            )
+        })
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let cut: String = text.chars().take(max).collect();
+        format!("{cut}...")
+    }
+}
+
+/// The field cells as given, as a JSON array of strings (invalid UTF-8 replaced).
+fn cells_json(row: &RawRow<'_>, columns: usize, out: &mut String) {
+    let oversized = row.byte_len() > MAX_ROW_BYTES;
+    out.push('[');
+    for i in 0..columns {
+        if i > 0 {
+            out.push(',');
+        }
+        let mut raw = row.field(i);
+        if oversized && raw.len() > STORED_CELL_BYTES {
+            raw = &raw[..STORED_CELL_BYTES];
+        }
+        let cell = lossy(raw);
+        push_json_string(out, &cell);
+    }
+    out.push(']');
+}
+
+/// Text of a cell; invalid UTF-8 (already reported as a row problem) is replaced.
+fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
+fn push_json_string(out: &mut String, s: &str) {
+    // serde_json's escaping, appended without an intermediate allocation per cell.
+    let mut buf = std::mem::take(out).into_bytes();
+    serde_json::to_writer(&mut buf, s).expect("writing to a Vec cannot fail");
+    *out = String::from_utf8(buf).expect("serde_json writes UTF-8");
+}

@@ -1,0 +1,87 @@
+//! `retry` as planning: which items go out again, and in which new chunks. Retryable items
+//! (or, with codes, retryable and failed items whose last code is one of them) are moved
+//! into fresh chunks, grouped by request body so that records scattered over many old
+//! chunks share calls again. The old items are marked requeued; the store does it in one
+//! transaction.
+use rusqlite::Connection;
+
+use super::planner::balanced_chunks;
+use crate::outcome::{ItemState, Member};
+use crate::store::chunks::StoredChunk;
+use crate::store::{self, StoreError};
+
+/// Which items `retry` sends again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requeue {
+    /// Every retryable item (locked, not approved, ...).
+    Retryable,
+    /// Retryable or failed items whose last code is one of these.
+    Codes(Vec<String>),
+}
+
+impl Requeue {
+    /// Whether an item in `state` whose last answer was `code` is sent again.
+    pub fn wants(&self, state: ItemState, code: Option<&str>) -> bool {
+        match self {
+            Requeue::Retryable => state == ItemState::Retryable,
+            Requeue::Codes(codes) => {
+                matches!(state, ItemState::Retryable | ItemState::Failed)
+                    && code.is_some_and(|c| codes.iter().any(|w| w == c))
+            }
+        }
+    }
+
+    /// The indices of a stored chunk's items to send again.
+    fn chosen(&self, chunk: &StoredChunk) -> Vec<usize> {
+        (0..chunk.members.len())
+            .filter(|&i| {
+                let state = ItemState::from_byte(chunk.outcomes[i]);
+                let code = chunk
+                    .details
+                    .get(&(i as u32))
+                    .map(|(c, _)| c.as_str())
+                    .or(chunk.code.as_deref());
+                self.wants(state, code)
+            })
+            .collect()
+    }
+}
+
+/// Requeues a run's items as `which` says into chunks of at most `chunk_size`. Returns
+/// (items, chunks) added.
+pub fn requeue(
+    conn: &mut Connection,
+    run_id: i64,
+    which: &Requeue,
+    chunk_size: usize,
+) -> Result<(u64, u64), StoreError> {
+    store::chunks::requeue(
+        conn,
+        run_id,
+        |chunk| which.chosen(chunk),
+        |members: &[Member]| {
+            balanced_chunks(members, chunk_size)
+                .map(<[Member]>::to_vec)
+                .collect()
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retryable_by_default_codes_when_named() {
+        let plain = Requeue::Retryable;
+        assert!(plain.wants(ItemState::Retryable, Some("RECORD_LOCKED")));
+        assert!(!plain.wants(ItemState::Failed, Some("INVALID_DATA")));
+        assert!(!plain.wants(ItemState::Succeeded, None));
+        let codes = Requeue::Codes(vec!["INVALID_DATA".into()]);
+        assert!(codes.wants(ItemState::Failed, Some("INVALID_DATA")));
+        assert!(!codes.wants(ItemState::Retryable, Some("RECORD_LOCKED")));
+        assert!(!codes.wants(ItemState::Succeeded, Some("INVALID_DATA")));
+        assert!(!codes.wants(ItemState::Pending, Some("INVALID_DATA")));
+        assert!(!codes.wants(ItemState::Failed, None));
+    }
+}

@@ -1,0 +1,128 @@
+//! What decides how a file is planned, checked in one place when flags are resolved, so
+//! that `run` refuses a bad `--chunk-size` or `--timezone` before any network call.
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::fields::{CoerceOptions, FieldType};
+
+/// A settings value that cannot be planned with; the message names the flag.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct SettingsError(pub String);
+
+/// Zoho updates at most 500 records per `mass_update` call when ids are given (the cvid
+/// mode allows more but schedules a background job, which massup does not use).
+pub const MAX_IDS_PER_CALL: usize = 500;
+
+/// Zoho's documented field limit per mass update: one field, three for Deals.
+pub fn default_field_limit(module: &str) -> usize {
+    if module.eq_ignore_ascii_case("Deals") {
+        3
+    } else {
+        1
+    }
+}
+
+/// What decides how a file is planned; stored with the run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PlanSettings {
+    pub module: String,
+    pub id_column: String,
+    pub delimiter: char,
+    pub null_marker: String,
+    pub max_fields_per_call: usize,
+    pub chunk_size: usize,
+    pub over_write: bool,
+    pub timezone: Option<String>,
+    pub multiselect_separator: char,
+    /// Type overrides, field API name -> type name.
+    pub types: BTreeMap<String, String>,
+}
+
+impl PlanSettings {
+    pub fn new(module: &str) -> PlanSettings {
+        PlanSettings {
+            module: module.to_string(),
+            id_column: "id".into(),
+            delimiter: ',',
+            null_marker: "#N/A".into(),
+            max_fields_per_call: default_field_limit(module),
+            chunk_size: MAX_IDS_PER_CALL,
+            over_write: false,
+            timezone: None,
+            multiselect_separator: ';',
+            types: BTreeMap::new(),
+        }
+    }
+}
+
+impl PlanSettings {
+    /// Checks every setting and returns the coercion options they make. Called when flags
+    /// are resolved and again by `plan` (cheap), so a library caller cannot skip it.
+    pub fn check(&self) -> Result<CoerceOptions, SettingsError> {
+        if self.chunk_size == 0 || self.chunk_size > MAX_IDS_PER_CALL {
+            return Err(SettingsError(format!(
+                "--chunk-size {} is out of range: Zoho accepts 1 to {MAX_IDS_PER_CALL} ids per mass_update call",
+                self.chunk_size
+            )));
+        }
+        if self.max_fields_per_call == 0 {
+            return Err(SettingsError(
+                "--max-fields-per-call must be at least 1".into(),
+            ));
+        }
+        if !self.delimiter.is_ascii() {
+            return Err(SettingsError(format!(
+                "--delimiter {:?} must be a single ASCII character",
+                self.delimiter
+            )));
+        }
+        let timezone = match &self.timezone {
+            Some(name) => Some(
+                CoerceOptions::parse_timezone(name)
+                    .map_err(|e| SettingsError(format!("--timezone {name}: {e}")))?,
+            ),
+            None => None,
+        };
+        for (field, type_name) in &self.types {
+            type_name
+                .parse::<FieldType>()
+                .map_err(|e| SettingsError(format!("--type {field}={type_name}: {e}")))?;
+        }
+        Ok(CoerceOptions {
+            timezone,
+            multiselect_separator: self.multiselect_separator,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_module() {
+        assert_eq!(PlanSettings::new("Deals").max_fields_per_call, 3);
+        assert_eq!(PlanSettings::new("Leads").max_fields_per_call, 1);
+        assert!(PlanSettings::new("Leads").check().is_ok());
+    }
+
+    #[test]
+    fn every_bad_setting_names_its_flag() {
+        let bad = |edit: fn(&mut PlanSettings)| {
+            let mut s = PlanSettings::new("Leads");
+            edit(&mut s);
+            s.check().unwrap_err().to_string()
+        };
+        assert!(bad(|s| s.chunk_size = 0).contains("--chunk-size 0"));
+        assert!(bad(|s| s.chunk_size = 501).contains("--chunk-size 501"));
+        assert!(bad(|s| s.max_fields_per_call = 0).contains("--max-fields-per-call"));
+        assert!(bad(|s| s.delimiter = 'é').contains("--delimiter"));
+        assert!(bad(|s| s.timezone = Some("Mars/Base".into())).contains("--timezone Mars/Base"));
+        assert!(bad(|s| {
+            s.types.insert("X".into(), "nonsense".into());
+        })
+        .contains("--type X=nonsense"));
+    }
+}

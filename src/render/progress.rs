@@ -1,0 +1,68 @@
+//! The progress display while a run sends: a bar on a terminal, a log line every few
+//! seconds otherwise (cron), nothing with --quiet.
+use std::io::IsTerminal;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::dispatch::Progress;
+
+/// Shows progress while `work` runs: a bar on a terminal, a log line every few seconds
+/// otherwise (cron), nothing with --quiet.
+pub async fn with_progress<T>(
+    progress: Arc<Progress>,
+    quiet: bool,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let total = progress.items_total.load(Ordering::Relaxed);
+    if quiet {
+        return work.await;
+    }
+    let terminal = std::io::stderr().is_terminal();
+    let bar = terminal.then(|| {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} records  {per_sec}  ETA {eta}  {msg}",
+            )
+            .expect("static template"),
+        );
+        bar
+    });
+    let describe = |p: &Progress| {
+        format!(
+            "calls {}  ok {}  retryable {}  failed {}",
+            p.calls.load(Ordering::Relaxed),
+            p.succeeded.load(Ordering::Relaxed),
+            p.retryable.load(Ordering::Relaxed),
+            p.failed.load(Ordering::Relaxed)
+        )
+    };
+    let tick = if terminal {
+        Duration::from_millis(200)
+    } else {
+        Duration::from_secs(5)
+    };
+    tokio::pin!(work);
+    let mut interval = tokio::time::interval(tick);
+    interval.tick().await;
+    let result = loop {
+        tokio::select! {
+            result = &mut work => break result,
+            _ = interval.tick() => {
+                let settled = progress.items_settled.load(Ordering::Relaxed);
+                match &bar {
+                    Some(bar) => {
+                        bar.set_position(settled);
+                        bar.set_message(describe(&progress));
+                    }
+                    None => tracing::info!("{settled}/{total} records settled; {}", describe(&progress)),
+                }
+            }
+        }
+    };
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    result
+}

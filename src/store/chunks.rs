@@ -1,0 +1,357 @@
+//! Groups and chunks. A group is one request body (a field-value set); a chunk is one
+//! call's worth of its items, packed (see [`codec`](super::codec)). A chunk is marked
+//! `in_flight` and committed before it is sent, so a crash leaves it for `resume`.
+use rusqlite::{params, Connection};
+
+use super::codec::{decode_details, decode_members, encode_details, encode_members, Details};
+use super::runs::expect_one_changed;
+use super::{now, StoreError};
+use crate::outcome::{ItemState, Member};
+
+/// Where a chunk stands. Stored as its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChunkState {
+    /// Waiting to be sent (again).
+    Pending,
+    /// Claimed by a sender and perhaps sent; committed before the first request leaves.
+    InFlight,
+    /// Every item has its answer for this run (succeeded, failed, retryable or requeued).
+    Done,
+}
+
+impl ChunkState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChunkState::Pending => "pending",
+            ChunkState::InFlight => "in_flight",
+            ChunkState::Done => "done",
+        }
+    }
+
+    fn parse(text: &str) -> Option<ChunkState> {
+        [ChunkState::Pending, ChunkState::InFlight, ChunkState::Done]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+impl rusqlite::types::FromSql for ChunkState {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let text = value.as_str()?;
+        ChunkState::parse(text).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(format!("unknown chunk state {text:?}").into())
+        })
+    }
+}
+
+/// Inserts a group (one request body); returns its id.
+pub fn insert_group(
+    conn: &Connection,
+    run_id: i64,
+    payload_json: &str,
+    items: usize,
+) -> Result<i64, StoreError> {
+    conn.prepare_cached("INSERT INTO groups (run_id, payload_json, items) VALUES (?1, ?2, ?3)")?
+        .execute(params![run_id, payload_json, items])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Inserts a pending chunk of `members` of a group, every item pending.
+pub fn insert_chunk(
+    conn: &Connection,
+    run_id: i64,
+    group_id: i64,
+    members: &[Member],
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO chunks (run_id, group_id, state, size, members, outcomes, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        run_id,
+        group_id,
+        ChunkState::Pending.as_str(),
+        members.len(),
+        encode_members(members.iter().copied()),
+        vec![ItemState::Pending as u8; members.len()],
+        now()
+    ])?;
+    Ok(())
+}
+
+/// Ids of a run's pending chunks, in plan order.
+pub fn pending_chunk_ids(conn: &Connection, run_id: i64) -> Result<Vec<i64>, StoreError> {
+    let mut stmt =
+        conn.prepare("SELECT id FROM chunks WHERE run_id = ?1 AND state = ?2 ORDER BY id")?;
+    let ids = stmt
+        .query_map(params![run_id, ChunkState::Pending.as_str()], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    Ok(ids)
+}
+
+/// Items not yet settled in chunks that are not done: what a dispatch still has to send.
+pub fn unsettled_items(conn: &Connection, run_id: i64) -> Result<u64, StoreError> {
+    let mut stmt = conn.prepare("SELECT outcomes FROM chunks WHERE run_id = ?1 AND state <> ?2")?;
+    let mut rows = stmt.query(params![run_id, ChunkState::Done.as_str()])?;
+    let mut total = 0u64;
+    while let Some(r) = rows.next()? {
+        let outcomes: Vec<u8> = r.get(0)?;
+        total += outcomes
+            .iter()
+            .filter(|&&b| ItemState::from_byte(b) == ItemState::Pending)
+            .count() as u64;
+    }
+    Ok(total)
+}
+
+/// Puts chunks left in flight by a crash or kill back to pending. Returns how many.
+pub fn reset_in_flight(conn: &Connection, run_id: i64) -> Result<usize, StoreError> {
+    Ok(conn.execute(
+        "UPDATE chunks SET state = ?2 WHERE run_id = ?1 AND state = ?3",
+        params![
+            run_id,
+            ChunkState::Pending.as_str(),
+            ChunkState::InFlight.as_str()
+        ],
+    )?)
+}
+
+/// A chunk handed to a sender, with its group's request payload.
+#[derive(Debug, Clone)]
+pub struct ClaimedChunk {
+    pub id: i64,
+    pub payload: String,
+    pub members: Vec<Member>,
+    pub outcomes: Vec<u8>,
+    pub details: Details,
+}
+
+/// Marks the chunks that are still pending in flight and loads them; chunks no longer
+/// pending are skipped. The caller commits before anything is sent.
+pub fn claim(
+    conn: &Connection,
+    run_id: i64,
+    chunk_ids: &[i64],
+) -> Result<Vec<ClaimedChunk>, StoreError> {
+    let mut mark = conn.prepare_cached(
+        "UPDATE chunks SET state = ?3 WHERE id = ?1 AND run_id = ?2 AND state = ?4",
+    )?;
+    let mut load = conn.prepare_cached(
+        "SELECT c.members, c.outcomes, c.details_json, g.payload_json
+         FROM chunks c JOIN groups g ON g.id = c.group_id WHERE c.id = ?1",
+    )?;
+    let mut claimed = Vec::with_capacity(chunk_ids.len());
+    for &id in chunk_ids {
+        let marked = mark.execute(params![
+            id,
+            run_id,
+            ChunkState::InFlight.as_str(),
+            ChunkState::Pending.as_str()
+        ])?;
+        if marked != 1 {
+            continue; // not pending any more
+        }
+        let (members, outcomes, details_json, payload) = load.query_row(params![id], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        claimed.push(ClaimedChunk {
+            id,
+            payload,
+            members: decode_members(&members),
+            outcomes,
+            details: decode_details(details_json.as_deref()),
+        });
+    }
+    Ok(claimed)
+}
+
+/// One HTTP attempt, as logged in `calls`.
+#[derive(Debug, Clone)]
+pub struct CallRecord {
+    pub started_at: String,
+    pub duration: std::time::Duration,
+    pub http_status: Option<u16>,
+    pub code: Option<String>,
+    pub ids: usize,
+}
+
+/// The state of an in-flight chunk after one attempt (or after a decision not to send it).
+#[derive(Debug)]
+pub struct ChunkUpdate {
+    pub chunk_id: i64,
+    pub outcomes: Vec<u8>,
+    pub details: Details,
+    /// The answer for the call as a whole; None keeps the stored one.
+    pub code: Option<String>,
+    pub message: Option<String>,
+    /// None: still in flight (another attempt follows); Some: the state it leaves in.
+    pub leaves_as: Option<ChunkState>,
+    /// The HTTP attempt, when one was made.
+    pub call: Option<CallRecord>,
+}
+
+/// Stores an update of a chunk this process holds in flight, and its call if any. Fails
+/// if the chunk is not in flight (someone else reset or finished it).
+pub fn record_attempt(
+    conn: &Connection,
+    run_id: i64,
+    update: &ChunkUpdate,
+) -> Result<(), StoreError> {
+    let attempts = i64::from(update.call.is_some());
+    let last_attempt_at = update.call.as_ref().map(|c| c.started_at.clone());
+    let changed = conn
+        .prepare_cached(
+            "UPDATE chunks SET outcomes = ?2, details_json = ?3, code = COALESCE(?4, code),
+                 message = COALESCE(?5, message), attempts = attempts + ?6,
+                 last_attempt_at = COALESCE(?7, last_attempt_at), state = COALESCE(?8, state)
+             WHERE id = ?1 AND state = ?9",
+        )?
+        .execute(params![
+            update.chunk_id,
+            update.outcomes,
+            encode_details(&update.details),
+            update.code,
+            update.message,
+            attempts,
+            last_attempt_at,
+            update.leaves_as.map(ChunkState::as_str),
+            ChunkState::InFlight.as_str(),
+        ])?;
+    expect_one_changed(changed)?;
+    if let Some(call) = &update.call {
+        super::calls::insert(conn, run_id, update.chunk_id, call)?;
+    }
+    Ok(())
+}
+
+/// A chunk as stored, for the readers that walk a whole run (summary, requeue).
+pub struct StoredChunk {
+    pub id: i64,
+    pub group_id: i64,
+    pub state: ChunkState,
+    pub members: Vec<Member>,
+    pub outcomes: Vec<u8>,
+    pub details: Details,
+    pub code: Option<String>,
+    pub message: Option<String>,
+    pub attempts: u32,
+    pub last_attempt_at: Option<String>,
+}
+
+/// Calls `each` with every chunk of a run, in plan order.
+pub fn for_each_chunk<E: From<StoreError>>(
+    conn: &Connection,
+    run_id: i64,
+    mut each: impl FnMut(StoredChunk) -> Result<(), E>,
+) -> Result<(), E> {
+    let sql = |e: rusqlite::Error| E::from(StoreError::Sql(e));
+    let mut stmt = conn
+        .prepare(
+            "SELECT id, group_id, state, members, outcomes, details_json, code, message, attempts,
+                    last_attempt_at
+             FROM chunks WHERE run_id = ?1 ORDER BY id",
+        )
+        .map_err(sql)?;
+    let mut query = stmt.query(params![run_id]).map_err(sql)?;
+    while let Some(r) = query.next().map_err(sql)? {
+        let chunk = (|| -> rusqlite::Result<StoredChunk> {
+            Ok(StoredChunk {
+                id: r.get(0)?,
+                group_id: r.get(1)?,
+                state: r.get(2)?,
+                members: decode_members(&r.get::<_, Vec<u8>>(3)?),
+                outcomes: r.get(4)?,
+                details: decode_details(r.get::<_, Option<String>>(5)?.as_deref()),
+                code: r.get(6)?,
+                message: r.get(7)?,
+                attempts: r.get(8)?,
+                last_attempt_at: r.get(9)?,
+            })
+        })()
+        .map_err(sql)?;
+        each(chunk)?;
+    }
+    Ok(())
+}
+
+/// Moves items into fresh chunks in one transaction: `select` picks, per chunk that is not
+/// in flight, the items to move (their index); those are marked requeued, and `cut` splits
+/// each group's moved items into the new chunks. Returns (items, chunks) added.
+pub fn requeue(
+    conn: &mut Connection,
+    run_id: i64,
+    mut select: impl FnMut(&StoredChunk) -> Vec<usize>,
+    cut: impl Fn(&[Member]) -> Vec<Vec<Member>>,
+) -> Result<(u64, u64), StoreError> {
+    let tx = conn.transaction()?;
+    let mut by_group: std::collections::BTreeMap<i64, Vec<Member>> = Default::default();
+    let mut changed: Vec<(i64, Vec<u8>)> = Vec::new();
+    for_each_chunk(
+        &tx,
+        run_id,
+        |chunk: StoredChunk| -> Result<(), StoreError> {
+            if chunk.state == ChunkState::InFlight {
+                return Ok(());
+            }
+            let chosen = select(&chunk);
+            if chosen.is_empty() {
+                return Ok(());
+            }
+            let mut outcomes = chunk.outcomes.clone();
+            for i in chosen {
+                outcomes[i] = ItemState::Requeued as u8;
+                by_group
+                    .entry(chunk.group_id)
+                    .or_default()
+                    .push(chunk.members[i]);
+            }
+            changed.push((chunk.id, outcomes));
+            Ok(())
+        },
+    )?;
+    {
+        let mut update =
+            tx.prepare("UPDATE chunks SET outcomes = ?2 WHERE id = ?1 AND state <> ?3")?;
+        for (id, outcomes) in changed {
+            let n = update.execute(params![id, outcomes, ChunkState::InFlight.as_str()])?;
+            expect_one_changed(n)?;
+        }
+    }
+    let (mut items, mut chunks) = (0u64, 0u64);
+    for (group_id, members) in by_group {
+        for part in cut(&members) {
+            insert_chunk(&tx, run_id, group_id, &part)?;
+            items += part.len() as u64;
+            chunks += 1;
+        }
+    }
+    tx.commit()?;
+    Ok((items, chunks))
+}
+
+/// The first chunk's members and payload: the example request a plan shows.
+pub fn first_chunk(
+    conn: &Connection,
+    run_id: i64,
+) -> Result<Option<(Vec<Member>, String)>, StoreError> {
+    use rusqlite::OptionalExtension;
+    Ok(conn
+        .query_row(
+            "SELECT c.members, g.payload_json FROM chunks c JOIN groups g ON g.id = c.group_id
+             WHERE c.run_id = ?1 ORDER BY c.id LIMIT 1",
+            params![run_id],
+            |r| {
+                Ok((
+                    decode_members(&r.get::<_, Vec<u8>>(0)?),
+                    r.get::<_, String>(1)?,
+                ))
+            },
+        )
+        .optional()?)
+}

@@ -1,0 +1,264 @@
+//! Runs: one row per planned CSV, its typed state, and the settings stored with it.
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{now, StoreError};
+
+/// Where a run stands. Stored as its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// Planned, nothing sent yet.
+    Planned,
+    /// A process is sending it (or was, and died: `resume` continues it).
+    Running,
+    /// Stopped with work left: a signal, a budget, a fatal answer, calls that kept failing.
+    Interrupted,
+    /// Every chunk is done (records may still have failed or be retryable).
+    Finished,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Planned => "planned",
+            RunState::Running => "running",
+            RunState::Interrupted => "interrupted",
+            RunState::Finished => "finished",
+        }
+    }
+
+    fn parse(text: &str) -> Option<RunState> {
+        [
+            RunState::Planned,
+            RunState::Running,
+            RunState::Interrupted,
+            RunState::Finished,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl rusqlite::types::FromSql for RunState {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let text = value.as_str()?;
+        RunState::parse(text).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(format!("unknown run state {text:?}").into())
+        })
+    }
+}
+
+/// A run as stored, without its rows.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunInfo {
+    pub id: i64,
+    pub module: String,
+    pub csv_path: String,
+    pub csv_sha256: String,
+    pub id_column: String,
+    pub columns: Vec<String>,
+    /// The plan settings (parsed from `settings_json`), for JSON output.
+    pub settings: serde_json::Value,
+    #[serde(skip)]
+    pub settings_json: String,
+    /// Field metadata can be large; `status --json` leaves it out.
+    #[serde(skip)]
+    pub fields_json: Option<String>,
+    pub state: RunState,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub input_rows: i64,
+    pub valid_rows: i64,
+    pub invalid_rows: i64,
+    pub merged_rows: i64,
+    pub min_calls: i64,
+}
+
+const RUN_COLUMNS: &str =
+    "id, module, csv_path, csv_sha256, id_column, columns_json, settings_json, \
+     fields_json, state, created_at, started_at, finished_at, input_rows, valid_rows, \
+     invalid_rows, merged_rows, min_calls";
+
+fn run_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunInfo> {
+    let columns_json: String = row.get(5)?;
+    Ok(RunInfo {
+        id: row.get(0)?,
+        module: row.get(1)?,
+        csv_path: row.get(2)?,
+        csv_sha256: row.get(3)?,
+        id_column: row.get(4)?,
+        columns: serde_json::from_str(&columns_json).unwrap_or_default(),
+        settings: serde_json::from_str(&row.get::<_, String>(6)?).unwrap_or_default(),
+        settings_json: row.get(6)?,
+        fields_json: row.get(7)?,
+        state: row.get(8)?,
+        created_at: row.get(9)?,
+        started_at: row.get(10)?,
+        finished_at: row.get(11)?,
+        input_rows: row.get(12)?,
+        valid_rows: row.get(13)?,
+        invalid_rows: row.get(14)?,
+        merged_rows: row.get(15)?,
+        min_calls: row.get(16)?,
+    })
+}
+
+pub fn run(conn: &Connection, id: i64) -> Result<Option<RunInfo>, StoreError> {
+    let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1");
+    Ok(conn.query_row(&sql, params![id], run_from_row).optional()?)
+}
+
+pub fn runs(conn: &Connection) -> Result<Vec<RunInfo>, StoreError> {
+    let sql = format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id");
+    let mut stmt = conn.prepare(&sql)?;
+    let runs = stmt
+        .query_map([], run_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(runs)
+}
+
+/// The newest run of this file content for this module, if one was planned before.
+pub fn run_by_sha(
+    conn: &Connection,
+    sha256: &str,
+    module: &str,
+) -> Result<Option<RunInfo>, StoreError> {
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM runs WHERE csv_sha256 = ?1 AND module = ?2 ORDER BY id DESC LIMIT 1"
+    );
+    Ok(conn
+        .query_row(&sql, params![sha256, module], run_from_row)
+        .optional()?)
+}
+
+/// The newest run that still has work to do (not finished), if any.
+pub fn latest_unfinished_run(conn: &Connection) -> Result<Option<RunInfo>, StoreError> {
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM runs WHERE state <> 'finished' ORDER BY id DESC LIMIT 1"
+    );
+    Ok(conn.query_row(&sql, [], run_from_row).optional()?)
+}
+
+pub fn latest_run(conn: &Connection) -> Result<Option<RunInfo>, StoreError> {
+    let sql = format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT 1");
+    Ok(conn.query_row(&sql, [], run_from_row).optional()?)
+}
+
+/// Moves a run to `state`, checking that exactly one row changed. Running clears the
+/// finish time and keeps the first start; finished stamps the finish time.
+pub fn set_run_state(conn: &Connection, run_id: i64, state: RunState) -> Result<(), StoreError> {
+    let changed = match state {
+        RunState::Running => conn.execute(
+            "UPDATE runs SET state = ?2, started_at = COALESCE(started_at, ?3), finished_at = NULL WHERE id = ?1",
+            params![run_id, state.as_str(), now()],
+        )?,
+        RunState::Finished => conn.execute(
+            "UPDATE runs SET state = ?2, finished_at = ?3 WHERE id = ?1",
+            params![run_id, state.as_str(), now()],
+        )?,
+        RunState::Planned | RunState::Interrupted => conn.execute(
+            "UPDATE runs SET state = ?2 WHERE id = ?1",
+            params![run_id, state.as_str()],
+        )?,
+    };
+    expect_one_changed(changed)
+}
+
+/// A run about to be planned.
+pub struct NewRun<'a> {
+    pub module: &'a str,
+    pub csv_path: &'a str,
+    pub csv_sha256: &'a str,
+    pub id_column: &'a str,
+    pub columns_json: &'a str,
+    pub settings_json: &'a str,
+    pub fields_json: Option<&'a str>,
+    /// Connection and send settings, stored in the plan's transaction by `run`.
+    pub send_json: Option<&'a str>,
+}
+
+/// Inserts a run in state planned; returns its id.
+pub fn insert_run(conn: &Connection, run: &NewRun<'_>) -> Result<i64, StoreError> {
+    conn.execute(
+        "INSERT INTO runs (module, csv_path, csv_sha256, id_column, columns_json, settings_json, fields_json, state, created_at, dispatch_json)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            run.module,
+            run.csv_path,
+            run.csv_sha256,
+            run.id_column,
+            run.columns_json,
+            run.settings_json,
+            run.fields_json,
+            RunState::Planned.as_str(),
+            now(),
+            run.send_json
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// What a plan counted, stored on its run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanTotals {
+    pub input_rows: u64,
+    pub valid_rows: u64,
+    pub invalid_rows: u64,
+    pub merged_rows: u64,
+    pub min_calls: u64,
+}
+
+pub fn set_plan_totals(conn: &Connection, run_id: i64, t: &PlanTotals) -> Result<(), StoreError> {
+    let changed = conn.execute(
+        "UPDATE runs SET input_rows = ?2, valid_rows = ?3, invalid_rows = ?4, merged_rows = ?5, min_calls = ?6 WHERE id = ?1",
+        params![
+            run_id,
+            t.input_rows,
+            t.valid_rows,
+            t.invalid_rows,
+            t.merged_rows,
+            t.min_calls
+        ],
+    )?;
+    expect_one_changed(changed)
+}
+
+/// The connection and send settings stored with a run (JSON, never secrets), if any.
+pub fn send_settings_json(conn: &Connection, run_id: i64) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT dispatch_json FROM runs WHERE id = ?1",
+            [run_id],
+            |r| r.get::<_, Option<String>>(0),
+        )
+        .optional()?
+        .flatten())
+}
+
+pub fn save_send_settings_json(
+    conn: &Connection,
+    run_id: i64,
+    json: &str,
+) -> Result<(), StoreError> {
+    let changed = conn.execute(
+        "UPDATE runs SET dispatch_json = ?2 WHERE id = ?1",
+        params![run_id, json],
+    )?;
+    expect_one_changed(changed)
+}
+
+pub(super) fn expect_one_changed(changed: usize) -> Result<(), StoreError> {
+    if changed != 1 {
+        return Err(StoreError::Sql(rusqlite::Error::StatementChangedRows(
+            changed,
+        )));
+    }
+    Ok(())
+}
