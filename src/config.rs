@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::exit::UsageError;
+use crate::error::UsageError;
 
 pub const CONFIG_FILE: &str = "massup.toml";
 

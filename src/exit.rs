@@ -87,16 +87,7 @@ pub fn exit_for_send(end: &SendEnd, counts: &RunCounts) -> Exit {
     }
 }
 
-/// An error that is the user's to fix (exit code 2); its message says how.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
-
-impl UsageError {
-    pub fn new(message: impl Into<String>) -> UsageError {
-        UsageError(message.into())
-    }
-}
+pub use crate::error::UsageError;
 
 /// The exit code for an error that ended a command.
 pub fn exit_for_error(error: &anyhow::Error) -> Exit {

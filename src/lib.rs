@@ -1,28 +1,37 @@
 //! massup: turn a CSV of record changes into the fewest Zoho CRM `mass_update` calls, send
 //! them under the API's limits, and record every record's outcome in SQLite.
 //!
-//! The pipeline is the architecture, and data flows one way through these modules:
+//! The pipeline is the architecture: CSV -> plan -> store -> dispatch -> outcomes ->
+//! status and reports. The modules form layers, and each uses only the layers above it:
 //!
-//! - [`input`]: streams the CSV (one reused record buffer) into raw rows.
-//! - [`fields`]: Zoho field metadata and the coercion of raw cells into JSON values.
-//! - [`plan`]: validates rows, splits each row's field-value set into parts of at most the
-//!   per-call field limit, groups identical parts and cuts groups into chunks of 500 ids.
+//! - Leaves: [`outcome`] (the states of one item and the pure function that moves them),
+//!   [`error`] (the error that is the user's to fix), [`fields`] (Zoho field metadata and
+//!   the coercion of raw cells into JSON values), [`input`] (streams the CSV through one
+//!   reused record buffer; spools pipes and hashes files), [`output`] (the pipe-safe
+//!   printer), [`global`] (flags every command takes).
 //! - [`store`]: the SQLite run (runs, rows, groups, chunks with their packed items, calls)
-//!   and its embedded migrations.
-//! - [`outcome`]: the states of one item and the pure function that moves them.
-//! - [`api`]: the Zoho API: endpoints, OAuth tokens, reading answers.
-//! - [`dispatch`]: rate limiter, bounded worker pool and the single SQLite writer.
+//!   and its embedded migrations; the only module that speaks SQL.
+//! - [`api`]: the Zoho API: endpoints, request bodies, OAuth tokens, reading answers.
+//! - [`plan`]: validates rows, splits each row's field-value set into parts of at most the
+//!   per-call field limit, groups identical parts and cuts groups into chunks; stores the
+//!   plan; plans `retry`'s new chunks.
+//! - [`dispatch`]: sends a run's chunks: feeder, workers, pacing, answer interpretation and
+//!   the single SQLite writer.
 //! - [`summary`]: per-row outcomes and counts for `status`, `report` and the end of a run.
-//! - [`mock`]: an embedded Zoho-compatible CRM used by tests, the demo and benchmarks.
+//! - [`render`]: what people read (plan summary, run status, progress).
+//! - [`exit`]: exit codes, decided in one place.
+//! - [`config`] (massup.toml) and [`logging`].
+//! - [`commands`]: one module per subcommand, thin: flags to settings, then the stages.
+//! - [`cli`]: argument parsing; picks the command and returns its exit code.
 //!
-//! Around them: [`cli`] (argument parsing and the one place exit codes are decided),
-//! [`commands`] (one module per subcommand), [`config`] (massup.toml), [`exit`],
-//! [`logging`] and [`output`].
+//! Beside them, [`mock`]: an embedded Zoho-compatible CRM used by tests, the demo and
+//! benchmarks; it shares no code with the client side, so it cannot agree with a bug.
 pub mod api;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod dispatch;
+pub mod error;
 pub mod exit;
 pub mod fields;
 pub mod global;

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::exit::UsageError;
+use crate::error::UsageError;
 
 /// A credential. Only `expose` reveals it, at the one place it is put on the wire.
 #[derive(Clone, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 //! shared HTTP client, the `mass_update` call and the field metadata fetch. Reading an
 //! answer is in `response` (pure), tokens in `auth`.
 pub mod auth;
+pub mod bodies;
 pub mod response;
 
 use std::net::IpAddr;
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::Url;
 
-use crate::exit::UsageError;
+use crate::error::UsageError;
 
 /// Zoho's data centres: accounts server and API domain.
 pub const DATA_CENTRES: &[(&str, &str, &str)] = &[

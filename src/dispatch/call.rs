@@ -4,7 +4,7 @@
 use rustc_hash::FxHashMap;
 
 use super::interpret::{interpret, Interpretation};
-use crate::api::Exchange;
+use crate::api::{bodies, Exchange};
 use crate::store::chunks::ClaimedChunk;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,7 +18,7 @@ impl CallKind {
     /// The request body for `payload` (the group's value set, a JSON object) and `ids`.
     pub fn body(self, payload: &str, over_write: bool, ids: &[i64]) -> String {
         match self {
-            CallKind::MassUpdate => mass_update_body(payload, over_write, ids),
+            CallKind::MassUpdate => bodies::mass_update(payload, over_write, ids),
         }
     }
 
@@ -36,24 +36,6 @@ impl CallKind {
             CallKind::MassUpdate => interpret(exchange, chunk, index, can_refresh),
         }
     }
-}
-
-fn mass_update_body(payload: &str, over_write: bool, ids: &[i64]) -> String {
-    use std::fmt::Write;
-    let mut body = String::with_capacity(payload.len() + 40 + ids.len() * 22);
-    body.push_str("{\"data\":[");
-    body.push_str(payload);
-    body.push_str("],\"over_write\":");
-    body.push_str(if over_write { "true" } else { "false" });
-    body.push_str(",\"ids\":[");
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
-        let _ = write!(body, "\"{id}\"");
-    }
-    body.push_str("]}");
-    body
 }
 
 #[cfg(test)]

@@ -173,3 +173,154 @@ pub fn interpret(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::Member;
+
+    fn chunk(ids: &[i64]) -> (ClaimedChunk, FxHashMap<i64, usize>) {
+        let members: Vec<Member> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, &record_id)| Member {
+                row_no: i as u32,
+                record_id,
+            })
+            .collect();
+        let index = ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+        let chunk = ClaimedChunk {
+            id: 1,
+            payload: "{}".into(),
+            outcomes: vec![ItemState::Pending as u8; ids.len()],
+            members,
+            details: Default::default(),
+        };
+        (chunk, index)
+    }
+
+    fn answered(status: u16, body: &str) -> Exchange {
+        Exchange::Answered {
+            status,
+            body: bytes::Bytes::from(body.to_string()),
+            credits_remaining: None,
+            retry_after: None,
+        }
+    }
+
+    fn record(id: i64, code: &str) -> String {
+        format!(
+            r#"{{"code":"{code}","details":{{"id":"{id}"}},"message":"m {code}","status":"x"}}"#
+        )
+    }
+
+    fn states(chunk: &ClaimedChunk) -> Vec<ItemState> {
+        chunk
+            .outcomes
+            .iter()
+            .map(|&b| ItemState::from_byte(b))
+            .collect()
+    }
+
+    #[test]
+    fn per_record_answers_are_matched_by_id_not_position() {
+        let (mut c, index) = chunk(&[11, 22, 33]);
+        // Answered out of order, one record missing.
+        let body = format!(
+            r#"{{"data":[{},{}]}}"#,
+            record(33, "RECORD_LOCKED"),
+            record(11, "SUCCESS")
+        );
+        let got = interpret(&answered(207, &body), &mut c, &index, true);
+        assert_eq!(got.step, Step::Settled);
+        assert_eq!(got.http_status, Some(207));
+        assert_eq!(got.call_code, "MIXED");
+        assert_eq!(
+            states(&c),
+            vec![
+                ItemState::Succeeded,
+                ItemState::Pending,
+                ItemState::Retryable
+            ]
+        );
+        assert_eq!(c.details[&2].0, "RECORD_LOCKED");
+        assert!(!c.details.contains_key(&0));
+    }
+
+    #[test]
+    fn all_success_is_success_and_settled() {
+        let (mut c, index) = chunk(&[5, 6]);
+        let body = format!(
+            r#"{{"data":[{},{}]}}"#,
+            record(5, "SUCCESS"),
+            record(6, "SUCCESS")
+        );
+        let got = interpret(&answered(200, &body), &mut c, &index, false);
+        assert_eq!(
+            (got.step, got.call_code.as_str()),
+            (Step::Settled, "SUCCESS")
+        );
+        assert_eq!(states(&c), vec![ItemState::Succeeded; 2]);
+    }
+
+    #[test]
+    fn transient_answers_and_silence_retry_without_touching_items() {
+        for exchange in [
+            answered(
+                429,
+                r#"{"code":"TOO_MANY_REQUESTS","details":{},"message":"slow","status":"error"}"#,
+            ),
+            answered(
+                500,
+                r#"{"code":"INTERNAL_ERROR","details":{},"message":"oops","status":"error"}"#,
+            ),
+            answered(200, "<html>not json"),
+            Exchange::NoAnswer {
+                reason: "timed out".into(),
+            },
+        ] {
+            let (mut c, index) = chunk(&[1, 2]);
+            let got = interpret(&exchange, &mut c, &index, true);
+            assert!(matches!(got.step, Step::Again { .. }), "{got:?}");
+            assert_eq!(states(&c), vec![ItemState::Pending; 2]);
+        }
+        // A per-record transient code under a 5xx keeps the record pending, with its reason.
+        let (mut c, index) = chunk(&[1]);
+        let body = format!(r#"{{"data":[{}]}}"#, record(1, "INTERNAL_ERROR"));
+        let got = interpret(&answered(500, &body), &mut c, &index, true);
+        assert!(matches!(got.step, Step::Again { ref code, .. } if code == "INTERNAL_ERROR"));
+        assert_eq!(c.details[&0].0, "INTERNAL_ERROR");
+    }
+
+    #[test]
+    fn authentication_failure_refreshes_only_when_a_token_can_be_minted() {
+        let body =
+            r#"{"code":"AUTHENTICATION_FAILURE","details":{},"message":"bad","status":"error"}"#;
+        let (mut c, index) = chunk(&[1]);
+        let got = interpret(&answered(401, body), &mut c, &index, true);
+        assert!(matches!(got.step, Step::Token { .. }), "{got:?}");
+        let got = interpret(&answered(401, body), &mut c, &index, false);
+        assert!(matches!(got.step, Step::Fatal { .. }), "{got:?}");
+        let expired =
+            r#"{"code":"INVALID_TOKEN","details":{},"message":"expired","status":"error"}"#;
+        let got = interpret(&answered(401, expired), &mut c, &index, false);
+        assert!(matches!(got.step, Step::Token { .. }), "{got:?}");
+        assert_eq!(states(&c), vec![ItemState::Pending]);
+    }
+
+    #[test]
+    fn a_request_level_refusal_settles_every_item_with_its_code() {
+        let (mut c, index) = chunk(&[1, 2]);
+        let body = r#"{"data":[{"code":"INVALID_DATA","details":{},"message":"No field found","status":"error"}]}"#;
+        let got = interpret(&answered(200, body), &mut c, &index, true);
+        assert_eq!(got.step, Step::Settled);
+        assert_eq!(got.call_code, "INVALID_DATA");
+        assert_eq!(states(&c), vec![ItemState::Failed; 2]);
+        assert_eq!(c.details[&1].1, "No field found");
+        let (mut c, index) = chunk(&[1]);
+        let fatal = r#"{"code":"NO_PERMISSION","details":{},"message":"no","status":"error"}"#;
+        let got = interpret(&answered(403, fatal), &mut c, &index, true);
+        assert!(matches!(got.step, Step::Fatal { .. }));
+        assert_eq!(states(&c), vec![ItemState::Pending]);
+    }
+}

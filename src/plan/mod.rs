@@ -257,7 +257,7 @@ fn example_request(
         return Ok(None);
     };
     let ids: Vec<i64> = members.iter().take(5).map(|m| m.record_id).collect();
-    let body = crate::dispatch::call::CallKind::MassUpdate.body(&payload, over_write, &ids);
+    let body = crate::api::bodies::mass_update(&payload, over_write, &ids);
     let mut example: serde_json::Value =
         serde_json::from_str(&body).expect("request bodies are JSON");
     if members.len() > 5 {

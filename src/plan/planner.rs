@@ -745,3 +745,144 @@ fn push_json_string(out: &mut String, s: &str) {
     serde_json::to_writer(&mut buf, s).expect("writing to a Vec cannot fail");
     *out = String::from_utf8(buf).expect("serde_json writes UTF-8");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::{CsvInput, CsvOptions};
+
+    /// Plans `csv` in memory: the rows as they would be stored, and the finished plan.
+    fn plan(csv: &str, settings: &PlanSettings) -> (Vec<NewRow>, PlannedCalls) {
+        let mut input = CsvInput::from_reader(
+            std::path::Path::new("t.csv"),
+            Box::new(std::io::Cursor::new(csv.as_bytes().to_vec())),
+            &CsvOptions {
+                delimiter: b',',
+                id_column: "id".into(),
+            },
+        )
+        .unwrap();
+        let names = input.field_columns().to_vec();
+        let source = Source {
+            shown: "t.csv".into(),
+            size: 0,
+        };
+        let mut planner = Planner::new(&names, settings, None, source, &mut Vec::new()).unwrap();
+        let mut rows = Vec::new();
+        while let Some(row) = input.next_row().unwrap() {
+            rows.push(planner.plan_row(&row));
+        }
+        (rows, planner.finish())
+    }
+
+    fn groups(planned: &PlannedCalls) -> Vec<(String, Vec<Vec<i64>>)> {
+        planned
+            .groups()
+            .map(|g| {
+                let chunks = g
+                    .chunks()
+                    .map(|c| c.iter().map(|m| m.record_id).collect())
+                    .collect();
+                (g.payload_json(), chunks)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn equal_values_share_a_group_and_groups_are_cut_evenly() {
+        let mut settings = PlanSettings::new("Leads");
+        settings.chunk_size = 2;
+        let csv = "id,Lead_Status,City\n1,New,Oslo\n2,New,Rome\n3,New,Oslo\n4,Lost,\n";
+        let (rows, planned) = plan(csv, &settings);
+        assert!(rows.iter().all(|r| r.status == RowStatus::Valid));
+        assert_eq!(
+            groups(&planned),
+            vec![
+                (r#"{"Lead_Status":"New"}"#.into(), vec![vec![1, 2], vec![3]]),
+                (r#"{"City":"Oslo"}"#.into(), vec![vec![1, 3]]),
+                (r#"{"City":"Rome"}"#.into(), vec![vec![2]]),
+                (r#"{"Lead_Status":"Lost"}"#.into(), vec![vec![4]]),
+            ]
+        );
+        let t = planned.totals;
+        assert_eq!(
+            (t.input_rows, t.valid_rows, t.groups, t.calls),
+            (4, 4, 4, 5)
+        );
+        // The theoretical minimum counts 500 ids a call, whatever --chunk-size says.
+        assert_eq!(t.min_calls, 4);
+    }
+
+    #[test]
+    fn the_field_limit_splits_a_row_into_parts() {
+        let mut settings = PlanSettings::new("Deals");
+        settings.max_fields_per_call = 2;
+        let (_, planned) = plan("id,A,B,C\n1,x,y,z\n2,x,y,w\n", &settings);
+        let payloads: Vec<String> = groups(&planned).into_iter().map(|g| g.0).collect();
+        assert_eq!(
+            payloads,
+            vec![r#"{"A":"x","B":"y"}"#, r#"{"C":"z"}"#, r#"{"C":"w"}"#]
+        );
+    }
+
+    #[test]
+    fn duplicates_merge_or_all_become_invalid_on_a_conflict() {
+        let settings = PlanSettings::new("Leads");
+        let csv = "id,A,B\n1,x,\n1,,y\n2,p,\n2,q,\n3,#N/A,\n";
+        let (rows, planned) = plan(csv, &settings);
+        assert_eq!(rows[1].status, RowStatus::Merged);
+        assert_eq!(rows[1].merged_into, Some(0));
+        // Record 2's rows disagree on A: both are left out, each naming both lines.
+        let conflicted: Vec<u32> = planned.conflicts.iter().map(|c| c.0).collect();
+        assert_eq!(conflicted.len(), 2);
+        assert!(conflicted.contains(&2) && conflicted.contains(&3));
+        assert!(
+            planned.conflicts[0].1.contains("lines 4, 5"),
+            "{:?}",
+            planned.conflicts
+        );
+        let payloads: Vec<(String, Vec<Vec<i64>>)> = groups(&planned);
+        assert_eq!(
+            payloads,
+            vec![
+                (r#"{"A":"x"}"#.into(), vec![vec![1]]),
+                (r#"{"B":"y"}"#.into(), vec![vec![1]]),
+                (r#"{"A":null}"#.into(), vec![vec![3]]),
+            ]
+        );
+        assert_eq!(planned.totals.invalid_rows, 2);
+        assert_eq!(planned.totals.merged_rows, 1);
+    }
+
+    #[test]
+    fn a_bad_row_is_invalid_with_its_reason_and_the_rest_go_on() {
+        let settings = PlanSettings::new("Leads");
+        let (rows, planned) = plan("id,A\nabc,x\n5,\n6,y\n", &settings);
+        assert_eq!(rows[0].status, RowStatus::Invalid);
+        assert!(rows[0]
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("not a Zoho record id"));
+        assert!(rows[1]
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("nothing to update"));
+        assert_eq!(rows[2].status, RowStatus::Valid);
+        assert_eq!(planned.problems.len(), 2);
+        assert_eq!(planned.problems[0].line, 2);
+        assert_eq!(
+            groups(&planned),
+            vec![(r#"{"A":"y"}"#.into(), vec![vec![6]])]
+        );
+    }
+
+    #[test]
+    fn balanced_chunks_are_the_fewest_and_even() {
+        let ids: Vec<u32> = (0..1001).collect();
+        let sizes: Vec<usize> = balanced_chunks(&ids, 500).map(<[u32]>::len).collect();
+        assert_eq!(sizes, vec![334, 334, 333]);
+        assert_eq!(balanced_chunks(&[] as &[u32], 500).count(), 0);
+    }
+}
