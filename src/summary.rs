@@ -250,7 +250,11 @@ pub struct RunCounts {
     pub items: BTreeMap<&'static str, u64>,
     pub items_by_code: BTreeMap<String, u64>,
     pub chunks: BTreeMap<ChunkState, u64>,
+    /// Calls logged (every HTTP attempt whose answer, or its absence, was recorded).
     pub calls: u64,
+    /// Calls that may have been sent by processes that died before logging them (at most
+    /// one per chunk left in flight): the credits the log cannot show.
+    pub calls_unlogged_at_most: u64,
     pub min_calls: u64,
     /// Calls beyond one per chunk attempted: retries of transient failures and of `retry`.
     pub retries: u64,
@@ -288,10 +292,10 @@ pub fn run_counts(conn: &Connection, run: &RunInfo) -> Result<RunCounts, StoreEr
     ] {
         counts.rows.insert(outcome.as_str(), 0);
     }
-    for_each_row(conn, run.id, |row| -> Result<(), StoreError> {
-        *counts.rows.entry(row.outcome.as_str()).or_default() += 1;
-        Ok(())
-    })?;
+    // Row outcomes from the chunks alone, one byte a row (a row is as good as its worst
+    // item): status and the end of a run read the chunks, not the million rows. Rows
+    // without an item are the invalid ones.
+    let mut worst = vec![0u8; run.input_rows.max(0) as usize];
     for state in [
         ItemState::Pending,
         ItemState::Succeeded,
@@ -305,6 +309,11 @@ pub fn run_counts(conn: &Connection, run: &RunInfo) -> Result<RunCounts, StoreEr
         run.id,
         |chunk: StoredChunk| -> Result<(), StoreError> {
             *counts.chunks.entry(chunk.state).or_default() += 1;
+            for (member, &byte) in chunk.members.iter().zip(&chunk.outcomes) {
+                if let Some(w) = worst.get_mut(member.row_no as usize) {
+                    *w = (*w).max(RowOutcome::rank(ItemState::from_byte(byte)));
+                }
+            }
             for (i, &byte) in chunk.outcomes.iter().enumerate() {
                 let state = ItemState::from_byte(byte);
                 if state == ItemState::Requeued {
@@ -323,8 +332,28 @@ pub fn run_counts(conn: &Connection, run: &RunInfo) -> Result<RunCounts, StoreEr
             Ok(())
         },
     )?;
+    // A merged row's changes ride with an earlier row: it is as good as both.
+    if run.merged_rows > 0 {
+        for (row, target) in rows::merged_rows(conn, run.id)? {
+            let target = worst.get(target as usize).copied().unwrap_or(0);
+            if let Some(w) = worst.get_mut(row as usize) {
+                *w = (*w).max(target);
+            }
+        }
+    }
+    for w in worst {
+        let outcome = match w {
+            0 => RowOutcome::Invalid,
+            1 => RowOutcome::Succeeded,
+            2 => RowOutcome::Retryable,
+            3 => RowOutcome::Pending,
+            _ => RowOutcome::Failed,
+        };
+        *counts.rows.entry(outcome.as_str()).or_default() += 1;
+    }
     let calls = store::calls::stats(conn, run.id)?;
     counts.calls = calls.calls;
+    counts.calls_unlogged_at_most = chunks::resets(conn, run.id)?;
     counts.retries = calls.calls - calls.chunks_called;
     counts.first_call_at = calls.first_call_at;
     counts.last_call_at = calls.last_call_at;

@@ -78,3 +78,32 @@ fn a_last_line_without_newline_is_read() {
     assert_eq!(summary["valid_rows"], 2);
     assert_eq!(summary["example_request"]["ids"][1], "2");
 }
+
+/// Regression: `--csv /dev/zero` read (and spooled) until killed.
+#[cfg(unix)]
+#[test]
+fn input_that_never_ends_stops_within_a_bounded_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let out = plan(dir.path(), "/dev/zero");
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/dev/zero"), "{stderr}");
+    assert!(stderr.contains("line 1 is longer than 64 MiB"), "{stderr}");
+    // Bounded work, not a timing assertion: it read about 64 MiB, not gigabytes.
+    eprintln!("stopped after {:?}", started.elapsed());
+}
+
+/// A regular file whose first line never ends is refused the same way, naming the line.
+#[test]
+fn a_file_with_an_endless_line_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flat.csv");
+    let mut text = b"id,Last_Name\n1,Smith\n".to_vec();
+    text.resize(text.len() + (65 << 20), b'x');
+    std::fs::write(&path, text).unwrap();
+    let out = plan(dir.path(), "flat.csv");
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 3 is longer than 64 MiB"), "{stderr}");
+}

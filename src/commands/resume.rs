@@ -1,6 +1,6 @@
 //! `massup resume`: continue a run where it stopped (a kill, Ctrl-C, a budget, a fatal
 //! error since fixed). Chunks left in flight are sent again.
-use super::send::{ConnectionFlags, DispatchFlags, StoredRun};
+use super::send::{ConnectionFlags, CreditWait, DispatchFlags, StoredRun};
 use super::{Latest, Workspace};
 use crate::exit::Exit;
 use crate::global::{DbArg, GlobalArgs};
@@ -15,6 +15,18 @@ pub struct Args {
     pub connection: ConnectionFlags,
     #[command(flatten)]
     pub dispatch: DispatchFlags,
+    /// When the daily API credits are spent, wait for them instead of stopping: probe with
+    /// one call every --probe-every seconds, for at most 24 hours, then send the rest.
+    #[arg(long)]
+    pub wait_credits: bool,
+    /// Seconds between probes with --wait-credits.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 900,
+        requires = "wait_credits"
+    )]
+    pub probe_every: u64,
     #[command(flatten)]
     pub db: DbArg,
 }
@@ -43,5 +55,9 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         let run = &stored.run;
         crate::outln!("Resuming run {} ({}, {})", run.id, run.module, run.csv_path);
     }
-    stored.send(&workspace.db, global)
+    let wait = args.wait_credits.then(|| CreditWait {
+        probe_every: std::time::Duration::from_secs(args.probe_every.max(1)),
+        give_up_after: std::time::Duration::from_secs(24 * 3600),
+    });
+    stored.send(&workspace.db, global, wait)
 }

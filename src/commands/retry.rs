@@ -52,5 +52,5 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             stored.run.id
         );
     }
-    stored.send(&workspace.db, global)
+    stored.send(&workspace.db, global, None)
 }

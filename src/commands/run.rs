@@ -54,8 +54,9 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
                 let text = crate::api::fetch_fields(&session.http, &domain, &settings.module, &token)
                     .await
                     .map_err(anyhow::Error::msg)?;
+                // The server's answer, not the user's input: a fatal error (exit 1).
                 let fields = ModuleFields::from_zoho_json(text.as_bytes()).map_err(|e| {
-                    UsageError::new(format!("the field metadata Zoho sent for {} cannot be read: {e}", settings.module))
+                    anyhow::anyhow!("the field metadata Zoho sent for {} cannot be read: {e}", settings.module)
                 })?;
                 (fields, text)
             }
@@ -105,6 +106,6 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
                 run
             }
         };
-        send_run(&db, &run, &send, &session, stop, global).await
+        Ok(send_run(&db, &run, &send, &session, stop, global).await?.0)
     })
 }

@@ -193,7 +193,7 @@ impl SendSettings {
     }
 }
 
-/// Sends a run's pending chunks and ends with its summary and exit code.
+/// Sends a run's pending chunks and ends with its summary, its exit code and how it ended.
 pub async fn send_run(
     db: &Path,
     run: &RunInfo,
@@ -201,8 +201,9 @@ pub async fn send_run(
     session: &Session,
     stop: CancellationToken,
     global: &GlobalArgs,
-) -> anyhow::Result<Exit> {
+) -> anyhow::Result<(Exit, SendEnd)> {
     let conn = store::open(db)?;
+    store::check_before_sending(&conn, db)?;
     store::chunks::reset_in_flight(&conn, run.id)?;
     send.save(&conn, run.id)?;
     store::runs::set_run_state(&conn, run.id, RunState::Running)?;
@@ -243,7 +244,7 @@ pub fn finish_run(
     run_id: i64,
     report: &DispatchReport,
     global: &GlobalArgs,
-) -> anyhow::Result<Exit> {
+) -> anyhow::Result<(Exit, SendEnd)> {
     let conn = store::open(db)?;
     let run = store::runs::run(&conn, run_id)?.ok_or_else(|| no_run(run_id, db))?;
     let counts = summary::run_counts(&conn, &run)?;
@@ -271,7 +272,7 @@ pub fn finish_run(
         }
         SendEnd::Finished => {}
     }
-    Ok(exit_for_send(&end, &counts))
+    Ok((exit_for_send(&end, &counts), end))
 }
 
 fn no_run(run_id: i64, db: &Path) -> anyhow::Error {
@@ -308,12 +309,93 @@ impl StoredRun {
 
     /// Sends the run's pending chunks from a synchronous command: runtime, signals,
     /// connection, dispatch, summary.
-    pub fn send(self, db: &Path, global: &GlobalArgs) -> anyhow::Result<Exit> {
+    pub fn send(
+        self,
+        db: &Path,
+        global: &GlobalArgs,
+        wait: Option<CreditWait>,
+    ) -> anyhow::Result<Exit> {
         runtime()?.block_on(async {
             let stop = CancellationToken::new();
             install_signal_handlers(stop.clone(), global.quiet);
             let session = Session::new(&self.send, self.credentials, stop.clone(), db)?;
-            send_run(db, &self.run, &self.send, &session, stop, global).await
+            let (exit, end) =
+                send_run(db, &self.run, &self.send, &session, stop.clone(), global).await?;
+            let Some(wait) = wait else {
+                return Ok(exit);
+            };
+            wait.until_credits(
+                db,
+                &self.run,
+                &self.send,
+                &session,
+                stop,
+                global,
+                (exit, end),
+            )
+            .await
         })
+    }
+}
+
+/// `resume --wait-credits`: when the daily credits are spent, wait and probe again with a
+/// single call (which costs at most one credit, and none when refused), then send the rest
+/// at full speed once a probe gets through.
+#[derive(Debug, Clone, Copy)]
+pub struct CreditWait {
+    /// Time between probes.
+    pub probe_every: Duration,
+    /// Give up (exit 4, resumable) after waiting this long in all.
+    pub give_up_after: Duration,
+}
+
+impl CreditWait {
+    #[allow(clippy::too_many_arguments)]
+    async fn until_credits(
+        self,
+        db: &Path,
+        run: &RunInfo,
+        send: &SendSettings,
+        session: &Session,
+        stop: CancellationToken,
+        global: &GlobalArgs,
+        mut last: (Exit, SendEnd),
+    ) -> anyhow::Result<Exit> {
+        let deadline = tokio::time::Instant::now() + self.give_up_after;
+        // One call at a time: a probe that is refused costs nothing and spends nothing.
+        let mut probe = send.clone();
+        if let Some(dispatch) = probe.dispatch.as_mut() {
+            dispatch.concurrency = 1;
+            dispatch.max_calls = Some(1);
+        }
+        while last.1 == SendEnd::Stopped(StopReason::CreditsExhausted) {
+            let next = tokio::time::Instant::now() + self.probe_every;
+            if next > deadline {
+                eprintln!(
+                    "still no API credits after waiting {}s; giving up for now (resumable)",
+                    self.give_up_after.as_secs()
+                );
+                break;
+            }
+            eprintln!(
+                "waiting {}s for the 24-hour window to free API credits, then probing with one call (Ctrl-C stops)",
+                self.probe_every.as_secs()
+            );
+            tokio::select! {
+                _ = tokio::time::sleep_until(next) => {}
+                _ = stop.cancelled() => break,
+            }
+            let probed = send_run(db, run, &probe, session, stop.clone(), global).await?;
+            last = match probed.1 {
+                // The probe got through: credits are back, send the rest at full speed.
+                SendEnd::Stopped(StopReason::MaxCalls { .. }) => {
+                    send_run(db, run, send, session, stop.clone(), global).await?
+                }
+                _ => probed,
+            };
+        }
+        // A probe stored its one-call settings with the run; the run keeps the real ones.
+        send.save(&store::open(db)?, run.id)?;
+        Ok(last.0)
     }
 }

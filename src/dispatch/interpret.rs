@@ -25,6 +25,9 @@ pub enum Step {
     Token { code: String, message: String },
     /// Stop everything: nothing more can succeed until a person fixes something.
     Fatal { code: String, message: String },
+    /// The org's daily API credits are spent: stop, resumable; the call is not the
+    /// chunk's fault and uses up no attempt.
+    CreditsExhausted { code: String, message: String },
 }
 
 /// An attempt's meaning: the next step, the HTTP status (None without an answer), and the
@@ -62,6 +65,23 @@ pub fn interpret(
             ..
         } => (*status, body, *retry_after),
     };
+    if credits_exhausted(exchange) {
+        let (code, message) = match parse_body(status, body) {
+            CallAnswer::Request { code, message } => (code, message),
+            _ => (
+                "TOO_MANY_REQUESTS".to_string(),
+                "the daily API credits are spent".to_string(),
+            ),
+        };
+        return Interpretation {
+            step: Step::CreditsExhausted {
+                code: code.clone(),
+                message,
+            },
+            http_status: Some(status),
+            call_code: code,
+        };
+    }
     let answer = parse_body(status, body);
     let transient_status = status == 429 || status >= 500;
     match answer {
@@ -172,6 +192,25 @@ pub fn interpret(
             }
         }
     }
+}
+
+/// Whether an answer says the org's daily credits are spent: a 429 that reports no credits
+/// left (`X-API-CREDITS-REMAINING: 0`), or whose message is Zoho's "Number of API requests
+/// for the 24 hour period is exceeded" (the status-code table; see docs/ZOHO_API_NOTES.md).
+/// A plain 429 is too many calls at once or per minute, which passes with a backoff.
+fn credits_exhausted(exchange: &Exchange) -> bool {
+    let Exchange::Answered {
+        status: 429,
+        body,
+        credits_remaining,
+        ..
+    } = exchange
+    else {
+        return false;
+    };
+    *credits_remaining == Some(0)
+        || matches!(parse_body(429, body), CallAnswer::Request { ref message, .. }
+            if message.to_ascii_lowercase().contains("24 hour period"))
 }
 
 #[cfg(test)]
@@ -321,6 +360,28 @@ mod tests {
         let fatal = r#"{"code":"NO_PERMISSION","details":{},"message":"no","status":"error"}"#;
         let got = interpret(&answered(403, fatal), &mut c, &index, true);
         assert!(matches!(got.step, Step::Fatal { .. }));
+        assert_eq!(states(&c), vec![ItemState::Pending]);
+    }
+
+    #[test]
+    fn spent_daily_credits_stop_instead_of_retrying() {
+        let body = r#"{"code":"TOO_MANY_REQUESTS","details":{},"message":"Number of API requests for the 24 hour period is exceeded","status":"error"}"#;
+        let (mut c, index) = chunk(&[1]);
+        let got = interpret(&answered(429, body), &mut c, &index, true);
+        assert!(matches!(got.step, Step::CreditsExhausted { .. }), "{got:?}");
+        let header_only = Exchange::Answered {
+            status: 429,
+            body: bytes::Bytes::from_static(br#"{"code":"TOO_MANY_REQUESTS","details":{},"message":"slow down","status":"error"}"#),
+            credits_remaining: Some(0),
+            retry_after: None,
+        };
+        let got = interpret(&header_only, &mut c, &index, true);
+        assert!(matches!(got.step, Step::CreditsExhausted { .. }), "{got:?}");
+        // An ordinary 429 (too many at once) is backed off, not a stop.
+        let busy =
+            r#"{"code":"TOO_MANY_REQUESTS","details":{},"message":"slow down","status":"error"}"#;
+        let got = interpret(&answered(429, busy), &mut c, &index, true);
+        assert!(matches!(got.step, Step::Again { .. }), "{got:?}");
         assert_eq!(states(&c), vec![ItemState::Pending]);
     }
 }

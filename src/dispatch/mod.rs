@@ -56,9 +56,13 @@ pub enum StopReason {
     MaxCalls {
         calls: u64,
     },
+    /// Zoho reported fewer credits left than --min-credits keeps in reserve.
     Credits {
         remaining: u64,
     },
+    /// The org's daily API credits are spent: every call would be refused until the
+    /// rolling 24-hour window frees some, so the run stops, resumable.
+    CreditsExhausted,
     /// No access token could be had (the accounts server unreachable or failing): every
     /// other chunk would wait for the same, so the run stops, resumable.
     TokenUnavailable {
@@ -81,6 +85,10 @@ impl std::fmt::Display for StopReason {
                     "Zoho reports {remaining} API credits left, below --min-credits"
                 )
             }
+            StopReason::CreditsExhausted => write!(
+                f,
+                "daily API credits exhausted; resumable when the 24-hour window frees credits (`resume --wait-credits` waits for them)"
+            ),
             StopReason::TokenUnavailable { message } => {
                 write!(f, "no access token: {message}")
             }

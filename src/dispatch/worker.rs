@@ -262,7 +262,16 @@ async fn attempt_until_end(ctx: &SendContext, chunk: &mut ClaimedChunk) -> Chunk
         } = ctx
             .kind
             .interpret(&exchange, chunk, &index, ctx.endpoint.tokens.can_refresh());
-        if matches!(step, Step::Fatal { .. }) {
+        tracing::debug!(
+            chunk = chunk.id,
+            ids = ids.len(),
+            attempt = attempts + 1,
+            http_status = http_status.map(i64::from).unwrap_or(-1),
+            code = %call_code,
+            latency_ms = took.as_millis() as u64,
+            "call"
+        );
+        if matches!(step, Step::Fatal { .. } | Step::CreditsExhausted { .. }) {
             ctx.stop.cancel(); // the chunk's end below records why
         }
         drop(slot);
@@ -355,6 +364,12 @@ async fn attempt_until_end(ctx: &SendContext, chunk: &mut ClaimedChunk) -> Chunk
                     .answered(code, message)
                     .after(call);
             }
+            Step::CreditsExhausted { code, message } => {
+                return ChunkEnd::pending()
+                    .stopping(Some(StopReason::CreditsExhausted))
+                    .answered(code, message)
+                    .after(call);
+            }
             Step::Fatal { code, message } => {
                 let stop = StopReason::Fatal {
                     code: code.clone(),
@@ -372,6 +387,12 @@ async fn attempt_until_end(ctx: &SendContext, chunk: &mut ClaimedChunk) -> Chunk
         let update = update_of(chunk, Some((code, message)), Some(call));
         ctx.store(update).await;
         let delay = backoff_delay(&ctx.settings, attempts, retry_after, &mut rng);
+        tracing::debug!(
+            chunk = chunk.id,
+            attempt = attempts,
+            delay_ms = delay.as_millis() as u64,
+            "backing off"
+        );
         if !sleep_unless_stopped(&ctx.stop, delay).await {
             return ChunkEnd::pending();
         }

@@ -93,7 +93,7 @@ pub struct CsvOptions {
 /// An open CSV whose header has been checked.
 pub struct CsvInput {
     path: PathBuf,
-    reader: csv::Reader<EofWatch<Box<dyn Read + Send>>>,
+    reader: csv::Reader<EofWatch<LineLimit<Box<dyn Read + Send>>>>,
     header_line: u64,
     id_index: usize,
     /// Field column names in input order (the id column excluded).
@@ -191,7 +191,7 @@ impl CsvInput {
             .flexible(true)
             .has_headers(false)
             .from_reader(EofWatch {
-                inner: source,
+                inner: LineLimit::new(source),
                 at_eof: false,
             });
         let mut header = ByteRecord::new();
@@ -315,6 +315,54 @@ impl CsvInput {
 
 /// The source as the csv reader sees it, noting when it ran out: a record that needed the
 /// end of the file to finish is the last one, with no line terminator after it.
+/// No line of a CSV massup can send is anywhere near this long (a row over
+/// `MAX_ROW_BYTES` is already invalid); a longer line means input that is not a CSV at all
+/// (`/dev/zero`, a binary file, a file without line breaks), and reading stops here
+/// instead of buffering it whole.
+pub const MAX_LINE_BYTES: u64 = 64 << 20;
+
+/// A reader that fails once a line (bytes between two newlines) grows past
+/// `MAX_LINE_BYTES`, naming the line.
+pub struct LineLimit<R> {
+    inner: R,
+    line: u64,
+    since_newline: u64,
+}
+
+impl<R> LineLimit<R> {
+    pub fn new(inner: R) -> LineLimit<R> {
+        LineLimit {
+            inner,
+            line: 1,
+            since_newline: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for LineLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut rest = &buf[..n];
+        while let Some(at) = rest.iter().position(|&b| b == b'\n') {
+            self.line += 1;
+            self.since_newline = 0;
+            rest = &rest[at + 1..];
+        }
+        self.since_newline += rest.len() as u64;
+        if self.since_newline > MAX_LINE_BYTES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "line {} is longer than {} MiB without a line break: this is not a CSV massup can read (a binary file or device?)",
+                    self.line,
+                    MAX_LINE_BYTES >> 20
+                ),
+            ));
+        }
+        Ok(n)
+    }
+}
+
 struct EofWatch<R> {
     inner: R,
     at_eof: bool,
@@ -334,7 +382,7 @@ impl<R: Read> Read for EofWatch<R> {
 /// where reading began, before the blank lines it skips, which put every row after a
 /// blank line of an LF file too early; counting back from where the record ended is
 /// exact: its end line less the newlines inside its quoted cells and its terminator.
-fn start_line<R: Read>(reader: &csv::Reader<EofWatch<R>>, record: &ByteRecord) -> u64 {
+fn start_line<R: Read>(reader: &csv::Reader<EofWatch<LineLimit<R>>>, record: &ByteRecord) -> u64 {
     let inside = record.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
     let terminated = u64::from(!reader.get_ref().at_eof);
     reader

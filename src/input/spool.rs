@@ -13,7 +13,7 @@ pub fn spool_if_stream(path: &Path) -> Result<Option<tempfile::NamedTempFile>, I
         path: path.display().to_string(),
         source,
     };
-    let mut source: Box<dyn Read> = if path.as_os_str() == "-" {
+    let source: Box<dyn Read> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
         let meta = std::fs::metadata(path).map_err(open_error)?;
@@ -23,7 +23,8 @@ pub fn spool_if_stream(path: &Path) -> Result<Option<tempfile::NamedTempFile>, I
         Box::new(std::fs::File::open(path).map_err(open_error)?)
     };
     let mut spool = tempfile::NamedTempFile::new().map_err(open_error)?;
-    std::io::copy(&mut source, &mut spool).map_err(open_error)?;
+    // Bounded like every read of a CSV: `/dev/zero` stops at its first overlong line.
+    std::io::copy(&mut super::LineLimit::new(source), &mut spool).map_err(open_error)?;
     Ok(Some(spool))
 }
 

@@ -79,11 +79,19 @@ pub fn run_status(run: &RunInfo, counts: &RunCounts, db: &Path) -> String {
         counts.rows(RowOutcome::Invalid),
         counts.rows(RowOutcome::Pending)
     );
-    let _ = writeln!(
+    let _ = write!(
         out,
         "  calls     {:>9} made (theoretical minimum {}), {} retries",
         counts.calls, counts.min_calls, counts.retries
     );
+    if counts.calls_unlogged_at_most > 0 {
+        let _ = write!(
+            out,
+            "; up to {} more sent by interrupted processes, not logged",
+            counts.calls_unlogged_at_most
+        );
+    }
+    out.push('\n');
     if !counts.items_by_code.is_empty() {
         let codes: Vec<String> = counts
             .items_by_code

@@ -80,6 +80,16 @@ pub fn insert_chunk(
     Ok(())
 }
 
+/// Chunks reset after a process died with them in flight, over the run: each is a call
+/// that may have been sent (and cost a credit) without being logged.
+pub fn resets(conn: &Connection, run_id: i64) -> Result<u64, StoreError> {
+    Ok(conn.query_row(
+        "SELECT COALESCE(SUM(resets), 0) FROM chunks WHERE run_id = ?1",
+        params![run_id],
+        |r| r.get(0),
+    )?)
+}
+
 /// Ids of a run's pending chunks, in plan order.
 pub fn pending_chunk_ids(conn: &Connection, run_id: i64) -> Result<Vec<i64>, StoreError> {
     let mut stmt =
@@ -105,10 +115,11 @@ pub fn unsettled_items(conn: &Connection, run_id: i64) -> Result<u64, StoreError
     Ok(total)
 }
 
-/// Puts chunks left in flight by a crash or kill back to pending. Returns how many.
+/// Puts chunks left in flight by a crash or kill back to pending, counting the reset (its
+/// calls may have been sent without being logged). Returns how many.
 pub fn reset_in_flight(conn: &Connection, run_id: i64) -> Result<usize, StoreError> {
     Ok(conn.execute(
-        "UPDATE chunks SET state = ?2 WHERE run_id = ?1 AND state = ?3",
+        "UPDATE chunks SET state = ?2, resets = resets + 1 WHERE run_id = ?1 AND state = ?3",
         params![
             run_id,
             ChunkState::Pending.as_str(),

@@ -21,7 +21,10 @@ pub use runs::{RunInfo, RunState};
 use rusqlite_migration::{Migrations, M};
 
 /// Embedded, numbered migrations. A released file is never edited: add a new one.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_initial.sql"),
+    include_str!("../../migrations/0002_chunk_resets.sql"),
+];
 
 /// How long a statement waits for a lock held by another massup process before failing.
 /// Long enough for a `status` during a run; short enough that a stuck lock is reported.
@@ -52,6 +55,8 @@ pub enum StoreError {
         path: String,
         source: rusqlite_migration::Error,
     },
+    #[error("database {path} is damaged ({detail}); nothing was sent. Restore it from a backup, or plan the file again into a new --db")]
+    Corrupt { path: String, detail: String },
     #[error(transparent)]
     Sql(#[from] rusqlite::Error),
 }
@@ -133,6 +138,28 @@ pub fn open_for_writer(path: &Path) -> Result<Connection, StoreError> {
         true,
     )?;
     Ok(conn)
+}
+
+/// Checks the tables a dispatch writes (runs, groups, chunks, calls) before anything is
+/// sent, so that a damaged database is found before calls whose outcomes it could not
+/// record. `quick_check` limited to those tables skips the rows table, the bulk of a large
+/// run.
+pub fn check_before_sending(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    for table in ["runs", "groups", "chunks", "calls"] {
+        let result: rusqlite::Result<Vec<String>> = conn
+            .prepare(&format!("PRAGMA quick_check({table})"))
+            .and_then(|mut stmt| stmt.query_map([], |r| r.get(0))?.collect());
+        let problem = match result {
+            Ok(lines) if lines.len() == 1 && lines[0] == "ok" => continue,
+            Ok(lines) => lines.join("; "),
+            Err(e) => e.to_string(),
+        };
+        return Err(StoreError::Corrupt {
+            path: path.display().to_string(),
+            detail: problem,
+        });
+    }
+    Ok(())
 }
 
 /// The current time as stored everywhere: RFC 3339 in UTC, milliseconds precision.

@@ -153,3 +153,16 @@ pub fn for_each_row<E: From<StoreError>>(
     }
     Ok(())
 }
+
+/// The merged rows of a run and the row each merged into.
+pub fn merged_rows(conn: &Connection, run_id: i64) -> Result<Vec<(u32, u32)>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT row_no, merged_into FROM rows WHERE run_id = ?1 AND status = ?2 AND merged_into IS NOT NULL",
+    )?;
+    let rows = stmt
+        .query_map(params![run_id, RowStatus::Merged.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
