@@ -250,8 +250,10 @@ async fn call_level_errors_are_one_entry_answers() {
     assert_eq!(status, 400);
     assert_eq!(answer["code"], "INVALID_MODULE");
 
+    // GET is the job status poll of the scheduled mode; other methods are refused before
+    // authentication, as the seed's COPY is.
     let response = client()
-        .get(format!("{}/crm/v2/Leads/actions/mass_update", server.url()))
+        .put(format!("{}/crm/v2/Leads/actions/mass_update", server.url()))
         .send()
         .await
         .expect("mock answers");

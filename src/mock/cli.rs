@@ -80,6 +80,12 @@ pub struct MockServerArgs {
     /// Also create the seed collection's NOT_APPROVED and RECORD_LOCKED records.
     #[arg(long)]
     pub seed_fixtures: bool,
+    /// Records a scheduled (cvid) mass update job applies per step.
+    #[arg(long, default_value_t = 100)]
+    pub job_batch_size: usize,
+    /// Milliseconds between a scheduled job's steps.
+    #[arg(long, default_value_t = 10)]
+    pub job_batch_interval_ms: u64,
 }
 
 impl MockServerArgs {
@@ -123,6 +129,9 @@ impl MockServerArgs {
             }
             field_limits.insert(module.trim().to_string(), n);
         }
+        if self.job_batch_size == 0 {
+            bail!("--job-batch-size must be at least 1");
+        }
         let config = MockConfig {
             records: self.records,
             seed: self.seed,
@@ -147,6 +156,8 @@ impl MockServerArgs {
             garbage_rate: self.garbage,
             field_limits,
             extra_records: Vec::new(),
+            job_batch_size: self.job_batch_size,
+            job_batch_interval: Duration::from_millis(self.job_batch_interval_ms),
         };
         Ok(if self.seed_fixtures {
             config.with_seed_fixture_records()
@@ -207,8 +218,11 @@ mod tests {
             "--drop-after",
             "0.1",
             "--seed-fixtures",
+            "--job-batch-size",
+            "7",
         ])
         .expect("valid flags");
+        assert_eq!(config.job_batch_size, 7);
         assert_eq!(config.field_limit("Leads"), 2);
         assert_eq!(config.field_limit("Custom"), 4);
         assert_eq!(config.field_limit("Deals"), 3);
@@ -223,5 +237,6 @@ mod tests {
         assert!(parse(&["--garbage", "1.5"]).is_err());
         assert!(parse(&["--fail-500", "0.6", "--garbage", "0.6"]).is_err());
         assert!(parse(&["--token-lifetime-secs", "-1"]).is_err());
+        assert!(parse(&["--job-batch-size", "0"]).is_err());
     }
 }

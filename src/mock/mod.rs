@@ -2,7 +2,10 @@
 //! loopback port, with seeded faults and limits, used by tests, the demo and benchmarks.
 //!
 //! - `schema`: field rules, read from the shipped `samples/fields/*.json`.
+//! - `metadata`: the metadata documents (`settings/fields` in full, `settings/modules`,
+//!   `settings/custom_views`) as Zoho and its SDKs shape them.
 //! - `store`: the records and their lock / approval gates.
+//! - `jobs`: scheduled mass updates (`cvid`), applied in the background and polled by job id.
 //! - `auth`: access tokens and the refresh endpoint's rules.
 //! - `server`: the HTTP side: routes, limits, faults and the ledger.
 //! - `mass_update`: validation and the byte-level response writer of the main endpoint.
@@ -21,15 +24,25 @@
 //!   succeeds on the next one.
 //! - The n-th admitted mass_update call draws its latency and fault from (seed, n), so a
 //!   client that sends the same calls in the same order sees the same faults.
-//! - Only the `ids` mode is modelled; a `cvid` call has no ids and gets MANDATORY_NOT_FOUND.
+//! - Ids and lookup ids are taken as JSON strings or numbers, as Zoho does (its SDKs send
+//!   numbers). `ids` and `cvid` are exclusive; a `cvid` call schedules a job over one of the
+//!   module's custom views (see `docs/ZOHO_API_NOTES.md` for what is confirmed and what is
+//!   the mock's own choice).
+//! - Metadata calls (`settings/*`) and job status polls cost no credit, so a client's credit
+//!   arithmetic counts its mass_update calls only.
 
 mod auth;
 mod buffers;
 pub mod cli;
+mod jobs;
 mod mass_update;
+mod metadata;
 mod schema;
 mod server;
 mod store;
+
+pub use jobs::{JobPhase, JobStatus};
+pub use metadata::{SAMPLE_VIEW_SIZE, USERS};
 
 pub use cli::{run_cli, MockServerArgs};
 pub use server::MockServer;
@@ -102,6 +115,11 @@ pub struct MockConfig {
     pub field_limits: HashMap<String, usize>,
     /// Records added after the generated ones, in the given states (not in `record_ids`).
     pub extra_records: Vec<(String, SeedState)>,
+    /// A scheduled (cvid) job applies this many records per step...
+    pub job_batch_size: usize,
+    /// ...one step every this long (the first step too, so a poll right after scheduling
+    /// sees SCHEDULED).
+    pub job_batch_interval: Duration,
 }
 
 impl Default for MockConfig {
@@ -130,6 +148,8 @@ impl Default for MockConfig {
             garbage_rate: 0.0,
             field_limits: default_field_limits(),
             extra_records: Vec::new(),
+            job_batch_size: 100,
+            job_batch_interval: Duration::from_millis(10),
         }
     }
 }
@@ -189,4 +209,7 @@ pub struct Ledger {
     pub not_approved: Vec<String>,
     /// Credits left, when a credit limit is set.
     pub credits_remaining: Option<u64>,
+    /// Scheduled (cvid) mass update jobs by job id.
+    #[serde(default)]
+    pub jobs: BTreeMap<String, JobStatus>,
 }

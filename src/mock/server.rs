@@ -26,6 +26,8 @@ use tokio::time::Instant;
 
 use super::auth::{token_from_header, MintOutcome, TokenCheck, Tokens};
 use super::buffers::BufferPool;
+use super::jobs::Jobs;
+use super::metadata::{self, custom_view_json, MODULES_MODIFIED};
 use super::schema::{load_modules, ModuleSpec};
 use super::store::{Gate, Store};
 use super::{mass_update, Ledger, MockConfig};
@@ -46,12 +48,14 @@ pub(crate) enum Code {
     TooManyRequests,
     InternalError,
     InvalidModule,
+    NoRecordsFound,
+    AlreadyScheduled,
     DroppedBefore,
     DroppedAfter,
     Garbage,
 }
 
-pub(crate) const CODE_COUNT: usize = 15;
+pub(crate) const CODE_COUNT: usize = 17;
 
 impl Code {
     const ALL: [Code; CODE_COUNT] = [
@@ -67,6 +71,8 @@ impl Code {
         Code::TooManyRequests,
         Code::InternalError,
         Code::InvalidModule,
+        Code::NoRecordsFound,
+        Code::AlreadyScheduled,
         Code::DroppedBefore,
         Code::DroppedAfter,
         Code::Garbage,
@@ -86,6 +92,8 @@ impl Code {
             Code::TooManyRequests => "TOO_MANY_REQUESTS",
             Code::InternalError => "INTERNAL_ERROR",
             Code::InvalidModule => "INVALID_MODULE",
+            Code::NoRecordsFound => "NO_RECORDS_FOUND",
+            Code::AlreadyScheduled => "ALREADY_SCHEDULED",
             Code::DroppedBefore => "DROPPED_BEFORE",
             Code::DroppedAfter => "DROPPED_AFTER",
             Code::Garbage => "GARBAGE",
@@ -109,6 +117,7 @@ pub(crate) struct Shared {
     rate_window: Mutex<VecDeque<Instant>>,
     api_domain: String,
     pub buffers: Arc<BufferPool>,
+    pub jobs: Jobs,
 }
 
 /// Locks a mutex, taking the data even if a panicking thread poisoned it: the mock's state
@@ -139,6 +148,7 @@ impl Shared {
                 .config
                 .daily_credits
                 .map(|d| d.saturating_sub(self.credits_used.load(Ordering::Relaxed))),
+            jobs: self.jobs.all(),
             ..Ledger::default()
         };
         for code in Code::ALL {
@@ -160,6 +170,11 @@ impl Shared {
             }
         }
         ledger
+    }
+
+    /// The answer to a request-level refusal.
+    pub(crate) fn refuse(&self, reject: Reject, _headers: &HeaderMap) -> Response {
+        reject.response()
     }
 
     /// Judges the Authorization header; on success returns the token's expiry.
@@ -265,7 +280,18 @@ impl Reject {
     }
 
     pub(crate) fn response(self) -> Response {
-        let (status, message, profile) = match self {
+        let (status, message, profile) = self.parts();
+        let body = json!({
+            "code": self.code().as_str(),
+            "details": {},
+            "message": message,
+            "status": "error",
+        });
+        zoho_response(status, json_bytes(&body).into(), profile, None, None)
+    }
+
+    fn parts(self) -> (StatusCode, &'static str, HeaderProfile) {
+        match self {
             Reject::InvalidRequestMethod => (
                 StatusCode::BAD_REQUEST,
                 "The http request method type is not a valid one",
@@ -294,14 +320,7 @@ impl Reject {
                 "the module name given seems to be invalid",
                 HeaderProfile::Api,
             ),
-        };
-        let body = json!({
-            "code": self.code().as_str(),
-            "details": {},
-            "message": message,
-            "status": "error",
-        });
-        zoho_response(status, json_bytes(&body).into(), profile, None, None)
+        }
     }
 }
 
@@ -477,6 +496,7 @@ impl MockServer {
             rate_window: Mutex::new(VecDeque::new()),
             api_domain: format!("http://{addr}"),
             buffers: Arc::default(),
+            jobs: Jobs::default(),
             config,
         });
         let router = router(shared.clone());
@@ -508,6 +528,7 @@ impl MockServer {
     }
 
     pub async fn shutdown(mut self) {
+        self.shared.jobs.abort_all();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -519,6 +540,7 @@ impl MockServer {
 
 impl Drop for MockServer {
     fn drop(&mut self) {
+        self.shared.jobs.abort_all();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -532,6 +554,12 @@ fn router(shared: Arc<Shared>) -> Router {
             any(mass_update::handle),
         )
         .route("/crm/{version}/settings/fields", any(fields))
+        .route("/crm/{version}/settings/modules", any(modules))
+        .route("/crm/{version}/settings/custom_views", any(custom_views))
+        .route(
+            "/crm/{version}/settings/custom_views/{id}",
+            any(custom_view),
+        )
         .route("/oauth/v2/token", any(oauth_token))
         .route("/__mock/ledger", get(ledger))
         .fallback(not_found)
@@ -578,46 +606,171 @@ async fn serve_connection(stream: TcpStream, router: Router) {
     }
 }
 
-/// `GET /crm/{version}/settings/fields?module=M`.
+/// A metadata request that passed the method and token checks: its query parameters and the
+/// token's expiry for the answer's headers.
+struct MetadataCall {
+    params: HashMap<String, String>,
+    expiry: Option<Instant>,
+}
+
+/// The checks every `settings/*` GET shares: method, then token. Metadata calls cost no
+/// credit in the mock (see the module docs).
+// The error is the finished answer to send, on a cold path (once per metadata call); boxing
+// it would only add an allocation for the lint's sake.
+#[allow(clippy::result_large_err)]
+fn metadata_call(
+    shared: &Shared,
+    method: &Method,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<MetadataCall, Response> {
+    if method != Method::GET {
+        return Err(shared.refuse(Reject::InvalidRequestMethod, headers));
+    }
+    let expiry = shared
+        .authenticate(headers)
+        .map_err(|reject| shared.refuse(reject, headers))?;
+    let params = serde_urlencoded::from_str(query.unwrap_or("")).unwrap_or_default();
+    Ok(MetadataCall { params, expiry })
+}
+
+impl MetadataCall {
+    /// The module named by `?module=`, or the answer refusing the call.
+    #[allow(clippy::result_large_err)] // as for `metadata_call`
+    fn module<'s>(
+        &self,
+        shared: &'s Shared,
+        headers: &HeaderMap,
+    ) -> Result<&'s ModuleSpec, Response> {
+        let Some(module) = self.params.get("module") else {
+            return Err(self.answer(
+                StatusCode::BAD_REQUEST,
+                &json!({
+                    "code": "REQUIRED_PARAM_MISSING",
+                    "details": {"param": "module"},
+                    "message": "One of the expected parameter is missing",
+                    "status": "error",
+                }),
+            ));
+        };
+        shared
+            .modules
+            .get(module)
+            .ok_or_else(|| shared.refuse(Reject::InvalidModule, headers))
+    }
+
+    fn answer(&self, status: StatusCode, body: &Value) -> Response {
+        self.answer_bytes(status, json_bytes(body).into())
+    }
+
+    fn answer_bytes(&self, status: StatusCode, body: Bytes) -> Response {
+        zoho_response(status, body, HeaderProfile::Api, Some(self.expiry), None)
+    }
+}
+
+/// `GET /crm/{version}/settings/fields?module=M`: the sample file with Zoho's full key set.
 async fn fields(
     State(shared): State<Arc<Shared>>,
     method: Method,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    if method != Method::GET {
-        return Reject::InvalidRequestMethod.response();
+    let call = match metadata_call(&shared, &method, &headers, query.as_deref()) {
+        Ok(call) => call,
+        Err(answer) => return answer,
+    };
+    match call.module(&shared, &headers) {
+        Ok(spec) => call.answer_bytes(StatusCode::OK, spec.document.clone()),
+        Err(answer) => answer,
     }
-    let expiry = match shared.authenticate(&headers) {
-        Ok(expiry) => expiry,
-        Err(reject) => return reject.response(),
+}
+
+/// `GET /crm/{version}/settings/modules`: the mock's modules. An `If-Modified-Since` (Zoho's
+/// SDKs send one when they refresh cached metadata) at or after the modules' last change is
+/// answered `304 Not Modified`.
+async fn modules(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let call = match metadata_call(&shared, &method, &headers, query.as_deref()) {
+        Ok(call) => call,
+        Err(answer) => return answer,
     };
-    let params: HashMap<String, String> =
-        serde_urlencoded::from_str(query.as_deref().unwrap_or("")).unwrap_or_default();
-    let Some(module) = params.get("module") else {
-        let body = json!({
-            "code": "REQUIRED_PARAM_MISSING",
-            "details": {"param": "module"},
-            "message": "One of the expected parameter is missing",
-            "status": "error",
-        });
-        return zoho_response(
-            StatusCode::BAD_REQUEST,
-            json_bytes(&body).into(),
-            HeaderProfile::Api,
-            Some(expiry),
-            None,
-        );
+    let since = headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_http_or_iso_time);
+    let changed = chrono::DateTime::parse_from_rfc3339(MODULES_MODIFIED).ok();
+    if let (Some(since), Some(changed)) = (since, changed) {
+        if since >= changed {
+            let mut response = call.answer_bytes(StatusCode::NOT_MODIFIED, Bytes::new());
+            response.headers_mut().remove(header::CONTENT_TYPE);
+            return response;
+        }
+    }
+    call.answer(StatusCode::OK, &metadata::modules_document())
+}
+
+/// `If-Modified-Since` as HTTP sends it (RFC 2822 style) or as Zoho's SDKs send it (ISO 8601).
+fn parse_http_or_iso_time(text: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::parse_from_rfc2822(text.trim())
+        .or_else(|_| chrono::DateTime::parse_from_rfc3339(text.trim()))
+        .ok()
+}
+
+/// `GET /crm/{version}/settings/custom_views?module=M`: the views a scheduled mass update
+/// can name as `cvid`.
+async fn custom_views(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let call = match metadata_call(&shared, &method, &headers, query.as_deref()) {
+        Ok(call) => call,
+        Err(answer) => return answer,
     };
-    match shared.modules.get(module) {
-        Some(spec) => zoho_response(
+    match call.module(&shared, &headers) {
+        Ok(spec) => call.answer(
             StatusCode::OK,
-            Bytes::from_static(spec.document.as_bytes()),
-            HeaderProfile::Api,
-            Some(expiry),
-            None,
+            &metadata::custom_views_document(&spec.views),
         ),
-        None => Reject::InvalidModule.response(),
+        Err(answer) => answer,
+    }
+}
+
+/// `GET /crm/{version}/settings/custom_views/{id}?module=M`: one view.
+async fn custom_view(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    headers: HeaderMap,
+    Path((_version, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let call = match metadata_call(&shared, &method, &headers, query.as_deref()) {
+        Ok(call) => call,
+        Err(answer) => return answer,
+    };
+    let spec = match call.module(&shared, &headers) {
+        Ok(spec) => spec,
+        Err(answer) => return answer,
+    };
+    match spec.view(&id) {
+        Some(view) => call.answer(
+            StatusCode::OK,
+            &json!({"custom_views": [custom_view_json(view)]}),
+        ),
+        None => call.answer(
+            StatusCode::BAD_REQUEST,
+            &json!({
+                "code": "INVALID_DATA",
+                "details": {"param_name": "id"},
+                "message": "the id given seems to be invalid",
+                "status": "error",
+            }),
+        ),
     }
 }
 
