@@ -29,7 +29,8 @@
 //!   module's custom views (see `docs/ZOHO_API_NOTES.md` for what is confirmed and what is
 //!   the mock's own choice).
 //! - Metadata calls (`settings/*`) and job status polls cost no credit, so a client's credit
-//!   arithmetic counts its mass_update calls only.
+//!   arithmetic counts its mass_update calls only. Once the credits are gone a call gets 429
+//!   TOO_MANY_REQUESTS with `X-API-CREDITS-REMAINING: 0`.
 
 mod auth;
 mod buffers;

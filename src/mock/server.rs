@@ -228,9 +228,7 @@ impl Shared {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
                 (u < daily).then_some(u + 1)
             })
-            .map_err(|_| {
-                Reject::TooManyRequests("You have exceeded the maximum API credits for the day")
-            })?
+            .map_err(|_| Reject::CreditsExhausted)?
             + 1;
         // Zoho shows the header once half the credits are used.
         Ok((used * 2 >= daily).then_some(daily - used))
@@ -263,6 +261,9 @@ pub(crate) enum Reject {
     AuthenticationFailure,
     InvalidToken,
     TooManyRequests(&'static str),
+    /// The org's API credits are used up: 429 TOO_MANY_REQUESTS with
+    /// `X-API-CREDITS-REMAINING: 0` (see docs/ZOHO_API_NOTES.md for the sources).
+    CreditsExhausted,
     InternalError,
     InvalidModule,
 }
@@ -273,7 +274,7 @@ impl Reject {
             Reject::InvalidRequestMethod => Code::InvalidRequestMethod,
             Reject::AuthenticationFailure => Code::AuthenticationFailure,
             Reject::InvalidToken => Code::InvalidToken,
-            Reject::TooManyRequests(_) => Code::TooManyRequests,
+            Reject::TooManyRequests(_) | Reject::CreditsExhausted => Code::TooManyRequests,
             Reject::InternalError => Code::InternalError,
             Reject::InvalidModule => Code::InvalidModule,
         }
@@ -287,7 +288,9 @@ impl Reject {
             "message": message,
             "status": "error",
         });
-        zoho_response(status, json_bytes(&body).into(), profile, None, None)
+        // Once the credits are gone the header says so, whatever share of them that is.
+        let credits = (self == Reject::CreditsExhausted).then_some(0);
+        zoho_response(status, json_bytes(&body).into(), profile, None, credits)
     }
 
     fn parts(self) -> (StatusCode, &'static str, HeaderProfile) {
@@ -310,6 +313,12 @@ impl Reject {
             Reject::TooManyRequests(message) => {
                 (StatusCode::TOO_MANY_REQUESTS, message, HeaderProfile::Api)
             }
+            // The words of Zoho's status code table for 429 (its daily-credit half).
+            Reject::CreditsExhausted => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Number of API requests for the 24 hour period is exceeded",
+                HeaderProfile::Api,
+            ),
             Reject::InternalError => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Internal Server Error",
