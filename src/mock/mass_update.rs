@@ -134,6 +134,10 @@ pub(crate) async fn handle(
     body: Bytes,
 ) -> Response {
     let in_flight = InFlight::enter(&shared);
+    // A redirecting front answers before the API sees anything.
+    if let Some(redirect) = &shared.config.api_redirect {
+        return shared.redirect(redirect);
+    }
     let reject = |r: Reject| {
         shared.count(r.code(), 1);
         shared.refuse(r, &headers)
@@ -183,10 +187,12 @@ pub(crate) async fn handle(
     };
     let limit = shared.config.field_limit(&module);
     let mut counts = [0u64; CODE_COUNT];
+    let echo = shared.echo(&headers);
     let call = Call {
         shared: &shared,
         spec,
         field_limit: limit,
+        echo: echo.as_deref(),
     };
     let (status, body) = call.process(&body, &mut counts);
     let body = shared.buffers.body(body);
@@ -289,6 +295,8 @@ struct Call<'a> {
     shared: &'a Arc<Shared>,
     spec: &'a ModuleSpec,
     field_limit: usize,
+    /// What to repeat of the request in a 400 answer (echo mode).
+    echo: Option<&'a str>,
 }
 
 /// Judges one value against its field: its type, then, for an owner lookup, whether the user
@@ -322,10 +330,14 @@ impl Call<'_> {
                 // Zoho's exact words for a body that is not the expected JSON are not in the
                 // seed or the docs; this mirrors its INVALID_DATA style.
                 counts[Code::InvalidData as usize] += 1;
+                let message = "the given body is not a valid JSON for this request";
                 let body = json!({
                     "code": "INVALID_DATA",
                     "details": {},
-                    "message": "the given body is not a valid JSON for this request",
+                    "message": match self.echo {
+                        Some(echo) => format!("{message} ({echo})"),
+                        None => message.to_string(),
+                    },
                     "status": "error",
                 });
                 return (StatusCode::BAD_REQUEST, json_bytes(&body));

@@ -31,6 +31,8 @@
 //! - Metadata calls (`settings/*`) and job status polls cost no credit, so a client's credit
 //!   arithmetic counts its mass_update calls only. Once the credits are gone a call gets 429
 //!   TOO_MANY_REQUESTS with `X-API-CREDITS-REMAINING: 0`.
+//! - Faults that are not Zoho behaviour, off by default: redirects from the token endpoint or
+//!   the mass_update path, and error answers that echo the client's credentials.
 
 mod auth;
 mod buffers;
@@ -121,6 +123,41 @@ pub struct MockConfig {
     /// ...one step every this long (the first step too, so a poll right after scheduling
     /// sees SCHEDULED).
     pub job_batch_interval: Duration,
+    /// When set, `POST /oauth/v2/token` answers this redirect instead of a token.
+    pub token_redirect: Option<Redirect>,
+    /// When set, the mass_update path (any method) answers this redirect before anything else.
+    pub api_redirect: Option<Redirect>,
+    /// Error answers repeat what the client sent: the token endpoint's errors carry the
+    /// client_id, client_secret and refresh_token of the request, and the API's request-level
+    /// 401 and 400 answers carry the Authorization header. What a hostile or buggy server
+    /// does; a client must not print such a message as it came.
+    pub echo_secrets: bool,
+}
+
+/// A redirect the mock answers with: the status (301, 302, 303, 307 or 308) and the
+/// `Location` header, sent verbatim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    pub status: u16,
+    pub location: String,
+}
+
+impl Redirect {
+    /// A `307 Temporary Redirect` to `location`: the method and body are to be repeated there.
+    pub fn temporary(location: impl Into<String>) -> Redirect {
+        Redirect {
+            status: 307,
+            location: location.into(),
+        }
+    }
+
+    /// A `308 Permanent Redirect` to `location`.
+    pub fn permanent(location: impl Into<String>) -> Redirect {
+        Redirect {
+            status: 308,
+            location: location.into(),
+        }
+    }
 }
 
 impl Default for MockConfig {
@@ -151,6 +188,9 @@ impl Default for MockConfig {
             extra_records: Vec::new(),
             job_batch_size: 100,
             job_batch_interval: Duration::from_millis(10),
+            token_redirect: None,
+            api_redirect: None,
+            echo_secrets: false,
         }
     }
 }
@@ -210,6 +250,9 @@ pub struct Ledger {
     pub not_approved: Vec<String>,
     /// Credits left, when a credit limit is set.
     pub credits_remaining: Option<u64>,
+    /// Redirects answered (token endpoint and API together).
+    #[serde(default)]
+    pub redirects: u64,
     /// Scheduled (cvid) mass update jobs by job id.
     #[serde(default)]
     pub jobs: BTreeMap<String, JobStatus>,

@@ -14,6 +14,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use serde_json::{json, Value};
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,7 +31,7 @@ use super::jobs::Jobs;
 use super::metadata::{self, custom_view_json, MODULES_MODIFIED};
 use super::schema::{load_modules, ModuleSpec};
 use super::store::{Gate, Store};
-use super::{mass_update, Ledger, MockConfig};
+use super::{mass_update, Ledger, MockConfig, Redirect};
 
 /// Every code the ledger counts. A fixed set so counting is an array of atomics, not a map
 /// behind a lock on the hot path.
@@ -118,6 +119,7 @@ pub(crate) struct Shared {
     api_domain: String,
     pub buffers: Arc<BufferPool>,
     pub jobs: Jobs,
+    redirects: AtomicU64,
 }
 
 /// Locks a mutex, taking the data even if a panicking thread poisoned it: the mock's state
@@ -148,6 +150,7 @@ impl Shared {
                 .config
                 .daily_credits
                 .map(|d| d.saturating_sub(self.credits_used.load(Ordering::Relaxed))),
+            redirects: self.redirects.load(Ordering::Relaxed),
             jobs: self.jobs.all(),
             ..Ledger::default()
         };
@@ -172,9 +175,42 @@ impl Shared {
         ledger
     }
 
-    /// The answer to a request-level refusal.
-    pub(crate) fn refuse(&self, reject: Reject, _headers: &HeaderMap) -> Response {
-        reject.response()
+    /// What an error answer repeats of the request when `echo_secrets` is set: the
+    /// Authorization header as sent.
+    pub(crate) fn echo(&self, headers: &HeaderMap) -> Option<String> {
+        if !self.config.echo_secrets {
+            return None;
+        }
+        let sent = headers
+            .get(header::AUTHORIZATION)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
+        Some(format!("Authorization: {sent}"))
+    }
+
+    /// The answer to a request-level refusal, with the request echoed in its message when
+    /// `echo_secrets` is set (401 and 400 answers only: those are the ones a client shows).
+    pub(crate) fn refuse(&self, reject: Reject, headers: &HeaderMap) -> Response {
+        let echo = match reject.status().as_u16() {
+            400 | 401 => self.echo(headers),
+            _ => None,
+        };
+        reject.response_with(echo.as_deref())
+    }
+
+    /// A configured redirect, counted in the ledger.
+    pub(crate) fn redirect(&self, redirect: &Redirect) -> Response {
+        self.redirects.fetch_add(1, Ordering::Relaxed);
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() =
+            StatusCode::from_u16(redirect.status).unwrap_or(StatusCode::TEMPORARY_REDIRECT);
+        if let Ok(location) = HeaderValue::from_str(&redirect.location) {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+        response
+            .headers_mut()
+            .insert(header::SERVER, HeaderValue::from_static("ZGS"));
+        response
     }
 
     /// Judges the Authorization header; on success returns the token's expiry.
@@ -280,8 +316,17 @@ impl Reject {
         }
     }
 
-    pub(crate) fn response(self) -> Response {
+    pub(crate) fn status(self) -> StatusCode {
+        self.parts().0
+    }
+
+    /// The answer, with `echo` appended to the message when given.
+    pub(crate) fn response_with(self, echo: Option<&str>) -> Response {
         let (status, message, profile) = self.parts();
+        let message = match echo {
+            Some(echo) => Cow::Owned(format!("{message} ({echo})")),
+            None => Cow::Borrowed(message),
+        };
         let body = json!({
             "code": self.code().as_str(),
             "details": {},
@@ -506,6 +551,7 @@ impl MockServer {
             api_domain: format!("http://{addr}"),
             buffers: Arc::default(),
             jobs: Jobs::default(),
+            redirects: AtomicU64::new(0),
             config,
         });
         let router = router(shared.clone());
@@ -789,14 +835,33 @@ async fn oauth_token(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
+    if let Some(redirect) = &shared.config.token_redirect {
+        return shared.redirect(redirect);
+    }
     let mut params: HashMap<String, String> =
         serde_urlencoded::from_str(query.as_deref().unwrap_or("")).unwrap_or_default();
     let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     params.extend(form);
     let param = |k: &str| params.get(k).map(String::as_str).unwrap_or("");
     let config = &shared.config;
+    // In echo mode an error names what was sent, secrets included, as a careless server would.
+    let error = |code: &str| -> String {
+        if config.echo_secrets {
+            format!(
+                "{code} (client_id={} client_secret={} refresh_token={})",
+                param("client_id"),
+                param("client_secret"),
+                param("refresh_token")
+            )
+        } else {
+            code.to_string()
+        }
+    };
     if param("grant_type") != "refresh_token" {
-        return oauth_json(StatusCode::OK, json!({"error": "unsupported_grant_type"}));
+        return oauth_json(
+            StatusCode::OK,
+            json!({"error": error("unsupported_grant_type")}),
+        );
     }
     let client_ok =
         param("client_id") == config.client_id && param("client_secret") == config.client_secret;
@@ -814,13 +879,15 @@ async fn oauth_token(
         ),
         // Zoho answers credential errors with HTTP 200 and an `error` member.
         MintOutcome::InvalidClient => {
-            oauth_json(StatusCode::OK, json!({"error": "invalid_client"}))
+            oauth_json(StatusCode::OK, json!({"error": error("invalid_client")}))
         }
-        MintOutcome::InvalidCode => oauth_json(StatusCode::OK, json!({"error": "invalid_code"})),
+        MintOutcome::InvalidCode => {
+            oauth_json(StatusCode::OK, json!({"error": error("invalid_code")}))
+        }
         MintOutcome::TooMany => oauth_json(
             StatusCode::BAD_REQUEST,
             json!({
-                "error": "Access Denied",
+                "error": error("Access Denied"),
                 "error_description":
                     "You have made too many requests continuously. Please try again after some time.",
             }),
