@@ -250,8 +250,10 @@ async fn call_level_errors_are_one_entry_answers() {
     assert_eq!(status, 400);
     assert_eq!(answer["code"], "INVALID_MODULE");
 
+    // GET is the job status poll of the scheduled mode; other methods are refused before
+    // authentication, as the seed's COPY is.
     let response = client()
-        .get(format!("{}/crm/v2/Leads/actions/mass_update", server.url()))
+        .put(format!("{}/crm/v2/Leads/actions/mass_update", server.url()))
         .send()
         .await
         .expect("mock answers");
@@ -495,6 +497,7 @@ async fn rate_concurrency_and_credit_limits_answer_429() {
         &server.config().record_ids()[..1],
     );
     let mut remaining = Vec::new();
+    let mut last = Value::Null;
     for _ in 0..5 {
         let response = send(&server, "Leads", &call, TOKEN).await.expect("answer");
         let header = response
@@ -503,8 +506,11 @@ async fn rate_concurrency_and_credit_limits_answer_429() {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         remaining.push((response.status().as_u16(), header));
+        last = response.json().await.expect("JSON");
     }
     let some = |s: &str| Some(s.to_string());
+    // The header appears once half the credits are used; a call refused for want of credits
+    // says 0 left.
     assert_eq!(
         remaining,
         [
@@ -512,9 +518,10 @@ async fn rate_concurrency_and_credit_limits_answer_429() {
             (200, some("2")),
             (200, some("1")),
             (200, some("0")),
-            (429, None)
+            (429, some("0"))
         ]
     );
+    assert_eq!(last["code"], "TOO_MANY_REQUESTS");
     assert_eq!(server.ledger().credits_remaining, Some(0));
     server.shutdown().await;
 }

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{default_field_limits, MockConfig, MockServer};
+use super::{default_field_limits, MockConfig, MockServer, Redirect};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct MockServerArgs {
@@ -80,6 +80,49 @@ pub struct MockServerArgs {
     /// Also create the seed collection's NOT_APPROVED and RECORD_LOCKED records.
     #[arg(long)]
     pub seed_fixtures: bool,
+    /// Records a scheduled (cvid) mass update job applies per step.
+    #[arg(long, default_value_t = 100)]
+    pub job_batch_size: usize,
+    /// Milliseconds between a scheduled job's steps.
+    #[arg(long, default_value_t = 10)]
+    pub job_batch_interval_ms: u64,
+    /// Answer `POST /oauth/v2/token` with a redirect to this URL (Location, verbatim).
+    #[arg(long, value_name = "URL")]
+    pub token_redirect: Option<String>,
+    /// Status of the token endpoint's redirect (301, 302, 303, 307 or 308).
+    #[arg(long, default_value_t = 307, value_name = "CODE")]
+    pub token_redirect_status: u16,
+    /// Answer every request to the mass_update path with a redirect to this URL.
+    #[arg(long, value_name = "URL")]
+    pub api_redirect: Option<String>,
+    /// Status of the API's redirect (301, 302, 303, 307 or 308).
+    #[arg(long, default_value_t = 307, value_name = "CODE")]
+    pub api_redirect_status: u16,
+    /// Error answers repeat the credentials the client sent (client secret, refresh token,
+    /// Authorization header), as a hostile or buggy server would.
+    #[arg(long)]
+    pub echo_secrets: bool,
+}
+
+/// A redirect flag pair turned into a [`Redirect`], checking the status.
+fn redirect(
+    flag: &str,
+    location: &Option<String>,
+    status: u16,
+) -> anyhow::Result<Option<Redirect>> {
+    let Some(location) = location else {
+        return Ok(None);
+    };
+    if ![301, 302, 303, 307, 308].contains(&status) {
+        bail!("{flag}-status must be 301, 302, 303, 307 or 308, got {status}");
+    }
+    if location.trim().is_empty() || location.contains(['\r', '\n']) {
+        bail!("{flag} must be a URL on one line, got {location:?}");
+    }
+    Ok(Some(Redirect {
+        status,
+        location: location.clone(),
+    }))
 }
 
 impl MockServerArgs {
@@ -123,6 +166,9 @@ impl MockServerArgs {
             }
             field_limits.insert(module.trim().to_string(), n);
         }
+        if self.job_batch_size == 0 {
+            bail!("--job-batch-size must be at least 1");
+        }
         let config = MockConfig {
             records: self.records,
             seed: self.seed,
@@ -147,6 +193,19 @@ impl MockServerArgs {
             garbage_rate: self.garbage,
             field_limits,
             extra_records: Vec::new(),
+            job_batch_size: self.job_batch_size,
+            job_batch_interval: Duration::from_millis(self.job_batch_interval_ms),
+            token_redirect: redirect(
+                "--token-redirect",
+                &self.token_redirect,
+                self.token_redirect_status,
+            )?,
+            api_redirect: redirect(
+                "--api-redirect",
+                &self.api_redirect,
+                self.api_redirect_status,
+            )?,
+            echo_secrets: self.echo_secrets,
         };
         Ok(if self.seed_fixtures {
             config.with_seed_fixture_records()
@@ -207,8 +266,27 @@ mod tests {
             "--drop-after",
             "0.1",
             "--seed-fixtures",
+            "--token-redirect",
+            "http://localhost:9/oauth/v2/token",
+            "--api-redirect",
+            "http://127.0.0.1:9/x",
+            "--api-redirect-status",
+            "308",
+            "--echo-secrets",
+            "--job-batch-size",
+            "7",
         ])
         .expect("valid flags");
+        assert_eq!(
+            config.token_redirect,
+            Some(Redirect::temporary("http://localhost:9/oauth/v2/token"))
+        );
+        assert_eq!(
+            config.api_redirect,
+            Some(Redirect::permanent("http://127.0.0.1:9/x"))
+        );
+        assert!(config.echo_secrets);
+        assert_eq!(config.job_batch_size, 7);
         assert_eq!(config.field_limit("Leads"), 2);
         assert_eq!(config.field_limit("Custom"), 4);
         assert_eq!(config.field_limit("Deals"), 3);
@@ -223,5 +301,14 @@ mod tests {
         assert!(parse(&["--garbage", "1.5"]).is_err());
         assert!(parse(&["--fail-500", "0.6", "--garbage", "0.6"]).is_err());
         assert!(parse(&["--token-lifetime-secs", "-1"]).is_err());
+        assert!(parse(&["--api-redirect", "http://x", "--api-redirect-status", "200"]).is_err());
+        assert!(parse(&["--job-batch-size", "0"]).is_err());
+        // A status without a URL redirects nothing.
+        assert_eq!(
+            parse(&["--token-redirect-status", "308"])
+                .expect("valid")
+                .token_redirect,
+            None
+        );
     }
 }

@@ -2,7 +2,10 @@
 //! loopback port, with seeded faults and limits, used by tests, the demo and benchmarks.
 //!
 //! - `schema`: field rules, read from the shipped `samples/fields/*.json`.
+//! - `metadata`: the metadata documents (`settings/fields` in full, `settings/modules`,
+//!   `settings/custom_views`) as Zoho and its SDKs shape them.
 //! - `store`: the records and their lock / approval gates.
+//! - `jobs`: scheduled mass updates (`cvid`), applied in the background and polled by job id.
 //! - `auth`: access tokens and the refresh endpoint's rules.
 //! - `server`: the HTTP side: routes, limits, faults and the ledger.
 //! - `mass_update`: validation and the byte-level response writer of the main endpoint.
@@ -21,15 +24,28 @@
 //!   succeeds on the next one.
 //! - The n-th admitted mass_update call draws its latency and fault from (seed, n), so a
 //!   client that sends the same calls in the same order sees the same faults.
-//! - Only the `ids` mode is modelled; a `cvid` call has no ids and gets MANDATORY_NOT_FOUND.
+//! - Ids and lookup ids are taken as JSON strings or numbers, as Zoho does (its SDKs send
+//!   numbers). `ids` and `cvid` are exclusive; a `cvid` call schedules a job over one of the
+//!   module's custom views (see `docs/ZOHO_API_NOTES.md` for what is confirmed and what is
+//!   the mock's own choice).
+//! - Metadata calls (`settings/*`) and job status polls cost no credit, so a client's credit
+//!   arithmetic counts its mass_update calls only. Once the credits are gone a call gets 429
+//!   TOO_MANY_REQUESTS with `X-API-CREDITS-REMAINING: 0`.
+//! - Faults that are not Zoho behaviour, off by default: redirects from the token endpoint or
+//!   the mass_update path, and error answers that echo the client's credentials.
 
 mod auth;
 mod buffers;
 pub mod cli;
+mod jobs;
 mod mass_update;
+mod metadata;
 mod schema;
 mod server;
 mod store;
+
+pub use jobs::{JobPhase, JobStatus};
+pub use metadata::{SAMPLE_VIEW_SIZE, USERS};
 
 pub use cli::{run_cli, MockServerArgs};
 pub use server::MockServer;
@@ -102,6 +118,46 @@ pub struct MockConfig {
     pub field_limits: HashMap<String, usize>,
     /// Records added after the generated ones, in the given states (not in `record_ids`).
     pub extra_records: Vec<(String, SeedState)>,
+    /// A scheduled (cvid) job applies this many records per step...
+    pub job_batch_size: usize,
+    /// ...one step every this long (the first step too, so a poll right after scheduling
+    /// sees SCHEDULED).
+    pub job_batch_interval: Duration,
+    /// When set, `POST /oauth/v2/token` answers this redirect instead of a token.
+    pub token_redirect: Option<Redirect>,
+    /// When set, the mass_update path (any method) answers this redirect before anything else.
+    pub api_redirect: Option<Redirect>,
+    /// Error answers repeat what the client sent: the token endpoint's errors carry the
+    /// client_id, client_secret and refresh_token of the request, and the API's request-level
+    /// 401 and 400 answers carry the Authorization header. What a hostile or buggy server
+    /// does; a client must not print such a message as it came.
+    pub echo_secrets: bool,
+}
+
+/// A redirect the mock answers with: the status (301, 302, 303, 307 or 308) and the
+/// `Location` header, sent verbatim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    pub status: u16,
+    pub location: String,
+}
+
+impl Redirect {
+    /// A `307 Temporary Redirect` to `location`: the method and body are to be repeated there.
+    pub fn temporary(location: impl Into<String>) -> Redirect {
+        Redirect {
+            status: 307,
+            location: location.into(),
+        }
+    }
+
+    /// A `308 Permanent Redirect` to `location`.
+    pub fn permanent(location: impl Into<String>) -> Redirect {
+        Redirect {
+            status: 308,
+            location: location.into(),
+        }
+    }
 }
 
 impl Default for MockConfig {
@@ -130,6 +186,11 @@ impl Default for MockConfig {
             garbage_rate: 0.0,
             field_limits: default_field_limits(),
             extra_records: Vec::new(),
+            job_batch_size: 100,
+            job_batch_interval: Duration::from_millis(10),
+            token_redirect: None,
+            api_redirect: None,
+            echo_secrets: false,
         }
     }
 }
@@ -189,4 +250,10 @@ pub struct Ledger {
     pub not_approved: Vec<String>,
     /// Credits left, when a credit limit is set.
     pub credits_remaining: Option<u64>,
+    /// Redirects answered (token endpoint and API together).
+    #[serde(default)]
+    pub redirects: u64,
+    /// Scheduled (cvid) mass update jobs by job id.
+    #[serde(default)]
+    pub jobs: BTreeMap<String, JobStatus>,
 }

@@ -1,9 +1,13 @@
 //! Field metadata of the mock's modules, read from the shipped `samples/fields/*.json` so the
-//! samples a user sees and the rules the mock enforces cannot drift apart.
+//! samples a user sees and the rules the mock enforces cannot drift apart. The document served
+//! is the sample file with the rest of Zoho's keys filled in (`metadata::enrich_fields`).
 
+use axum::body::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
+
+use super::metadata::{self, CustomView};
 
 /// The modules the mock knows, with the metadata document it serves for each.
 const MODULE_FILES: [(&str, &str); 4] = [
@@ -83,9 +87,11 @@ impl FieldSpec {
                     Some(items) if items.iter().all(Value::is_string) => Ok(()),
                     _ => type_error,
                 },
-                "lookup" | "ownerlookup" => match value.get("id") {
-                    Some(Value::String(_)) if value.is_object() => Ok(()),
-                    _ => type_error,
+                // Zoho takes the id as a string or a number (its Java SDK declares lookup ids
+                // `Long`, and the Python SDK sends them as JSON numbers).
+                "lookup" | "ownerlookup" => match lookup_id(value) {
+                    Some(_) => Ok(()),
+                    None => type_error,
                 },
                 // Text-like types (and any type a sample file adds later) go by json_type.
                 _ => match (self.json_type.as_str(), value) {
@@ -112,6 +118,19 @@ pub enum ValueError {
     Type,
     /// A string longer than the field allows: answered with `maximum_length`.
     TooLong,
+    /// A well-formed lookup to a record or user that does not exist.
+    UnknownLookup,
+}
+
+/// The id of a lookup value `{"id": ...}`, as digits, whether it came as a string or a number.
+pub fn lookup_id(value: &Value) -> Option<String> {
+    match value.as_object()?.get("id")? {
+        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(s.clone())
+        }
+        Value::Number(n) => n.as_u64().map(|n| n.to_string()),
+        _ => None,
+    }
 }
 
 fn is_bigint(s: &str) -> bool {
@@ -125,29 +144,55 @@ struct FieldsDocument {
     fields: Vec<FieldSpec>,
 }
 
-/// One module: its field rules and the exact document `GET /settings/fields` serves.
+/// One module: its field rules, the exact document `GET /settings/fields` serves, and its
+/// custom views.
 #[derive(Debug)]
 pub struct ModuleSpec {
     pub fields: HashMap<String, FieldSpec>,
-    pub document: &'static str,
+    pub document: Bytes,
+    pub views: Vec<CustomView>,
+}
+
+impl ModuleSpec {
+    pub fn view(&self, id: &str) -> Option<&CustomView> {
+        self.views.iter().find(|v| v.id == id)
+    }
 }
 
 /// Parses the embedded field files once at server start.
 pub fn load_modules() -> std::io::Result<HashMap<String, ModuleSpec>> {
+    let invalid = |name: &str, e: serde_json::Error| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("samples/fields/{name}.json: {e}"),
+        )
+    };
     let mut modules = HashMap::new();
     for (name, document) in MODULE_FILES {
-        let parsed: FieldsDocument = serde_json::from_str(document).map_err(|e| {
+        let info = metadata::module_info(name).ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
-                format!("samples/fields/{name}.json: {e}"),
+                format!("samples/fields/{name}.json: no module {name} in metadata::MODULES"),
             )
         })?;
+        let parsed: FieldsDocument =
+            serde_json::from_str(document).map_err(|e| invalid(name, e))?;
         let fields = parsed
             .fields
             .into_iter()
             .map(|f| (f.api_name.clone(), f))
             .collect();
-        modules.insert(name.to_string(), ModuleSpec { fields, document });
+        let mut full: Value = serde_json::from_str(document).map_err(|e| invalid(name, e))?;
+        metadata::enrich_fields(info, &mut full);
+        let document = Bytes::from(serde_json::to_vec(&full).map_err(|e| invalid(name, e))?);
+        modules.insert(
+            name.to_string(),
+            ModuleSpec {
+                fields,
+                document,
+                views: metadata::custom_views(info),
+            },
+        );
     }
     Ok(modules)
 }
@@ -187,6 +232,11 @@ mod tests {
         assert!(field("multiselectpicklist").check(&json!(["a"])).is_ok());
         assert!(field("multiselectpicklist").check(&json!("a")).is_err());
         assert!(field("lookup").check(&json!({"id": "1"})).is_ok());
+        assert!(field("ownerlookup")
+            .check(&json!({"id": 738964000000291009u64}))
+            .is_ok());
+        assert!(field("ownerlookup").check(&json!({"id": "12a"})).is_err());
+        assert!(field("ownerlookup").check(&json!({"id": 1.5})).is_err());
         assert!(field("lookup").check(&json!({"name": "x"})).is_err());
         assert!(field("date").check(&json!("2024-02-30")).is_err());
         assert!(field("datetime")

@@ -14,6 +14,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use serde_json::{json, Value};
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,9 +27,11 @@ use tokio::time::Instant;
 
 use super::auth::{token_from_header, MintOutcome, TokenCheck, Tokens};
 use super::buffers::BufferPool;
+use super::jobs::Jobs;
+use super::metadata::{self, custom_view_json, MODULES_MODIFIED};
 use super::schema::{load_modules, ModuleSpec};
 use super::store::{Gate, Store};
-use super::{mass_update, Ledger, MockConfig};
+use super::{mass_update, Ledger, MockConfig, Redirect};
 
 /// Every code the ledger counts. A fixed set so counting is an array of atomics, not a map
 /// behind a lock on the hot path.
@@ -46,12 +49,14 @@ pub(crate) enum Code {
     TooManyRequests,
     InternalError,
     InvalidModule,
+    NoRecordsFound,
+    AlreadyScheduled,
     DroppedBefore,
     DroppedAfter,
     Garbage,
 }
 
-pub(crate) const CODE_COUNT: usize = 15;
+pub(crate) const CODE_COUNT: usize = 17;
 
 impl Code {
     const ALL: [Code; CODE_COUNT] = [
@@ -67,6 +72,8 @@ impl Code {
         Code::TooManyRequests,
         Code::InternalError,
         Code::InvalidModule,
+        Code::NoRecordsFound,
+        Code::AlreadyScheduled,
         Code::DroppedBefore,
         Code::DroppedAfter,
         Code::Garbage,
@@ -86,6 +93,8 @@ impl Code {
             Code::TooManyRequests => "TOO_MANY_REQUESTS",
             Code::InternalError => "INTERNAL_ERROR",
             Code::InvalidModule => "INVALID_MODULE",
+            Code::NoRecordsFound => "NO_RECORDS_FOUND",
+            Code::AlreadyScheduled => "ALREADY_SCHEDULED",
             Code::DroppedBefore => "DROPPED_BEFORE",
             Code::DroppedAfter => "DROPPED_AFTER",
             Code::Garbage => "GARBAGE",
@@ -109,6 +118,8 @@ pub(crate) struct Shared {
     rate_window: Mutex<VecDeque<Instant>>,
     api_domain: String,
     pub buffers: Arc<BufferPool>,
+    pub jobs: Jobs,
+    redirects: AtomicU64,
 }
 
 /// Locks a mutex, taking the data even if a panicking thread poisoned it: the mock's state
@@ -139,6 +150,8 @@ impl Shared {
                 .config
                 .daily_credits
                 .map(|d| d.saturating_sub(self.credits_used.load(Ordering::Relaxed))),
+            redirects: self.redirects.load(Ordering::Relaxed),
+            jobs: self.jobs.all(),
             ..Ledger::default()
         };
         for code in Code::ALL {
@@ -160,6 +173,44 @@ impl Shared {
             }
         }
         ledger
+    }
+
+    /// What an error answer repeats of the request when `echo_secrets` is set: the
+    /// Authorization header as sent.
+    pub(crate) fn echo(&self, headers: &HeaderMap) -> Option<String> {
+        if !self.config.echo_secrets {
+            return None;
+        }
+        let sent = headers
+            .get(header::AUTHORIZATION)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
+        Some(format!("Authorization: {sent}"))
+    }
+
+    /// The answer to a request-level refusal, with the request echoed in its message when
+    /// `echo_secrets` is set (401 and 400 answers only: those are the ones a client shows).
+    pub(crate) fn refuse(&self, reject: Reject, headers: &HeaderMap) -> Response {
+        let echo = match reject.status().as_u16() {
+            400 | 401 => self.echo(headers),
+            _ => None,
+        };
+        reject.response_with(echo.as_deref())
+    }
+
+    /// A configured redirect, counted in the ledger.
+    pub(crate) fn redirect(&self, redirect: &Redirect) -> Response {
+        self.redirects.fetch_add(1, Ordering::Relaxed);
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() =
+            StatusCode::from_u16(redirect.status).unwrap_or(StatusCode::TEMPORARY_REDIRECT);
+        if let Ok(location) = HeaderValue::from_str(&redirect.location) {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+        response
+            .headers_mut()
+            .insert(header::SERVER, HeaderValue::from_static("ZGS"));
+        response
     }
 
     /// Judges the Authorization header; on success returns the token's expiry.
@@ -213,9 +264,7 @@ impl Shared {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
                 (u < daily).then_some(u + 1)
             })
-            .map_err(|_| {
-                Reject::TooManyRequests("You have exceeded the maximum API credits for the day")
-            })?
+            .map_err(|_| Reject::CreditsExhausted)?
             + 1;
         // Zoho shows the header once half the credits are used.
         Ok((used * 2 >= daily).then_some(daily - used))
@@ -248,6 +297,9 @@ pub(crate) enum Reject {
     AuthenticationFailure,
     InvalidToken,
     TooManyRequests(&'static str),
+    /// The org's API credits are used up: 429 TOO_MANY_REQUESTS with
+    /// `X-API-CREDITS-REMAINING: 0` (see docs/ZOHO_API_NOTES.md for the sources).
+    CreditsExhausted,
     InternalError,
     InvalidModule,
 }
@@ -258,14 +310,36 @@ impl Reject {
             Reject::InvalidRequestMethod => Code::InvalidRequestMethod,
             Reject::AuthenticationFailure => Code::AuthenticationFailure,
             Reject::InvalidToken => Code::InvalidToken,
-            Reject::TooManyRequests(_) => Code::TooManyRequests,
+            Reject::TooManyRequests(_) | Reject::CreditsExhausted => Code::TooManyRequests,
             Reject::InternalError => Code::InternalError,
             Reject::InvalidModule => Code::InvalidModule,
         }
     }
 
-    pub(crate) fn response(self) -> Response {
-        let (status, message, profile) = match self {
+    pub(crate) fn status(self) -> StatusCode {
+        self.parts().0
+    }
+
+    /// The answer, with `echo` appended to the message when given.
+    pub(crate) fn response_with(self, echo: Option<&str>) -> Response {
+        let (status, message, profile) = self.parts();
+        let message = match echo {
+            Some(echo) => Cow::Owned(format!("{message} ({echo})")),
+            None => Cow::Borrowed(message),
+        };
+        let body = json!({
+            "code": self.code().as_str(),
+            "details": {},
+            "message": message,
+            "status": "error",
+        });
+        // Once the credits are gone the header says so, whatever share of them that is.
+        let credits = (self == Reject::CreditsExhausted).then_some(0);
+        zoho_response(status, json_bytes(&body).into(), profile, None, credits)
+    }
+
+    fn parts(self) -> (StatusCode, &'static str, HeaderProfile) {
+        match self {
             Reject::InvalidRequestMethod => (
                 StatusCode::BAD_REQUEST,
                 "The http request method type is not a valid one",
@@ -284,6 +358,12 @@ impl Reject {
             Reject::TooManyRequests(message) => {
                 (StatusCode::TOO_MANY_REQUESTS, message, HeaderProfile::Api)
             }
+            // The words of Zoho's status code table for 429 (its daily-credit half).
+            Reject::CreditsExhausted => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Number of API requests for the 24 hour period is exceeded",
+                HeaderProfile::Api,
+            ),
             Reject::InternalError => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Internal Server Error",
@@ -294,14 +374,7 @@ impl Reject {
                 "the module name given seems to be invalid",
                 HeaderProfile::Api,
             ),
-        };
-        let body = json!({
-            "code": self.code().as_str(),
-            "details": {},
-            "message": message,
-            "status": "error",
-        });
-        zoho_response(status, json_bytes(&body).into(), profile, None, None)
+        }
     }
 }
 
@@ -477,6 +550,8 @@ impl MockServer {
             rate_window: Mutex::new(VecDeque::new()),
             api_domain: format!("http://{addr}"),
             buffers: Arc::default(),
+            jobs: Jobs::default(),
+            redirects: AtomicU64::new(0),
             config,
         });
         let router = router(shared.clone());
@@ -508,6 +583,7 @@ impl MockServer {
     }
 
     pub async fn shutdown(mut self) {
+        self.shared.jobs.abort_all();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -519,6 +595,7 @@ impl MockServer {
 
 impl Drop for MockServer {
     fn drop(&mut self) {
+        self.shared.jobs.abort_all();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -532,6 +609,12 @@ fn router(shared: Arc<Shared>) -> Router {
             any(mass_update::handle),
         )
         .route("/crm/{version}/settings/fields", any(fields))
+        .route("/crm/{version}/settings/modules", any(modules))
+        .route("/crm/{version}/settings/custom_views", any(custom_views))
+        .route(
+            "/crm/{version}/settings/custom_views/{id}",
+            any(custom_view),
+        )
         .route("/oauth/v2/token", any(oauth_token))
         .route("/__mock/ledger", get(ledger))
         .fallback(not_found)
@@ -578,46 +661,171 @@ async fn serve_connection(stream: TcpStream, router: Router) {
     }
 }
 
-/// `GET /crm/{version}/settings/fields?module=M`.
+/// A metadata request that passed the method and token checks: its query parameters and the
+/// token's expiry for the answer's headers.
+struct MetadataCall {
+    params: HashMap<String, String>,
+    expiry: Option<Instant>,
+}
+
+/// The checks every `settings/*` GET shares: method, then token. Metadata calls cost no
+/// credit in the mock (see the module docs).
+// The error is the finished answer to send, on a cold path (once per metadata call); boxing
+// it would only add an allocation for the lint's sake.
+#[allow(clippy::result_large_err)]
+fn metadata_call(
+    shared: &Shared,
+    method: &Method,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<MetadataCall, Response> {
+    if method != Method::GET {
+        return Err(shared.refuse(Reject::InvalidRequestMethod, headers));
+    }
+    let expiry = shared
+        .authenticate(headers)
+        .map_err(|reject| shared.refuse(reject, headers))?;
+    let params = serde_urlencoded::from_str(query.unwrap_or("")).unwrap_or_default();
+    Ok(MetadataCall { params, expiry })
+}
+
+impl MetadataCall {
+    /// The module named by `?module=`, or the answer refusing the call.
+    #[allow(clippy::result_large_err)] // as for `metadata_call`
+    fn module<'s>(
+        &self,
+        shared: &'s Shared,
+        headers: &HeaderMap,
+    ) -> Result<&'s ModuleSpec, Response> {
+        let Some(module) = self.params.get("module") else {
+            return Err(self.answer(
+                StatusCode::BAD_REQUEST,
+                &json!({
+                    "code": "REQUIRED_PARAM_MISSING",
+                    "details": {"param": "module"},
+                    "message": "One of the expected parameter is missing",
+                    "status": "error",
+                }),
+            ));
+        };
+        shared
+            .modules
+            .get(module)
+            .ok_or_else(|| shared.refuse(Reject::InvalidModule, headers))
+    }
+
+    fn answer(&self, status: StatusCode, body: &Value) -> Response {
+        self.answer_bytes(status, json_bytes(body).into())
+    }
+
+    fn answer_bytes(&self, status: StatusCode, body: Bytes) -> Response {
+        zoho_response(status, body, HeaderProfile::Api, Some(self.expiry), None)
+    }
+}
+
+/// `GET /crm/{version}/settings/fields?module=M`: the sample file with Zoho's full key set.
 async fn fields(
     State(shared): State<Arc<Shared>>,
     method: Method,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    if method != Method::GET {
-        return Reject::InvalidRequestMethod.response();
+    let call = match metadata_call(&shared, &method, &headers, query.as_deref()) {
+        Ok(call) => call,
+        Err(answer) => return answer,
+    };
+    match call.module(&shared, &headers) {
+        Ok(spec) => call.answer_bytes(StatusCode::OK, spec.document.clone()),
+        Err(answer) => answer,
     }
-    let expiry = match shared.authenticate(&headers) {
-        Ok(expiry) => expiry,
-        Err(reject) => return reject.response(),
+}
+
+/// `GET /crm/{version}/settings/modules`: the mock's modules. An `If-Modified-Since` (Zoho's
+/// SDKs send one when they refresh cached metadata) at or after the modules' last change is
+/// answered `304 Not Modified`.
+async fn modules(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let call = match metadata_call(&shared, &method, &headers, query.as_deref()) {
+        Ok(call) => call,
+        Err(answer) => return answer,
     };
-    let params: HashMap<String, String> =
-        serde_urlencoded::from_str(query.as_deref().unwrap_or("")).unwrap_or_default();
-    let Some(module) = params.get("module") else {
-        let body = json!({
-            "code": "REQUIRED_PARAM_MISSING",
-            "details": {"param": "module"},
-            "message": "One of the expected parameter is missing",
-            "status": "error",
-        });
-        return zoho_response(
-            StatusCode::BAD_REQUEST,
-            json_bytes(&body).into(),
-            HeaderProfile::Api,
-            Some(expiry),
-            None,
-        );
+    let since = headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_http_or_iso_time);
+    let changed = chrono::DateTime::parse_from_rfc3339(MODULES_MODIFIED).ok();
+    if let (Some(since), Some(changed)) = (since, changed) {
+        if since >= changed {
+            let mut response = call.answer_bytes(StatusCode::NOT_MODIFIED, Bytes::new());
+            response.headers_mut().remove(header::CONTENT_TYPE);
+            return response;
+        }
+    }
+    call.answer(StatusCode::OK, &metadata::modules_document())
+}
+
+/// `If-Modified-Since` as HTTP sends it (RFC 2822 style) or as Zoho's SDKs send it (ISO 8601).
+fn parse_http_or_iso_time(text: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::parse_from_rfc2822(text.trim())
+        .or_else(|_| chrono::DateTime::parse_from_rfc3339(text.trim()))
+        .ok()
+}
+
+/// `GET /crm/{version}/settings/custom_views?module=M`: the views a scheduled mass update
+/// can name as `cvid`.
+async fn custom_views(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let call = match metadata_call(&shared, &method, &headers, query.as_deref()) {
+        Ok(call) => call,
+        Err(answer) => return answer,
     };
-    match shared.modules.get(module) {
-        Some(spec) => zoho_response(
+    match call.module(&shared, &headers) {
+        Ok(spec) => call.answer(
             StatusCode::OK,
-            Bytes::from_static(spec.document.as_bytes()),
-            HeaderProfile::Api,
-            Some(expiry),
-            None,
+            &metadata::custom_views_document(&spec.views),
         ),
-        None => Reject::InvalidModule.response(),
+        Err(answer) => answer,
+    }
+}
+
+/// `GET /crm/{version}/settings/custom_views/{id}?module=M`: one view.
+async fn custom_view(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    headers: HeaderMap,
+    Path((_version, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let call = match metadata_call(&shared, &method, &headers, query.as_deref()) {
+        Ok(call) => call,
+        Err(answer) => return answer,
+    };
+    let spec = match call.module(&shared, &headers) {
+        Ok(spec) => spec,
+        Err(answer) => return answer,
+    };
+    match spec.view(&id) {
+        Some(view) => call.answer(
+            StatusCode::OK,
+            &json!({"custom_views": [custom_view_json(view)]}),
+        ),
+        None => call.answer(
+            StatusCode::BAD_REQUEST,
+            &json!({
+                "code": "INVALID_DATA",
+                "details": {"param_name": "id"},
+                "message": "the id given seems to be invalid",
+                "status": "error",
+            }),
+        ),
     }
 }
 
@@ -627,14 +835,33 @@ async fn oauth_token(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
+    if let Some(redirect) = &shared.config.token_redirect {
+        return shared.redirect(redirect);
+    }
     let mut params: HashMap<String, String> =
         serde_urlencoded::from_str(query.as_deref().unwrap_or("")).unwrap_or_default();
     let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     params.extend(form);
     let param = |k: &str| params.get(k).map(String::as_str).unwrap_or("");
     let config = &shared.config;
+    // In echo mode an error names what was sent, secrets included, as a careless server would.
+    let error = |code: &str| -> String {
+        if config.echo_secrets {
+            format!(
+                "{code} (client_id={} client_secret={} refresh_token={})",
+                param("client_id"),
+                param("client_secret"),
+                param("refresh_token")
+            )
+        } else {
+            code.to_string()
+        }
+    };
     if param("grant_type") != "refresh_token" {
-        return oauth_json(StatusCode::OK, json!({"error": "unsupported_grant_type"}));
+        return oauth_json(
+            StatusCode::OK,
+            json!({"error": error("unsupported_grant_type")}),
+        );
     }
     let client_ok =
         param("client_id") == config.client_id && param("client_secret") == config.client_secret;
@@ -652,13 +879,15 @@ async fn oauth_token(
         ),
         // Zoho answers credential errors with HTTP 200 and an `error` member.
         MintOutcome::InvalidClient => {
-            oauth_json(StatusCode::OK, json!({"error": "invalid_client"}))
+            oauth_json(StatusCode::OK, json!({"error": error("invalid_client")}))
         }
-        MintOutcome::InvalidCode => oauth_json(StatusCode::OK, json!({"error": "invalid_code"})),
+        MintOutcome::InvalidCode => {
+            oauth_json(StatusCode::OK, json!({"error": error("invalid_code")}))
+        }
         MintOutcome::TooMany => oauth_json(
             StatusCode::BAD_REQUEST,
             json!({
-                "error": "Access Denied",
+                "error": error("Access Denied"),
                 "error_description":
                     "You have made too many requests continuously. Please try again after some time.",
             }),
