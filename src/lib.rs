@@ -31,5 +31,6 @@ pub mod mock;
 pub mod outcome;
 pub mod output;
 pub mod plan;
+pub mod redact;
 pub mod store;
 pub mod summary;
