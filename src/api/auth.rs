@@ -188,6 +188,9 @@ struct TokenState {
 }
 
 /// Hands out the current access token and refreshes it when needed.
+///
+/// `http` must come from [`super::http_client`], which follows no redirect: the token
+/// request carries the client secret and the refresh token.
 pub struct TokenSource {
     credentials: Credentials,
     accounts_url: String,
@@ -397,6 +400,17 @@ impl TokenSource {
                 }
             };
             let status = response.status();
+            // Never followed (api::http_client): it would carry the client secret and the
+            // refresh token to wherever the answer points. Asking again gets the same
+            // redirect, so this is a refusal, remembered like one.
+            if status.is_redirection() {
+                let reason = format!(
+                    "the accounts server redirected the token request to {}: refused, since the request carries the client secret and refresh token; check --accounts-url / --dc",
+                    super::redirect_target(&response)
+                );
+                state.refused = Some(reason.clone());
+                return Err(AuthError::Refused(reason));
+            }
             // Zoho's limit is on tokens minted: a request that never reached the server or
             // that it failed on (5xx) minted none, and counting those would make an outage
             // look like ten refreshes and stall the run for ten minutes.

@@ -82,9 +82,13 @@ pub fn check_base_url(what: &str, url: &str) -> Result<String, UsageError> {
 }
 
 /// The one HTTP client: connection reuse (keep-alive pool sized for the worker count) and
-/// timeouts.
+/// timeouts. It follows no redirect: a redirect would carry the Authorization header, or
+/// the token request's client secret and refresh token, to wherever the answer points,
+/// perhaps another host or plain http. Every caller turns a 3xx answer into an error
+/// naming the target instead (see [`redirect_target`]).
 pub fn http_client(timeout: Duration, pool: usize) -> reqwest::Client {
     reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .pool_max_idle_per_host(pool.max(1))
@@ -105,6 +109,24 @@ fn authorization(token: &auth::Secret) -> reqwest::header::HeaderValue {
     value
 }
 
+/// Where a redirect answer points, for a message: the `Location` header resolved against
+/// the request's URL, with scheme, host, port and path but never its query, fragment or
+/// user info (they may carry a token), and redacted.
+pub fn redirect_target(response: &reqwest::Response) -> String {
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(mut url) = location.and_then(|l| response.url().join(l.trim()).ok()) else {
+        return "a place it did not name (no usable Location header)".to_string();
+    };
+    url.set_query(None);
+    url.set_fragment(None);
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    crate::redact::redact(url.as_str()).into_owned()
+}
+
 /// What came back from one HTTP attempt, before interpretation.
 #[derive(Debug)]
 pub enum Exchange {
@@ -113,9 +135,29 @@ pub enum Exchange {
         body: bytes::Bytes,
         credits_remaining: Option<u64>,
         retry_after: Option<Duration>,
+        /// Set when the answer is a redirect (3xx): where it points (see
+        /// [`redirect_target`]). It was not followed, and must not be: the caller stops the
+        /// run as fatal, because every later call would be redirected too and the
+        /// configured API domain is evidently not Zoho's. Read it with
+        /// [`Exchange::redirect`].
+        redirected_to: Option<String>,
     },
     /// No HTTP answer: connection refused or dropped, timeout, body cut off.
     NoAnswer { reason: String },
+}
+
+impl Exchange {
+    /// The status and target of a redirect answer, if this is one.
+    pub fn redirect(&self) -> Option<(u16, &str)> {
+        match self {
+            Exchange::Answered {
+                status,
+                redirected_to: Some(target),
+                ..
+            } => Some((*status, target)),
+            _ => None,
+        }
+    }
 }
 
 /// Sends one request body to the mass_update endpoint.
@@ -139,6 +181,10 @@ pub async fn send_mass_update(
         },
         Ok(response) => {
             let status = response.status().as_u16();
+            let redirected_to = response
+                .status()
+                .is_redirection()
+                .then(|| redirect_target(&response));
             let headers = response.headers();
             let credits_remaining = headers
                 .get("x-api-credits-remaining")
@@ -156,6 +202,7 @@ pub async fn send_mass_update(
                     body,
                     credits_remaining,
                     retry_after,
+                    redirected_to,
                 },
                 Err(e) => Exchange::NoAnswer {
                     reason: format!("HTTP {status} but the body was cut off: {}", describe(&e)),
@@ -194,6 +241,13 @@ pub async fn fetch_fields(
         .await
         .map_err(|e| format!("cannot fetch field metadata from {url}: {}", describe(&e)))?;
     let status = response.status();
+    if status.is_redirection() {
+        return Err(format!(
+            "fetching field metadata for {module}: {url} answered HTTP {} redirecting to {}; massup follows no redirect (it would carry the access token there); check --api-domain / --dc",
+            status.as_u16(),
+            redirect_target(&response)
+        ));
+    }
     let body = response
         .text()
         .await
