@@ -71,7 +71,8 @@ async fn a_redirected_token_refresh_is_refused_and_sends_nothing_to_the_target()
             format!("http://127.0.0.1:{origin}"),
             http_client(Duration::from_secs(2), 1),
             CancellationToken::new(),
-        );
+        )
+        .with_budget_in_memory();
         let Err(AuthError::Refused(message)) = tokens.token().await else {
             panic!("a redirected refresh must be refused");
         };

@@ -2,16 +2,19 @@
 //! placeholder, so no log line, error or report can show one by accident; none is ever
 //! written to SQLite. The access token is refreshed once for all workers (single flight:
 //! the refresh happens under a lock and a worker whose rejected token is already replaced
-//! just takes the new one), and never more than Zoho's 10 tokens per 10 minutes.
-use std::collections::VecDeque;
-use std::path::Path;
+//! just takes the new one), and never more than Zoho's 10 tokens per 10 minutes, counted
+//! for the OAuth client across every massup process (see `budget`).
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
+use super::budget::{self, RefreshBudget};
 use crate::exit::UsageError;
+
+pub use super::budget::{MAX_REFRESHES, REFRESH_WINDOW};
 
 /// A credential. Only `expose` reveals it, at the one place it is put on the wire.
 #[derive(Clone, PartialEq, Eq)]
@@ -165,10 +168,6 @@ pub enum AuthError {
     Stopped,
 }
 
-/// Zoho mints at most 10 access tokens per refresh token in 10 minutes.
-pub const MAX_REFRESHES: usize = 10;
-pub const REFRESH_WINDOW: Duration = Duration::from_secs(600);
-
 struct TokenState {
     token: Option<Secret>,
     /// Bumped on every new token: a worker reports which token was rejected, and only a
@@ -178,7 +177,8 @@ struct TokenState {
     /// Refresh so long before expiry (a quarter of the lifetime, at most 5 minutes).
     margin: Duration,
     api_domain: Option<String>,
-    refreshed_at: VecDeque<Instant>,
+    /// Opened at the first refresh (never, for a fixed access token).
+    budget: Option<RefreshBudget>,
     /// Why the accounts server refused these credentials, once it has: asking again with
     /// the same credentials cannot help, and repeated refusals can lock the client out.
     refused: Option<String>,
@@ -197,9 +197,16 @@ pub struct TokenSource {
     http: reqwest::Client,
     state: Mutex<TokenState>,
     stop: CancellationToken,
-    /// Keeps refresh times across invocations (a `run` then a `resume` within ten minutes
-    /// share Zoho's budget of 10 tokens).
-    ledger: Option<std::path::PathBuf>,
+    budget_home: BudgetHome,
+}
+
+/// Where the refresh times of the client are kept.
+#[derive(Debug, Clone)]
+enum BudgetHome {
+    /// `budget::state_dir()`: `$MASSUP_STATE_DIR`, else the user's state folder.
+    StateDir,
+    Dir(PathBuf),
+    Memory,
 }
 
 #[derive(Deserialize)]
@@ -231,62 +238,47 @@ impl TokenSource {
                 expires_at: None,
                 margin: Duration::ZERO,
                 api_domain: None,
-                refreshed_at: VecDeque::new(),
+                budget: None,
                 refused: None,
                 unavailable: None,
             }),
             stop,
-            ledger: None,
+            budget_home: BudgetHome::StateDir,
         }
     }
 
-    /// Counts the refreshes recorded in the database at `db` within Zoho's window and
-    /// records new ones there (times only: nothing secret).
-    pub fn sharing_refresh_budget(mut self, db: &Path) -> TokenSource {
-        let now_wall = std::time::SystemTime::now();
-        let now = Instant::now();
-        // store::open creates and migrates the database if this is its first use.
-        if let Ok(conn) = crate::store::open(db) {
-            let since = chrono::Utc::now()
-                - chrono::Duration::from_std(REFRESH_WINDOW).expect("ten minutes");
-            let times: Vec<String> = conn
-                .prepare("SELECT at FROM token_refreshes WHERE at > ?1 ORDER BY at")
-                .and_then(|mut stmt| {
-                    stmt.query_map(
-                        [since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)],
-                        |r| r.get(0),
-                    )?
-                    .collect()
-                })
-                .unwrap_or_default();
-            let state = self.state.get_mut();
-            for at in times {
-                let Ok(at) = chrono::DateTime::parse_from_rfc3339(&at) else {
-                    continue;
-                };
-                let ago = now_wall
-                    .duration_since(std::time::SystemTime::from(at))
-                    .unwrap_or_default();
-                if let Some(instant) = now.checked_sub(ago) {
-                    state.refreshed_at.push_back(instant);
-                }
-            }
-        }
-        self.ledger = Some(db.to_path_buf());
+    /// Keeps the client's token budget in `dir` instead of `budget::state_dir()` (the
+    /// user's state folder, or `$MASSUP_STATE_DIR`). For tests, and for callers that
+    /// already know the folder. The file in it is `budget::budget_file(dir, client_id)`.
+    pub fn with_budget_dir(mut self, dir: impl Into<PathBuf>) -> TokenSource {
+        self.budget_home = BudgetHome::Dir(dir.into());
         self
     }
 
-    fn record_refresh(&self) {
-        let Some(db) = &self.ledger else { return };
-        let recorded = rusqlite::Connection::open(db).and_then(|conn| {
-            conn.busy_timeout(Duration::from_secs(5))?;
-            conn.execute(
-                "INSERT INTO token_refreshes (at) VALUES (?1)",
-                [crate::store::now()],
-            )
-        });
-        if let Err(e) = recorded {
-            tracing::debug!("cannot record a token refresh: {e}");
+    /// Counts refreshes in this process only: other processes' tokens are not seen. For
+    /// tests and tools that must not touch the user's state folder; never for a real run.
+    pub fn with_budget_in_memory(mut self) -> TokenSource {
+        self.budget_home = BudgetHome::Memory;
+        self
+    }
+
+    /// Does nothing: the token budget is kept per OAuth client in the user's state folder
+    /// now (see `budget`), whatever the database. Kept only so that its callers compile
+    /// until they drop the call; remove it with the last one.
+    pub fn sharing_refresh_budget(self, _db: &Path) -> TokenSource {
+        self
+    }
+
+    /// The budget of refresh credentials `client_id`, opened where `budget_home` says.
+    fn open_budget(&self, client_id: &Secret) -> RefreshBudget {
+        let dir = match &self.budget_home {
+            BudgetHome::Memory => None,
+            BudgetHome::Dir(dir) => Some(dir.clone()),
+            BudgetHome::StateDir => budget::state_dir(),
+        };
+        match dir {
+            Some(dir) => RefreshBudget::in_file(budget::budget_file(&dir, client_id.expose())),
+            None => RefreshBudget::in_memory(),
         }
     }
 
@@ -351,29 +343,8 @@ impl TokenSource {
         if let Some(reason) = &state.refused {
             return Err(AuthError::Refused(reason.clone()));
         }
-        // Zoho's limit: wait for the oldest refresh to leave the window rather than be
-        // refused (which would lock the refresh token out for a while).
-        loop {
-            let now = Instant::now();
-            while state
-                .refreshed_at
-                .front()
-                .is_some_and(|t| now.duration_since(*t) >= REFRESH_WINDOW)
-            {
-                state.refreshed_at.pop_front();
-            }
-            if state.refreshed_at.len() < MAX_REFRESHES {
-                break;
-            }
-            let wait = REFRESH_WINDOW - now.duration_since(state.refreshed_at[0]);
-            tracing::warn!(
-                "{MAX_REFRESHES} access tokens minted in the last 10 minutes (Zoho's limit); waiting {}s before the next",
-                wait.as_secs()
-            );
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = self.stop.cancelled() => return Err(AuthError::Stopped),
-            }
+        if state.budget.is_none() {
+            state.budget = Some(self.open_budget(client_id));
         }
         let url = format!("{}/oauth/v2/token", self.accounts_url.trim_end_matches('/'));
         let form = [
@@ -391,15 +362,23 @@ impl TokenSource {
                     _ = self.stop.cancelled() => return Err(AuthError::Stopped),
                 }
             }
+            let reservation = self.reserve(state).await?;
             let response = match self.http.post(&url).form(&form).send().await {
                 Ok(r) => r,
                 Err(e) => {
                     // reqwest's error names the URL only (the secrets are in the body).
                     last_problem = format!("cannot reach {url}: {}", without_url(&e));
+                    Self::budget(state).release(reservation);
                     continue;
                 }
             };
             let status = response.status();
+            // Zoho's limit is on tokens minted: a request that it failed on (5xx) or
+            // redirected minted none, and counting those would make an outage look like
+            // ten refreshes and stall every process of this client for ten minutes.
+            if status.is_server_error() || status.is_redirection() {
+                Self::budget(state).release(reservation);
+            }
             // Never followed (api::http_client): it would carry the client secret and the
             // refresh token to wherever the answer points. Asking again gets the same
             // redirect, so this is a refusal, remembered like one.
@@ -410,13 +389,6 @@ impl TokenSource {
                 );
                 state.refused = Some(reason.clone());
                 return Err(AuthError::Refused(reason));
-            }
-            // Zoho's limit is on tokens minted: a request that never reached the server or
-            // that it failed on (5xx) minted none, and counting those would make an outage
-            // look like ten refreshes and stall the run for ten minutes.
-            if !status.is_server_error() {
-                state.refreshed_at.push_back(Instant::now());
-                self.record_refresh();
             }
             let body = response.bytes().await.unwrap_or_default();
             let answer: Option<TokenAnswer> = serde_json::from_slice(&body).ok();
@@ -459,6 +431,28 @@ impl TokenSource {
         }
         state.unavailable = Some((Instant::now(), last_problem.clone()));
         Err(AuthError::Unavailable(last_problem))
+    }
+}
+
+impl TokenSource {
+    fn budget(state: &mut TokenState) -> &mut RefreshBudget {
+        state.budget.get_or_insert_with(RefreshBudget::in_memory)
+    }
+
+    /// Takes a place in Zoho's budget for one token request, waiting for one to free up
+    /// rather than be refused (which would lock the refresh token out for a while).
+    async fn reserve(&self, state: &mut TokenState) -> Result<budget::Reservation, AuthError> {
+        loop {
+            let full = match Self::budget(state).reserve(budget::now_ms()) {
+                Ok(reservation) => return Ok(reservation),
+                Err(full) => full,
+            };
+            tracing::warn!("{full}; waiting");
+            tokio::select! {
+                _ = tokio::time::sleep(full.wait) => {}
+                _ = self.stop.cancelled() => return Err(AuthError::Stopped),
+            }
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! The Zoho CRM API as massup uses it: where to send calls (data centres, URL checks), one
 //! shared HTTP client, the `mass_update` call and the field metadata fetch. Reading an
-//! answer is in `response` (pure), tokens in `auth`.
+//! answer is in `response` (pure), tokens in `auth`, Zoho's token budget in `budget`.
 pub mod auth;
+pub mod budget;
 pub mod response;
 
 use std::net::IpAddr;
