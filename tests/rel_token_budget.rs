@@ -4,11 +4,11 @@
 //! loopback accounts server counts the tokens it mints.
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::routing::post;
 use axum::Router;
-use massup::api::auth::{Credentials, Secret, TokenSource};
+use massup::api::auth::{AuthError, Credentials, Secret, TokenSource};
 use massup::api::budget::{budget_file, now_ms, MAX_REFRESHES};
 use massup::api::http_client;
 use tokio_util::sync::CancellationToken;
@@ -65,6 +65,35 @@ fn spent(state_dir: &std::path::Path, client_id: &str, times: &[u64]) {
 }
 
 #[tokio::test]
+async fn processes_of_one_client_share_ten_tokens() {
+    let accounts = accounts_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..MAX_REFRESHES {
+        process(&accounts, "budget-client-shared", dir.path())
+            .token()
+            .await
+            .unwrap();
+    }
+    assert_eq!(accounts.mints.load(Ordering::SeqCst), MAX_REFRESHES);
+    let eleventh = process(&accounts, "budget-client-shared", dir.path());
+    let started = Instant::now();
+    let Err(AuthError::Unavailable(message)) = eleventh.token().await else {
+        panic!("the eleventh token of the client must be refused before asking Zoho");
+    };
+    assert!(started.elapsed() < Duration::from_secs(2), "no silent wait");
+    assert!(
+        message.starts_with(
+            "Zoho allows 10 access tokens per 10 minutes; 10 were minted in the last 10 minutes; the next is possible in "
+        ),
+        "{message}"
+    );
+    assert_eq!(accounts.mints.load(Ordering::SeqCst), MAX_REFRESHES);
+    // The file holds times, nothing else.
+    let text = std::fs::read_to_string(budget_file(dir.path(), "budget-client-shared")).unwrap();
+    assert!(!text.contains("budget-test"), "{text}");
+}
+
+#[tokio::test]
 async fn another_client_has_its_own_budget() {
     let accounts = accounts_server().await;
     let dir = tempfile::tempdir().unwrap();
@@ -82,17 +111,54 @@ async fn another_client_has_its_own_budget() {
 }
 
 #[tokio::test]
-async fn refreshes_of_earlier_invocations_count_against_the_limit() {
+async fn refreshes_of_earlier_invocations_count_and_a_long_wait_is_an_error() {
     let accounts = accounts_server().await;
     let dir = tempfile::tempdir().unwrap();
     let now = now_ms();
+    // Ten minted in the last minute: the next is possible in nine minutes or more.
     let times: Vec<u64> = (0..MAX_REFRESHES as u64)
         .map(|i| now - 60_000 + i)
         .collect();
     spent(dir.path(), "budget-client-earlier", &times);
     let tokens = process(&accounts, "budget-client-earlier", dir.path());
-    // The budget is spent: the refresh waits instead of asking Zoho.
-    let waited = tokio::time::timeout(Duration::from_millis(500), tokens.token()).await;
-    assert!(waited.is_err(), "a refresh went out although 10 were made");
+    let Err(AuthError::Unavailable(message)) = tokens.token().await else {
+        panic!("expected the budget to be reported");
+    };
+    assert!(message.ends_with("the next is possible in 9m"), "{message}");
+    assert_eq!(accounts.mints.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_wait_of_a_few_seconds_is_waited() {
+    let accounts = accounts_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let now = now_ms();
+    // The oldest of ten leaves the window in 1.5 s.
+    let oldest = now - 600_000 + 1500;
+    let times: Vec<u64> = (0..MAX_REFRESHES as u64).map(|i| oldest + i).collect();
+    spent(dir.path(), "budget-client-short", &times);
+    let started = Instant::now();
+    process(&accounts, "budget-client-short", dir.path())
+        .token()
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(1000));
+    assert_eq!(accounts.mints.load(Ordering::SeqCst), 1);
+}
+
+/// A fixed access token cannot be refreshed: rejected says so at once, and nothing is
+/// asked of the accounts server.
+#[tokio::test]
+async fn a_fixed_token_is_never_refreshed() {
+    let accounts = accounts_server().await;
+    let tokens = TokenSource::new(
+        Credentials::AccessToken(Secret::new("budget-test-fixed-token")),
+        accounts.url.clone(),
+        http_client(Duration::from_secs(2), 1),
+        CancellationToken::new(),
+    )
+    .with_budget_in_memory();
+    let (_, generation) = tokens.token().await.unwrap();
+    assert!(!tokens.rejected(generation).await.unwrap());
     assert_eq!(accounts.mints.load(Ordering::SeqCst), 0);
 }

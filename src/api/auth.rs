@@ -16,6 +16,11 @@ use crate::exit::UsageError;
 
 pub use super::budget::{MAX_REFRESHES, REFRESH_WINDOW};
 
+/// The longest wait for Zoho's token budget that massup sits through (with a log line).
+/// A longer one fails the refresh at once with a message that says what it waits for,
+/// so that the run stops resumably instead of hanging silently for up to ten minutes.
+pub const MAX_BUDGET_WAIT: Duration = Duration::from_secs(5);
+
 /// A credential. Only `expose` reveals it, at the one place it is put on the wire.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -439,15 +444,20 @@ impl TokenSource {
         state.budget.get_or_insert_with(RefreshBudget::in_memory)
     }
 
-    /// Takes a place in Zoho's budget for one token request, waiting for one to free up
-    /// rather than be refused (which would lock the refresh token out for a while).
+    /// Takes a place in Zoho's budget for one token request (asking beyond the budget
+    /// would get the refresh token locked out for a while). A place that frees up within
+    /// [`MAX_BUDGET_WAIT`] is waited for; otherwise `Unavailable`, at once, saying when the
+    /// next token is possible.
     async fn reserve(&self, state: &mut TokenState) -> Result<budget::Reservation, AuthError> {
         loop {
             let full = match Self::budget(state).reserve(budget::now_ms()) {
                 Ok(reservation) => return Ok(reservation),
                 Err(full) => full,
             };
-            tracing::warn!("{full}; waiting");
+            if full.wait > MAX_BUDGET_WAIT {
+                return Err(AuthError::Unavailable(full.to_string()));
+            }
+            tracing::info!("{full}; waiting for it");
             tokio::select! {
                 _ = tokio::time::sleep(full.wait) => {}
                 _ = self.stop.cancelled() => return Err(AuthError::Stopped),
