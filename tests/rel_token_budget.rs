@@ -20,6 +20,10 @@ struct Accounts {
 
 /// An accounts server that mints a new token for every request.
 async fn accounts_server() -> Accounts {
+    accounts_server_with_lifetime(3600).await
+}
+
+async fn accounts_server_with_lifetime(expires_in: u64) -> Accounts {
     let mints = Arc::new(AtomicUsize::new(0));
     let counter = mints.clone();
     let app = Router::new().route(
@@ -32,7 +36,7 @@ async fn accounts_server() -> Accounts {
                     "access_token": format!("budget-test-token-{n:04}"),
                     "api_domain": "https://www.zohoapis.eu",
                     "token_type": "Bearer",
-                    "expires_in": 3600,
+                    "expires_in": expires_in,
                 }))
             }
         }),
@@ -144,6 +148,75 @@ async fn a_wait_of_a_few_seconds_is_waited() {
         .unwrap();
     assert!(started.elapsed() >= Duration::from_millis(1000));
     assert_eq!(accounts.mints.load(Ordering::SeqCst), 1);
+}
+
+/// The API refuses every token (a revoked grant, a wrong scope): four workers that each
+/// report every rejection get exactly three fresh tokens minted between them, and then
+/// the source says no more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_that_refuses_every_token_costs_exactly_three_tokens() {
+    let accounts = accounts_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = Arc::new(process(&accounts, "budget-client-refused", dir.path()));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let tokens = tokens.clone();
+            tokio::spawn(async move {
+                loop {
+                    let (_, generation) = tokens.token().await.unwrap();
+                    // The API answers 401 INVALID_TOKEN to this token.
+                    if !tokens.rejected(generation).await.unwrap() {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    assert_eq!(accounts.mints.load(Ordering::SeqCst), 3);
+    assert_eq!(tokens.fresh_tokens_rejected(), 3);
+}
+
+#[tokio::test]
+async fn a_call_that_succeeds_resets_the_count() {
+    let accounts = accounts_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = process(&accounts, "budget-client-flaky", dir.path());
+    for _ in 0..2 {
+        let (_, generation) = tokens.token().await.unwrap();
+        assert!(tokens.rejected(generation).await.unwrap());
+    }
+    assert_eq!(tokens.fresh_tokens_rejected(), 2);
+    let (_, generation) = tokens.token().await.unwrap();
+    tokens.accepted(generation);
+    assert_eq!(tokens.fresh_tokens_rejected(), 0);
+    // A late success of an older token says nothing about the current one.
+    assert!(tokens.rejected(generation).await.unwrap());
+    tokens.accepted(generation);
+    assert_eq!(tokens.fresh_tokens_rejected(), 1);
+    // Three more rejections in a row: the third says stop.
+    let (_, generation) = tokens.token().await.unwrap();
+    assert!(tokens.rejected(generation).await.unwrap());
+    let (_, generation) = tokens.token().await.unwrap();
+    assert!(!tokens.rejected(generation).await.unwrap());
+    assert_eq!(accounts.mints.load(Ordering::SeqCst), 5);
+}
+
+/// A token rejected at the end of its life expired: it is replaced, but it does not count
+/// against the credentials.
+#[tokio::test]
+async fn an_expired_token_is_not_a_refused_one() {
+    let accounts = accounts_server_with_lifetime(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = process(&accounts, "budget-client-expiring", dir.path());
+    for _ in 0..4 {
+        let (_, generation) = tokens.token().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert!(tokens.rejected(generation).await.unwrap());
+    }
+    assert_eq!(tokens.fresh_tokens_rejected(), 0);
 }
 
 /// A fixed access token cannot be refreshed: rejected says so at once, and nothing is

@@ -5,6 +5,7 @@
 //! just takes the new one), and never more than Zoho's 10 tokens per 10 minutes, counted
 //! for the OAuth client across every massup process (see `budget`).
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -15,6 +16,12 @@ use super::budget::{self, RefreshBudget};
 use crate::exit::UsageError;
 
 pub use super::budget::{MAX_REFRESHES, REFRESH_WINDOW};
+
+/// Fresh tokens rejected by the API in a row after which no more are minted: when three
+/// new tokens in a row are refused, the credentials lack something a token cannot fix
+/// (a revoked grant, a missing scope), and each further one would spend Zoho's budget of
+/// ten.
+pub const MAX_FRESH_TOKENS_REJECTED: u32 = 3;
 
 /// The longest wait for Zoho's token budget that massup sits through (with a log line).
 /// A longer one fails the refresh at once with a message that says what it waits for,
@@ -178,6 +185,12 @@ struct TokenState {
     /// Bumped on every new token: a worker reports which token was rejected, and only a
     /// rejection of the current one causes a refresh.
     generation: u64,
+    /// Whether the current token was minted here (not given): only fresh tokens count
+    /// towards [`MAX_FRESH_TOKENS_REJECTED`].
+    fresh: bool,
+    /// The last generation counted as rejected: a token rejected by many workers at
+    /// once counts once.
+    counted_rejection: u64,
     expires_at: Option<Instant>,
     /// Refresh so long before expiry (a quarter of the lifetime, at most 5 minutes).
     margin: Duration,
@@ -203,6 +216,10 @@ pub struct TokenSource {
     state: Mutex<TokenState>,
     stop: CancellationToken,
     budget_home: BudgetHome,
+    /// The current generation, readable without waiting for a refresh under way.
+    current_generation: AtomicU64,
+    /// Fresh tokens the API rejected in a row, for the whole process (every worker).
+    rejected_in_row: AtomicU32,
 }
 
 /// Where the refresh times of the client are kept.
@@ -240,6 +257,8 @@ impl TokenSource {
             state: Mutex::new(TokenState {
                 token,
                 generation: 1,
+                fresh: false,
+                counted_rejection: 0,
                 expires_at: None,
                 margin: Duration::ZERO,
                 api_domain: None,
@@ -249,6 +268,8 @@ impl TokenSource {
             }),
             stop,
             budget_home: BudgetHome::StateDir,
+            current_generation: AtomicU64::new(1),
+            rejected_in_row: AtomicU32::new(0),
         }
     }
 
@@ -322,17 +343,52 @@ impl TokenSource {
         self.state.lock().await.api_domain.clone()
     }
 
-    /// A call was refused with the token of `generation`: refresh unless another worker
-    /// already did. Returns false when refreshing is impossible (a fixed access token).
+    /// A call was refused with the token of `generation` (INVALID_TOKEN, or
+    /// AUTHENTICATION_FAILURE with refresh credentials). Returns `Ok(true)` when the caller
+    /// should take a new token from [`TokenSource::token`] and try again (one was minted
+    /// now, or another worker already replaced that token), `Ok(false)` when not: the
+    /// token is fixed, or [`MAX_FRESH_TOKENS_REJECTED`] fresh tokens in a row were
+    /// rejected before their expiry (counted for the whole process, a token rejected by
+    /// many workers once; a token rejected in the last quarter of its life not at all),
+    /// so exactly that many were minted in vain (see [`TokenSource::fresh_tokens_rejected`]).
     pub async fn rejected(&self, generation: u64) -> Result<bool, AuthError> {
         if !self.can_refresh() {
             return Ok(false);
         }
         let mut state = self.state.lock().await;
+        if state.generation == generation && state.counted_rejection != generation {
+            state.counted_rejection = generation;
+            // A token rejected near or past the end of its lifetime simply expired: that
+            // says nothing against the credentials, and a long run sees many.
+            let expiring = state
+                .expires_at
+                .is_some_and(|at| Instant::now() + state.margin >= at);
+            if state.fresh && !expiring {
+                self.rejected_in_row.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        if self.fresh_tokens_rejected() >= MAX_FRESH_TOKENS_REJECTED {
+            return Ok(false);
+        }
         if state.generation == generation {
             self.refresh_locked(&mut state).await?;
         }
         Ok(true)
+    }
+
+    /// A call with the token of `generation` was answered by the API with anything but a
+    /// token refusal: if that is the current token, the count of rejected fresh tokens
+    /// starts again. Cheap (no lock): call it after every such answer.
+    pub fn accepted(&self, generation: u64) {
+        if self.current_generation.load(Ordering::SeqCst) == generation {
+            self.rejected_in_row.store(0, Ordering::SeqCst);
+        }
+    }
+
+    /// Fresh tokens the API rejected in a row, process-wide: what to say when
+    /// [`TokenSource::rejected`] returns `Ok(false)` ("still refused after N fresh tokens").
+    pub fn fresh_tokens_rejected(&self) -> u32 {
+        self.rejected_in_row.load(Ordering::SeqCst)
     }
 
     async fn refresh_locked(&self, state: &mut TokenState) -> Result<(), AuthError> {
@@ -407,6 +463,9 @@ impl TokenSource {
                     let lifetime = Duration::from_secs(expires_in.unwrap_or(3600).max(1));
                     state.token = Some(Secret::new(token));
                     state.generation += 1;
+                    state.fresh = true;
+                    self.current_generation
+                        .store(state.generation, Ordering::SeqCst);
                     state.expires_at = Some(Instant::now() + lifetime);
                     state.margin = (lifetime / 4).min(Duration::from_secs(300));
                     if api_domain.is_some() {
