@@ -186,9 +186,73 @@ pub fn parse_body(status: u16, body: &[u8]) -> CallAnswer<'_> {
     }
 }
 
+/// Whether an answer says the org's daily API credits are used up, so that nothing more
+/// can be sent until Zoho's rolling 24-hour window frees some: the run should stop,
+/// resumable, rather than retry (every retry is refused the same way).
+///
+/// Zoho reports credit exhaustion with HTTP 429 and the same code as the concurrency cap,
+/// `TOO_MANY_REQUESTS`. Zoho's status-code tables describe 429 as "Number of API requests
+/// for the 24 hour period is exceeded or the concurrency limit of the user for the app is
+/// exceeded" (https://www.zoho.com/people/api/status-codes.html has the row word for word;
+/// Zoho CRM's SDKs carry the same row), and Zoho's post "Kaizen #203 - Handling API Limits
+/// and Error Responses" (https://help.zoho.com/portal/en/community/topic/kaizen-203-answering-your-questions-handling-api-limits-and-error-responses)
+/// gives TOO_MANY_REQUESTS for the limits; the credit counts are on
+/// https://www.zoho.com/crm/developer/docs/api/v2/api-limits.html. No separate code (such
+/// as LIMIT_REACHED) is documented for the CRM API. So:
+/// - `X-API-CREDITS-REMAINING: 0` (sent once half the credits are used) is exhaustion
+///   whatever the status: the call that brought it may have succeeded, the next will not.
+/// - A 429 whose text speaks of the 24-hour period or of credits, and not of concurrency,
+///   is exhaustion; Zoho's generic sentence above names both and is not (a concurrency
+///   429 must be retried with backoff, and the header tells the two apart once credits
+///   run low).
+///
+/// Pure, cheap, and reads only the first few KB of the body.
+pub fn credits_exhausted(status: u16, body: &[u8], credits_remaining: Option<u64>) -> bool {
+    if credits_remaining == Some(0) {
+        return true;
+    }
+    if status != 429 {
+        return false;
+    }
+    let head = &body[..body.len().min(4096)];
+    let text = String::from_utf8_lossy(head).to_ascii_lowercase();
+    let daily = ["24 hour", "24-hour", "24hour", "per day", "daily", "credit"]
+        .iter()
+        .any(|w| text.contains(w));
+    daily && !text.contains("concurren")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credit_exhaustion_is_told_from_a_concurrency_429() {
+        let daily = br#"{"code":"TOO_MANY_REQUESTS","details":{},"message":"Number of API requests for the 24 hour period is exceeded","status":"error"}"#;
+        let old_shape = br#"{"code":429,"error":"TOO_MANY_REQUESTS","error_info":"Many requests fired than the allowed limit for the past 24 hours."}"#;
+        let credits = br#"{"code":"TOO_MANY_REQUESTS","details":{},"message":"API credits exhausted","status":"error"}"#;
+        let concurrency = br#"{"code":"TOO_MANY_REQUESTS","details":{},"message":"The concurrency limit of the user for the app is exceeded","status":"error"}"#;
+        let generic = br#"{"code":"TOO_MANY_REQUESTS","details":{},"message":"Number of API requests for the 24 hour period is exceeded or the concurrency limit of the user for the app is exceeded","status":"error"}"#;
+        let bare = br#"{"code":"TOO_MANY_REQUESTS","details":{},"message":"too many requests","status":"error"}"#;
+        assert!(credits_exhausted(429, daily, None));
+        assert!(credits_exhausted(429, old_shape, None));
+        assert!(credits_exhausted(429, credits, None));
+        assert!(!credits_exhausted(429, concurrency, None));
+        assert!(!credits_exhausted(429, generic, None));
+        assert!(!credits_exhausted(429, bare, None));
+        assert!(!credits_exhausted(429, b"", None));
+        // Only a 429 is read for words: a record message mentioning credits is not one.
+        assert!(!credits_exhausted(200, daily, None));
+        assert!(!credits_exhausted(400, credits, Some(12)));
+    }
+
+    #[test]
+    fn no_credits_left_is_exhaustion_whatever_the_answer() {
+        assert!(credits_exhausted(200, b"{}", Some(0)));
+        assert!(credits_exhausted(429, b"", Some(0)));
+        assert!(!credits_exhausted(429, b"", Some(1)));
+        assert!(!credits_exhausted(200, b"{}", Some(25_000)));
+    }
 
     #[test]
     fn per_record_entries_match_by_id_not_position() {
