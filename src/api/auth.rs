@@ -87,6 +87,18 @@ impl Credentials {
         values.client_id = env("ZOHO_CLIENT_ID").or(values.client_id);
         values.client_secret = env("ZOHO_CLIENT_SECRET").or(values.client_secret);
         values.refresh_token = env("ZOHO_REFRESH_TOKEN").or(values.refresh_token);
+        // From here on, any of them echoed by a server or quoted in an error is masked.
+        for value in [
+            &values.access_token,
+            &values.client_id,
+            &values.client_secret,
+            &values.refresh_token,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            crate::redact::register(value.expose());
+        }
         match (values.client_id, values.client_secret, values.refresh_token) {
             (Some(client_id), Some(client_secret), Some(refresh_token)) => {
                 Ok(Some(Credentials::Refresh {
@@ -246,6 +258,24 @@ impl TokenSource {
         http: reqwest::Client,
         stop: CancellationToken,
     ) -> TokenSource {
+        // Registered here too, for credentials not made by `Credentials::load`.
+        match &credentials {
+            Credentials::AccessToken(token) => crate::redact::register(token.expose()),
+            Credentials::Refresh {
+                client_id,
+                client_secret,
+                refresh_token,
+                access_token,
+            } => {
+                for value in [Some(client_id), Some(client_secret), Some(refresh_token)]
+                    .into_iter()
+                    .chain([access_token.as_ref()])
+                    .flatten()
+                {
+                    crate::redact::register(value.expose());
+                }
+            }
+        }
         let token = match &credentials {
             Credentials::AccessToken(t) => Some(t.clone()),
             Credentials::Refresh { access_token, .. } => access_token.clone(),
@@ -461,6 +491,7 @@ impl TokenSource {
                     ..
                 }) => {
                     let lifetime = Duration::from_secs(expires_in.unwrap_or(3600).max(1));
+                    crate::redact::register(&token);
                     state.token = Some(Secret::new(token));
                     state.generation += 1;
                     state.fresh = true;
@@ -478,6 +509,8 @@ impl TokenSource {
                 Some(TokenAnswer {
                     error: Some(error), ..
                 }) => {
+                    // The server's words: they may quote what it was sent.
+                    let error = crate::redact::redact(&error);
                     if status.is_server_error() {
                         last_problem = format!("{url} answered HTTP {status}: {error}");
                         continue;
@@ -525,7 +558,8 @@ impl TokenSource {
     }
 }
 
-/// A reqwest error's text without the URL (which is never secret here, but long).
+/// A reqwest error's text without the URL (which is never secret here, but long), and
+/// redacted (a cause may quote what was sent).
 pub fn without_url(error: &reqwest::Error) -> String {
     let mut text = error.to_string();
     if let Some(url) = error.url() {
@@ -538,7 +572,7 @@ pub fn without_url(error: &reqwest::Error) -> String {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    text
+    crate::redact::redact(&text).into_owned()
 }
 
 #[cfg(test)]

@@ -259,9 +259,10 @@ pub async fn fetch_fields(
             response::CallAnswer::Request { code, message } => format!("{code}: {message}"),
             _ => format!("HTTP {status}"),
         };
-        return Err(format!(
+        let message = format!(
             "fetching field metadata for {module} failed ({what}); pass --fields FILE to plan without it"
-        ));
+        );
+        return Err(crate::redact::redact(&message).into_owned());
     }
     Ok(body)
 }

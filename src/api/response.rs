@@ -1,9 +1,12 @@
 //! Reading a `mass_update` answer. Pure: bytes in, a typed answer out, so that it can be
 //! fuzzed and unit-tested without a server. Per-record entries are matched by
-//! `details.id`, never by position.
+//! `details.id`, never by position. Every message taken from an answer is passed through
+//! `redact`: messages are stored in SQLite and shown, and a server may quote a token.
 use std::borrow::Cow;
 
 use serde::Deserialize;
+
+use crate::redact::{needs_redaction, redact};
 
 /// What one call's answer says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,8 +123,26 @@ fn clip(text: &str) -> String {
     format!("{}...", &text[..end])
 }
 
-fn entry_message<'a>(entry: &mut Entry<'a>) -> Cow<'a, str> {
-    let message = entry.message.take().unwrap_or_default();
+/// `text` redacted when `suspect` (the answer as a whole holds something to mask), still
+/// borrowed from the answer when nothing was masked.
+fn redacted(text: Cow<'_, str>, suspect: bool) -> Cow<'_, str> {
+    if !suspect {
+        return text;
+    }
+    match text {
+        Cow::Borrowed(text) => redact(text),
+        Cow::Owned(text) => {
+            let masked = match redact(&text) {
+                Cow::Owned(masked) => Some(masked),
+                Cow::Borrowed(_) => None,
+            };
+            Cow::Owned(masked.unwrap_or(text))
+        }
+    }
+}
+
+fn entry_message<'a>(entry: &mut Entry<'a>, suspect: bool) -> Cow<'a, str> {
+    let message = redacted(entry.message.take().unwrap_or_default(), suspect);
     match entry.details.as_ref().and_then(|d| d.api_name.as_deref()) {
         Some(field) => Cow::Owned(clip(&format!("{message} (field {field})"))),
         None if message.len() <= MAX_MESSAGE => message,
@@ -135,13 +156,18 @@ pub fn parse_body(status: u16, body: &[u8]) -> CallAnswer<'_> {
         Ok(envelope) => envelope,
         Err(e) => {
             return CallAnswer::Unreadable {
-                reason: clip(&format!(
+                reason: clip(&redact(&format!(
                     "HTTP {status} with a body that is not Zoho's JSON ({e}; {} bytes)",
                     body.len()
-                )),
+                ))),
             }
         }
     };
+    // Redaction per message only when the body holds something to mask: one scan of a
+    // 150 KB, 500-record answer takes ~0.05 ms (debug build), where redacting its 1,000
+    // codes and messages one by one took ~0.6 ms of the 2 ms parse. A body that is not
+    // UTF-8 is redacted message by message.
+    let suspect = std::str::from_utf8(body).map_or(true, needs_redaction);
     if let Some(entries) = envelope.data {
         let mut records = Vec::with_capacity(entries.len());
         let mut without_id = Vec::new();
@@ -149,7 +175,8 @@ pub fn parse_body(status: u16, body: &[u8]) -> CallAnswer<'_> {
             let id = entry.details.as_ref().and_then(|d| d.id);
             match (id, entry.code.take()) {
                 (Some(id), Some(code)) => {
-                    let message = entry_message(&mut entry);
+                    let code = redacted(code, suspect);
+                    let message = entry_message(&mut entry, suspect);
                     records.push(RecordAnswer { id, code, message });
                 }
                 (_, code) => {
@@ -164,9 +191,9 @@ pub fn parse_body(status: u16, body: &[u8]) -> CallAnswer<'_> {
         // No entry names a record: a request-level answer if every entry says the same.
         if let Some(code) = without_id.first().and_then(|e| e.code.clone()) {
             if without_id.iter().all(|e| e.code.as_ref() == Some(&code)) {
-                let message = entry_message(&mut without_id[0]).into_owned();
+                let message = entry_message(&mut without_id[0], suspect).into_owned();
                 return CallAnswer::Request {
-                    code: code.into_owned(),
+                    code: redact(&code).into_owned(),
                     message,
                 };
             }
@@ -177,8 +204,8 @@ pub fn parse_body(status: u16, body: &[u8]) -> CallAnswer<'_> {
     }
     match envelope.code {
         Some(code) => CallAnswer::Request {
-            code: code.into_owned(),
-            message: clip(envelope.message.as_deref().unwrap_or("")),
+            code: redact(&code).into_owned(),
+            message: clip(&redact(envelope.message.as_deref().unwrap_or(""))),
         },
         None => CallAnswer::Unreadable {
             reason: format!("HTTP {status}: JSON without data or code"),
@@ -306,6 +333,21 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
+    }
+
+    #[test]
+    fn messages_are_redacted() {
+        crate::redact::register("response-test-token-abcdef");
+        let body = br#"{"code":"INVALID_TOKEN","message":"bad token response-test-token-abcdef"}"#;
+        let CallAnswer::Request { message, .. } = parse_body(401, body) else {
+            panic!()
+        };
+        assert_eq!(message, "bad token ***");
+        let body = br#"{"data":[{"code":"INVALID_DATA","details":{"id":"1","api_name":"F"},"message":"Bearer 1000.x.y refused"}]}"#;
+        let CallAnswer::Records(records) = parse_body(400, body) else {
+            panic!()
+        };
+        assert_eq!(records[0].message, "Bearer *** refused (field F)");
     }
 
     #[test]
