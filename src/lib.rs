@@ -26,6 +26,7 @@ pub mod dispatch;
 pub mod exit;
 pub mod fields;
 pub mod input;
+pub mod lease;
 pub mod logging;
 pub mod mock;
 pub mod outcome;
