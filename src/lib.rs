@@ -18,6 +18,7 @@
 //! Around them: [`cli`] (argument parsing and the one place exit codes are decided),
 //! [`commands`] (one module per subcommand), [`config`] (massup.toml), [`exit`],
 //! [`logging`] and [`output`].
+pub mod aimd;
 pub mod api;
 pub mod cli;
 pub mod commands;
