@@ -185,7 +185,9 @@ pub enum AuthError {
     /// The credentials were refused: nothing will work until a person fixes them.
     #[error("{0}")]
     Refused(String),
-    /// The accounts server could not be reached or answered oddly; later may work.
+    /// The accounts server could not be reached or answered oddly, or Zoho's token budget
+    /// is spent for longer than [`MAX_BUDGET_WAIT`] (the message says when the next token
+    /// is possible); later may work, so the run stops resumably.
     #[error("{0}")]
     Unavailable(String),
     #[error("stopped while waiting to refresh the access token")]
@@ -252,6 +254,12 @@ struct TokenAnswer {
 }
 
 impl TokenSource {
+    /// A source for `credentials`, refreshing at `accounts_url`. With refresh credentials,
+    /// the tokens minted are counted against Zoho's budget in the client's file in
+    /// `budget::state_dir()` (see `api::budget`), shared with every other massup process
+    /// of the same client; [`TokenSource::with_budget_dir`] and
+    /// [`TokenSource::with_budget_in_memory`] choose otherwise. Nothing is read or written
+    /// until the first refresh.
     pub fn new(
         credentials: Credentials,
         accounts_url: String,

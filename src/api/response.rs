@@ -220,11 +220,11 @@ pub fn parse_body(status: u16, body: &[u8]) -> CallAnswer<'_> {
 /// Zoho reports credit exhaustion with HTTP 429 and the same code as the concurrency cap,
 /// `TOO_MANY_REQUESTS`. Zoho's status-code tables describe 429 as "Number of API requests
 /// for the 24 hour period is exceeded or the concurrency limit of the user for the app is
-/// exceeded" (https://www.zoho.com/people/api/status-codes.html has the row word for word;
+/// exceeded" (<https://www.zoho.com/people/api/status-codes.html> has the row word for word;
 /// Zoho CRM's SDKs carry the same row), and Zoho's post "Kaizen #203 - Handling API Limits
-/// and Error Responses" (https://help.zoho.com/portal/en/community/topic/kaizen-203-answering-your-questions-handling-api-limits-and-error-responses)
+/// and Error Responses" (<https://help.zoho.com/portal/en/community/topic/kaizen-203-answering-your-questions-handling-api-limits-and-error-responses>)
 /// gives TOO_MANY_REQUESTS for the limits; the credit counts are on
-/// https://www.zoho.com/crm/developer/docs/api/v2/api-limits.html. No separate code (such
+/// <https://www.zoho.com/crm/developer/docs/api/v2/api-limits.html>. No separate code (such
 /// as LIMIT_REACHED) is documented for the CRM API. So:
 /// - `X-API-CREDITS-REMAINING: 0` (sent once half the credits are used) is exhaustion
 ///   whatever the status: the call that brought it may have succeeded, the next will not.
