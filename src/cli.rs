@@ -46,6 +46,7 @@ pub enum Command {
 
 /// Parses the command line, runs the command and returns its exit code.
 pub fn main() -> ExitCode {
+    crate::redact::install_panic_hook();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -80,7 +81,8 @@ pub fn main() -> ExitCode {
         Ok(exit) => exit.into(),
         Err(error) => {
             let exit = exit_for_error(&error);
-            eprintln!("error: {error:#}");
+            // Errors can carry server text; the redactor masks any secret in it.
+            eprintln!("error: {}", crate::redact::redact(&format!("{error:#}")));
             if let Some(hint) = crate::exit::hint_for_error(&error) {
                 eprintln!("hint: {hint}");
             }

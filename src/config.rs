@@ -56,7 +56,7 @@ impl Config {
             UsageError::new(format!("cannot read config file {}: {e}", path.display()))
         })?;
         let mut config: Config = toml::from_str(&text)
-            .map_err(|e| UsageError::new(format!("config file {}: {e}", path.display())))?;
+            .map_err(|e| UsageError::new(describe_parse_error(&path, &text, &e)))?;
         config.source = Some(path);
         Ok(config)
     }
@@ -83,6 +83,78 @@ impl Config {
     }
 }
 
+/// Parts of a key name that mark its value as a credential. `massup.toml` takes no
+/// credentials, but people put them there anyway (it is where settings go), and a TOML
+/// error quotes the offending line: for these keys the error says only where.
+const SECRET_KEY_PARTS: &[&str] = &[
+    "secret",
+    "token",
+    "password",
+    "passwd",
+    "client_id",
+    "api_key",
+    "apikey",
+    "credential",
+];
+
+fn is_secret_key(key: &str) -> bool {
+    let key = key
+        .trim()
+        .trim_matches(|c| c == '"' || c == '\'' || c == '[' || c == ']')
+        .to_ascii_lowercase();
+    SECRET_KEY_PARTS.iter().any(|part| key.contains(part))
+}
+
+/// The key assigned on a line (`key = value`), if any.
+fn line_key(line: &str) -> Option<&str> {
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    (!key.is_empty() && !key.starts_with('#')).then_some(key)
+}
+
+/// A TOML error of `massup.toml` as a message that never shows the value of a
+/// secret-looking key: when the error is on such a key's line, only the line and key are
+/// named; otherwise toml's own message (which quotes the line) is shown, with the values
+/// of any secret-looking keys elsewhere in the file masked and passed through `redact`.
+fn describe_parse_error(path: &Path, text: &str, error: &toml::de::Error) -> String {
+    let shown = path.display();
+    let span = error.span().unwrap_or(0..0);
+    let start = span.start.min(text.len());
+    let end = span.end.clamp(start, text.len());
+    let first_line = text[..start].matches('\n').count() + 1;
+    // Every line the error covers (toml quotes them all).
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[end..].find('\n').map_or(text.len(), |i| end + i);
+    let covered = &text[line_start..line_end];
+    let secret_key = covered
+        .lines()
+        .filter_map(line_key)
+        .chain(covered.lines().filter(|l| l.trim_start().starts_with('[')))
+        .find(|key| is_secret_key(key));
+    if let Some(key) = secret_key {
+        let hint = if error.message().starts_with("unknown field") {
+            "massup.toml takes no credentials: put them in the environment (ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET, ZOHO_REFRESH_TOKEN) or in a secrets file only you can read (`secrets_file = \"...\"`, chmod 600)"
+        } else {
+            "not valid TOML (the line is not shown: it may hold a secret)"
+        };
+        return format!(
+            "config file {shown}: line {first_line}, key {}: {hint}",
+            key.trim()
+        );
+    }
+    let mut message = format!("config file {shown}: {error}");
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
+        if is_secret_key(key) && value.len() >= 3 {
+            message = message.replace(value, crate::redact::MASK);
+        }
+    }
+    crate::redact::redact(&message).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +179,53 @@ mod tests {
         std::fs::write(&path, "modul = \"Deals\"\n").unwrap();
         let err = Config::load(Some(&path)).unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    fn load_error(text: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("massup.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(Some(&path)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_on_secret_keys_name_only_line_and_key() {
+        for (text, line, key) in [
+            (
+                "module = \"Leads\"\nclient_secret = \"cfg-SECRET-1\"\n",
+                2,
+                "client_secret",
+            ),
+            ("refresh_token = cfg-SECRET-2\n", 1, "refresh_token"),
+            (
+                "concurrency = 2\nzoho_password = [\"cfg-SECRET-3\"\n",
+                2,
+                "zoho_password",
+            ),
+            ("ACCESS_TOKEN = 5\n", 1, "ACCESS_TOKEN"),
+            (
+                "[credentials]\nclient_id = \"cfg-SECRET-4\"\n",
+                1,
+                "[credentials]",
+            ),
+        ] {
+            let err = load_error(text);
+            assert!(!err.contains("cfg-SECRET"), "{err}");
+            assert!(
+                err.contains(&format!("line {line}, key {key}:")),
+                "{text:?}: {err}"
+            );
+        }
+        let err = load_error("client_secret = \"cfg-SECRET-5\"\n");
+        assert!(err.contains("takes no credentials"), "{err}");
+    }
+
+    #[test]
+    fn other_errors_keep_toml_details_but_mask_secret_values() {
+        let err = load_error("concurrency = \"many\"\n");
+        assert!(err.contains("concurrency") && err.contains("many"), "{err}");
+        // An error elsewhere in a file that also holds a (quoted) secret: masked if quoted.
+        let err = load_error("rate = 5\n# secret = \"cfg-SECRET-6\"\n");
+        assert!(!err.contains("cfg-SECRET-6"), "{err}");
     }
 }

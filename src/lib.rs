@@ -20,12 +20,15 @@
 //! - [`summary`]: per-row outcomes and counts for `status`, `report` and the end of a run.
 //! - [`render`]: what people read (plan summary, run status, progress).
 //! - [`exit`]: exit codes, decided in one place.
-//! - [`config`] (massup.toml) and [`logging`].
+//! - [`redact`] (secrets masked in everything that leaves the process), [`lease`] (one
+//!   sender per run, by an OS file lock), [`aimd`] (concurrency that backs off on 429s),
+//!   [`config`] (massup.toml) and [`logging`].
 //! - [`commands`]: one module per subcommand, thin: flags to settings, then the stages.
 //! - [`cli`]: argument parsing; picks the command and returns its exit code.
 //!
 //! Beside them, [`mock`]: an embedded Zoho-compatible CRM used by tests, the demo and
 //! benchmarks; it shares no code with the client side, so it cannot agree with a bug.
+pub mod aimd;
 pub mod api;
 pub mod cli;
 pub mod commands;
@@ -36,11 +39,13 @@ pub mod exit;
 pub mod fields;
 pub mod global;
 pub mod input;
+pub mod lease;
 pub mod logging;
 pub mod mock;
 pub mod outcome;
 pub mod output;
 pub mod plan;
+pub mod redact;
 pub mod render;
 pub mod store;
 pub mod summary;

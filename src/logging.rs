@@ -1,6 +1,6 @@
 //! Logging through `tracing`: human lines on stderr by default, JSON lines for cron jobs.
-//! Secrets never reach a log line because they are never formatted: credentials are held
-//! in `Secret` values whose Debug and Display print a placeholder.
+//! Secrets never reach a log line: credentials are held in `Secret` values whose Debug and
+//! Display print a placeholder, and every line passes `redact` on its way to stderr.
 use tracing_subscriber::EnvFilter;
 
 use crate::global::{GlobalArgs, LogFormat};
@@ -19,7 +19,9 @@ pub fn init(global: &GlobalArgs) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+        // Every line passes the redactor: a secret that reached a message by any path
+        // (an echoing server, a URL) is masked before it leaves the process.
+        .with_writer(crate::redact::RedactingWriter::new(std::io::stderr));
     let _ = match global.log_format {
         LogFormat::Human => builder.with_target(false).try_init(),
         LogFormat::Json => builder.json().try_init(),

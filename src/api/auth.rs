@@ -2,16 +2,31 @@
 //! placeholder, so no log line, error or report can show one by accident; none is ever
 //! written to SQLite. The access token is refreshed once for all workers (single flight:
 //! the refresh happens under a lock and a worker whose rejected token is already replaced
-//! just takes the new one), and never more than Zoho's 10 tokens per 10 minutes.
-use std::collections::VecDeque;
-use std::path::Path;
+//! just takes the new one), and never more than Zoho's 10 tokens per 10 minutes, counted
+//! for the OAuth client across every massup process (see `budget`).
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
+use super::budget::{self, RefreshBudget};
 use crate::error::UsageError;
+
+pub use super::budget::{MAX_REFRESHES, REFRESH_WINDOW};
+
+/// Fresh tokens rejected by the API in a row after which no more are minted: when three
+/// new tokens in a row are refused, the credentials lack something a token cannot fix
+/// (a revoked grant, a missing scope), and each further one would spend Zoho's budget of
+/// ten.
+pub const MAX_FRESH_TOKENS_REJECTED: u32 = 3;
+
+/// The longest wait for Zoho's token budget that massup sits through (with a log line).
+/// A longer one fails the refresh at once with a message that says what it waits for,
+/// so that the run stops resumably instead of hanging silently for up to ten minutes.
+pub const MAX_BUDGET_WAIT: Duration = Duration::from_secs(5);
 
 /// A credential. Only `expose` reveals it, at the one place it is put on the wire.
 #[derive(Clone, PartialEq, Eq)]
@@ -72,6 +87,18 @@ impl Credentials {
         values.client_id = env("ZOHO_CLIENT_ID").or(values.client_id);
         values.client_secret = env("ZOHO_CLIENT_SECRET").or(values.client_secret);
         values.refresh_token = env("ZOHO_REFRESH_TOKEN").or(values.refresh_token);
+        // From here on, any of them echoed by a server or quoted in an error is masked.
+        for value in [
+            &values.access_token,
+            &values.client_id,
+            &values.client_secret,
+            &values.refresh_token,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            crate::redact::register(value.expose());
+        }
         match (values.client_id, values.client_secret, values.refresh_token) {
             (Some(client_id), Some(client_secret), Some(refresh_token)) => {
                 Ok(Some(Credentials::Refresh {
@@ -158,27 +185,32 @@ pub enum AuthError {
     /// The credentials were refused: nothing will work until a person fixes them.
     #[error("{0}")]
     Refused(String),
-    /// The accounts server could not be reached or answered oddly; later may work.
+    /// The accounts server could not be reached or answered oddly, or Zoho's token budget
+    /// is spent for longer than [`MAX_BUDGET_WAIT`] (the message says when the next token
+    /// is possible); later may work, so the run stops resumably.
     #[error("{0}")]
     Unavailable(String),
     #[error("stopped while waiting to refresh the access token")]
     Stopped,
 }
 
-/// Zoho mints at most 10 access tokens per refresh token in 10 minutes.
-pub const MAX_REFRESHES: usize = 10;
-pub const REFRESH_WINDOW: Duration = Duration::from_secs(600);
-
 struct TokenState {
     token: Option<Secret>,
     /// Bumped on every new token: a worker reports which token was rejected, and only a
     /// rejection of the current one causes a refresh.
     generation: u64,
+    /// Whether the current token was minted here (not given): only fresh tokens count
+    /// towards [`MAX_FRESH_TOKENS_REJECTED`].
+    fresh: bool,
+    /// The last generation counted as rejected: a token rejected by many workers at
+    /// once counts once.
+    counted_rejection: u64,
     expires_at: Option<Instant>,
     /// Refresh so long before expiry (a quarter of the lifetime, at most 5 minutes).
     margin: Duration,
     api_domain: Option<String>,
-    refreshed_at: VecDeque<Instant>,
+    /// Opened at the first refresh (never, for a fixed access token).
+    budget: Option<RefreshBudget>,
     /// Why the accounts server refused these credentials, once it has: asking again with
     /// the same credentials cannot help, and repeated refusals can lock the client out.
     refused: Option<String>,
@@ -188,15 +220,29 @@ struct TokenState {
 }
 
 /// Hands out the current access token and refreshes it when needed.
+///
+/// `http` must come from [`super::http_client`], which follows no redirect: the token
+/// request carries the client secret and the refresh token.
 pub struct TokenSource {
     credentials: Credentials,
     accounts_url: String,
     http: reqwest::Client,
     state: Mutex<TokenState>,
     stop: CancellationToken,
-    /// Keeps refresh times across invocations (a `run` then a `resume` within ten minutes
-    /// share Zoho's budget of 10 tokens).
-    ledger: Option<std::path::PathBuf>,
+    budget_home: BudgetHome,
+    /// The current generation, readable without waiting for a refresh under way.
+    current_generation: AtomicU64,
+    /// Fresh tokens the API rejected in a row, for the whole process (every worker).
+    rejected_in_row: AtomicU32,
+}
+
+/// Where the refresh times of the client are kept.
+#[derive(Debug, Clone)]
+enum BudgetHome {
+    /// `budget::state_dir()`: `$MASSUP_STATE_DIR`, else the user's state folder.
+    StateDir,
+    Dir(PathBuf),
+    Memory,
 }
 
 #[derive(Deserialize)]
@@ -208,12 +254,36 @@ struct TokenAnswer {
 }
 
 impl TokenSource {
+    /// A source for `credentials`, refreshing at `accounts_url`. With refresh credentials,
+    /// the tokens minted are counted against Zoho's budget in the client's file in
+    /// `budget::state_dir()` (see `api::budget`), shared with every other massup process
+    /// of the same client; [`TokenSource::with_budget_dir`] and
+    /// [`TokenSource::with_budget_in_memory`] choose otherwise. Nothing is read or written
+    /// until the first refresh.
     pub fn new(
         credentials: Credentials,
         accounts_url: String,
         http: reqwest::Client,
         stop: CancellationToken,
     ) -> TokenSource {
+        // Registered here too, for credentials not made by `Credentials::load`.
+        match &credentials {
+            Credentials::AccessToken(token) => crate::redact::register(token.expose()),
+            Credentials::Refresh {
+                client_id,
+                client_secret,
+                refresh_token,
+                access_token,
+            } => {
+                for value in [Some(client_id), Some(client_secret), Some(refresh_token)]
+                    .into_iter()
+                    .chain([access_token.as_ref()])
+                    .flatten()
+                {
+                    crate::redact::register(value.expose());
+                }
+            }
+        }
         let token = match &credentials {
             Credentials::AccessToken(t) => Some(t.clone()),
             Credentials::Refresh { access_token, .. } => access_token.clone(),
@@ -225,65 +295,47 @@ impl TokenSource {
             state: Mutex::new(TokenState {
                 token,
                 generation: 1,
+                fresh: false,
+                counted_rejection: 0,
                 expires_at: None,
                 margin: Duration::ZERO,
                 api_domain: None,
-                refreshed_at: VecDeque::new(),
+                budget: None,
                 refused: None,
                 unavailable: None,
             }),
             stop,
-            ledger: None,
+            budget_home: BudgetHome::StateDir,
+            current_generation: AtomicU64::new(1),
+            rejected_in_row: AtomicU32::new(0),
         }
     }
 
-    /// Counts the refreshes recorded in the database at `db` within Zoho's window and
-    /// records new ones there (times only: nothing secret).
-    pub fn sharing_refresh_budget(mut self, db: &Path) -> TokenSource {
-        let now_wall = std::time::SystemTime::now();
-        let now = Instant::now();
-        // store::open creates and migrates the database if this is its first use.
-        if let Ok(conn) = crate::store::open(db) {
-            let since = chrono::Utc::now()
-                - chrono::Duration::from_std(REFRESH_WINDOW).expect("ten minutes");
-            let times: Vec<String> = conn
-                .prepare("SELECT at FROM token_refreshes WHERE at > ?1 ORDER BY at")
-                .and_then(|mut stmt| {
-                    stmt.query_map(
-                        [since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)],
-                        |r| r.get(0),
-                    )?
-                    .collect()
-                })
-                .unwrap_or_default();
-            let state = self.state.get_mut();
-            for at in times {
-                let Ok(at) = chrono::DateTime::parse_from_rfc3339(&at) else {
-                    continue;
-                };
-                let ago = now_wall
-                    .duration_since(std::time::SystemTime::from(at))
-                    .unwrap_or_default();
-                if let Some(instant) = now.checked_sub(ago) {
-                    state.refreshed_at.push_back(instant);
-                }
-            }
-        }
-        self.ledger = Some(db.to_path_buf());
+    /// Keeps the client's token budget in `dir` instead of `budget::state_dir()` (the
+    /// user's state folder, or `$MASSUP_STATE_DIR`). For tests, and for callers that
+    /// already know the folder. The file in it is `budget::budget_file(dir, client_id)`.
+    pub fn with_budget_dir(mut self, dir: impl Into<PathBuf>) -> TokenSource {
+        self.budget_home = BudgetHome::Dir(dir.into());
         self
     }
 
-    fn record_refresh(&self) {
-        let Some(db) = &self.ledger else { return };
-        let recorded = rusqlite::Connection::open(db).and_then(|conn| {
-            conn.busy_timeout(Duration::from_secs(5))?;
-            conn.execute(
-                "INSERT INTO token_refreshes (at) VALUES (?1)",
-                [crate::store::now()],
-            )
-        });
-        if let Err(e) = recorded {
-            tracing::debug!("cannot record a token refresh: {e}");
+    /// Counts refreshes in this process only: other processes' tokens are not seen. For
+    /// tests and tools that must not touch the user's state folder; never for a real run.
+    pub fn with_budget_in_memory(mut self) -> TokenSource {
+        self.budget_home = BudgetHome::Memory;
+        self
+    }
+
+    /// The budget of refresh credentials `client_id`, opened where `budget_home` says.
+    fn open_budget(&self, client_id: &Secret) -> RefreshBudget {
+        let dir = match &self.budget_home {
+            BudgetHome::Memory => None,
+            BudgetHome::Dir(dir) => Some(dir.clone()),
+            BudgetHome::StateDir => budget::state_dir(),
+        };
+        match dir {
+            Some(dir) => RefreshBudget::in_file(budget::budget_file(&dir, client_id.expose())),
+            None => RefreshBudget::in_memory(),
         }
     }
 
@@ -322,17 +374,52 @@ impl TokenSource {
         self.state.lock().await.api_domain.clone()
     }
 
-    /// A call was refused with the token of `generation`: refresh unless another worker
-    /// already did. Returns false when refreshing is impossible (a fixed access token).
+    /// A call was refused with the token of `generation` (INVALID_TOKEN, or
+    /// AUTHENTICATION_FAILURE with refresh credentials). Returns `Ok(true)` when the caller
+    /// should take a new token from [`TokenSource::token`] and try again (one was minted
+    /// now, or another worker already replaced that token), `Ok(false)` when not: the
+    /// token is fixed, or [`MAX_FRESH_TOKENS_REJECTED`] fresh tokens in a row were
+    /// rejected before their expiry (counted for the whole process, a token rejected by
+    /// many workers once; a token rejected in the last quarter of its life not at all),
+    /// so exactly that many were minted in vain (see [`TokenSource::fresh_tokens_rejected`]).
     pub async fn rejected(&self, generation: u64) -> Result<bool, AuthError> {
         if !self.can_refresh() {
             return Ok(false);
         }
         let mut state = self.state.lock().await;
+        if state.generation == generation && state.counted_rejection != generation {
+            state.counted_rejection = generation;
+            // A token rejected near or past the end of its lifetime simply expired: that
+            // says nothing against the credentials, and a long run sees many.
+            let expiring = state
+                .expires_at
+                .is_some_and(|at| Instant::now() + state.margin >= at);
+            if state.fresh && !expiring {
+                self.rejected_in_row.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        if self.fresh_tokens_rejected() >= MAX_FRESH_TOKENS_REJECTED {
+            return Ok(false);
+        }
         if state.generation == generation {
             self.refresh_locked(&mut state).await?;
         }
         Ok(true)
+    }
+
+    /// A call with the token of `generation` was answered by the API with anything but a
+    /// token refusal: if that is the current token, the count of rejected fresh tokens
+    /// starts again. Cheap (no lock): call it after every such answer.
+    pub fn accepted(&self, generation: u64) {
+        if self.current_generation.load(Ordering::SeqCst) == generation {
+            self.rejected_in_row.store(0, Ordering::SeqCst);
+        }
+    }
+
+    /// Fresh tokens the API rejected in a row, process-wide: what to say when
+    /// [`TokenSource::rejected`] returns `Ok(false)` ("still refused after N fresh tokens").
+    pub fn fresh_tokens_rejected(&self) -> u32 {
+        self.rejected_in_row.load(Ordering::SeqCst)
     }
 
     async fn refresh_locked(&self, state: &mut TokenState) -> Result<(), AuthError> {
@@ -348,29 +435,8 @@ impl TokenSource {
         if let Some(reason) = &state.refused {
             return Err(AuthError::Refused(reason.clone()));
         }
-        // Zoho's limit: wait for the oldest refresh to leave the window rather than be
-        // refused (which would lock the refresh token out for a while).
-        loop {
-            let now = Instant::now();
-            while state
-                .refreshed_at
-                .front()
-                .is_some_and(|t| now.duration_since(*t) >= REFRESH_WINDOW)
-            {
-                state.refreshed_at.pop_front();
-            }
-            if state.refreshed_at.len() < MAX_REFRESHES {
-                break;
-            }
-            let wait = REFRESH_WINDOW - now.duration_since(state.refreshed_at[0]);
-            tracing::warn!(
-                "{MAX_REFRESHES} access tokens minted in the last 10 minutes (Zoho's limit); waiting {}s before the next",
-                wait.as_secs()
-            );
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = self.stop.cancelled() => return Err(AuthError::Stopped),
-            }
+        if state.budget.is_none() {
+            state.budget = Some(self.open_budget(client_id));
         }
         let url = format!("{}/oauth/v2/token", self.accounts_url.trim_end_matches('/'));
         let form = [
@@ -388,21 +454,33 @@ impl TokenSource {
                     _ = self.stop.cancelled() => return Err(AuthError::Stopped),
                 }
             }
+            let reservation = self.reserve(state).await?;
             let response = match self.http.post(&url).form(&form).send().await {
                 Ok(r) => r,
                 Err(e) => {
                     // reqwest's error names the URL only (the secrets are in the body).
                     last_problem = format!("cannot reach {url}: {}", without_url(&e));
+                    Self::budget(state).release(reservation);
                     continue;
                 }
             };
             let status = response.status();
-            // Zoho's limit is on tokens minted: a request that never reached the server or
-            // that it failed on (5xx) minted none, and counting those would make an outage
-            // look like ten refreshes and stall the run for ten minutes.
-            if !status.is_server_error() {
-                state.refreshed_at.push_back(Instant::now());
-                self.record_refresh();
+            // Zoho's limit is on tokens minted: a request that it failed on (5xx) or
+            // redirected minted none, and counting those would make an outage look like
+            // ten refreshes and stall every process of this client for ten minutes.
+            if status.is_server_error() || status.is_redirection() {
+                Self::budget(state).release(reservation);
+            }
+            // Never followed (api::http_client): it would carry the client secret and the
+            // refresh token to wherever the answer points. Asking again gets the same
+            // redirect, so this is a refusal, remembered like one.
+            if status.is_redirection() {
+                let reason = format!(
+                    "the accounts server redirected the token request to {}: refused, since the request carries the client secret and refresh token; check --accounts-url / --dc",
+                    super::redirect_target(&response)
+                );
+                state.refused = Some(reason.clone());
+                return Err(AuthError::Refused(reason));
             }
             let body = response.bytes().await.unwrap_or_default();
             let answer: Option<TokenAnswer> = serde_json::from_slice(&body).ok();
@@ -414,8 +492,12 @@ impl TokenSource {
                     ..
                 }) => {
                     let lifetime = Duration::from_secs(expires_in.unwrap_or(3600).max(1));
+                    crate::redact::register(&token);
                     state.token = Some(Secret::new(token));
                     state.generation += 1;
+                    state.fresh = true;
+                    self.current_generation
+                        .store(state.generation, Ordering::SeqCst);
                     state.expires_at = Some(Instant::now() + lifetime);
                     state.margin = (lifetime / 4).min(Duration::from_secs(300));
                     if api_domain.is_some() {
@@ -428,6 +510,8 @@ impl TokenSource {
                 Some(TokenAnswer {
                     error: Some(error), ..
                 }) => {
+                    // The server's words: they may quote what it was sent.
+                    let error = crate::redact::redact(&error);
                     if status.is_server_error() {
                         last_problem = format!("{url} answered HTTP {status}: {error}");
                         continue;
@@ -448,7 +532,35 @@ impl TokenSource {
     }
 }
 
-/// A reqwest error's text without the URL (which is never secret here, but long).
+impl TokenSource {
+    fn budget(state: &mut TokenState) -> &mut RefreshBudget {
+        state.budget.get_or_insert_with(RefreshBudget::in_memory)
+    }
+
+    /// Takes a place in Zoho's budget for one token request (asking beyond the budget
+    /// would get the refresh token locked out for a while). A place that frees up within
+    /// [`MAX_BUDGET_WAIT`] is waited for; otherwise `Unavailable`, at once, saying when the
+    /// next token is possible.
+    async fn reserve(&self, state: &mut TokenState) -> Result<budget::Reservation, AuthError> {
+        loop {
+            let full = match Self::budget(state).reserve(budget::now_ms()) {
+                Ok(reservation) => return Ok(reservation),
+                Err(full) => full,
+            };
+            if full.wait > MAX_BUDGET_WAIT {
+                return Err(AuthError::Unavailable(full.to_string()));
+            }
+            tracing::info!("{full}; waiting for it");
+            tokio::select! {
+                _ = tokio::time::sleep(full.wait) => {}
+                _ = self.stop.cancelled() => return Err(AuthError::Stopped),
+            }
+        }
+    }
+}
+
+/// A reqwest error's text without the URL (which is never secret here, but long), and
+/// redacted (a cause may quote what was sent).
 pub fn without_url(error: &reqwest::Error) -> String {
     let mut text = error.to_string();
     if let Some(url) = error.url() {
@@ -461,7 +573,7 @@ pub fn without_url(error: &reqwest::Error) -> String {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    text
+    crate::redact::redact(&text).into_owned()
 }
 
 #[cfg(test)]

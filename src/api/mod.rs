@@ -1,8 +1,9 @@
 //! The Zoho CRM API as massup uses it: where to send calls (data centres, URL checks), one
 //! shared HTTP client, the `mass_update` call and the field metadata fetch. Reading an
-//! answer is in `response` (pure), tokens in `auth`.
+//! answer is in `response` (pure), tokens in `auth`, Zoho's token budget in `budget`.
 pub mod auth;
 pub mod bodies;
+pub mod budget;
 pub mod response;
 
 use std::net::IpAddr;
@@ -83,9 +84,13 @@ pub fn check_base_url(what: &str, url: &str) -> Result<String, UsageError> {
 }
 
 /// The one HTTP client: connection reuse (keep-alive pool sized for the worker count) and
-/// timeouts.
+/// timeouts. It follows no redirect: a redirect would carry the Authorization header, or
+/// the token request's client secret and refresh token, to wherever the answer points,
+/// perhaps another host or plain http. Every caller turns a 3xx answer into an error
+/// naming the target instead (see [`redirect_target`]).
 pub fn http_client(timeout: Duration, pool: usize) -> reqwest::Client {
     reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .pool_max_idle_per_host(pool.max(1))
@@ -106,6 +111,24 @@ fn authorization(token: &auth::Secret) -> reqwest::header::HeaderValue {
     value
 }
 
+/// Where a redirect answer points, for a message: the `Location` header resolved against
+/// the request's URL, with scheme, host, port and path but never its query, fragment or
+/// user info (they may carry a token), and redacted.
+pub fn redirect_target(response: &reqwest::Response) -> String {
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(mut url) = location.and_then(|l| response.url().join(l.trim()).ok()) else {
+        return "a place it did not name (no usable Location header)".to_string();
+    };
+    url.set_query(None);
+    url.set_fragment(None);
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    crate::redact::redact(url.as_str()).into_owned()
+}
+
 /// What came back from one HTTP attempt, before interpretation.
 #[derive(Debug)]
 pub enum Exchange {
@@ -115,6 +138,11 @@ pub enum Exchange {
         credits_remaining: Option<u64>,
         retry_after: Option<Duration>,
     },
+    /// A redirect (3xx), not followed and never to be: it would carry the record data (and
+    /// the token to the same origin) elsewhere. The caller stops the run as fatal, because
+    /// every later call would be redirected too and the configured API domain is evidently
+    /// not Zoho's. `location` is where it points (see [`redirect_target`]).
+    Redirected { status: u16, location: String },
     /// No HTTP answer: connection refused or dropped, timeout, body cut off.
     NoAnswer { reason: String },
 }
@@ -140,6 +168,13 @@ pub async fn send_mass_update(
         },
         Ok(response) => {
             let status = response.status().as_u16();
+            if response.status().is_redirection() {
+                let location = redirect_target(&response);
+                return (
+                    Exchange::Redirected { status, location },
+                    started.elapsed(),
+                );
+            }
             let headers = response.headers();
             let credits_remaining = headers
                 .get("x-api-credits-remaining")
@@ -195,6 +230,13 @@ pub async fn fetch_fields(
         .await
         .map_err(|e| format!("cannot fetch field metadata from {url}: {}", describe(&e)))?;
     let status = response.status();
+    if status.is_redirection() {
+        return Err(format!(
+            "fetching field metadata for {module}: {url} answered HTTP {} redirecting to {}; massup follows no redirect (it would carry the access token there); check --api-domain / --dc",
+            status.as_u16(),
+            redirect_target(&response)
+        ));
+    }
     let body = response
         .text()
         .await
@@ -205,9 +247,10 @@ pub async fn fetch_fields(
             response::CallAnswer::Request { code, message } => format!("{code}: {message}"),
             _ => format!("HTTP {status}"),
         };
-        return Err(format!(
+        let message = format!(
             "fetching field metadata for {module} failed ({what}); pass --fields FILE to plan without it"
-        ));
+        );
+        return Err(crate::redact::redact(&message).into_owned());
     }
     Ok(body)
 }

@@ -90,6 +90,9 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             .env("ZOHO_CLIENT_ID", "mock-client-id")
             .env("ZOHO_CLIENT_SECRET", "mock-client-secret")
             .env("ZOHO_REFRESH_TOKEN", "mock-refresh-token")
+            // The mock's client gets a token budget of its own, kept with the demo, so
+            // rehearsals never count against a real client's (nor each other's).
+            .env(crate::api::budget::STATE_DIR_ENV, &dir)
             .env_remove("ZOHO_ACCESS_TOKEN")
             .env_remove("MASSUP_DB");
         if global.quiet {

@@ -38,7 +38,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     runtime()?.block_on(async {
         let stop = tokio_util::sync::CancellationToken::new();
         install_signal_handlers(stop.clone(), global.quiet);
-        let session = Session::new(&send, credentials, stop.clone(), &db)?;
+        let session = Session::new(&send, credentials, stop.clone())?;
         let (fields, fields_json) = match &args.plan.fields {
             Some(path) => {
                 let (fields, text) = read_fields_file(path)?;

@@ -263,10 +263,16 @@ pub fn finish_run(
     let resume = format!("massup --db {} resume --run {}", db.display(), run.id);
     match &end {
         SendEnd::Fatal { code, message } => {
-            eprintln!("error: stopped on {code}: {message}");
+            eprintln!(
+                "error: stopped on {code}: {}",
+                crate::redact::redact(message)
+            );
             eprintln!("Fix that, then continue with: {resume}");
         }
-        SendEnd::Stopped(reason) => eprintln!("stopped ({reason}); continue with: {resume}"),
+        SendEnd::Stopped(reason) => eprintln!(
+            "stopped ({}); continue with: {resume}",
+            crate::redact::redact(&reason.to_string())
+        ),
         SendEnd::CallsKeptFailing => {
             eprintln!("some calls kept failing (see `massup status`); continue with: {resume}")
         }
@@ -318,7 +324,7 @@ impl StoredRun {
         runtime()?.block_on(async {
             let stop = CancellationToken::new();
             install_signal_handlers(stop.clone(), global.quiet);
-            let session = Session::new(&self.send, self.credentials, stop.clone(), db)?;
+            let session = Session::new(&self.send, self.credentials, stop.clone())?;
             let (exit, end) =
                 send_run(db, &self.run, &self.send, &session, stop.clone(), global).await?;
             let Some(wait) = wait else {

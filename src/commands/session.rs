@@ -1,7 +1,6 @@
 //! A session with Zoho: the HTTP client, credentials and tokens, the API domain, and the
 //! runtime and signals a sending command runs under. Shutdown is passed in as a
 //! cancellation token that the signal handlers (or a test) cancel.
-use std::path::Path;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
@@ -29,7 +28,6 @@ impl Session {
         settings: &SendSettings,
         credentials: Credentials,
         stop: CancellationToken,
-        db: &Path,
     ) -> Result<Session, UsageError> {
         let connection = settings;
         let dc = connection.dc.as_deref().unwrap_or("us");
@@ -46,7 +44,7 @@ impl Session {
         let dispatch = connection.dispatch();
         let http = api::http_client(dispatch.timeout, dispatch.concurrency);
         let tokens = Arc::new(
-            TokenSource::new(credentials, accounts, http.clone(), stop).sharing_refresh_budget(db),
+            TokenSource::new(credentials, accounts, http.clone(), stop),
         );
         Ok(Session {
             http,

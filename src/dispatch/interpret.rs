@@ -47,6 +47,19 @@ pub fn interpret(
     can_refresh: bool,
 ) -> Interpretation {
     let (status, body, retry_after) = match exchange {
+        Exchange::Redirected { status, location } => {
+            let code = "REDIRECTED".to_string();
+            return Interpretation {
+                step: Step::Fatal {
+                    code: code.clone(),
+                    message: format!(
+                        "the API answered HTTP {status} redirecting to {location}; massup follows no redirect (it would send the records there): check --api-domain / --dc"
+                    ),
+                },
+                http_status: Some(*status),
+                call_code: code,
+            };
+        }
         Exchange::NoAnswer { reason } => {
             return Interpretation {
                 step: Step::Again {
@@ -199,18 +212,17 @@ pub fn interpret(
 /// for the 24 hour period is exceeded" (the status-code table; see docs/ZOHO_API_NOTES.md).
 /// A plain 429 is too many calls at once or per minute, which passes with a backoff.
 fn credits_exhausted(exchange: &Exchange) -> bool {
-    let Exchange::Answered {
-        status: 429,
-        body,
-        credits_remaining,
-        ..
-    } = exchange
-    else {
-        return false;
-    };
-    *credits_remaining == Some(0)
-        || matches!(parse_body(429, body), CallAnswer::Request { ref message, .. }
-            if message.to_ascii_lowercase().contains("24 hour period"))
+    match exchange {
+        Exchange::Answered {
+            status,
+            body,
+            credits_remaining,
+            ..
+        // A call that succeeded with the last credit is read as usual (its records were
+        // updated); `note_credits` stops the run after it.
+        } => *status == 429 && crate::api::response::credits_exhausted(*status, body, *credits_remaining),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -382,6 +394,24 @@ mod tests {
             r#"{"code":"TOO_MANY_REQUESTS","details":{},"message":"slow down","status":"error"}"#;
         let got = interpret(&answered(429, busy), &mut c, &index, true);
         assert!(matches!(got.step, Step::Again { .. }), "{got:?}");
+        assert_eq!(states(&c), vec![ItemState::Pending]);
+    }
+
+    #[test]
+    fn a_redirect_is_fatal_and_names_its_target() {
+        let (mut c, index) = chunk(&[1]);
+        let redirect = Exchange::Redirected {
+            status: 307,
+            location: "http://localhost:9/elsewhere".into(),
+        };
+        let got = interpret(&redirect, &mut c, &index, true);
+        match got.step {
+            Step::Fatal { code, message } => {
+                assert_eq!(code, "REDIRECTED");
+                assert!(message.contains("http://localhost:9/elsewhere"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
         assert_eq!(states(&c), vec![ItemState::Pending]);
     }
 }

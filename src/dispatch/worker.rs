@@ -24,10 +24,6 @@ use crate::outcome::ItemState;
 use crate::store;
 use crate::store::chunks::{CallRecord, ChunkState, ChunkUpdate, ClaimedChunk};
 
-/// Fresh tokens a worker asks for when its calls keep being refused, before it stops the
-/// run: a revoked token can be replaced; credentials that keep failing cannot.
-const TOKEN_REFRESHES_PER_CHUNK: u32 = 3;
-
 /// What every worker of a dispatch shares.
 pub struct SendContext {
     pub settings: DispatchSettings,
@@ -167,7 +163,6 @@ async fn attempt_until_end(ctx: &SendContext, chunk: &mut ClaimedChunk) -> Chunk
         .map(|(i, m)| (m.record_id, i))
         .collect();
     let mut attempts = 0u32;
-    let mut token_refreshes = 0u32;
     let mut rng = rand::rngs::SmallRng::from_os_rng();
     loop {
         let pending: Vec<usize> = (0..chunk.members.len())
@@ -262,6 +257,11 @@ async fn attempt_until_end(ctx: &SendContext, chunk: &mut ClaimedChunk) -> Chunk
         } = ctx
             .kind
             .interpret(&exchange, chunk, &index, ctx.endpoint.tokens.can_refresh());
+        if !matches!(step, Step::Token { .. }) && http_status.is_some() {
+            // The server took this token: fresh tokens refused so far were not the
+            // credentials' fault.
+            ctx.endpoint.tokens.accepted(generation);
+        }
         tracing::debug!(
             chunk = chunk.id,
             ids = ids.len(),
@@ -320,14 +320,11 @@ async fn attempt_until_end(ctx: &SendContext, chunk: &mut ClaimedChunk) -> Chunk
             } => (code, message, retry_after),
             Step::Token { code, message } => {
                 // A refused token is not the chunk's fault: it does not use up an attempt.
+                // How many fresh tokens may be refused in a row is counted once for the
+                // whole process by the token source, so the total minted is what the
+                // message below says.
                 attempts -= 1;
-                token_refreshes += 1;
-                let refreshed = if token_refreshes <= TOKEN_REFRESHES_PER_CHUNK {
-                    ctx.endpoint.tokens.rejected(generation).await
-                } else {
-                    Ok(false)
-                };
-                let stop = match refreshed {
+                let stop = match ctx.endpoint.tokens.rejected(generation).await {
                     Ok(true) => {
                         let update = update_of(chunk, Some((code, message)), Some(call));
                         ctx.store(update).await;
@@ -338,14 +335,15 @@ async fn attempt_until_end(ctx: &SendContext, chunk: &mut ClaimedChunk) -> Chunk
                         message: if ctx.endpoint.tokens.can_refresh() {
                             format!(
                                 "{message} (still refused after {} fresh tokens)",
-                                token_refreshes - 1
+                                ctx.endpoint.tokens.fresh_tokens_rejected()
                             )
                         } else {
                             format!("{message}: the access token is invalid or expired; set a fresh ZOHO_ACCESS_TOKEN, or ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET and ZOHO_REFRESH_TOKEN so massup can refresh it")
                         },
                     }),
                     Err(AuthError::Stopped) => None,
-                    // The accounts server is down, not the credentials wrong: resumable.
+                    // The accounts server is down (or Zoho's token budget is spent), not
+                    // the credentials wrong: resumable.
                     Err(AuthError::Unavailable(message)) => {
                         Some(StopReason::TokenUnavailable { message })
                     }

@@ -214,6 +214,11 @@ pub fn record_attempt(
     run_id: i64,
     update: &ChunkUpdate,
 ) -> Result<(), StoreError> {
+    // Answers are server text: whatever secret one echoes is masked before it is stored
+    // (reports and status read it from here).
+    let message = update.message.as_deref().map(crate::redact::redact);
+    let code = update.code.as_deref().map(crate::redact::redact);
+    let details = redacted(&update.details);
     let attempts = i64::from(update.call.is_some());
     let last_attempt_at = update.call.as_ref().map(|c| c.started_at.clone());
     let changed = conn
@@ -226,9 +231,9 @@ pub fn record_attempt(
         .execute(params![
             update.chunk_id,
             update.outcomes,
-            encode_details(&update.details),
-            update.code,
-            update.message,
+            encode_details(details.as_ref().unwrap_or(&update.details)),
+            code,
+            message,
             attempts,
             last_attempt_at,
             update.leaves_as.map(ChunkState::as_str),
@@ -239,6 +244,31 @@ pub fn record_attempt(
         super::calls::insert(conn, run_id, update.chunk_id, call)?;
     }
     Ok(())
+}
+
+/// The details with every message redacted, or None when none needed it (the usual case:
+/// no copy).
+fn redacted(details: &Details) -> Option<Details> {
+    if !details
+        .values()
+        .any(|(c, m)| crate::redact::needs_redaction(c) || crate::redact::needs_redaction(m))
+    {
+        return None;
+    }
+    Some(
+        details
+            .iter()
+            .map(|(&i, (c, m))| {
+                (
+                    i,
+                    (
+                        crate::redact::redact(c).into_owned(),
+                        crate::redact::redact(m).into_owned(),
+                    ),
+                )
+            })
+            .collect(),
+    )
 }
 
 /// A chunk as stored, for the readers that walk a whole run (summary, requeue).

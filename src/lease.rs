@@ -1,0 +1,339 @@
+//! One sender per run, enforced across processes. Two `massup run` of the same file on
+//! the same database, or a `resume` started while another process is sending, would
+//! otherwise both send the same chunks: records updated twice, calls and credits spent
+//! twice, and two writers racing on the outcomes.
+//!
+//! A lease is an exclusive OS file lock (`flock` on Unix, `LockFileEx` on Windows) on a
+//! small file next to the database. The kernel releases it when the holder's file is
+//! closed, which includes the holder being killed with SIGKILL or crashing, so a dead
+//! holder's lease is free at once: there is no timeout to wait out and no stale lock to
+//! clear by hand. The holder writes who it is into the file (pid, host, start time,
+//! command) so a second invocation can name it.
+//!
+//! Two kinds of lease:
+//! - [`run_lock_path`]: held by whoever sends a run (`run`, `resume`, `retry`).
+//! - [`plan_lock_path`]: one per database, held while checking for an existing run of a
+//!   file and inserting a new one, so that planning the same file twice at once creates
+//!   one run.
+//!
+//! **Needs a local disk.** On NFS and other network filesystems, locks may not be
+//! enforced between machines and may outlive a crashed client; keep the database (and so
+//! its lock files) on a local disk.
+//!
+//! The lock files are left in place after release (emptied): deleting a lock file while
+//! another process waits on it would let two processes lock two different files of the
+//! same name.
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+/// How often [`acquire_waiting`] tries again.
+pub const POLL: Duration = Duration::from_millis(200);
+
+/// `massup.db` -> `massup.db.run-7.lock`: the lease of one run's sender.
+pub fn run_lock_path(db: &Path, run_id: i64) -> PathBuf {
+    sibling(db, &format!("run-{run_id}.lock"))
+}
+
+/// `massup.db` -> `massup.db.plan.lock`: held while a run is looked up and inserted.
+pub fn plan_lock_path(db: &Path) -> PathBuf {
+    sibling(db, "plan.lock")
+}
+
+fn sibling(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "massup.db".into());
+    name.push(".");
+    name.push(suffix);
+    db.with_file_name(name)
+}
+
+/// Who holds a lease, as written into its lock file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub pid: u32,
+    pub host: String,
+    /// UTC, RFC 3339 to the second.
+    pub started_at: String,
+    /// What the holder is doing, e.g. `massup resume`.
+    pub command: String,
+}
+
+impl Holder {
+    /// This process, doing `command`.
+    pub fn current(command: &str) -> Holder {
+        Holder {
+            pid: std::process::id(),
+            host: host_name(),
+            started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            command: command.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Holder {
+    /// `pid 4242 on host x (massup resume, since 2026-11-29T19:02:11Z)`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "pid {} on host {} ({}, since {})",
+            self.pid, self.host, self.command, self.started_at
+        )
+    }
+}
+
+/// A held lease. Dropping it releases the lock (as does the process ending in any way).
+#[derive(Debug)]
+pub struct Lease {
+    file: File,
+    path: PathBuf,
+    holder: Holder,
+}
+
+impl Lease {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn holder(&self) -> &Holder {
+        &self.holder
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        // Emptied while still locked, so no reader names a holder that has gone; then
+        // unlocked explicitly (closing would do it too).
+        let _ = self.file.set_len(0);
+        let _ = self.file.unlock();
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// Another process holds it. `holder` is `None` when it has not written its name yet
+    /// (the instant after locking) or the file could not be read.
+    #[error("{} is held by {}", path.display(), holder.as_ref().map_or_else(|| "another process".to_string(), |h| h.to_string()))]
+    Held {
+        holder: Option<Holder>,
+        path: PathBuf,
+    },
+    #[error("lock file {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// [`acquire_waiting`] was stopped before the lease came free.
+    #[error("stopped while waiting for {}", path.display())]
+    Stopped { path: PathBuf },
+}
+
+/// Takes the lease at `path` now, or says who holds it. The file is created if needed
+/// (its folder must exist: it is the database's).
+pub fn try_acquire(path: &Path, command: &str) -> Result<Lease, LeaseError> {
+    let io = |source| LeaseError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            return Err(LeaseError::Held {
+                holder: read_holder(path),
+                path: path.to_path_buf(),
+            })
+        }
+        Err(TryLockError::Error(e)) => return Err(io(e)),
+    }
+    let holder = Holder::current(command);
+    // Written whole and synced before anyone is told of it; a reader that comes between
+    // the truncation and the write finds an empty or partial file and names no holder.
+    let mut text = serde_json::to_string(&holder).expect("a holder serializes");
+    text.push('\n');
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| file.write_all(text.as_bytes()))
+        .and_then(|()| file.sync_data())
+        .map_err(io)?;
+    Ok(Lease {
+        file,
+        path: path.to_path_buf(),
+        holder,
+    })
+}
+
+/// Takes the lease at `path`, waiting for the holder to finish: tries every [`POLL`],
+/// calls `on_wait` with the holder each time a (new) holder is seen, and gives up with
+/// [`LeaseError::Stopped`] when `stop` is cancelled.
+pub async fn acquire_waiting(
+    path: &Path,
+    command: &str,
+    stop: CancellationToken,
+    mut on_wait: impl FnMut(&Holder),
+) -> Result<Lease, LeaseError> {
+    let mut reported: Option<Holder> = None;
+    loop {
+        match try_acquire(path, command) {
+            Ok(lease) => return Ok(lease),
+            Err(LeaseError::Held {
+                holder: Some(holder),
+                ..
+            }) => {
+                if reported.as_ref() != Some(&holder) {
+                    on_wait(&holder);
+                    reported = Some(holder);
+                }
+            }
+            Err(LeaseError::Held { holder: None, .. }) => {}
+            Err(other) => return Err(other),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = stop.cancelled() => {
+                return Err(LeaseError::Stopped { path: path.to_path_buf() })
+            }
+        }
+    }
+}
+
+/// The holder named in the lock file at `path`, read leniently: an empty, partial or
+/// foreign file names nobody.
+pub fn read_holder(path: &Path) -> Option<Holder> {
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str(text.trim()).ok()
+}
+
+fn host_name() -> String {
+    #[cfg(unix)]
+    {
+        let mut buffer = [0u8; 256];
+        // SAFETY: the buffer is valid for its length; gethostname writes at most that.
+        let rc = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+        if rc == 0 {
+            let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
+            if end > 0 {
+                return String::from_utf8_lossy(&buffer[..end]).into_owned();
+            }
+        }
+    }
+    std::env::var("COMPUTERNAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_files_sit_next_to_the_database() {
+        assert_eq!(
+            run_lock_path(Path::new("/data/massup.db"), 7),
+            PathBuf::from("/data/massup.db.run-7.lock")
+        );
+        assert_eq!(
+            plan_lock_path(Path::new("massup.db")),
+            PathBuf::from("massup.db.plan.lock")
+        );
+    }
+
+    #[test]
+    fn a_second_try_fails_naming_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = run_lock_path(&dir.path().join("m.db"), 7);
+        let lease = try_acquire(&path, "massup resume").unwrap();
+        assert_eq!(lease.holder().pid, std::process::id());
+        // flock locks belong to an open file: a second open conflicts even in-process.
+        let err = try_acquire(&path, "massup run").unwrap_err();
+        let LeaseError::Held {
+            holder: Some(holder),
+            ..
+        } = &err
+        else {
+            panic!("expected Held with a holder, got {err:?}");
+        };
+        assert_eq!(holder, lease.holder());
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("is held by pid {} on host ", std::process::id()))
+                && text.contains("(massup resume, since "),
+            "{text}"
+        );
+        drop(lease);
+        assert_eq!(read_holder(&path), None, "a released lease names nobody");
+        let again = try_acquire(&path, "massup run").unwrap();
+        assert_eq!(again.holder().command, "massup run");
+    }
+
+    #[test]
+    fn holder_files_are_read_leniently() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.lock");
+        for text in ["", "{\"pid\":", "not json", "{}"] {
+            std::fs::write(&path, text).unwrap();
+            assert_eq!(read_holder(&path), None, "{text:?}");
+        }
+        assert_eq!(read_holder(&dir.path().join("missing")), None);
+    }
+
+    #[tokio::test]
+    async fn waiting_gets_the_lease_when_the_holder_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = plan_lock_path(&dir.path().join("m.db"));
+        let lease = try_acquire(&path, "massup plan").unwrap();
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(450)).await;
+            drop(lease);
+        });
+        let mut seen = Vec::new();
+        let got = acquire_waiting(&path, "massup run", CancellationToken::new(), |h| {
+            seen.push(h.command.clone())
+        })
+        .await
+        .unwrap();
+        release.await.unwrap();
+        assert_eq!(
+            seen,
+            vec!["massup plan".to_string()],
+            "told once, not per poll"
+        );
+        assert_eq!(got.holder().command, "massup run");
+    }
+
+    #[tokio::test]
+    async fn waiting_stops_when_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db.run-1.lock");
+        let _held = try_acquire(&path, "massup run").unwrap();
+        let stop = CancellationToken::new();
+        let stopper = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            stopper.cancel();
+        });
+        let err = acquire_waiting(&path, "massup resume", stop, |_| {})
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LeaseError::Stopped { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn a_missing_folder_is_an_io_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = try_acquire(&dir.path().join("no/such/x.lock"), "massup run").unwrap_err();
+        assert!(matches!(err, LeaseError::Io { .. }), "{err:?}");
+    }
+}
