@@ -101,6 +101,9 @@ pub fn exit_for_error(error: &anyhow::Error) -> Exit {
                 _ => Exit::Usage,
             };
         }
+        if cause.is::<crate::lease::RunBusy>() {
+            return Exit::Resumable;
+        }
         if cause.is::<crate::plan::SettingsError>() {
             return Exit::Usage;
         }

@@ -134,6 +134,48 @@ pub enum LeaseError {
     Stopped { path: PathBuf },
 }
 
+/// A run that another process is sending. The command that wanted it exits 4 (work left,
+/// nothing wrong): a nightly job that overlaps a manual `resume` is not a failure.
+#[derive(Debug, thiserror::Error)]
+#[error("run {run_id} is being sent by {holder}; nothing was sent twice. Try again when it ends, or pass --wait to queue behind it")]
+pub struct RunBusy {
+    pub run_id: i64,
+    pub holder: String,
+}
+
+/// Takes the lease at `path`, waiting for its holder when `wait` is set (polling, and
+/// telling `on_wait` who it waits for), until `stopped` says to give up. Blocking: for
+/// the commands' set-up, before or beside their runtime.
+pub fn acquire_blocking(
+    path: &Path,
+    command: &str,
+    wait: bool,
+    stopped: &dyn Fn() -> bool,
+    on_wait: &mut dyn FnMut(Option<&Holder>),
+) -> Result<Lease, LeaseError> {
+    let mut told = false;
+    loop {
+        match try_acquire(path, command) {
+            Err(LeaseError::Held { holder, path }) => {
+                if !wait {
+                    return Err(LeaseError::Held { holder, path });
+                }
+                if !told {
+                    on_wait(holder.as_ref());
+                    told = true;
+                }
+            }
+            other => return other,
+        }
+        if stopped() {
+            return Err(LeaseError::Stopped {
+                path: path.to_path_buf(),
+            });
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
 /// Takes the lease at `path` now, or says who holds it. The file is created if needed
 /// (its folder must exist: it is the database's).
 pub fn try_acquire(path: &Path, command: &str) -> Result<Lease, LeaseError> {

@@ -170,10 +170,7 @@ pub async fn send_mass_update(
             let status = response.status().as_u16();
             if response.status().is_redirection() {
                 let location = redirect_target(&response);
-                return (
-                    Exchange::Redirected { status, location },
-                    started.elapsed(),
-                );
+                return (Exchange::Redirected { status, location }, started.elapsed());
             }
             let headers = response.headers();
             let credits_remaining = headers

@@ -153,8 +153,9 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         new_run: args.plan.new_run,
         send_json: None,
     };
-    let outcome = plan::plan(&mut conn, &request)
-        .with_context(|| format!("planning {}", args.plan.csv.display()))?;
+    let outcome =
+        super::send::holding_plan_lock(db, "massup plan", || plan::plan(&mut conn, &request))?
+            .with_context(|| format!("planning {}", args.plan.csv.display()))?;
     match outcome {
         PlanOutcome::Existing(run) => {
             let changed = if run.settings != serde_json::to_value(&settings)? {

@@ -49,6 +49,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         &args.connection,
         &args.dispatch,
         &workspace.config,
+        &workspace.db,
+        "massup resume",
     )?;
     drop(conn);
     if !global.quiet {

@@ -33,6 +33,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         &args.connection,
         &args.dispatch,
         &workspace.config,
+        &workspace.db,
+        "massup retry",
     )?;
     let which = match args.codes {
         None => Requeue::Retryable,

@@ -76,7 +76,10 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
                 new_run,
                 send_json: Some(&send_json),
             };
-            Ok(plan::plan(&mut conn, &request)?)
+            super::send::holding_plan_lock(&db_for_plan, "massup run", || {
+                plan::plan(&mut conn, &request)
+            })?
+            .map_err(anyhow::Error::from)
         })
         .await??;
         let run = match planned {
@@ -106,6 +109,9 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
                 run
             }
         };
+        // One sender per run: a second `run` of the same file (or a `resume`) that finds
+        // it being sent exits 4 naming the holder, or queues behind it with --wait.
+        let _lease = super::send::hold_run(&db, run.id, "massup run", args.dispatch.wait, Some(&stop))?;
         Ok(send_run(&db, &run, &send, &session, stop, global).await?.0)
     })
 }

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::dispatch::{self, DispatchReport, DispatchSettings, Progress, Rate, StopReason};
 use crate::exit::{exit_for_send, Exit, SendEnd, UsageError};
 use crate::global::GlobalArgs;
+use crate::lease;
 use crate::render::{self, progress::with_progress};
 use crate::store::{self, RunInfo, RunState, StoreError};
 use crate::summary;
@@ -57,6 +58,9 @@ pub struct DispatchFlags {
     /// Stop cleanly (resumable) when Zoho reports fewer API credits left than this.
     #[arg(long, value_name = "N")]
     pub min_credits: Option<u64>,
+    /// If another process is sending this run, wait for it to end instead of exiting (4).
+    #[arg(long)]
+    pub wait: bool,
     /// First backoff step in milliseconds (doubles per retry, full jitter) [default: 500]
     #[arg(long, value_name = "MS", hide = true)]
     pub backoff_ms: Option<u64>,
@@ -193,6 +197,53 @@ impl SendSettings {
     }
 }
 
+/// Takes the run's lease (one sender per run, across processes) before anything of the
+/// run changes: requeue, in-flight reset, sending. Held by another process: with `wait`,
+/// queue behind it (saying who); else a `RunBusy` error naming the holder (exit 4).
+pub fn hold_run(
+    db: &Path,
+    run_id: i64,
+    command: &str,
+    wait: bool,
+    stop: Option<&CancellationToken>,
+) -> anyhow::Result<lease::Lease> {
+    let path = lease::run_lock_path(db, run_id);
+    let stopped = || stop.is_some_and(CancellationToken::is_cancelled);
+    let mut on_wait = |holder: Option<&lease::Holder>| {
+        let who = holder.map_or_else(|| "another process".to_string(), |h| h.to_string());
+        eprintln!("run {run_id} is being sent by {who}; waiting for it to end (--wait)");
+    };
+    match lease::acquire_blocking(&path, command, wait, &stopped, &mut on_wait) {
+        Ok(lease) => Ok(lease),
+        Err(lease::LeaseError::Held { holder, .. }) => Err(lease::RunBusy {
+            run_id,
+            holder: holder.map_or_else(|| "another process".to_string(), |h| h.to_string()),
+        }
+        .into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Holds the database's plan lock while `plan` looks for an earlier run of the file and
+/// stores a new one, so that two invocations planning the same file at once make one run
+/// (the second waits, then finds the first's run).
+pub fn holding_plan_lock<T>(
+    db: &Path,
+    command: &str,
+    plan: impl FnOnce() -> T,
+) -> anyhow::Result<T> {
+    if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let path = lease::plan_lock_path(db);
+    let mut on_wait = |holder: Option<&lease::Holder>| {
+        let who = holder.map_or_else(|| "another process".to_string(), |h| h.to_string());
+        tracing::info!("{} is planning into {}; waiting for it", who, db.display());
+    };
+    let _lock = lease::acquire_blocking(&path, command, true, &|| false, &mut on_wait)?;
+    Ok(plan())
+}
+
 /// Sends a run's pending chunks and ends with its summary, its exit code and how it ended.
 pub async fn send_run(
     db: &Path,
@@ -292,6 +343,8 @@ pub struct StoredRun {
     pub plan: crate::plan::PlanSettings,
     pub send: SendSettings,
     pub credentials: Credentials,
+    /// This process is the run's only sender while this is held.
+    pub lease: lease::Lease,
 }
 
 impl StoredRun {
@@ -301,15 +354,21 @@ impl StoredRun {
         connection: &ConnectionFlags,
         dispatch: &DispatchFlags,
         config: &Config,
+        db: &Path,
+        command: &str,
     ) -> anyhow::Result<StoredRun> {
         let plan: crate::plan::PlanSettings = serde_json::from_str(&run.settings_json)?;
         let stored = SendSettings::load(conn, run.id)?;
         let send = SendSettings::resolve(&stored, connection, dispatch, config, plan.over_write)?;
+        let credentials = require_credentials(config)?;
+        // Held before anything of the run changes; kept until this process is done with it.
+        let lease = hold_run(db, run.id, command, dispatch.wait, None)?;
         Ok(StoredRun {
+            lease,
             run,
             plan,
             send,
-            credentials: require_credentials(config)?,
+            credentials,
         })
     }
 

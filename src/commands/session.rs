@@ -43,9 +43,7 @@ impl Session {
             .transpose()?;
         let dispatch = connection.dispatch();
         let http = api::http_client(dispatch.timeout, dispatch.concurrency);
-        let tokens = Arc::new(
-            TokenSource::new(credentials, accounts, http.clone(), stop),
-        );
+        let tokens = Arc::new(TokenSource::new(credentials, accounts, http.clone(), stop));
         Ok(Session {
             http,
             tokens,

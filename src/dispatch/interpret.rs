@@ -408,7 +408,10 @@ mod tests {
         match got.step {
             Step::Fatal { code, message } => {
                 assert_eq!(code, "REDIRECTED");
-                assert!(message.contains("http://localhost:9/elsewhere"), "{message}");
+                assert!(
+                    message.contains("http://localhost:9/elsewhere"),
+                    "{message}"
+                );
             }
             other => panic!("{other:?}"),
         }

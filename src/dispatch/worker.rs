@@ -417,7 +417,10 @@ fn count_settled(ctx: &SendContext, chunk: &ClaimedChunk, were_pending: &[usize]
     }
 }
 
-/// Keeps the credits Zoho reports, and stops the run below --min-credits.
+/// Keeps the credits Zoho reports, and stops the run when none are left or fewer than
+/// --min-credits would be once the other calls in flight are answered: each of those, and
+/// the call that takes this one's slot when it is freed, costs a credit that this answer
+/// does not show yet. Called while this call's own slot is held.
 fn note_credits(ctx: &SendContext, exchange: &Exchange) {
     if let Exchange::Answered {
         credits_remaining: Some(left),
@@ -427,8 +430,17 @@ fn note_credits(ctx: &SendContext, exchange: &Exchange) {
         ctx.progress
             .credits_remaining
             .store(*left, Ordering::Relaxed);
-        if ctx.settings.min_credits.is_some_and(|min| *left < min) {
-            ctx.stop_with(StopReason::Credits { remaining: *left });
+        let others_in_flight = ctx
+            .settings
+            .concurrency
+            .saturating_sub(ctx.call_slots.available_permits())
+            .saturating_sub(1) as u64;
+        if *left == 0 {
+            ctx.stop_with(StopReason::CreditsExhausted);
+        } else if let Some(min) = ctx.settings.min_credits {
+            if left.saturating_sub(others_in_flight + 1) < min {
+                ctx.stop_with(StopReason::Credits { remaining: *left });
+            }
         }
     }
 }
