@@ -80,11 +80,21 @@ impl Aimd {
     /// A call was answered 429 at `now`: halve the limit (not below 1), unless a cut
     /// happened within `cut_window`. Returns whether the limit changed.
     pub fn on_throttled(&mut self, now: Instant) -> bool {
+        self.on_throttled_call(now, None)
+    }
+
+    /// A call sent at `sent` was answered 429 at `now`. A call sent before the last cut
+    /// was in flight at the old limit: its 429 says nothing new, as in TCP, where losses
+    /// within one round trip of a cut count once. That lets the limit settle in a few round
+    /// trips whatever their length, instead of one cut per `cut_window`.
+    pub fn on_throttled_call(&mut self, now: Instant, sent: Option<Instant>) -> bool {
         self.successes = 0;
-        if self
-            .last_cut
-            .is_some_and(|cut| now.saturating_duration_since(cut) < self.settings.cut_window)
-        {
+        let same_event = match (self.last_cut, sent) {
+            (Some(cut), Some(sent)) => sent < cut,
+            (Some(cut), None) => now.saturating_duration_since(cut) < self.settings.cut_window,
+            (None, _) => false,
+        };
+        if same_event {
             return false;
         }
         self.last_cut = Some(now);
@@ -189,12 +199,12 @@ impl AdaptiveLimit {
         self.lock().aimd.limit()
     }
 
-    /// Reports a 429; returns the limit after it.
-    pub fn throttled(&self) -> usize {
+    /// Reports a 429 to a call sent at `sent`; returns the limit after it.
+    pub fn throttled(&self, sent: Instant) -> usize {
         let now = tokio::time::Instant::now().into_std();
         let mut state = self.lock();
         let before = state.aimd.limit();
-        state.aimd.on_throttled(now);
+        state.aimd.on_throttled_call(now, Some(sent));
         let after = state.aimd.limit();
         if after < before {
             let cut = before - after;
@@ -294,7 +304,8 @@ mod tests {
         let held: Vec<_> = futures::future::join_all((0..4).map(|_| limit.acquire())).await;
         assert_eq!(limit.semaphore.available_permits(), 0);
         // All four in use when the 429 comes: two are withdrawn as they come back.
-        assert_eq!(limit.throttled(), 2);
+        let sent = tokio::time::Instant::now().into_std();
+        assert_eq!(limit.throttled(sent), 2);
         drop(held);
         assert_eq!(limit.semaphore.available_permits(), 2);
         // Only two at once now.
@@ -313,10 +324,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn free_permits_are_withdrawn_at_once() {
         let limit = AdaptiveLimit::new(Aimd::new(8));
-        assert_eq!(limit.throttled(), 4);
+        let sent = tokio::time::Instant::now().into_std();
+        tokio::time::advance(Duration::from_millis(10)).await;
+        assert_eq!(limit.throttled(sent), 4);
         assert_eq!(limit.semaphore.available_permits(), 4);
-        tokio::time::advance(Duration::from_secs(2)).await;
-        assert_eq!(limit.throttled(), 2);
+        // Another call sent before that cut was answered 429 too: the same event.
+        assert_eq!(limit.throttled(sent), 4);
+        // A call sent after the cut, throttled again: the limit halves again at once.
+        let later = tokio::time::Instant::now().into_std();
+        tokio::time::advance(Duration::from_millis(10)).await;
+        assert_eq!(limit.throttled(later), 2);
         assert_eq!(limit.semaphore.available_permits(), 2);
         assert_eq!(limit.limit(), 2);
     }

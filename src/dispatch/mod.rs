@@ -30,13 +30,14 @@ pub mod writer;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use crate::aimd::{AdaptiveLimit, Aimd};
 use crate::api::auth::TokenSource;
 use crate::store::chunks::ClaimedChunk;
 use crate::store::{self, StoreError};
@@ -176,7 +177,8 @@ pub async fn dispatch(
         .expect("spawn the writer thread");
     let concurrency = settings.concurrency.max(1);
     let ctx = Arc::new(SendContext {
-        call_slots: Arc::new(Semaphore::new(concurrency)),
+        call_slots: AdaptiveLimit::new(Aimd::new(concurrency)),
+        calls_in_flight: AtomicUsize::new(0),
         limiter: settings.rate.map(limiter),
         settings,
         endpoint,

@@ -3,13 +3,13 @@
 //! before the request until its answer is read), a limiter slot and a token; what it did is
 //! stored through the writer whatever happened. A chunk leaves the worker as one
 //! [`ChunkEnd`]: done, or pending for a later attempt, perhaps stopping the run.
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::SeedableRng;
 use rustc_hash::FxHashMap;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::call::CallKind;
@@ -18,6 +18,7 @@ use super::pacing::{backoff_delay, until_ready, Limiter};
 use super::settings::DispatchSettings;
 use super::writer::WriterMsg;
 use super::{Endpoint, Progress, StopReason};
+use crate::aimd::{AdaptiveLimit, AdaptivePermit};
 use crate::api::auth::AuthError;
 use crate::api::{send_mass_update, Exchange};
 use crate::outcome::ItemState;
@@ -30,8 +31,12 @@ pub struct SendContext {
     pub endpoint: Endpoint,
     pub kind: CallKind,
     /// The concurrency cap: a permit is held from just before a request is sent until its
-    /// answer has been read, so reading, recording and backing off never hold a slot.
-    pub call_slots: Arc<Semaphore>,
+    /// answer has been read, so reading, recording and backing off never hold a slot. It
+    /// adapts: a 429 halves it, a round of answers without one adds a slot back, up to
+    /// --concurrency (with or without --rate).
+    pub call_slots: Arc<AdaptiveLimit>,
+    /// Calls holding a slot right now (for the credits reserve).
+    pub calls_in_flight: AtomicUsize,
     pub limiter: Option<Limiter>,
     pub writer: mpsc::Sender<WriterMsg>,
     pub stop: CancellationToken,
@@ -78,6 +83,29 @@ impl SendContext {
             ..update_of(chunk, None, None)
         };
         self.store(update).await;
+    }
+}
+
+/// 429s (too many calls at once) a chunk takes without using up an attempt: the pool
+/// lowers its calls in flight on each, so a few are expected while it finds the org's cap.
+const MAX_THROTTLED_PER_CHUNK: u32 = 20;
+
+/// A call's slot, counted in `calls_in_flight` for as long as it is held.
+struct InFlight<'a> {
+    ctx: &'a SendContext,
+    _slot: AdaptivePermit,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(ctx: &'a SendContext, slot: AdaptivePermit) -> InFlight<'a> {
+        ctx.calls_in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight { ctx, _slot: slot }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.ctx.calls_in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -163,6 +191,7 @@ async fn attempt_until_end(ctx: &SendContext, chunk: &mut ClaimedChunk) -> Chunk
         .map(|(i, m)| (m.record_id, i))
         .collect();
     let mut attempts = 0u32;
+    let mut throttled = 0u32;
     let mut rng = rand::rngs::SmallRng::from_os_rng();
     loop {
         let pending: Vec<usize> = (0..chunk.members.len())
@@ -177,7 +206,7 @@ async fn attempt_until_end(ctx: &SendContext, chunk: &mut ClaimedChunk) -> Chunk
         let slot = tokio::select! {
             biased;
             _ = ctx.stop.cancelled() => None,
-            slot = ctx.call_slots.clone().acquire_owned() => slot.ok(),
+            slot = ctx.call_slots.acquire() => Some(InFlight::enter(ctx, slot)),
         };
         // A stop can come while waiting for the slot (the answer that freed it may have
         // called for one): check again before anything is sent.
@@ -240,6 +269,7 @@ async fn attempt_until_end(ctx: &SendContext, chunk: &mut ClaimedChunk) -> Chunk
             .collect();
         let body = ctx.kind.body(&chunk.payload, ctx.settings.over_write, &ids);
         let started_at = store::now();
+        let sent_at = tokio::time::Instant::now().into_std();
         let (exchange, took) = send_mass_update(
             &ctx.endpoint.http,
             &ctx.endpoint.mass_update_url,
@@ -257,6 +287,21 @@ async fn attempt_until_end(ctx: &SendContext, chunk: &mut ClaimedChunk) -> Chunk
         } = ctx
             .kind
             .interpret(&exchange, chunk, &index, ctx.endpoint.tokens.can_refresh());
+        // Too many calls at once (or per minute) is the pool's pace, not the chunk's
+        // fault: fewer slots, recovering slowly, and no attempt used up (within a bound).
+        let mut free_attempt = false;
+        match (&step, http_status) {
+            (Step::Again { .. }, Some(429)) => {
+                let limit = ctx.call_slots.throttled(sent_at);
+                tracing::debug!(limit, "429: calls in flight lowered");
+                throttled += 1;
+                free_attempt = throttled <= MAX_THROTTLED_PER_CHUNK;
+            }
+            (_, Some(_)) => {
+                ctx.call_slots.succeeded();
+            }
+            (_, None) => {}
+        }
         if !matches!(step, Step::Token { .. }) && http_status.is_some() {
             // The server took this token: fresh tokens refused so far were not the
             // credentials' fault.
@@ -275,7 +320,9 @@ async fn attempt_until_end(ctx: &SendContext, chunk: &mut ClaimedChunk) -> Chunk
             ctx.stop.cancel(); // the chunk's end below records why
         }
         drop(slot);
-        attempts += 1;
+        if !free_attempt {
+            attempts += 1;
+        }
         ctx.progress.calls.fetch_add(1, Ordering::Relaxed);
         if attempts > 1 {
             ctx.progress.retries.fetch_add(1, Ordering::Relaxed);
@@ -430,11 +477,7 @@ fn note_credits(ctx: &SendContext, exchange: &Exchange) {
         ctx.progress
             .credits_remaining
             .store(*left, Ordering::Relaxed);
-        let others_in_flight = ctx
-            .settings
-            .concurrency
-            .saturating_sub(ctx.call_slots.available_permits())
-            .saturating_sub(1) as u64;
+        let others_in_flight = ctx.calls_in_flight.load(Ordering::SeqCst).saturating_sub(1) as u64;
         if *left == 0 {
             ctx.stop_with(StopReason::CreditsExhausted);
         } else if let Some(min) = ctx.settings.min_credits {
