@@ -1,6 +1,7 @@
 //! Benchmark: `massup plan` end to end (release binary, fresh database) on generated CSVs
 //! of id plus 3 fields with a few hundred distinct value sets. Reports rows per second
-//! and peak RSS for each size; the median of `MASSUP_BENCH_REPEAT` runs (default 3).
+//! and peak RSS for each size, then the time and peak RSS of `massup status --json` on the
+//! planned run; the median of `MASSUP_BENCH_REPEAT` runs (default 3).
 //!
 //!     cargo bench --bench plan                 # 100k, 1M and 3M rows
 //!     MASSUP_BENCH_ROWS=1000000 cargo bench --bench plan
@@ -70,7 +71,7 @@ fn measure(cmd: &mut std::process::Command) -> (f64, u64) {
     assert_eq!(r, pid, "wait4 failed");
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "massup plan failed: status {status}"
+        "massup failed: status {status}"
     );
     (elapsed, usage.ru_maxrss as u64 * 1024)
 }
@@ -96,14 +97,16 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     println!("massup plan benchmark ({repeat} runs each, median)");
     println!(
-        "{:>10} {:>10} {:>14} {:>12}",
-        "rows", "seconds", "rows/s", "peak RSS MB"
+        "{:>10} {:>10} {:>14} {:>12} {:>10} {:>14}",
+        "rows", "seconds", "rows/s", "peak RSS MB", "status s", "status RSS MB"
     );
     for rows in sizes {
         let csv = dir.path().join(format!("leads-{rows}.csv"));
         generate(&csv, rows);
         let mut times = Vec::new();
         let mut rss = Vec::new();
+        let mut status_times = Vec::new();
+        let mut status_rss = Vec::new();
         for i in 0..repeat {
             let db = dir.path().join(format!("bench-{rows}-{i}.db"));
             let (secs, peak) = measure(
@@ -118,15 +121,26 @@ fn main() {
             );
             times.push(secs);
             rss.push(peak as f64);
+            // `status` of the planned run: it reads the chunks, not the rows.
+            let (status_secs, status_peak) = measure(
+                std::process::Command::new(exe)
+                    .arg("--db")
+                    .arg(&db)
+                    .args(["status", "--json"]),
+            );
+            status_times.push(status_secs);
+            status_rss.push(status_peak as f64);
             let _ = std::fs::remove_file(&db);
         }
         let secs = median(times);
         println!(
-            "{:>10} {:>10.3} {:>14.0} {:>12.1}",
+            "{:>10} {:>10.3} {:>14.0} {:>12.1} {:>10.3} {:>14.1}",
             rows,
             secs,
             rows as f64 / secs,
-            median(rss) / 1e6
+            median(rss) / 1e6,
+            median(status_times),
+            median(status_rss) / 1e6
         );
     }
 }

@@ -117,6 +117,7 @@ fn torture(
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut resend_bound = 0u64;
     let mut kills_done = 0;
+    let mut refused_seconds = 0;
     // Plan first (a kill during planning stores nothing, which the plan tests cover), so
     // that every kill below lands while calls are being sent. `run` on a planned file
     // continues its run.
@@ -146,6 +147,18 @@ fn torture(
                 kills_done + 1
             );
             break; // finished before the kill came: nothing left to torture
+        }
+        // A second sender started mid-run (a cron job overlapping a manual resume): it
+        // must find the run held, send nothing and say who holds it.
+        let second = massup(&db, &url, &["resume"])
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        if child.try_wait().unwrap().is_none() {
+            let stderr = String::from_utf8_lossy(&second.stderr);
+            assert_eq!(second.status.code(), Some(4), "second sender: {stderr}");
+            assert!(stderr.contains("is being sent by pid"), "{stderr}");
+            refused_seconds += 1;
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
@@ -221,7 +234,7 @@ fn torture(
     );
     let resent = applied - items;
     eprintln!(
-        "torture: {rows} rows, {kills_done} kills, {items} items, {} calls, {resent} updates applied twice (bound {resend_bound})",
+        "torture: {rows} rows, {kills_done} kills, {refused_seconds} second senders refused, {items} items, {} calls, {resent} updates applied twice (bound {resend_bound})",
         ledger.requests
     );
     assert!(

@@ -143,9 +143,8 @@ pub struct Planner {
     row_groups: Vec<u32>,
     row_start: Vec<u32>,
     row_record: Vec<i64>,
-    /// Where each row starts (u32: four bytes a row; a CSV of 4 billion lines is not one
-    /// massup can plan in memory anyway).
-    row_line: Vec<u32>,
+    /// Where each row starts.
+    row_line: LineIndex,
     row_status: Vec<RowStatus>,
     /// The first row of each record id, as a table of row numbers hashed by their record
     /// id (`row_record` holds the id): 4 bytes a row instead of the 12 of an id -> row map,
@@ -197,7 +196,7 @@ impl Planner {
             row_groups: Vec::new(),
             row_start: vec![0],
             row_record: Vec::new(),
-            row_line: Vec::new(),
+            row_line: LineIndex::default(),
             row_status: Vec::new(),
             by_record: HashTable::new(),
             duplicates: FxHashMap::default(),
@@ -235,8 +234,7 @@ impl Planner {
         if row_no == ROWS_BEFORE_ESTIMATE && self.file_size > 0 {
             self.reserve_for_file(row.byte_offset());
         }
-        self.row_line
-            .push(u32::try_from(row.line).unwrap_or(u32::MAX));
+        self.row_line.push(row_no, row.line);
         let verdict = match self.check_row(row) {
             Err(message) => self.invalid(row_no, row.line, message),
             Ok(record) => self.place(row_no, row.line, record),
@@ -256,7 +254,6 @@ impl Planner {
         self.row_groups.reserve(rows * parts);
         self.row_start.reserve(rows);
         self.row_record.reserve(rows);
-        self.row_line.reserve(rows);
         self.row_status.reserve(rows);
         let records = &self.row_record;
         self.by_record
@@ -386,7 +383,7 @@ impl Planner {
                 merged_into: None,
             };
         };
-        let first_line = u64::from(self.row_line[first as usize]);
+        let first_line = self.row_line.line(first);
         let duplicates = self.duplicates.entry(record).or_default();
         if duplicates.rows.is_empty() {
             duplicates.rows.push(first);
@@ -404,7 +401,7 @@ impl Planner {
                 for &atom in self.groups[group as usize].iter() {
                     known.insert(
                         self.atoms[atom as usize].column,
-                        (atom, u64::from(self.row_line[r as usize])),
+                        (atom, self.row_line.line(r)),
                     );
                 }
             }
@@ -531,7 +528,7 @@ impl Planner {
             let lines: Vec<String> = duplicates
                 .rows
                 .iter()
-                .map(|&r| self.row_line[r as usize].to_string())
+                .map(|&r| self.row_line.line(r).to_string())
                 .collect();
             let message = format!(
                 "conflicting duplicate: {conflict}; every row of this record id is left out (lines {})",
@@ -545,7 +542,7 @@ impl Planner {
                 conflicts.push((r, message.clone()));
                 conflict_problems.push(RowProblem {
                     path: self.shown.clone(),
-                    line: u64::from(self.row_line[r as usize]),
+                    line: self.row_line.line(r),
                     message: message.clone(),
                 });
             }
@@ -612,6 +609,30 @@ impl Planner {
             problems,
             totals,
         }
+    }
+}
+
+/// The line where each row starts, kept as the runs over which `line - row_no` is the
+/// same: in most files that is one run (a header, then a row a line), so the index costs
+/// nothing per row; quoted line breaks or blank lines start a new run.
+#[derive(Default)]
+struct LineIndex {
+    /// (first row of the run, line - row_no over the run), rows ascending.
+    runs: Vec<(u32, u64)>,
+}
+
+impl LineIndex {
+    fn push(&mut self, row_no: u32, line: u64) {
+        let offset = line.saturating_sub(u64::from(row_no));
+        if self.runs.last().is_none_or(|&(_, o)| o != offset) {
+            self.runs.push((row_no, offset));
+        }
+    }
+
+    fn line(&self, row_no: u32) -> u64 {
+        let at = self.runs.partition_point(|&(first, _)| first <= row_no);
+        let offset = at.checked_sub(1).map_or(0, |i| self.runs[i].1);
+        u64::from(row_no) + offset
     }
 }
 
@@ -897,6 +918,23 @@ mod tests {
         assert_eq!(
             groups(&planned),
             vec![(r#"{"A":"y"}"#.into(), vec![vec![6]])]
+        );
+    }
+
+    #[test]
+    fn lines_stay_exact_after_quoted_line_breaks_and_blank_lines() {
+        let settings = PlanSettings::new("Leads");
+        let csv = "id,A\n1,\"x\ny\"\n\n2,p\n1,z\n";
+        let (rows, planned) = plan(csv, &settings);
+        assert_eq!(
+            rows.iter().map(|r| r.line).collect::<Vec<_>>(),
+            vec![2, 5, 6]
+        );
+        // The conflict names the lines where record 1's rows start.
+        assert!(
+            planned.conflicts[0].1.contains("lines 2, 6"),
+            "{:?}",
+            planned.conflicts
         );
     }
 
