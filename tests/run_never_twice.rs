@@ -416,4 +416,70 @@ async fn a_429_storm_lowers_the_calls_in_flight_instead_of_retrying_blindly() {
         ran.report()
     );
     ran.expect_stderr(&["calls in flight lowered"]);
+    // Regression: -v logged two lines for a whole run. Now one event per call.
+    let call_events = ran
+        .stderr()
+        .lines()
+        .filter(|l| l.contains(" call chunk="))
+        .count() as u64;
+    assert_eq!(call_events, ledger.requests);
+}
+
+/// `resume --wait-credits` waits for the 24-hour window instead of stopping, probing with
+/// one call at a time (the mock's credits never come back, so every probe is refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_credits_probes_with_one_call_at_a_time_then_gives_up_resumably() {
+    let config = MockConfig {
+        records: 200,
+        daily_credits: Some(3),
+        ..MockConfig::default()
+    };
+    let (server, ws, _changes, csv) = scene(&config, 200, false).await;
+    let ran = ws
+        .run(
+            &csv,
+            &["--chunk-size", "10", "--concurrency", "2"],
+            &Creds::mock_token(),
+        )
+        .await;
+    ran.expect_code(4);
+    let before = server.ledger().requests;
+    let waited = ws
+        .again(
+            "resume",
+            &[
+                "--wait-credits",
+                "--probe-every",
+                "1",
+                "--wait-hours",
+                "0.0009",
+            ],
+            &Creds::mock_token(),
+        )
+        .await;
+    waited.expect_code(4);
+    waited.expect_stderr(&[
+        "waiting 1s for the 24-hour window",
+        "probing with one call",
+        "giving up",
+    ]);
+    let probes = waited.stderr().matches("probing with one call").count() as u64;
+    assert!(probes >= 2, "{}", waited.report());
+    // The first round at --concurrency 2, then one call a probe.
+    let sent = server.ledger().requests - before;
+    assert!(
+        sent <= 2 + probes,
+        "{sent} calls for {probes} probes\n{}",
+        waited.report()
+    );
+    // The run keeps its own settings, not the probe's one call at a time.
+    let conn = ws.open_db();
+    let stored: String = conn
+        .query_row("SELECT dispatch_json FROM runs WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let stored: serde_json::Value = serde_json::from_str(&stored).unwrap();
+    assert_eq!(stored["dispatch"]["concurrency"], 2);
+    assert_eq!(stored["dispatch"]["max_calls"], serde_json::Value::Null);
 }

@@ -16,7 +16,7 @@ pub struct Args {
     #[command(flatten)]
     pub dispatch: DispatchFlags,
     /// When the daily API credits are spent, wait for them instead of stopping: probe with
-    /// one call every --probe-every seconds, for at most 24 hours, then send the rest.
+    /// one call every --probe-every seconds, for at most --wait-hours, then send the rest.
     #[arg(long)]
     pub wait_credits: bool,
     /// Seconds between probes with --wait-credits.
@@ -27,6 +27,14 @@ pub struct Args {
         requires = "wait_credits"
     )]
     pub probe_every: u64,
+    /// Hours to wait for credits with --wait-credits before giving up (exit 4).
+    #[arg(
+        long,
+        value_name = "HOURS",
+        default_value_t = 24.0,
+        requires = "wait_credits"
+    )]
+    pub wait_hours: f64,
     #[command(flatten)]
     pub db: DbArg,
 }
@@ -57,9 +65,16 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         let run = &stored.run;
         crate::outln!("Resuming run {} ({}, {})", run.id, run.module, run.csv_path);
     }
+    if !(args.wait_hours.is_finite() && args.wait_hours >= 0.0) {
+        return Err(crate::exit::UsageError::new(format!(
+            "--wait-hours {}: give a number of hours, e.g. 24 or 0.5",
+            args.wait_hours
+        ))
+        .into());
+    }
     let wait = args.wait_credits.then(|| CreditWait {
         probe_every: std::time::Duration::from_secs(args.probe_every.max(1)),
-        give_up_after: std::time::Duration::from_secs(24 * 3600),
+        give_up_after: std::time::Duration::from_secs_f64(args.wait_hours.max(0.0) * 3600.0),
     });
     stored.send(&workspace.db, global, wait)
 }

@@ -280,7 +280,16 @@ pub async fn send_run(
             with_progress(
                 progress.clone(),
                 global.quiet,
-                dispatch::dispatch(db, run.id, send.dispatch(), endpoint, stop, progress),
+                dispatch::dispatch(
+                    db,
+                    run.id,
+                    send.dispatch(),
+                    endpoint,
+                    // A stop the dispatch calls for (credits, a fatal answer) ends this
+                    // send only; Ctrl-C (the parent) ends every one.
+                    stop.child_token(),
+                    progress,
+                ),
             )
             .await?
         }
