@@ -998,6 +998,45 @@ async fn the_faults_of_mass_update_apply_to_the_new_endpoints() {
 }
 
 #[tokio::test]
+async fn faults_are_drawn_by_call_number_across_endpoints() {
+    let config = || MockConfig {
+        records: 10,
+        seed: 7,
+        fail_500_rate: 0.3,
+        garbage_rate: 0.2,
+        drop_before_rate: 0.1,
+        ..MockConfig::default()
+    };
+    let run = |server: MockServer| async move {
+        let ids = server.config().record_ids();
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            seen.extend(outcomes(&server).await);
+            let mass = client()
+                .post(format!("{}/crm/v2/Leads/actions/mass_update", server.url()))
+                .header("Authorization", format!("Zoho-oauthtoken {TOKEN}"))
+                .json(&json!({"data": [{"City": "Y"}], "ids": &ids[..1]}))
+                .send()
+                .await;
+            seen.push(match mass {
+                Ok(response) => response.status().as_u16().to_string(),
+                Err(_) => "dropped".to_string(),
+            });
+        }
+        server.shutdown().await;
+        seen
+    };
+    let first = run(start(config()).await).await;
+    let second = run(start(config()).await).await;
+    assert_eq!(
+        first, second,
+        "the same calls in the same order meet the same faults"
+    );
+    assert!(first.iter().any(|s| s == "500"), "{first:?}");
+    assert!(first.iter().any(|s| s != "500"), "{first:?}");
+}
+
+#[tokio::test]
 async fn rate_concurrency_and_credits_are_shared_with_mass_update() {
     // One call a second across every record endpoint.
     let server = start(MockConfig {
