@@ -47,13 +47,13 @@ pub struct MockServerArgs {
     /// A not-approved record is approved after this many refused attempts (0 = never).
     #[arg(long, default_value_t = 0)]
     pub approve_after: u32,
-    /// mass_update calls per second before 429.
+    /// Record calls (mass_update, Update/Get Records, COQL) per second before 429.
     #[arg(long)]
     pub rate: Option<u32>,
-    /// mass_update calls in flight before 429.
+    /// Record calls in flight at once before 429.
     #[arg(long)]
     pub concurrency: Option<usize>,
-    /// API credits; each mass_update call costs one.
+    /// API credits; each record call costs one (COQL from v4: 2 above LIMIT 200, 3 above 1000).
     #[arg(long)]
     pub daily_credits: Option<u64>,
     /// Mean injected latency per call, in milliseconds.
@@ -92,7 +92,8 @@ pub struct MockServerArgs {
     /// Status of the token endpoint's redirect (301, 302, 303, 307 or 308).
     #[arg(long, default_value_t = 307, value_name = "CODE")]
     pub token_redirect_status: u16,
-    /// Answer every request to the mass_update path with a redirect to this URL.
+    /// Answer every request to the record paths (mass_update, Update/Get Records, COQL) with a
+    /// redirect to this URL.
     #[arg(long, value_name = "URL")]
     pub api_redirect: Option<String>,
     /// Status of the API's redirect (301, 302, 303, 307 or 308).
@@ -102,6 +103,18 @@ pub struct MockServerArgs {
     /// Authorization header), as a hostile or buggy server would.
     #[arg(long)]
     pub echo_secrets: bool,
+    /// Pairs of generated records that share one email address (for key look-ups that must
+    /// notice an ambiguous email); at most (records - 2) / 2 pairs are made.
+    #[arg(long, default_value_t = 0, value_name = "PAIRS")]
+    pub duplicate_emails: usize,
+    /// Share of generated records whose email is stored in mixed case (0..1), so look-ups must
+    /// compare emails case-insensitively.
+    #[arg(long, default_value_t = 0.0, value_name = "SHARE")]
+    pub mixed_case_emails: f64,
+    /// A field whose values must be unique, as MODULE.FIELD (repeatable, e.g. Leads.Email):
+    /// Update Records answers DUPLICATE_DATA for a value another record holds.
+    #[arg(long = "unique-field", value_name = "MODULE.FIELD")]
+    pub unique_field: Vec<String>,
 }
 
 /// A redirect flag pair turned into a [`Redirect`], checking the status.
@@ -134,6 +147,7 @@ impl MockServerArgs {
             ("--drop-before", self.drop_before),
             ("--drop-after", self.drop_after),
             ("--garbage", self.garbage),
+            ("--mixed-case-emails", self.mixed_case_emails),
         ];
         for (flag, share) in shares {
             if !(0.0..=1.0).contains(&share) {
@@ -168,6 +182,17 @@ impl MockServerArgs {
         }
         if self.job_batch_size == 0 {
             bail!("--job-batch-size must be at least 1");
+        }
+        let mut unique_fields = Vec::new();
+        for spec in &self.unique_field {
+            let Some((module, field)) = spec
+                .split_once('.')
+                .map(|(m, f)| (m.trim(), f.trim()))
+                .filter(|(m, f)| !m.is_empty() && !f.is_empty())
+            else {
+                bail!("--unique-field {spec:?}: expected MODULE.FIELD, e.g. Leads.Email");
+            };
+            unique_fields.push((module.to_string(), field.to_string()));
         }
         let config = MockConfig {
             records: self.records,
@@ -206,6 +231,9 @@ impl MockServerArgs {
                 self.api_redirect_status,
             )?,
             echo_secrets: self.echo_secrets,
+            duplicate_emails: self.duplicate_emails,
+            mixed_case_emails: self.mixed_case_emails,
+            unique_fields,
         };
         Ok(if self.seed_fixtures {
             config.with_seed_fixture_records()
@@ -275,8 +303,21 @@ mod tests {
             "--echo-secrets",
             "--job-batch-size",
             "7",
+            "--duplicate-emails",
+            "3",
+            "--mixed-case-emails",
+            "0.25",
+            "--unique-field",
+            "Leads.Email",
+            "--unique-field",
+            "Contacts.Secondary_Email",
         ])
         .expect("valid flags");
+        assert_eq!(config.duplicate_emails, 3);
+        assert_eq!(config.mixed_case_emails, 0.25);
+        assert!(config.is_unique("Leads", "Email"));
+        assert!(config.is_unique("Contacts", "Secondary_Email"));
+        assert!(!config.is_unique("Contacts", "Email"));
         assert_eq!(
             config.token_redirect,
             Some(Redirect::temporary("http://localhost:9/oauth/v2/token"))
@@ -303,6 +344,9 @@ mod tests {
         assert!(parse(&["--token-lifetime-secs", "-1"]).is_err());
         assert!(parse(&["--api-redirect", "http://x", "--api-redirect-status", "200"]).is_err());
         assert!(parse(&["--job-batch-size", "0"]).is_err());
+        assert!(parse(&["--mixed-case-emails", "2"]).is_err());
+        assert!(parse(&["--unique-field", "Email"]).is_err());
+        assert!(parse(&["--unique-field", "Leads."]).is_err());
         // A status without a URL redirects nothing.
         assert_eq!(
             parse(&["--token-redirect-status", "308"])

@@ -13,7 +13,7 @@ use tokio::task::AbortHandle;
 
 use super::metadata::{CustomView, ViewRecords};
 use super::server::{lock, Shared};
-use super::store::Attempt;
+use super::store::{format_time, Attempt};
 
 /// Zoho's scheduled mode takes views of up to 50,000 records.
 pub const MAX_RECORDS_PER_JOB: usize = 50_000;
@@ -166,13 +166,14 @@ async fn run(
     for chunk in indices.chunks(batch) {
         tokio::time::sleep(config.job_batch_interval).await;
         let (mut updated, mut skipped) = (0u64, 0u64);
+        let modified = format_time(chrono::Utc::now().timestamp());
         {
             let mut store = lock(&shared.store);
             for &index in chunk {
                 let record = &mut store.records[index];
                 match record.try_pass(config.unlock_after, config.approve_after) {
                     Attempt::Applied => {
-                        record.apply(&refs, over_write);
+                        record.apply(&refs, over_write, &modified);
                         updated += 1;
                     }
                     Attempt::Locked | Attempt::NotApproved => skipped += 1,

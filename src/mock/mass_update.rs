@@ -8,22 +8,19 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use axum::Extension;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Map, Value};
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
+use super::call::ApiCall;
 use super::jobs::{FieldWrite, Jobs, Refusal, MAX_RECORDS_PER_JOB};
 use super::metadata::user_name;
 use super::schema::{lookup_id, FieldSpec, ModuleSpec, ValueError};
 use super::server::{
-    drop_connection, json_bytes, lock, zoho_response, Code, ConnAbort, HeaderProfile, InFlight,
-    MassUpdatePath, Reject, Shared, CODE_COUNT,
+    json_bytes, lock, zoho_response, Code, ConnAbort, Endpoint, HeaderProfile, MassUpdatePath,
+    Reject, Shared, CODE_COUNT,
 };
 use super::store::{format_time, Attempt, Store};
 use super::{MockConfig, MAX_IDS_PER_CALL};
@@ -31,8 +28,6 @@ use super::{MockConfig, MAX_IDS_PER_CALL};
 /// The user the mock's records were created and are modified by (the seed's,
 /// `metadata::SEED_USER`).
 const USER: &str = r#"{"name":"Patricia Boyle","id":"738964000000291009"}"#;
-/// Spreads request sequence numbers over the seed space so neighbours draw unrelated faults.
-const FAULT_SALT: u64 = 0x9e37_79b9_7f4a_7c15;
 
 #[derive(Deserialize)]
 struct MassUpdateBody<'a> {
@@ -83,47 +78,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for RecordId<'a> {
     }
 }
 
-/// What the seeded draw decided for one admitted call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
-    None,
-    Internal,
-    DropBefore,
-    Garbage,
-    DropAfter,
-}
-
-/// The latency and fault of admitted call number `seq`: a pure function of the seed and `seq`,
-/// so a run with the same seed and the same call order sees the same faults.
-fn draw(config: &MockConfig, seq: u64) -> (Duration, Fault) {
-    let mut rng = StdRng::seed_from_u64(config.seed ^ seq.wrapping_mul(FAULT_SALT));
-    let spread = config.latency_spread.min(config.latency_mean);
-    let latency = if spread.is_zero() {
-        config.latency_mean
-    } else {
-        let low = config.latency_mean - spread;
-        low + spread.mul_f64(2.0 * rng.random::<f64>())
-    };
-    // One roll against consecutive bands, so the shares add up as configured.
-    let roll: f64 = rng.random();
-    let bands = [
-        (config.fail_500_rate, Fault::Internal),
-        (config.drop_before_rate, Fault::DropBefore),
-        (config.garbage_rate, Fault::Garbage),
-        (config.drop_after_rate, Fault::DropAfter),
-    ];
-    let mut edge = 0.0;
-    let mut fault = Fault::None;
-    for (share, band) in bands {
-        edge += share;
-        if roll < edge {
-            fault = band;
-            break;
-        }
-    }
-    (latency, fault)
-}
-
 pub(crate) async fn handle(
     State(shared): State<Arc<Shared>>,
     method: Method,
@@ -133,94 +87,50 @@ pub(crate) async fn handle(
     abort: Option<Extension<ConnAbort>>,
     body: Bytes,
 ) -> Response {
-    let in_flight = InFlight::enter(&shared);
-    // A redirecting front answers before the API sees anything.
-    if let Some(redirect) = &shared.config.api_redirect {
-        return shared.redirect(redirect);
+    let mut call = ApiCall::enter(&shared, Endpoint::MassUpdate, &headers, abort);
+    if let Some(redirect) = call.redirect() {
+        return redirect;
     }
-    let reject = |r: Reject| {
-        shared.count(r.code(), 1);
-        shared.refuse(r, &headers)
-    };
     if method == Method::GET {
-        return job_status(&shared, &module, &headers, query.as_deref(), reject);
+        return job_status(&call, &module, query.as_deref());
     }
     // The method is judged first: the seed's COPY request carries no ids and still gets
     // INVALID_REQUEST_METHOD, from the gateway, before any authentication.
     if method != Method::POST {
-        return reject(Reject::InvalidRequestMethod);
+        return call.reject(Reject::InvalidRequestMethod);
     }
-    let expiry = match shared.authenticate(&headers) {
-        Ok(expiry) => expiry,
-        Err(r) => return reject(r),
+    let admission = match call.admit(1).await {
+        Ok(admission) => admission,
+        Err(answer) => return answer,
     };
-    let credits = match shared.admit() {
-        Ok(credits) => credits,
-        Err(r) => return reject(r),
-    };
-    let seq = shared.admitted.fetch_add(1, Ordering::Relaxed);
-    let (latency, fault) = draw(&shared.config, seq);
-    // Latency is the server's response time: the answer leaves `latency` after the call
-    // arrived, with the mock's own work done inside that time rather than added to it, so
-    // that a benchmark's "ideal" (calls / concurrency x latency) measures massup alone.
-    let answer_at = tokio::time::Instant::now() + latency;
-    match fault {
-        Fault::Internal => {
-            tokio::time::sleep_until(answer_at).await;
-            return reject(Reject::InternalError);
-        }
-        Fault::DropBefore => {
-            tokio::time::sleep_until(answer_at).await;
-            shared.count(Code::DroppedBefore, 1);
-            return drop_connection(abort, in_flight).await;
-        }
-        Fault::Garbage => {
-            tokio::time::sleep_until(answer_at).await;
-            shared.count(Code::Garbage, 1);
-            return garbage();
-        }
-        Fault::None | Fault::DropAfter => {}
-    }
     let Some(spec) = shared.modules.get(&module) else {
-        tokio::time::sleep_until(answer_at).await;
-        return reject(Reject::InvalidModule);
+        return call.reject_at(&admission, Reject::InvalidModule).await;
     };
     let limit = shared.config.field_limit(&module);
     let mut counts = [0u64; CODE_COUNT];
     let echo = shared.echo(&headers);
-    let call = Call {
+    let work = Call {
         shared: &shared,
         spec,
         field_limit: limit,
         echo: echo.as_deref(),
     };
-    let (status, body) = call.process(&body, &mut counts);
+    let (status, body) = work.process(&body, &mut counts);
     let body = shared.buffers.body(body);
-    tokio::time::sleep_until(answer_at).await;
-    if fault == Fault::DropAfter {
-        shared.count(Code::DroppedAfter, 1);
-        return drop_connection(abort, in_flight).await;
-    }
-    shared.count_all(&counts);
-    zoho_response(status, body, HeaderProfile::Api, Some(expiry), credits)
+    call.answer(&admission, status, body, &counts).await
 }
 
 /// `GET .../{module}/actions/mass_update?job_id=J`: a scheduled job's progress, in Zoho's
 /// shape `{"data":[{"Status", "Total_Count", "Updated_Count", "Not_Updated_Count",
 /// "Failed_Count"}]}`. A poll costs no credit and draws no fault.
-fn job_status(
-    shared: &Shared,
-    module: &str,
-    headers: &HeaderMap,
-    query: Option<&str>,
-    reject: impl Fn(Reject) -> Response,
-) -> Response {
-    let expiry = match shared.authenticate(headers) {
+fn job_status(call: &ApiCall<'_>, module: &str, query: Option<&str>) -> Response {
+    let shared = call.shared;
+    let expiry = match call.authenticate() {
         Ok(expiry) => expiry,
-        Err(r) => return reject(r),
+        Err(answer) => return answer,
     };
     if !shared.modules.contains_key(module) {
-        return reject(Reject::InvalidModule);
+        return call.reject(Reject::InvalidModule);
     }
     let params: HashMap<String, String> =
         serde_urlencoded::from_str(query.unwrap_or("")).unwrap_or_default();
@@ -256,22 +166,6 @@ fn job_status(
     )
 }
 
-/// A 200 whose body is not JSON: what a misbehaving proxy in front of the API can send.
-fn garbage() -> Response {
-    let mut response = zoho_response(
-        StatusCode::OK,
-        Bytes::from_static(b"<html><head><title>Zoho CRM</title></head><body>Please wait..."),
-        HeaderProfile::Api,
-        None,
-        None,
-    );
-    response.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("text/html;charset=utf-8"),
-    );
-    response
-}
-
 /// A one-entry `{"data":[...]}` answer for an error about the whole call. The seed answers
 /// these with HTTP 200, and so does the mock.
 fn call_error(
@@ -301,7 +195,7 @@ struct Call<'a> {
 
 /// Judges one value against its field: its type, then, for an owner lookup, whether the user
 /// exists (Zoho refuses an owner that is not a user of the org).
-fn judge(field: &FieldSpec, value: &Value) -> Result<(), ValueError> {
+pub(crate) fn judge(field: &FieldSpec, value: &Value) -> Result<(), ValueError> {
     field.check(value)?;
     if field.data_type == "ownerlookup" && !value.is_null() {
         let id = lookup_id(value).ok_or(ValueError::Type)?;
@@ -312,7 +206,7 @@ fn judge(field: &FieldSpec, value: &Value) -> Result<(), ValueError> {
 
 /// The value as the record keeps it: a lookup given by a numeric id is stored with the id as a
 /// string (and an owner with the user's name), as Zoho answers it on a read.
-fn normalise(field: &FieldSpec, value: &Value) -> Value {
+pub(crate) fn normalise(field: &FieldSpec, value: &Value) -> Value {
     match (field.data_type.as_str(), lookup_id(value)) {
         ("ownerlookup", Some(id)) => json!({"name": user_name(&id), "id": id}),
         ("lookup", Some(id)) => json!({"id": id}),
@@ -470,7 +364,7 @@ impl Call<'_> {
                 write_bad_value(&mut out, field, error, id);
                 continue;
             }
-            match attempt(&mut store, index, &apply, over_write, config) {
+            match attempt(&mut store, index, &apply, over_write, &modified, config) {
                 Attempt::Applied => {
                     succeeded += 1;
                     counts[Code::Success as usize] += 1;
@@ -574,12 +468,13 @@ fn attempt(
     index: usize,
     apply: &[(&String, &Value, bool)],
     over_write: bool,
+    modified: &str,
     config: &MockConfig,
 ) -> Attempt {
     let record = &mut store.records[index];
     let outcome = record.try_pass(config.unlock_after, config.approve_after);
     if outcome == Attempt::Applied {
-        record.apply(apply, over_write);
+        record.apply(apply, over_write, modified);
     }
     outcome
 }
@@ -683,32 +578,6 @@ mod tests {
         assert_eq!(status_for(0, 0, 2), StatusCode::BAD_REQUEST);
         assert_eq!(status_for(0, 1, 0), StatusCode::OK);
         assert_eq!(status_for(0, 1, 1).as_u16(), 207);
-    }
-
-    #[test]
-    fn the_fault_draw_is_a_function_of_seed_and_sequence() {
-        let config = MockConfig {
-            fail_500_rate: 0.25,
-            drop_before_rate: 0.25,
-            garbage_rate: 0.25,
-            latency_mean: Duration::from_millis(10),
-            latency_spread: Duration::from_millis(5),
-            ..MockConfig::default()
-        };
-        let a: Vec<_> = (0..200).map(|s| draw(&config, s)).collect();
-        let b: Vec<_> = (0..200).map(|s| draw(&config, s)).collect();
-        assert_eq!(a, b);
-        for (latency, _) in &a {
-            assert!(*latency >= Duration::from_millis(5) && *latency <= Duration::from_millis(15));
-        }
-        for fault in [
-            Fault::Internal,
-            Fault::DropBefore,
-            Fault::Garbage,
-            Fault::None,
-        ] {
-            assert!(a.iter().any(|(_, f)| *f == fault), "{fault:?} never drawn");
-        }
     }
 
     #[test]

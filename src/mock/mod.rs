@@ -1,49 +1,66 @@
-//! Embedded Zoho-compatible mock CRM: `mass_update`, field metadata and OAuth refresh on one
-//! loopback port, with seeded faults and limits, used by tests, the demo and benchmarks.
+//! Embedded Zoho-compatible mock CRM: `mass_update`, Update Records, Get Records, COQL, field
+//! metadata and OAuth refresh on one loopback port, with seeded faults and limits, used by
+//! tests, the demo and benchmarks.
 //!
 //! - `schema`: field rules, read from the shipped `samples/fields/*.json`.
 //! - `metadata`: the metadata documents (`settings/fields` in full, `settings/modules`,
 //!   `settings/custom_views`) as Zoho and its SDKs shape them.
-//! - `store`: the records and their lock / approval gates.
+//! - `store`: the records, their generated emails and their lock / approval gates.
 //! - `jobs`: scheduled mass updates (`cvid`), applied in the background and polled by job id.
 //! - `auth`: access tokens and the refresh endpoint's rules.
-//! - `server`: the HTTP side: routes, limits, faults and the ledger.
+//! - `server`: the HTTP side: routes, limits, headers and the ledger.
+//! - `call`: one record call's admission, faults and answer, shared by every record endpoint.
 //! - `mass_update`: validation and the byte-level response writer of the main endpoint.
+//! - `records`: Update Records (`PUT /crm/{v}/{Module}`) and Get Records
+//!   (`GET /crm/{v}/{Module}?ids=`).
+//! - `coql`: `POST /crm/{v}/coql`, the select subset key look-ups need.
 //! - `buffers`: reused response buffers for the 500-id answers.
 //! - [`cli`]: the `massup mock-server` arguments.
 //!
-//! Choices where the sources leave room (each is also commented where it is made):
+//! Choices where the sources leave room (each is also commented where it is made, and
+//! `docs/ZOHO_API_NOTES.md` says which behaviour is confirmed and by which page):
 //! - The seed collection's NOT_APPROVED and RECORD_LOCKED examples use ids that are not part
 //!   of the generated store; [`MockConfig::with_seed_fixture_records`] (CLI:
 //!   `--seed-fixtures`) adds them in those states.
-//! - Status: 200 when every record succeeded, 207 when outcomes are mixed, 400 when every
-//!   record failed for good. The seed answers a call whose only records are locked or not
-//!   approved with 200, so such a call stays 200. Call-level one-entry errors (no field, field
-//!   not mass-updatable, field or id limit, ids missing) are 200, as in the seed.
+//! - mass_update status: 200 when every record succeeded, 207 when outcomes are mixed, 400
+//!   when every record failed for good. The seed answers a call whose only records are locked
+//!   or not approved with 200, so such a call stays 200. Call-level one-entry errors (no
+//!   field, field not mass-updatable, field or id limit, ids missing) are 200, as in the seed.
+//!   Update Records answers 400 when no record succeeded, locked ones included, as Zoho's
+//!   examples for that API show.
 //! - A locked / not-approved record refuses `unlock_after` / `approve_after` attempts and
-//!   succeeds on the next one.
-//! - The n-th admitted mass_update call draws its latency and fault from (seed, n), so a
-//!   client that sends the same calls in the same order sees the same faults.
+//!   succeeds on the next one, whichever endpoint the attempts came through.
+//! - The n-th admitted record call (any endpoint) draws its latency and fault from (seed, n),
+//!   so a client that sends the same calls in the same order sees the same faults. Rate,
+//!   concurrency and credits are counted across the record endpoints.
 //! - Ids and lookup ids are taken as JSON strings or numbers, as Zoho does (its SDKs send
 //!   numbers). `ids` and `cvid` are exclusive; a `cvid` call schedules a job over one of the
-//!   module's custom views (see `docs/ZOHO_API_NOTES.md` for what is confirmed and what is
-//!   the mock's own choice).
+//!   module's custom views.
 //! - Metadata calls (`settings/*`) and job status polls cost no credit, so a client's credit
-//!   arithmetic counts its mass_update calls only. Once the credits are gone a call gets 429
-//!   TOO_MANY_REQUESTS with `X-API-CREDITS-REMAINING: 0`.
+//!   arithmetic counts its record calls only (a COQL query by its LIMIT). Once the credits are
+//!   gone a call gets 429 TOO_MANY_REQUESTS with `X-API-CREDITS-REMAINING: 0`.
+//! - Every record has an email (`MockConfig::record_emails`), optionally shared by pairs of
+//!   records and stored in mixed case, for key look-ups through COQL.
 //! - Faults that are not Zoho behaviour, off by default: redirects from the token endpoint or
-//!   the mass_update path, and error answers that echo the client's credentials.
+//!   the record endpoints, and error answers that echo the client's credentials.
 
 mod auth;
 mod buffers;
+mod call;
 pub mod cli;
+mod coql;
 mod jobs;
 mod mass_update;
 mod metadata;
+mod records;
 mod schema;
 mod server;
 mod store;
 
+pub use coql::{
+    credits as coql_credits, max_reach as coql_max_reach, max_rows as coql_max_rows,
+    DEFAULT_LIMIT as COQL_DEFAULT_LIMIT, MAX_IN_VALUES as COQL_MAX_IN_VALUES,
+};
 pub use jobs::{JobPhase, JobStatus};
 pub use metadata::{SAMPLE_VIEW_SIZE, USERS};
 
@@ -56,6 +73,12 @@ use std::time::Duration;
 
 /// The most ids Zoho takes in one `mass_update` call with `ids`.
 pub const MAX_IDS_PER_CALL: usize = 500;
+/// The most records one Update Records call may carry.
+pub const MAX_UPDATE_RECORDS: usize = 100;
+/// The most ids one Get Records call may name.
+pub const MAX_GET_IDS: usize = 100;
+/// The most fields one Get Records call may name.
+pub const MAX_GET_FIELDS: usize = 50;
 
 /// The id of the seed collection's NOT_APPROVED example.
 pub const SEED_NOT_APPROVED_ID: &str = "1306462000000496025";
@@ -76,8 +99,8 @@ pub enum SeedState {
 pub struct MockConfig {
     /// How many generated records the store holds (see [`MockConfig::record_ids`]).
     pub records: usize,
-    /// Seeds record ids, which records are locked / not approved, minted tokens, and the
-    /// latency and fault of each admitted mass_update call (by its sequence number).
+    /// Seeds record ids, which records are locked / not approved, emails, minted tokens, and
+    /// the latency and fault of each admitted record call (by its sequence number).
     pub seed: u64,
     /// The access token accepted from the start.
     pub token: String,
@@ -96,11 +119,12 @@ pub struct MockConfig {
     pub not_approved_fraction: f64,
     /// A not-approved record refuses this many attempts, then opens (0 = never).
     pub approve_after: u32,
-    /// mass_update calls per second over a sliding 1 s window; beyond -> 429.
+    /// Record calls (every record endpoint) per second over a sliding 1 s window; beyond -> 429.
     pub rate_per_sec: Option<u32>,
-    /// mass_update calls in flight at once; beyond -> 429.
+    /// Record calls (every record endpoint) in flight at once; beyond -> 429.
     pub max_concurrency: Option<usize>,
-    /// Credits for the server's life; each admitted mass_update call costs one.
+    /// Credits for the server's life; each admitted record call costs one (a COQL query from
+    /// v4 costs more for a LIMIT above 200).
     pub daily_credits: Option<u64>,
     /// Each admitted call is answered `latency_mean ± latency_spread` (uniform) after it
     /// arrived; the mock's own processing happens inside that time.
@@ -125,13 +149,25 @@ pub struct MockConfig {
     pub job_batch_interval: Duration,
     /// When set, `POST /oauth/v2/token` answers this redirect instead of a token.
     pub token_redirect: Option<Redirect>,
-    /// When set, the mass_update path (any method) answers this redirect before anything else.
+    /// When set, the record paths (mass_update, Update / Get Records, COQL; any method) answer
+    /// this redirect before anything else.
     pub api_redirect: Option<Redirect>,
     /// Error answers repeat what the client sent: the token endpoint's errors carry the
     /// client_id, client_secret and refresh_token of the request, and the API's request-level
     /// 401 and 400 answers carry the Authorization header. What a hostile or buggy server
     /// does; a client must not print such a message as it came.
     pub echo_secrets: bool,
+    /// Pairs of generated records that share an email address (see
+    /// [`MockConfig::record_emails`]): record `records - 1 - k` takes the address of record
+    /// `2 + k`, for each k below this (at most `(records - 2) / 2` pairs).
+    pub duplicate_emails: usize,
+    /// Share of generated records (0..1, drawn from the seed) whose email is stored in mixed
+    /// case, `Lead00042.s1@EXAMPLE.COM`, for case-insensitive look-ups.
+    pub mixed_case_emails: f64,
+    /// Fields whose values must be unique, as (module, field API name): an Update Records
+    /// value another record already holds answers DUPLICATE_DATA. Email values compare
+    /// case-insensitively. None by default, as in a new Zoho org.
+    pub unique_fields: Vec<(String, String)>,
 }
 
 /// A redirect the mock answers with: the status (301, 302, 303, 307 or 308) and the
@@ -191,6 +227,9 @@ impl Default for MockConfig {
             token_redirect: None,
             api_redirect: None,
             echo_secrets: false,
+            duplicate_emails: 0,
+            mixed_case_emails: 0.0,
+            unique_fields: Vec::new(),
         }
     }
 }
@@ -208,6 +247,21 @@ impl MockConfig {
     /// starting with the seed collection's 738964000002131001 and 738964000002130131.
     pub fn record_ids(&self) -> Vec<String> {
         store::generate_ids(self.records, self.seed)
+    }
+
+    /// The emails of the generated records, in the order of [`MockConfig::record_ids`]: what
+    /// `Email` reads as until an update writes it. Deterministic for a seed:
+    /// `lead{index:05}.s{seed}@example.com`, with the pairs of `duplicate_emails` and the mixed
+    /// case of `mixed_case_emails` applied.
+    pub fn record_emails(&self) -> Vec<String> {
+        store::generate_emails(self)
+    }
+
+    /// Whether `field` of `module` must hold values no other record holds.
+    pub fn is_unique(&self, module: &str, field: &str) -> bool {
+        self.unique_fields
+            .iter()
+            .any(|(m, f)| m == module && f == field)
     }
 
     /// Adds the seed collection's NOT_APPROVED and RECORD_LOCKED records, so every recorded
@@ -242,7 +296,8 @@ pub struct Ledger {
     pub applied: BTreeMap<String, u64>,
     /// Access tokens minted by the refresh endpoint.
     pub refreshes: u64,
-    /// Highest number of mass_update calls in flight at once, 429s included.
+    /// Highest number of record API calls (mass_update, Update Records, Get Records, COQL) in
+    /// flight at once, 429s included.
     pub max_concurrency_seen: u64,
     /// Ids currently locked.
     pub locked: Vec<String>,
@@ -256,4 +311,29 @@ pub struct Ledger {
     /// Scheduled (cvid) mass update jobs by job id.
     #[serde(default)]
     pub jobs: BTreeMap<String, JobStatus>,
+    /// Calls to the Update Records paths (`PUT /crm/{v}/{Module}` and `.../{Module}/{id}`), any
+    /// method but GET, any outcome.
+    #[serde(default)]
+    pub update_requests: u64,
+    /// Codes Update Records answered: one per record entry, one per request-level answer, and
+    /// the fault codes, counted as `by_code` counts them for mass_update.
+    #[serde(default)]
+    pub update_by_code: BTreeMap<String, u64>,
+    /// The `trigger` of every Update Records call whose body was read, in the order the calls
+    /// were processed: `None` when the body left the key out, `Some([])` for `"trigger": []`.
+    /// The latest 10,000 calls are kept.
+    #[serde(default)]
+    pub update_triggers: Vec<Option<Vec<String>>>,
+    /// Calls to Get Records (`GET /crm/{v}/{Module}` and `.../{Module}/{id}`).
+    #[serde(default)]
+    pub get_records_requests: u64,
+    /// Codes Get Records answered (SUCCESS and NO_CONTENT for a 200 and a 204, one per call).
+    #[serde(default)]
+    pub get_records_by_code: BTreeMap<String, u64>,
+    /// Calls to `/crm/{v}/coql`.
+    #[serde(default)]
+    pub coql_requests: u64,
+    /// Codes COQL answered (SUCCESS and NO_CONTENT for a 200 and a 204, one per call).
+    #[serde(default)]
+    pub coql_by_code: BTreeMap<String, u64>,
 }

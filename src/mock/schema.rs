@@ -87,6 +87,13 @@ impl FieldSpec {
                     Some(items) if items.iter().all(Value::is_string) => Ok(()),
                     _ => type_error,
                 },
+                // An address with one '@', something on either side and no spaces: the form
+                // Zoho's email fields check (the length is checked as for any text).
+                "email" => match value.as_str() {
+                    Some(s) if s.chars().count() > self.length => Err(ValueError::TooLong),
+                    Some(s) if is_email(s) => Ok(()),
+                    _ => type_error,
+                },
                 // Zoho takes the id as a string or a number (its Java SDK declares lookup ids
                 // `Long`, and the Python SDK sends them as JSON numbers).
                 "lookup" | "ownerlookup" => match lookup_id(value) {
@@ -133,6 +140,20 @@ pub fn lookup_id(value: &Value) -> Option<String> {
     }
 }
 
+fn is_email(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
+                && !s.chars().any(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
 fn is_bigint(s: &str) -> bool {
     let digits = s.strip_prefix('-').unwrap_or(s);
     // Zoho's bigint holds at most eighteen digits.
@@ -149,6 +170,8 @@ struct FieldsDocument {
 #[derive(Debug)]
 pub struct ModuleSpec {
     pub fields: HashMap<String, FieldSpec>,
+    /// Field API names in the sample file's order (what a read without `fields` answers).
+    pub field_order: Vec<String>,
     pub document: Bytes,
     pub views: Vec<CustomView>,
 }
@@ -177,6 +200,7 @@ pub fn load_modules() -> std::io::Result<HashMap<String, ModuleSpec>> {
         })?;
         let parsed: FieldsDocument =
             serde_json::from_str(document).map_err(|e| invalid(name, e))?;
+        let field_order = parsed.fields.iter().map(|f| f.api_name.clone()).collect();
         let fields = parsed
             .fields
             .into_iter()
@@ -189,6 +213,7 @@ pub fn load_modules() -> std::io::Result<HashMap<String, ModuleSpec>> {
             name.to_string(),
             ModuleSpec {
                 fields,
+                field_order,
                 document,
                 views: metadata::custom_views(info),
             },
@@ -249,5 +274,20 @@ mod tests {
             field("text").check(&json!("toolong")),
             Err(ValueError::TooLong)
         );
+        let email = FieldSpec {
+            length: 100,
+            ..field("email")
+        };
+        assert!(email.check(&json!("a.b@example.com")).is_ok());
+        for bad in [
+            "a.example.com",
+            "@example.com",
+            "a@b",
+            "a b@example.com",
+            "a@@x.com",
+        ] {
+            assert_eq!(email.check(&json!(bad)), Err(ValueError::Type), "{bad}");
+        }
+        assert_eq!(email.check(&json!(12)), Err(ValueError::Type));
     }
 }

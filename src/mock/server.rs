@@ -15,7 +15,7 @@ use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use serde_json::{json, Value};
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -31,7 +31,7 @@ use super::jobs::Jobs;
 use super::metadata::{self, custom_view_json, MODULES_MODIFIED};
 use super::schema::{load_modules, ModuleSpec};
 use super::store::{Gate, Store};
-use super::{mass_update, Ledger, MockConfig, Redirect};
+use super::{coql, mass_update, records, Ledger, MockConfig, Redirect};
 
 /// Every code the ledger counts. A fixed set so counting is an array of atomics, not a map
 /// behind a lock on the hot path.
@@ -51,12 +51,17 @@ pub(crate) enum Code {
     InvalidModule,
     NoRecordsFound,
     AlreadyScheduled,
+    DuplicateData,
+    SyntaxError,
+    InvalidQuery,
+    RequiredParamMissing,
+    NoContent,
     DroppedBefore,
     DroppedAfter,
     Garbage,
 }
 
-pub(crate) const CODE_COUNT: usize = 17;
+pub(crate) const CODE_COUNT: usize = 22;
 
 impl Code {
     const ALL: [Code; CODE_COUNT] = [
@@ -74,6 +79,11 @@ impl Code {
         Code::InvalidModule,
         Code::NoRecordsFound,
         Code::AlreadyScheduled,
+        Code::DuplicateData,
+        Code::SyntaxError,
+        Code::InvalidQuery,
+        Code::RequiredParamMissing,
+        Code::NoContent,
         Code::DroppedBefore,
         Code::DroppedAfter,
         Code::Garbage,
@@ -95,6 +105,11 @@ impl Code {
             Code::InvalidModule => "INVALID_MODULE",
             Code::NoRecordsFound => "NO_RECORDS_FOUND",
             Code::AlreadyScheduled => "ALREADY_SCHEDULED",
+            Code::DuplicateData => "DUPLICATE_DATA",
+            Code::SyntaxError => "SYNTAX_ERROR",
+            Code::InvalidQuery => "INVALID_QUERY",
+            Code::RequiredParamMissing => "REQUIRED_PARAM_MISSING",
+            Code::NoContent => "NO_CONTENT",
             Code::DroppedBefore => "DROPPED_BEFORE",
             Code::DroppedAfter => "DROPPED_AFTER",
             Code::Garbage => "GARBAGE",
@@ -102,33 +117,24 @@ impl Code {
     }
 }
 
-/// State shared by every handler.
-pub(crate) struct Shared {
-    pub config: MockConfig,
-    pub modules: HashMap<String, ModuleSpec>,
-    pub store: Mutex<Store>,
-    tokens: Mutex<Tokens>,
-    codes: [AtomicU64; CODE_COUNT],
+/// The API endpoints whose calls the ledger counts separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    MassUpdate,
+    UpdateRecords,
+    GetRecords,
+    Coql,
+}
+
+/// What one endpoint saw: the calls it received (any method, any outcome) and the codes it
+/// answered. Atomics, not a map behind a lock, since mass_update counts on its hot path.
+#[derive(Default)]
+pub(crate) struct Counters {
     requests: AtomicU64,
-    in_flight: AtomicU64,
-    max_in_flight: AtomicU64,
-    /// Sequence number of admitted calls: the fault draws are a function of it and the seed.
-    pub admitted: AtomicU64,
-    credits_used: AtomicU64,
-    rate_window: Mutex<VecDeque<Instant>>,
-    api_domain: String,
-    pub buffers: Arc<BufferPool>,
-    pub jobs: Jobs,
-    redirects: AtomicU64,
+    codes: [AtomicU64; CODE_COUNT],
 }
 
-/// Locks a mutex, taking the data even if a panicking thread poisoned it: the mock's state
-/// stays usable for the test that wants to read the ledger after a failure.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-impl Shared {
+impl Counters {
     pub(crate) fn count(&self, code: Code, n: u64) {
         self.codes[code as usize].fetch_add(n, Ordering::Relaxed);
     }
@@ -141,9 +147,84 @@ impl Shared {
         }
     }
 
+    fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    fn by_code(&self) -> BTreeMap<String, u64> {
+        Code::ALL
+            .iter()
+            .filter_map(|code| {
+                let n = self.codes[*code as usize].load(Ordering::Relaxed);
+                (n > 0).then(|| (code.as_str().to_string(), n))
+            })
+            .collect()
+    }
+}
+
+/// How many Update Records calls the ledger remembers the `trigger` of (the latest ones), so
+/// a long soak does not grow the ledger without bound.
+pub(crate) const TRIGGERS_KEPT: usize = 10_000;
+
+/// State shared by every handler.
+pub(crate) struct Shared {
+    pub config: MockConfig,
+    pub modules: HashMap<String, ModuleSpec>,
+    pub store: Mutex<Store>,
+    tokens: Mutex<Tokens>,
+    /// Per endpoint, in [`Endpoint`] order.
+    counters: [Counters; 4],
+    /// Record API calls in flight now (every endpoint: Zoho's concurrency limit is per org).
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
+    /// Sequence number of admitted calls (every endpoint): the fault draws are a function of
+    /// it and the seed.
+    pub admitted: AtomicU64,
+    credits_used: AtomicU64,
+    rate_window: Mutex<VecDeque<Instant>>,
+    api_domain: String,
+    pub buffers: Arc<BufferPool>,
+    pub jobs: Jobs,
+    redirects: AtomicU64,
+    /// The `trigger` of each Update Records call whose body was read, oldest first.
+    update_triggers: Mutex<VecDeque<Option<Vec<String>>>>,
+}
+
+/// Locks a mutex, taking the data even if a panicking thread poisoned it: the mock's state
+/// stays usable for the test that wants to read the ledger after a failure.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn counters(&self, endpoint: Endpoint) -> &Counters {
+        &self.counters[endpoint as usize]
+    }
+
+    /// Remembers the `trigger` an Update Records call sent (None: the key was left out).
+    pub(crate) fn record_trigger(&self, trigger: Option<Vec<String>>) {
+        let mut triggers = lock(&self.update_triggers);
+        if triggers.len() == TRIGGERS_KEPT {
+            triggers.pop_front();
+        }
+        triggers.push_back(trigger);
+    }
+
     fn ledger(&self) -> Ledger {
+        let mass_update = self.counters(Endpoint::MassUpdate);
+        let update = self.counters(Endpoint::UpdateRecords);
+        let get = self.counters(Endpoint::GetRecords);
+        let coql = self.counters(Endpoint::Coql);
         let mut ledger = Ledger {
-            requests: self.requests.load(Ordering::Relaxed),
+            requests: mass_update.requests(),
+            by_code: mass_update.by_code(),
+            update_requests: update.requests(),
+            update_by_code: update.by_code(),
+            update_triggers: lock(&self.update_triggers).iter().cloned().collect(),
+            get_records_requests: get.requests(),
+            get_records_by_code: get.by_code(),
+            coql_requests: coql.requests(),
+            coql_by_code: coql.by_code(),
             max_concurrency_seen: self.max_in_flight.load(Ordering::Relaxed),
             refreshes: lock(&self.tokens).refreshes,
             credits_remaining: self
@@ -154,12 +235,6 @@ impl Shared {
             jobs: self.jobs.all(),
             ..Ledger::default()
         };
-        for code in Code::ALL {
-            let n = self.codes[code as usize].load(Ordering::Relaxed);
-            if n > 0 {
-                ledger.by_code.insert(code.as_str().to_string(), n);
-            }
-        }
         let store = lock(&self.store);
         for record in &store.records {
             ledger
@@ -230,9 +305,10 @@ impl Shared {
     }
 
     /// The limits a call must pass before any work: rate, concurrency, then credits (a call
-    /// refused for rate or concurrency costs no credit). Returns the credits left once half
-    /// are used, for the `X-API-CREDITS-REMAINING` header.
-    pub(crate) fn admit(&self) -> Result<Option<u64>, Reject> {
+    /// refused for rate or concurrency costs no credit). `cost` is the call's price in credits
+    /// (one for most calls; a COQL query's grows with its LIMIT). Returns the credits left once
+    /// half are used, for the `X-API-CREDITS-REMAINING` header.
+    pub(crate) fn admit(&self, cost: u64) -> Result<Option<u64>, Reject> {
         if let Some(rate) = self.config.rate_per_sec {
             let now = Instant::now();
             let mut window = lock(&self.rate_window);
@@ -262,22 +338,25 @@ impl Shared {
         let used = self
             .credits_used
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
-                (u < daily).then_some(u + 1)
+                (u + cost <= daily).then_some(u + cost)
             })
             .map_err(|_| Reject::CreditsExhausted)?
-            + 1;
+            + cost;
         // Zoho shows the header once half the credits are used.
         Ok((used * 2 >= daily).then_some(daily - used))
     }
 }
 
-/// Counts a mass_update call in flight for as long as it lives, including while it waits for
+/// Counts a record API call in flight for as long as it lives, including while it waits for
 /// injected latency and when its connection is dropped (the guard drops with the handler).
 pub(crate) struct InFlight<'a>(&'a Shared);
 
 impl<'a> InFlight<'a> {
-    pub(crate) fn enter(shared: &'a Shared) -> InFlight<'a> {
-        shared.requests.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn enter(shared: &'a Shared, endpoint: Endpoint) -> InFlight<'a> {
+        shared
+            .counters(endpoint)
+            .requests
+            .fetch_add(1, Ordering::Relaxed);
         let now = shared.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         shared.max_in_flight.fetch_max(now, Ordering::Relaxed);
         InFlight(shared)
@@ -493,7 +572,7 @@ pub(crate) struct ConnAbort(Arc<Notify>);
 /// came through [`serve_connection`]: the connection task drops this future with the socket.
 pub(crate) async fn drop_connection(
     abort: Option<Extension<ConnAbort>>,
-    in_flight: InFlight<'_>,
+    in_flight: Option<InFlight<'_>>,
 ) -> Response {
     // The call ends here for the concurrency count: once the client sees the connection
     // close it may send the next call, which must not find this one still counted.
@@ -541,8 +620,7 @@ impl MockServer {
             store: Mutex::new(Store::new(&config)),
             tokens: Mutex::new(tokens),
             modules,
-            codes: Default::default(),
-            requests: AtomicU64::new(0),
+            counters: Default::default(),
             in_flight: AtomicU64::new(0),
             max_in_flight: AtomicU64::new(0),
             admitted: AtomicU64::new(0),
@@ -552,6 +630,7 @@ impl MockServer {
             buffers: Arc::default(),
             jobs: Jobs::default(),
             redirects: AtomicU64::new(0),
+            update_triggers: Mutex::new(VecDeque::new()),
             config,
         });
         let router = router(shared.clone());
@@ -608,6 +687,9 @@ fn router(shared: Arc<Shared>) -> Router {
             "/crm/{version}/{module}/actions/mass_update",
             any(mass_update::handle),
         )
+        .route("/crm/{version}/coql", any(coql::handle))
+        .route("/crm/{version}/{module}", any(records::collection))
+        .route("/crm/{version}/{module}/{id}", any(records::single))
         .route("/crm/{version}/settings/fields", any(fields))
         .route("/crm/{version}/settings/modules", any(modules))
         .route("/crm/{version}/settings/custom_views", any(custom_views))

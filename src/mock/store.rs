@@ -15,6 +15,7 @@ const SEED_CREATED: [&str; 2] = ["2021-05-07T06:23:10+00:00", "2021-05-07T06:38:
 /// Salt so the id sequence and the state draws are independent streams of one seed.
 const ID_SALT: u64 = 0x1d50_f1d5;
 const STATE_SALT: u64 = 0x57a7e;
+const EMAIL_SALT: u64 = 0xe3a1_1ca5e;
 
 /// Whether a record accepts updates now, and if not how many refusals it has answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +29,10 @@ pub enum Gate {
 pub struct Record {
     pub id: String,
     pub created_time: String,
+    /// When an update was last applied (None: never, so the creation time stands).
+    pub modified_time: Option<String>,
+    /// The email the record was generated with, its `Email` until an update writes one.
+    pub email: String,
     /// Field values in first-written order. A short Vec, not a map: records hold a handful of
     /// fields, and a linear scan beats hashing the name on every one of 500 applies per call.
     pub fields: Vec<(String, Value)>,
@@ -43,6 +48,42 @@ pub struct Store {
     /// Numeric id -> position. FxHash, not SipHash: the look-up runs 500 times per call and
     /// was the mock's hottest spot, and loopback-only ids are not hostile keys.
     index: rustc_hash::FxHashMap<u64, usize>,
+}
+
+/// The emails of the generated records, in store order: `lead{index:05}.s{seed}@example.com`,
+/// with `config.duplicate_emails` pairs sharing an address (record `records - 1 - k` takes
+/// the address of record `2 + k`) and a `config.mixed_case_emails` share of them written in
+/// mixed case (`Lead00042.s1@EXAMPLE.COM`), drawn from the seed.
+pub fn generate_emails(config: &MockConfig) -> Vec<String> {
+    let count = config.records;
+    let mut emails: Vec<String> = (0..count)
+        .map(|i| format!("lead{i:05}.s{}@example.com", config.seed))
+        .collect();
+    // The seed's two records keep their own addresses; each pair needs two other records.
+    let pairs = config.duplicate_emails.min(count.saturating_sub(2) / 2);
+    for k in 0..pairs {
+        emails[count - 1 - k] = emails[2 + k].clone();
+    }
+    let mut rng = StdRng::seed_from_u64(config.seed ^ EMAIL_SALT);
+    for email in &mut emails {
+        let roll: f64 = rng.random();
+        if roll < config.mixed_case_emails {
+            *email = mixed_case(email);
+        }
+    }
+    emails
+}
+
+/// `lead00042.s1@example.com` -> `Lead00042.s1@EXAMPLE.COM`: the same address to a
+/// case-insensitive comparison, a different string to an exact one.
+fn mixed_case(email: &str) -> String {
+    let (local, domain) = email.split_once('@').unwrap_or((email, ""));
+    let mut chars = local.chars();
+    let first: String = chars
+        .next()
+        .map(|c| c.to_uppercase().collect())
+        .unwrap_or_default();
+    format!("{first}{}@{}", chars.as_str(), domain.to_uppercase())
 }
 
 /// The deterministic ids of the generated records (without `extra_records`).
@@ -67,9 +108,11 @@ impl Store {
     pub fn new(config: &MockConfig) -> Store {
         let mut rng = StdRng::seed_from_u64(config.seed ^ STATE_SALT);
         let mut records = Vec::with_capacity(config.records + config.extra_records.len());
-        for (i, id) in generate_ids(config.records, config.seed)
+        let emails = generate_emails(config);
+        for ((i, id), email) in generate_ids(config.records, config.seed)
             .into_iter()
             .enumerate()
+            .zip(emails)
         {
             // Draw both numbers for every record so one fraction does not shift the other's
             // choice of records.
@@ -90,12 +133,14 @@ impl Store {
             records.push(Record {
                 id,
                 created_time,
+                modified_time: None,
+                email,
                 fields: Vec::new(),
                 applied: 0,
                 gate,
             });
         }
-        for (id, state) in &config.extra_records {
+        for (i, (id, state)) in config.extra_records.iter().enumerate() {
             let gate = match state {
                 SeedState::Open => Gate::Open,
                 SeedState::Locked => Gate::Locked { attempts: 0 },
@@ -104,6 +149,8 @@ impl Store {
             records.push(Record {
                 id: id.clone(),
                 created_time: format_time(1_609_459_200),
+                modified_time: None,
+                email: format!("extra{i:03}.s{}@example.com", config.seed),
                 fields: Vec::new(),
                 applied: 0,
                 gate,
@@ -117,6 +164,23 @@ impl Store {
             .filter_map(|(i, r)| r.id.parse::<u64>().ok().map(|n| (n, i)))
             .collect();
         Store { records, index }
+    }
+
+    /// The positions of the records other than `except` whose `field` currently holds `value`
+    /// (strings compared case-insensitively when `fold_case`), in store order.
+    pub fn holders(
+        &self,
+        field: &str,
+        value: &Value,
+        fold_case: bool,
+        except: usize,
+    ) -> Vec<usize> {
+        self.records
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| *i != except && same_value(&r.value(field), value, fold_case))
+            .map(|(i, _)| i)
+            .collect()
     }
 
     /// The position of a record, if the id names one.
@@ -161,9 +225,28 @@ impl Record {
         }
     }
 
-    /// Writes the values of one call into the record. A multi-select is appended to unless
-    /// `over_write` is set, as Zoho documents.
-    pub fn apply(&mut self, values: &[(&String, &Value, bool)], over_write: bool) {
+    /// The field's current value as a read answers it: what an update wrote, else what the
+    /// record was created with (`id`, `Email`, `Created_Time`, `Modified_Time`), else null.
+    pub fn value(&self, field: &str) -> Value {
+        if let Some((_, value)) = self.fields.iter().find(|(n, _)| n == field) {
+            return value.clone();
+        }
+        match field {
+            "id" => Value::String(self.id.clone()),
+            "Email" => Value::String(self.email.clone()),
+            "Created_Time" => Value::String(self.created_time.clone()),
+            "Modified_Time" => Value::String(
+                self.modified_time
+                    .clone()
+                    .unwrap_or_else(|| self.created_time.clone()),
+            ),
+            _ => Value::Null,
+        }
+    }
+
+    /// Writes the values of one call into the record at time `modified`. A multi-select is
+    /// appended to unless `over_write` is set, as Zoho documents for mass update.
+    pub fn apply(&mut self, values: &[(&String, &Value, bool)], over_write: bool, modified: &str) {
         for (name, value, multiselect) in values {
             let Some(slot) = self.fields.iter_mut().find(|(n, _)| n == *name) else {
                 self.fields.push(((*name).clone(), (*value).clone()));
@@ -181,6 +264,23 @@ impl Record {
             }
         }
         self.applied += 1;
+        self.modified_time = Some(modified.to_string());
+    }
+}
+
+/// Whether a stored value equals a given one: strings case-insensitively when `fold_case`,
+/// lookups by their ids, anything else exactly. Null equals nothing.
+pub fn same_value(stored: &Value, given: &Value, fold_case: bool) -> bool {
+    match (stored, given) {
+        (Value::Null, _) | (_, Value::Null) => false,
+        (Value::String(a), Value::String(b)) if fold_case => {
+            a == b || a.to_lowercase() == b.to_lowercase()
+        }
+        (Value::Object(a), Value::Object(b)) => match (a.get("id"), b.get("id")) {
+            (Some(x), Some(y)) => x == y,
+            _ => a == b,
+        },
+        _ => stored == given,
     }
 }
 
@@ -212,6 +312,8 @@ mod tests {
         let mut r = Record {
             id: "1".into(),
             created_time: String::new(),
+            modified_time: None,
+            email: String::new(),
             fields: Vec::new(),
             applied: 0,
             gate: Gate::Locked { attempts: 0 },
@@ -219,5 +321,41 @@ mod tests {
         assert_eq!(r.try_pass(2, 0), Attempt::Locked);
         assert_eq!(r.try_pass(2, 0), Attempt::Locked);
         assert_eq!(r.try_pass(2, 0), Attempt::Applied);
+    }
+
+    #[test]
+    fn emails_are_deterministic_with_pairs_and_mixed_case() {
+        let config = MockConfig {
+            records: 10,
+            duplicate_emails: 2,
+            mixed_case_emails: 0.5,
+            ..MockConfig::default()
+        };
+        let emails = generate_emails(&config);
+        assert_eq!(emails, generate_emails(&config));
+        assert!(emails[9].eq_ignore_ascii_case(&emails[2]));
+        assert!(emails[8].eq_ignore_ascii_case(&emails[3]));
+        let lower: std::collections::HashSet<String> =
+            emails.iter().map(|e| e.to_ascii_lowercase()).collect();
+        assert_eq!(lower.len(), 8);
+        assert!(emails
+            .iter()
+            .any(|e| e.chars().any(|c| c.is_ascii_uppercase())));
+        assert!(emails
+            .iter()
+            .any(|e| !e.chars().any(|c| c.is_ascii_uppercase())));
+        assert_eq!(
+            mixed_case("lead00042.s1@example.com"),
+            "Lead00042.s1@EXAMPLE.COM"
+        );
+        // Asking for more pairs than the records allow takes what fits.
+        let tiny = MockConfig {
+            records: 5,
+            duplicate_emails: 9,
+            ..MockConfig::default()
+        };
+        let emails = generate_emails(&tiny);
+        assert_eq!(emails[4], emails[2]);
+        assert_ne!(emails[3], emails[2]);
     }
 }
