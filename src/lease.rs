@@ -44,6 +44,12 @@ pub fn plan_lock_path(db: &Path) -> PathBuf {
     sibling(db, "plan.lock")
 }
 
+/// `massup.db` -> `massup.db.migrate.lock`: held while the schema is brought up to date,
+/// so that two processes opening a new database at once do not both create its tables.
+pub fn migrate_lock_path(db: &Path) -> PathBuf {
+    sibling(db, "migrate.lock")
+}
+
 fn sibling(db: &Path, suffix: &str) -> PathBuf {
     let mut name = db
         .file_name()

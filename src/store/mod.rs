@@ -91,12 +91,23 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
             known,
         });
     }
-    migrations()
-        .to_latest(&mut conn)
-        .map_err(|source| StoreError::Migrate {
-            path: shown,
-            source,
-        })?;
+    if found < known {
+        // A new (or older) database: one process at a time migrates it. The others wait,
+        // then find it up to date (`to_latest` reads the version again).
+        let lock = crate::lease::migrate_lock_path(path);
+        let _migrating =
+            crate::lease::acquire_blocking(&lock, "massup (schema)", true, &|| false, &mut |_| {})
+                .map_err(|e| StoreError::Open {
+                    path: shown.clone(),
+                    source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+                })?;
+        migrations()
+            .to_latest(&mut conn)
+            .map_err(|source| StoreError::Migrate {
+                path: shown,
+                source,
+            })?;
+    }
     Ok(conn)
 }
 
