@@ -74,6 +74,27 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
             source,
         })?;
     }
+    let migrate_lock = || {
+        crate::lease::acquire_blocking(
+            &crate::lease::migrate_lock_path(path),
+            "massup (schema)",
+            true,
+            &|| false,
+            &mut |_| {},
+        )
+        .map_err(|e| StoreError::Open {
+            path: shown.clone(),
+            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+        })
+    };
+    // A new database is set up (page size, WAL, tables) by one process at a time: two
+    // runs started at once on a new --db would otherwise race on switching to WAL (which
+    // does not wait on the busy timeout) and on creating the tables. The others wait, then
+    // find it set up. An existing, current database takes no lock.
+    let mut setting_up = match std::fs::metadata(path) {
+        Ok(meta) if meta.len() > 0 => None,
+        _ => Some(migrate_lock()?),
+    };
     let mut conn = Connection::open(path).map_err(|source| StoreError::Open {
         path: shown.clone(),
         source,
@@ -92,15 +113,11 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
         });
     }
     if found < known {
-        // A new (or older) database: one process at a time migrates it. The others wait,
-        // then find it up to date (`to_latest` reads the version again).
-        let lock = crate::lease::migrate_lock_path(path);
-        let _migrating =
-            crate::lease::acquire_blocking(&lock, "massup (schema)", true, &|| false, &mut |_| {})
-                .map_err(|e| StoreError::Open {
-                    path: shown.clone(),
-                    source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
-                })?;
+        // An older schema: one process at a time migrates it (`to_latest` reads the
+        // version again once the lock is held).
+        if setting_up.is_none() {
+            setting_up = Some(migrate_lock()?);
+        }
         migrations()
             .to_latest(&mut conn)
             .map_err(|source| StoreError::Migrate {
@@ -108,6 +125,7 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
                 source,
             })?;
     }
+    drop(setting_up);
     Ok(conn)
 }
 
