@@ -247,7 +247,7 @@ async fn check(case: Case) -> Result<(), TestCaseError> {
             }
         }
     }
-    prop_assert_eq!(seen, summary.input_rows);
+    prop_assert_eq!(seen, summary.totals.input_rows);
     for (id, wanted) in &expected {
         let held = ledger
             .records

@@ -31,9 +31,9 @@ fuzz_target!(|data: &[u8]| {
         return; // a file-level input error is a fine answer
     };
     let stored: u64 = conn.query_row("SELECT COUNT(*) FROM rows", [], |r| r.get(0)).unwrap();
-    assert_eq!(stored, summary.input_rows);
+    assert_eq!(stored, summary.totals.input_rows);
     let distinct: u64 = conn.query_row("SELECT COUNT(DISTINCT row_no) FROM rows", [], |r| r.get(0)).unwrap();
-    assert_eq!(distinct, summary.input_rows);
+    assert_eq!(distinct, summary.totals.input_rows);
     let mut stmt = conn.prepare("SELECT c.members, g.payload_json FROM chunks c JOIN groups g ON g.id = c.group_id").unwrap();
     let mut rows = stmt.query([]).unwrap();
     let mut calls = 0u64;
@@ -47,5 +47,5 @@ fuzz_target!(|data: &[u8]| {
         assert!(fields >= 1 && fields <= settings.max_fields_per_call);
         calls += 1;
     }
-    assert_eq!(calls, summary.calls);
+    assert_eq!(calls, summary.totals.calls);
 });

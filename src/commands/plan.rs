@@ -188,7 +188,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             } else {
                 crate::out!("{}", render::plan_summary(&summary, db));
             }
-            Ok(if summary.invalid_rows > 0 {
+            Ok(if summary.totals.invalid_rows > 0 {
                 Exit::Failures
             } else {
                 Exit::Success

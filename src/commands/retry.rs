@@ -32,8 +32,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         run,
         &args.connection,
         &args.dispatch,
-        &workspace.config,
-        &workspace.db,
+        &workspace,
         "massup retry",
     )?;
     let which = match args.codes {

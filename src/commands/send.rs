@@ -362,10 +362,10 @@ impl StoredRun {
         run: RunInfo,
         connection: &ConnectionFlags,
         dispatch: &DispatchFlags,
-        config: &Config,
-        db: &Path,
+        workspace: &super::Workspace,
         command: &str,
     ) -> anyhow::Result<StoredRun> {
+        let (config, db) = (&workspace.config, workspace.db.as_path());
         let plan: crate::plan::PlanSettings = serde_json::from_str(&run.settings_json)?;
         let stored = SendSettings::load(conn, run.id)?;
         let send = SendSettings::resolve(&stored, connection, dispatch, config, plan.over_write)?;

@@ -637,7 +637,7 @@ impl LineIndex {
 }
 
 /// What a plan counted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct PlanTotals {
     pub input_rows: u64,
     pub valid_rows: u64,

@@ -129,17 +129,17 @@ pub fn plan_summary(summary: &PlanSummary, db: &Path) -> String {
         summary.module,
         db.display()
     );
-    let _ = writeln!(out, "  input rows     {:>10}", summary.input_rows);
-    let _ = writeln!(out, "  valid rows     {:>10}", summary.valid_rows);
-    if summary.merged_rows > 0 {
-        let _ = writeln!(out, "  merged dups    {:>10}", summary.merged_rows);
+    let _ = writeln!(out, "  input rows     {:>10}", summary.totals.input_rows);
+    let _ = writeln!(out, "  valid rows     {:>10}", summary.totals.valid_rows);
+    if summary.totals.merged_rows > 0 {
+        let _ = writeln!(out, "  merged dups    {:>10}", summary.totals.merged_rows);
     }
-    let _ = writeln!(out, "  invalid rows   {:>10}", summary.invalid_rows);
-    let _ = writeln!(out, "  groups         {:>10}", summary.groups);
+    let _ = writeln!(out, "  invalid rows   {:>10}", summary.totals.invalid_rows);
+    let _ = writeln!(out, "  groups         {:>10}", summary.totals.groups);
     let _ = writeln!(
         out,
         "  calls needed   {:>10}   (theoretical minimum {})",
-        summary.calls, summary.min_calls
+        summary.totals.calls, summary.totals.min_calls
     );
     for warning in &summary.warnings {
         let _ = writeln!(out, "warning: {warning}");
