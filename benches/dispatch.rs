@@ -129,11 +129,18 @@ fn plan_template(dir: &Path, name: &str, ids: &[String], value_sets: usize) -> P
     let PlanOutcome::Planned(summary) = outcome else {
         panic!("a new run was asked for");
     };
-    assert_eq!(summary.totals.valid_rows, ids.len() as u64, "every row is valid");
+    assert_eq!(
+        summary.totals.valid_rows,
+        ids.len() as u64,
+        "every row is valid"
+    );
     let run = store::runs::run(&conn, summary.run_id)
         .expect("read the run")
         .expect("the run exists");
-    assert_eq!(run.min_calls as u64, summary.totals.calls, "the plan is minimal");
+    assert_eq!(
+        run.min_calls as u64, summary.totals.calls,
+        "the plan is minimal"
+    );
     // Fold the WAL into the main file so that copying the file copies the whole run.
     conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")
         .expect("checkpoint");

@@ -114,6 +114,21 @@ async fn sigkill_at_any_moment_then_resume_loses_nothing_and_resends_little() {
     // Calls logged in the database never exceed what the mock received (a killed process
     // loses the log of calls in flight, never invents one).
     assert!(calls(&conn, run) <= ledger.requests);
+    // Regression: `status` counted only logged calls, so the credits spent by chunks
+    // re-sent after the kills were invisible. It now adds, as an upper bound, one call per
+    // chunk a killed process left in flight.
+    let status = ws.massup(&["status", "--json"], &Creds::mock_token()).await;
+    let json: serde_json::Value = serde_json::from_slice(&status.output.stdout).unwrap();
+    let logged = json["counts"]["calls"].as_u64().unwrap();
+    let unlogged = json["counts"]["calls_unlogged_at_most"].as_u64().unwrap();
+    assert!(unlogged > 0, "the kills left chunks in flight");
+    assert!(
+        logged + unlogged >= ledger.requests,
+        "status shows {logged} + up to {unlogged} calls; the mock saw {}",
+        ledger.requests
+    );
+    let text = ws.massup(&["status"], &Creds::mock_token()).await;
+    text.expect_in(Stream::Out, &["sent by interrupted processes, not logged"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,6 +15,8 @@ use massup::mock::{Ledger, MockConfig, MockServer};
 #[path = "../common/mod.rs"]
 mod common;
 pub use common::Ran;
+#[allow(unused_imports)] // only some test crates look at one stream
+pub use common::Stream;
 use massup::outcome::ItemState;
 use massup::store::codec::decode_members;
 use massup::summary::RowOutcome;
