@@ -113,7 +113,7 @@ async fn api_errors_that_echo_the_access_token_show_none_of_it() {
     let (token, _) = tokens.token().await.unwrap();
     assert_eq!(token.expose(), MINTED);
 
-    let err = fetch_fields(&http, &api, "Leads", &token)
+    let err = fetch_fields(&http, &api, "v2", "Leads", &token)
         .await
         .unwrap_err();
     assert!(

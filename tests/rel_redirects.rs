@@ -144,6 +144,7 @@ async fn a_redirected_field_metadata_fetch_is_an_error_naming_the_target() {
     let err = fetch_fields(
         &http_client(Duration::from_secs(2), 1),
         &format!("http://127.0.0.1:{origin}"),
+        "v2",
         "Leads",
         &Secret::new("redirect-test-access"),
     )

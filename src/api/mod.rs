@@ -83,6 +83,36 @@ pub fn check_base_url(what: &str, url: &str) -> Result<String, UsageError> {
     Ok(url.trim_end_matches('/').to_string())
 }
 
+/// Checks the `api_domain` a token answer names: a base URL as [`check_base_url`] wants
+/// it, on one of Zoho's API domains (or loopback, for the mock). The accounts server
+/// decides where every record is sent, so a domain that is not Zoho's is refused rather
+/// than trusted; `--api-domain` chooses one explicitly.
+pub fn check_token_api_domain(url: &str) -> Result<String, UsageError> {
+    let what = "the token answer's api_domain";
+    let checked = check_base_url(what, url)?;
+    let parsed =
+        Url::parse(&checked).map_err(|e| UsageError::new(format!("{what} {url:?}: {e}")))?;
+    let zoho = match parsed.host() {
+        Some(url::Host::Domain(host)) => {
+            let host = host.to_ascii_lowercase();
+            host == "localhost"
+                || DATA_CENTRES.iter().any(|(_, _, api)| {
+                    let suffix = api.trim_start_matches("https://www.");
+                    host == suffix || host.ends_with(&format!(".{suffix}"))
+                })
+        }
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    };
+    if !zoho {
+        return Err(UsageError::new(format!(
+            "{what} {checked} is not one of Zoho's API domains (www.zohoapis.com, .eu, .in, .com.au, .jp, .com.cn, .ca, .sa); refusing to send records there. Pass --api-domain to choose the API domain yourself"
+        )));
+    }
+    Ok(checked)
+}
+
 /// The one HTTP client: connection reuse (keep-alive pool sized for the worker count) and
 /// timeouts. It follows no redirect: a redirect would carry the Authorization header, or
 /// the token request's client secret and refresh token, to wherever the answer points,
@@ -215,10 +245,11 @@ fn describe(error: &reqwest::Error) -> String {
 pub async fn fetch_fields(
     http: &reqwest::Client,
     api_domain: &str,
+    api_version: &str,
     module: &str,
     token: &auth::Secret,
 ) -> Result<String, String> {
-    let url = format!("{api_domain}/crm/v2/settings/fields");
+    let url = format!("{api_domain}/crm/{api_version}/settings/fields");
     let response = http
         .get(&url)
         .query(&[("module", module)])
@@ -265,6 +296,21 @@ mod tests {
         let err = check_base_url("--api-domain", "http://www.zohoapis.com").unwrap_err();
         assert!(err.to_string().contains("in clear"));
         assert!(check_base_url("--api-domain", "ftp://x").is_err());
+    }
+
+    #[test]
+    fn a_token_may_name_only_zohos_api_domains() {
+        assert!(check_token_api_domain("https://www.zohoapis.eu").is_ok());
+        assert!(check_token_api_domain("https://zohoapis.com.au").is_ok());
+        assert!(check_token_api_domain("http://127.0.0.1:9").is_ok());
+        for bad in [
+            "https://www.zohoapis.eu.evil.example",
+            "https://evil.example",
+            "https://notzohoapis.com",
+            "http://www.zohoapis.com",
+        ] {
+            assert!(check_token_api_domain(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
                     .await
                     .map_err(|e| anyhow::anyhow!("cannot get an access token: {e}"))?;
                 let domain = session.api_domain().await?;
-                let text = crate::api::fetch_fields(&session.http, &domain, &settings.module, &token)
+                let text = crate::api::fetch_fields(&session.http, &domain, &session.api_version, &settings.module, &token)
                     .await
                     .map_err(anyhow::Error::msg)?;
                 // The server's answer, not the user's input: a fatal error (exit 1).

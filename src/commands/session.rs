@@ -63,7 +63,7 @@ impl Session {
             return Ok(explicit.clone());
         }
         match self.tokens.api_domain().await {
-            Some(from_token) => check_base_url("the token answer's api_domain", &from_token),
+            Some(from_token) => api::check_token_api_domain(&from_token),
             None => Ok(self.dc_api_domain.clone()),
         }
     }
