@@ -190,6 +190,8 @@ fn plan_case(dir: &Path, case: &Case) -> (rusqlite::Connection, i64) {
     let csv_path = dir.join("generated.csv");
     std::fs::write(&csv_path, bytes).unwrap();
     let mut settings = PlanSettings::new("Leads");
+    // The properties are mass_update's grouping (auto would batch small files instead).
+    settings.api = massup::plan::ApiChoice::Mass;
     settings.max_fields_per_call = case.field_limit;
     settings.chunk_size = case.chunk_size;
     settings.null_marker = NULL_MARKER.into();

@@ -21,8 +21,59 @@ pub fn mass_update(payload: &str, over_write: bool, ids: &[i64]) -> String {
     body
 }
 
+/// An Update Records body: one object per record, its `id` first, then its own fields
+/// (`objects[i]` is a JSON object of fields for `ids[i]`); `trigger` lists what runs, and
+/// left out, Zoho's default applies (`Some(&[])` runs nothing).
+pub fn update_records(ids: &[i64], objects: &[&str], trigger: Option<&[String]>) -> String {
+    use std::fmt::Write;
+    let mut body = String::with_capacity(64 + objects.iter().map(|o| o.len() + 32).sum::<usize>());
+    body.push_str("{\"data\":[");
+    for (i, (id, object)) in ids.iter().zip(objects).enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        let _ = write!(body, "{{\"id\":\"{id}\"");
+        let inner = object
+            .trim()
+            .trim_start_matches('{')
+            .trim_end_matches('}')
+            .trim();
+        if !inner.is_empty() {
+            body.push(',');
+            body.push_str(inner);
+        }
+        body.push('}');
+    }
+    body.push(']');
+    if let Some(trigger) = trigger {
+        body.push_str(",\"trigger\":");
+        body.push_str(&serde_json::to_string(trigger).expect("strings serialize"));
+    }
+    body.push('}');
+    body
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn update_records_bodies_carry_each_records_values_and_the_trigger() {
+        let body = super::update_records(
+            &[1, 22],
+            &[r#"{"Email":"a@x.io","City":"Oslo"}"#, r#"{"Title":null}"#],
+            Some(&[]),
+        );
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"data": [
+                {"id": "1", "Email": "a@x.io", "City": "Oslo"},
+                {"id": "22", "Title": null}
+            ], "trigger": []})
+        );
+        let default = super::update_records(&[5], &["{}"], None);
+        assert_eq!(default, r#"{"data":[{"id":"5"}]}"#);
+    }
+
     #[test]
     fn mass_update_bodies_are_zoho_shaped() {
         let body = super::mass_update(r#"{"Lead_Status":"Contacted"}"#, false, &[7]);

@@ -184,9 +184,21 @@ pub async fn send_mass_update(
     token: &auth::Secret,
     body: String,
 ) -> (Exchange, Duration) {
+    send_call(http, reqwest::Method::POST, url, token, body).await
+}
+
+/// Sends one JSON request body (a mass_update POST, an Update Records PUT) and reads what
+/// came back, without interpreting it.
+pub async fn send_call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    token: &auth::Secret,
+    body: String,
+) -> (Exchange, Duration) {
     let started = Instant::now();
     let sent = http
-        .post(url)
+        .request(method, url)
         .header(reqwest::header::AUTHORIZATION, authorization(token))
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(body)

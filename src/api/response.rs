@@ -150,6 +150,31 @@ fn entry_message<'a>(entry: &mut Entry<'a>, suspect: bool) -> Cow<'a, str> {
     }
 }
 
+/// One `data[]` entry, in the order of the answer, whether or not it names a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryAnswer<'a> {
+    pub id: Option<i64>,
+    pub code: Cow<'a, str>,
+    pub message: Cow<'a, str>,
+}
+
+/// The `data[]` entries of an answer in order, when it has them and each has a code. For
+/// Update Records, whose answer lists one entry per record in request order (Zoho's
+/// update-records page), and whose DUPLICATE_DATA entry names the *other* record in
+/// `details.id`: there the position, not the id, says which record an entry is about.
+pub fn parse_entries(body: &[u8]) -> Option<Vec<EntryAnswer<'_>>> {
+    let envelope: Envelope = serde_json::from_slice(body).ok()?;
+    let suspect = std::str::from_utf8(body).map_or(true, needs_redaction);
+    let mut out = Vec::new();
+    for mut entry in envelope.data? {
+        let code = redacted(entry.code.take()?, suspect);
+        let id = entry.details.as_ref().and_then(|d| d.id);
+        let message = entry_message(&mut entry, suspect);
+        out.push(EntryAnswer { id, code, message });
+    }
+    Some(out)
+}
+
 /// Parses the body of an answer with HTTP status `status`.
 pub fn parse_body(status: u16, body: &[u8]) -> CallAnswer<'_> {
     let envelope: Envelope = match serde_json::from_slice(body) {

@@ -50,6 +50,12 @@ pub struct PlanFlags {
     /// Send over_write: true (multi-select picklists: replace instead of append).
     #[arg(long)]
     pub over_write: bool,
+    /// Kinds of call: auto (fewest calls: mass_update for large groups of equal values, Update Records for the rest), mass, or update [default: auto]
+    #[arg(long, value_enum, default_value_t = crate::plan::ApiChoice::Auto)]
+    pub api: crate::plan::ApiChoice,
+    /// What Update Records runs: workflow,approval,blueprint (comma-separated) or none [default: Zoho's default]
+    #[arg(long, value_name = "LIST", value_parser = parse_trigger)]
+    pub trigger: Option<TriggerList>,
     /// Abort (exit 2, nothing stored) if any row is invalid.
     #[arg(long)]
     pub strict: bool,
@@ -80,6 +86,29 @@ fn parse_delimiter(text: &str) -> Result<char, String> {
             }
         }
     }
+}
+
+/// `--trigger`'s value: what Update Records runs (empty for `none`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriggerList(pub Vec<String>);
+
+fn parse_trigger(text: &str) -> Result<TriggerList, String> {
+    if text.trim().eq_ignore_ascii_case("none") {
+        return Ok(TriggerList(Vec::new()));
+    }
+    text.split(',')
+        .map(|t| {
+            let t = t.trim().to_ascii_lowercase();
+            if crate::plan::settings::TRIGGERS.contains(&t.as_str()) {
+                Ok(t)
+            } else {
+                Err(format!(
+                    "{t:?}: use workflow, approval, blueprint (comma-separated) or none"
+                ))
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(TriggerList)
 }
 
 fn parse_type_override(text: &str) -> Result<(String, String), String> {
@@ -121,6 +150,8 @@ impl PlanFlags {
             settings.chunk_size = size;
         }
         settings.types = self.types.iter().cloned().collect();
+        settings.api = self.api;
+        settings.trigger = self.trigger.clone().map(|t| t.0);
         // Every setting is checked here, before any file is read or call made.
         settings.check().map_err(|e| UsageError::new(e.0))?;
         Ok(settings)

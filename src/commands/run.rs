@@ -32,7 +32,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         &args.connection,
         &args.dispatch,
         config,
-        settings.over_write,
+        &settings,
     )?;
     let db = workspace.db.clone();
     runtime()?.block_on(async {

@@ -115,7 +115,7 @@ impl SendSettings {
         conn_flags: &ConnectionFlags,
         flags: &DispatchFlags,
         config: &Config,
-        over_write: bool,
+        plan: &crate::plan::PlanSettings,
     ) -> Result<SendSettings, UsageError> {
         let config_rate = config
             .rate
@@ -134,8 +134,10 @@ impl SendSettings {
             timeout: Duration::from_secs_f64(config.timeout_secs.unwrap_or(60.0)),
             ..DispatchSettings::default()
         });
+        // How values are written is the plan's: stored with it, the same on every send.
         let mut settings = DispatchSettings {
-            over_write,
+            over_write: plan.over_write,
+            trigger: plan.trigger.clone(),
             max_calls: flags.max_calls,
             min_credits: flags.min_credits.or(base.min_credits),
             ..base
@@ -368,7 +370,7 @@ impl StoredRun {
         let (config, db) = (&workspace.config, workspace.db.as_path());
         let plan: crate::plan::PlanSettings = serde_json::from_str(&run.settings_json)?;
         let stored = SendSettings::load(conn, run.id)?;
-        let send = SendSettings::resolve(&stored, connection, dispatch, config, plan.over_write)?;
+        let send = SendSettings::resolve(&stored, connection, dispatch, config, &plan)?;
         let credentials = require_credentials(config)?;
         // Held before anything of the run changes; kept until this process is done with it.
         let lease = hold_run(db, run.id, command, dispatch.wait, None)?;

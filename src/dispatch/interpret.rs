@@ -207,6 +207,56 @@ pub fn interpret(
     }
 }
 
+/// Reads an Update Records answer by position: Zoho lists one entry per record in request
+/// order, and an entry's `details.id` can name another record (DUPLICATE_DATA names the
+/// record that already holds the value). None when the answer is not one entry per record
+/// sent (a request-level error, a transient status, a short list): the caller reads it as
+/// any other answer, by id.
+pub fn interpret_in_order(
+    exchange: &Exchange,
+    chunk: &mut ClaimedChunk,
+    sent: &[usize],
+) -> Option<Interpretation> {
+    let Exchange::Answered { status, body, .. } = exchange else {
+        return None;
+    };
+    if *status == 429 || *status >= 500 || credits_exhausted(exchange) {
+        return None;
+    }
+    let entries = crate::api::response::parse_entries(body)?;
+    if entries.len() != sent.len() || sent.is_empty() {
+        return None;
+    }
+    let mut all_success = true;
+    for (entry, &i) in entries.iter().zip(sent) {
+        let class = classify_code(&entry.code);
+        // A code that stops everything (a refused token, a permission) is the call's, not
+        // the record's: read the answer as a whole.
+        if matches!(class, AnswerClass::TokenExpired | AnswerClass::Fatal) {
+            return None;
+        }
+        if class != AnswerClass::Success {
+            all_success = false;
+        }
+        let before = ItemState::from_byte(chunk.outcomes[i]);
+        let after = next_state(before, class);
+        if after == ItemState::Succeeded {
+            chunk.details.remove(&(i as u32));
+        } else {
+            chunk.details.insert(
+                i as u32,
+                (entry.code.to_string(), entry.message.to_string()),
+            );
+        }
+        chunk.outcomes[i] = after as u8;
+    }
+    Some(Interpretation {
+        step: Step::Settled,
+        http_status: Some(*status),
+        call_code: if all_success { "SUCCESS" } else { "MIXED" }.to_string(),
+    })
+}
+
 /// Whether an answer says the org's daily credits are spent: a 429 that reports no credits
 /// left (`X-API-CREDITS-REMAINING: 0`), or whose message is Zoho's "Number of API requests
 /// for the 24 hour period is exceeded" (the status-code table; see docs/ZOHO_API_NOTES.md).
@@ -242,6 +292,8 @@ mod tests {
         let index = ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
         let chunk = ClaimedChunk {
             id: 1,
+            kind: crate::store::chunks::ChunkKind::MassUpdate,
+            payloads: None,
             payload: "{}".into(),
             outcomes: vec![ItemState::Pending as u8; ids.len()],
             members,

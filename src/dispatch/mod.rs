@@ -41,7 +41,6 @@ use crate::aimd::{AdaptiveLimit, Aimd};
 use crate::api::auth::TokenSource;
 use crate::store::chunks::ClaimedChunk;
 use crate::store::{self, StoreError};
-use call::CallKind;
 use pacing::limiter;
 use worker::{send_chunk, ChunkEnd, SendContext};
 use writer::{run_writer, WriterMsg, WRITER_BATCH};
@@ -127,6 +126,15 @@ pub struct Endpoint {
     pub tokens: Arc<TokenSource>,
 }
 
+impl Endpoint {
+    /// `.../crm/{version}/{module}`: where Update Records calls go.
+    pub fn records_url(&self) -> &str {
+        self.mass_update_url
+            .strip_suffix("/actions/mass_update")
+            .unwrap_or(&self.mass_update_url)
+    }
+}
+
 /// Adds a claim's chunks to `ready`; false when the claim failed (the writer is gone).
 fn take_claimed(
     ctx: &SendContext,
@@ -182,7 +190,6 @@ pub async fn dispatch(
         limiter: settings.rate.map(limiter),
         settings,
         endpoint,
-        kind: CallKind::MassUpdate,
         writer: writer_tx,
         stop: stop.clone(),
         stop_reason: Mutex::new(None),

@@ -62,6 +62,9 @@ pub struct DispatchSettings {
     pub backoff_base: Duration,
     pub backoff_max: Duration,
     pub over_write: bool,
+    /// What Update Records runs (None: Zoho's default; empty: nothing). From the plan.
+    #[serde(default)]
+    pub trigger: Option<Vec<String>>,
 }
 
 impl Default for DispatchSettings {
@@ -76,6 +79,7 @@ impl Default for DispatchSettings {
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
             over_write: false,
+            trigger: None,
         }
     }
 }

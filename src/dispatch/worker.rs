@@ -20,7 +20,7 @@ use super::writer::WriterMsg;
 use super::{Endpoint, Progress, StopReason};
 use crate::aimd::{AdaptiveLimit, AdaptivePermit};
 use crate::api::auth::AuthError;
-use crate::api::{send_mass_update, Exchange};
+use crate::api::{send_call, Exchange};
 use crate::outcome::ItemState;
 use crate::store;
 use crate::store::chunks::{CallRecord, ChunkState, ChunkUpdate, ClaimedChunk};
@@ -29,7 +29,6 @@ use crate::store::chunks::{CallRecord, ChunkState, ChunkUpdate, ClaimedChunk};
 pub struct SendContext {
     pub settings: DispatchSettings,
     pub endpoint: Endpoint,
-    pub kind: CallKind,
     /// The concurrency cap: a permit is held from just before a request is sent until its
     /// answer has been read, so reading, recording and backing off never hold a slot. It
     /// adapts: a 429 halves it, a round of answers without one adds a slot back, up to
@@ -267,16 +266,12 @@ async fn attempt_until_end(ctx: &SendContext, chunk: &mut ClaimedChunk) -> Chunk
             .iter()
             .map(|&i| chunk.members[i].record_id)
             .collect();
-        let body = ctx.kind.body(&chunk.payload, ctx.settings.over_write, &ids);
+        let kind = CallKind::of(chunk.kind);
+        let body = kind.body(chunk, &pending, &ctx.settings);
         let started_at = store::now();
         let sent_at = tokio::time::Instant::now().into_std();
-        let (exchange, took) = send_mass_update(
-            &ctx.endpoint.http,
-            &ctx.endpoint.mass_update_url,
-            &token,
-            body,
-        )
-        .await;
+        let (method, url) = kind.target(&ctx.endpoint);
+        let (exchange, took) = send_call(&ctx.endpoint.http, method, url, &token, body).await;
         // The answer is read while the slot is held, so that a stop it calls for (credits
         // below --min-credits, a fatal code) comes before the next call can leave.
         note_credits(ctx, &exchange);
@@ -284,9 +279,13 @@ async fn attempt_until_end(ctx: &SendContext, chunk: &mut ClaimedChunk) -> Chunk
             step,
             http_status,
             call_code,
-        } = ctx
-            .kind
-            .interpret(&exchange, chunk, &index, ctx.endpoint.tokens.can_refresh());
+        } = kind.interpret(
+            &exchange,
+            chunk,
+            &pending,
+            &index,
+            ctx.endpoint.tokens.can_refresh(),
+        );
         // Too many calls at once (or per minute) is the pool's pace, not the chunk's
         // fault: fewer slots, recovering slowly, and no attempt used up (within a bound).
         let mut free_attempt = false;

@@ -21,7 +21,10 @@ use crate::store::{self, RunInfo, StoreError};
 pub use planner::{
     balanced_chunks, parse_record_id, PlanTotals, Planner, RowProblem, PROBLEMS_SHOWN,
 };
-pub use settings::{default_field_limit, PlanSettings, SettingsError, MAX_IDS_PER_CALL};
+pub use settings::{
+    default_field_limit, ApiChoice, PlanSettings, SettingsError, MAX_IDS_PER_CALL,
+    MAX_RECORDS_PER_UPDATE,
+};
 
 /// Problems that stop a plan before anything is stored. All are input or usage errors.
 #[derive(Debug, thiserror::Error)]
@@ -166,6 +169,16 @@ pub fn plan(conn: &mut Connection, request: &PlanRequest<'_>) -> Result<PlanOutc
             store::chunks::insert_group(&tx, run_id, &group.payload_json(), group.items())?;
         for chunk in group.chunks() {
             store::chunks::insert_chunk(&tx, run_id, group_id, &chunk)?;
+        }
+    }
+    if !planned.update_batches.is_empty() {
+        // Update Records calls carry each record's own values; their group is the run's
+        // per-record group ('{}').
+        let records: usize = planned.update_batches.iter().map(Vec::len).sum();
+        let group_id = store::chunks::insert_group(&tx, run_id, "{}", records)?;
+        for batch in &planned.update_batches {
+            let (members, objects): (Vec<_>, Vec<_>) = batch.iter().cloned().unzip();
+            store::chunks::insert_chunk_of(&tx, run_id, group_id, &members, Some(&objects))?;
         }
     }
     if request.fields.is_none() {

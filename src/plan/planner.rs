@@ -15,9 +15,11 @@ use hashbrown::HashTable;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 use serde::Serialize;
 
-use super::settings::{PlanSettings, SettingsError, MAX_IDS_PER_CALL};
+use super::settings::{
+    ApiChoice, PlanSettings, SettingsError, MAX_IDS_PER_CALL, MAX_RECORDS_PER_UPDATE,
+};
 use super::PlanError;
-use crate::fields::{self, CoerceOptions, FieldMeta, FieldType, ModuleFields};
+use crate::fields::{self, CoerceOptions, ColumnProblemKind, FieldMeta, FieldType, ModuleFields};
 use crate::input::RawRow;
 use crate::outcome::Member;
 use crate::store::rows::{NewRow, RowStatus};
@@ -53,10 +55,23 @@ const STORED_CELL_BYTES: usize = 1024;
 /// Rows read before the file's row count is estimated (see `Planner::reserve_for_file`).
 const ROWS_BEFORE_ESTIMATE: u32 = 1_024;
 
+/// Which kinds of call can carry a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ColumnRoute {
+    Any,
+    /// mass_update refuses it (email, multi-line text, lookups, `mass_update: false`), but
+    /// Update Records takes it.
+    UpdateOnly,
+    /// A multi-select appended to (no --over-write): Update Records replaces the values.
+    MassOnly,
+}
+
 /// How one field column is coerced, decided once from metadata and overrides.
 struct ColumnPlan {
     name: String,
     meta: FieldMeta,
+    /// Which kinds of call can carry this column's values.
+    route: ColumnRoute,
     /// Raw cell -> its atom or the message for an invalid value.
     cache: FxHashMap<Box<[u8]>, Result<u32, String>>,
 }
@@ -73,8 +88,20 @@ fn column_plans(
             warnings.push(format!("--type {field}=...: the CSV has no column {field}"));
         }
     }
+    // Columns the API would refuse stop the plan. A column only mass_update refuses goes
+    // through Update Records instead, unless --api mass rules that out.
+    let mut update_only = std::collections::HashSet::new();
     if let Some(metadata) = metadata {
-        let problems = metadata.check_columns(names.iter().map(String::as_str));
+        let mut problems = metadata.check_columns(names.iter().map(String::as_str));
+        if settings.api != ApiChoice::Mass {
+            problems.retain(|p| {
+                let only_mass_refuses = matches!(p.reason, ColumnProblemKind::NotMassUpdatable(_));
+                if only_mass_refuses {
+                    update_only.insert(p.column.clone());
+                }
+                !only_mass_refuses
+            });
+        }
         if !problems.is_empty() {
             return Err(PlanError::Columns {
                 path: shown.to_string(),
@@ -83,6 +110,8 @@ fn column_plans(
             });
         }
     }
+    let update_everything =
+        settings.api == ApiChoice::Update || settings.trigger.as_ref().is_some_and(Vec::is_empty);
     let mut plans = Vec::with_capacity(names.len());
     for name in names {
         let mut meta = match metadata.and_then(|m| m.get(name)) {
@@ -95,9 +124,22 @@ fn column_plans(
                 .parse()
                 .map_err(|e| SettingsError(format!("--type {name}={type_name}: {e}")))?;
         }
+        let route = if update_only.contains(name) {
+            ColumnRoute::UpdateOnly
+        } else if meta.data_type == FieldType::MultiSelect && !settings.over_write {
+            ColumnRoute::MassOnly
+        } else {
+            ColumnRoute::Any
+        };
+        if route == ColumnRoute::MassOnly && update_everything {
+            return Err(PlanError::Settings(SettingsError(format!(
+                "{shown}: column {name} is a multi-select picklist that this plan appends to, which only mass_update does (Update Records replaces the values), but --api update or --trigger none sends everything through Update Records: pass --over-write to replace the values, or use --api auto with the default --trigger"
+            ))));
+        }
         plans.push(ColumnPlan {
             name: name.clone(),
             meta,
+            route,
             cache: FxHashMap::default(),
         });
     }
@@ -131,6 +173,10 @@ pub struct Planner {
     null_marker: String,
     field_limit: usize,
     chunk_size: usize,
+    /// Every group goes through Update Records (--api update, or --trigger none).
+    update_everything: bool,
+    /// Every group goes through mass_update (--api mass).
+    mass_everything: bool,
     coerce_options: CoerceOptions,
     shown: String,
     file_size: u64,
@@ -185,6 +231,9 @@ impl Planner {
             columns,
             null_marker: settings.null_marker.clone(),
             field_limit: settings.max_fields_per_call,
+            update_everything: settings.api == ApiChoice::Update
+                || settings.trigger.as_ref().is_some_and(Vec::is_empty),
+            mass_everything: settings.api == ApiChoice::Mass,
             chunk_size: settings.chunk_size,
             coerce_options,
             shown,
@@ -482,21 +531,42 @@ impl Planner {
     /// Splits atoms (in column order) into parts of at most the field limit and records the
     /// group of each part for the current row.
     fn push_parts(&mut self, atoms: &[u32]) {
-        for part in atoms.chunks(self.field_limit) {
-            self.part.clear();
-            self.part.extend_from_slice(part);
-            let group = match self.group_index.get(self.part.as_slice()) {
-                Some(&g) => g,
-                None => {
-                    let g = self.groups.len() as u32;
-                    let key: Box<[u32]> = self.part.as_slice().into();
-                    self.groups.push(key.clone());
-                    self.group_index.insert(key, g);
-                    g
-                }
-            };
-            self.row_groups.push(group);
+        let has_update_only = atoms.iter().any(|&a| {
+            self.columns[self.atoms[a as usize].column as usize].route == ColumnRoute::UpdateOnly
+        });
+        if !has_update_only {
+            for part in atoms.chunks(self.field_limit) {
+                self.push_part(part);
+            }
+            return;
         }
+        // Values only Update Records can carry are parts of their own: their groups all go
+        // that way, and the other values keep their mass_update groups.
+        let (update_only, others): (Vec<u32>, Vec<u32>) = atoms.iter().partition(|&&a| {
+            self.columns[self.atoms[a as usize].column as usize].route == ColumnRoute::UpdateOnly
+        });
+        for part in others.chunks(self.field_limit) {
+            self.push_part(part);
+        }
+        for &atom in &update_only {
+            self.push_part(&[atom]);
+        }
+    }
+
+    fn push_part(&mut self, part: &[u32]) {
+        self.part.clear();
+        self.part.extend_from_slice(part);
+        let group = match self.group_index.get(self.part.as_slice()) {
+            Some(&g) => g,
+            None => {
+                let g = self.groups.len() as u32;
+                let key: Box<[u32]> = self.part.as_slice().into();
+                self.groups.push(key.clone());
+                self.group_index.insert(key, g);
+                g
+            }
+        };
+        self.row_groups.push(group);
     }
 
     fn payload_json(&self, group: u32) -> String {
@@ -579,14 +649,19 @@ impl Planner {
                 }
             }
         }
-        let (mut groups, mut calls, mut min_calls) = (0u64, 0u64, 0u64);
-        for &count in &counts {
+        let routes = self.routes(&counts, &ordered, &offsets);
+        let (mut groups, mut mass_calls, mut min_calls) = (0u64, 0u64, 0u64);
+        for (g, &count) in counts.iter().enumerate() {
             if count > 0 {
                 groups += 1;
-                calls += (count as usize).div_ceil(self.chunk_size) as u64;
-                min_calls += (count as usize).div_ceil(MAX_IDS_PER_CALL) as u64;
+                if routes.of[g] == Route::Mass {
+                    mass_calls += (count as usize).div_ceil(self.chunk_size) as u64;
+                    min_calls += (count as usize).div_ceil(MAX_IDS_PER_CALL) as u64;
+                }
             }
         }
+        let update_batches = self.update_batches(&routes.of, &ordered, &offsets);
+        let update_calls = update_batches.len() as u64;
         let merged_rows = self
             .row_status
             .iter()
@@ -598,10 +673,16 @@ impl Planner {
             invalid_rows: self.invalid_rows,
             merged_rows,
             groups,
-            calls,
-            min_calls,
+            calls: mass_calls + update_calls,
+            min_calls: min_calls + update_calls,
+            mass_update_calls: mass_calls,
+            update_records_calls: update_calls,
+            all_mass_update_calls: routes.all_mass,
+            all_update_records_calls: routes.all_update,
         };
         PlannedCalls {
+            routes: routes.of,
+            update_batches,
             planner: self,
             ordered,
             offsets,
@@ -610,6 +691,188 @@ impl Planner {
             totals,
         }
     }
+
+    /// The row that carries a record's changes: its first valid row (merged rows ride
+    /// with it).
+    fn owner(&self, row: u32) -> u32 {
+        let record = self.row_record[row as usize];
+        let records = &self.row_record;
+        self.by_record
+            .find(FxBuildHasher.hash_one(record), |&r| {
+                records[r as usize] == record
+            })
+            .copied()
+            .unwrap_or(row)
+    }
+
+    /// Decides which kind of call carries each group. Groups that only one kind can carry
+    /// go that way. The others are sent by mass_update when large and by Update Records
+    /// when small: of all the thresholds "groups below this size go in update batches",
+    /// the one with the fewest calls in total is chosen. Moving a group to the batches
+    /// saves its mass_update calls and costs only the records not already in a batch (100
+    /// a call), so the scan over groups by size finds the cheapest threshold exactly; it
+    /// includes "none" (all mass_update) and "all" (all Update Records), so the plan never
+    /// needs more calls than the better of the two.
+    fn routes(&self, counts: &[u32], ordered: &[u32], offsets: &[u32]) -> Routes {
+        let rows_of = |g: usize| &ordered[offsets[g] as usize..offsets[g + 1] as usize];
+        let class = |g: usize| {
+            let mut class = Route::Flexible;
+            for &atom in self.groups[g].iter() {
+                match self.columns[self.atoms[atom as usize].column as usize].route {
+                    ColumnRoute::UpdateOnly => return Route::Update,
+                    ColumnRoute::MassOnly => class = Route::Mass,
+                    ColumnRoute::Any => {}
+                }
+            }
+            class
+        };
+        let live: Vec<usize> = (0..counts.len()).filter(|&g| counts[g] > 0).collect();
+        let mass_cost = |g: usize| (counts[g] as usize).div_ceil(self.chunk_size) as u64;
+        let update_cost = |records: u64| records.div_ceil(MAX_RECORDS_PER_UPDATE as u64);
+        // The records with any change, for the all-Update-Records alternative.
+        let mut owners = vec![false; self.row_record.len()];
+        let mut all_records = 0u64;
+        for &g in &live {
+            for &r in rows_of(g) {
+                let o = self.owner(r) as usize;
+                if !owners[o] {
+                    owners[o] = true;
+                    all_records += 1;
+                }
+            }
+        }
+        let classes: Vec<Route> = (0..counts.len()).map(class).collect();
+        let all_mass = live
+            .iter()
+            .all(|&g| classes[g] != Route::Update)
+            .then(|| live.iter().map(|&g| mass_cost(g)).sum::<u64>());
+        let all_update = live
+            .iter()
+            .all(|&g| classes[g] != Route::Mass)
+            .then(|| update_cost(all_records));
+        let mut of: Vec<Route> = classes
+            .iter()
+            .map(|&c| match c {
+                Route::Flexible if self.update_everything => Route::Update,
+                Route::Flexible if self.mass_everything => Route::Mass,
+                c => c,
+            })
+            .collect();
+        if !self.update_everything && !self.mass_everything {
+            let mut in_update = vec![false; self.row_record.len()];
+            let mut records = 0u64;
+            let mark = |g: usize, in_update: &mut Vec<bool>, records: &mut u64| {
+                for &r in rows_of(g) {
+                    let o = self.owner(r) as usize;
+                    if !in_update[o] {
+                        in_update[o] = true;
+                        *records += 1;
+                    }
+                }
+            };
+            let mut mass = 0u64;
+            for &g in &live {
+                match of[g] {
+                    Route::Update => mark(g, &mut in_update, &mut records),
+                    _ => mass += mass_cost(g),
+                }
+            }
+            let mut flexible: Vec<usize> = live
+                .iter()
+                .copied()
+                .filter(|&g| of[g] == Route::Flexible)
+                .collect();
+            flexible.sort_by_key(|&g| (counts[g], g));
+            let (mut best_cost, mut best_k) = (mass + update_cost(records), 0);
+            for (k, &g) in flexible.iter().enumerate() {
+                mass -= mass_cost(g);
+                mark(g, &mut in_update, &mut records);
+                let cost = mass + update_cost(records);
+                if cost < best_cost {
+                    (best_cost, best_k) = (cost, k + 1);
+                }
+            }
+            for (k, &g) in flexible.iter().enumerate() {
+                of[g] = if k < best_k {
+                    Route::Update
+                } else {
+                    Route::Mass
+                };
+            }
+        }
+        for route in &mut of {
+            if *route == Route::Flexible {
+                *route = Route::Mass; // empty groups
+            }
+        }
+        Routes {
+            of,
+            all_mass,
+            all_update,
+        }
+    }
+
+    /// The Update Records calls: every record with a change in a group routed there, with
+    /// all those changes in one object, in batches of at most 100 records.
+    fn update_batches(
+        &self,
+        routes: &[Route],
+        ordered: &[u32],
+        offsets: &[u32],
+    ) -> Vec<Vec<(Member, String)>> {
+        let mut pairs: Vec<(u32, u32)> = Vec::new();
+        for (g, &route) in routes.iter().enumerate() {
+            if route != Route::Update {
+                continue;
+            }
+            for &r in &ordered[offsets[g] as usize..offsets[g + 1] as usize] {
+                pairs.push((self.owner(r), g as u32));
+            }
+        }
+        if pairs.is_empty() {
+            return Vec::new();
+        }
+        pairs.sort_unstable();
+        let mut records: Vec<(Member, String)> = Vec::new();
+        let mut at = 0;
+        while at < pairs.len() {
+            let owner = pairs[at].0;
+            let mut object = String::from("{");
+            while at < pairs.len() && pairs[at].0 == owner {
+                let body = self.payload_json(pairs[at].1);
+                let inner = &body[1..body.len() - 1];
+                if object.len() > 1 && !inner.is_empty() {
+                    object.push(',');
+                }
+                object.push_str(inner);
+                at += 1;
+            }
+            object.push('}');
+            let member = Member {
+                row_no: owner,
+                record_id: self.row_record[owner as usize],
+            };
+            records.push((member, object));
+        }
+        balanced_chunks(&records, MAX_RECORDS_PER_UPDATE)
+            .map(<[(Member, String)]>::to_vec)
+            .collect()
+    }
+}
+
+/// Which kind of call carries a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Mass,
+    Update,
+    /// Either; decided by the call count.
+    Flexible,
+}
+
+struct Routes {
+    of: Vec<Route>,
+    all_mass: Option<u64>,
+    all_update: Option<u64>,
 }
 
 /// The line where each row starts, kept as the runs over which `line - row_no` is the
@@ -644,13 +907,25 @@ pub struct PlanTotals {
     pub invalid_rows: u64,
     pub merged_rows: u64,
     pub groups: u64,
+    /// Calls of both kinds.
     pub calls: u64,
+    /// The least calls for this plan's split: ceil(ids / 500) per mass_update group plus
+    /// the Update Records batches.
     pub min_calls: u64,
+    pub mass_update_calls: u64,
+    pub update_records_calls: u64,
+    /// The alternatives: every change by mass_update, or by Update Records (None when
+    /// some column rules that kind out).
+    pub all_mass_update_calls: Option<u64>,
+    pub all_update_records_calls: Option<u64>,
 }
 
 /// A finished plan: totals, rows that turned out invalid, and the groups with their chunks.
 pub struct PlannedCalls {
     planner: Planner,
+    routes: Vec<Route>,
+    /// Update Records calls: each record with its object of fields.
+    pub update_batches: Vec<Vec<(Member, String)>>,
     /// Row numbers ordered by group; group g owns `ordered[offsets[g]..offsets[g + 1]]`.
     ordered: Vec<u32>,
     offsets: Vec<u32>,
@@ -662,11 +937,12 @@ pub struct PlannedCalls {
 }
 
 impl PlannedCalls {
-    /// The groups that kept at least one item, in the order they were first seen.
+    /// The mass_update groups that kept at least one item, in the order they were first
+    /// seen.
     pub fn groups(&self) -> impl Iterator<Item = PlannedGroup<'_>> {
         (0..self.planner.groups.len()).filter_map(move |g| {
             let rows = &self.ordered[self.offsets[g] as usize..self.offsets[g + 1] as usize];
-            (!rows.is_empty()).then_some(PlannedGroup {
+            (!rows.is_empty() && self.routes[g] == Route::Mass).then_some(PlannedGroup {
                 plan: self,
                 index: g as u32,
                 rows,
@@ -831,9 +1107,17 @@ mod tests {
             .collect()
     }
 
+    /// Grouping as mass_update sees it (auto would send such small files by Update Records).
+    fn mass_only(module: &str) -> PlanSettings {
+        PlanSettings {
+            api: ApiChoice::Mass,
+            ..PlanSettings::new(module)
+        }
+    }
+
     #[test]
     fn equal_values_share_a_group_and_groups_are_cut_evenly() {
-        let mut settings = PlanSettings::new("Leads");
+        let mut settings = mass_only("Leads");
         settings.chunk_size = 2;
         let csv = "id,Lead_Status,City\n1,New,Oslo\n2,New,Rome\n3,New,Oslo\n4,Lost,\n";
         let (rows, planned) = plan(csv, &settings);
@@ -858,7 +1142,7 @@ mod tests {
 
     #[test]
     fn the_field_limit_splits_a_row_into_parts() {
-        let mut settings = PlanSettings::new("Deals");
+        let mut settings = mass_only("Deals");
         settings.max_fields_per_call = 2;
         let (_, planned) = plan("id,A,B,C\n1,x,y,z\n2,x,y,w\n", &settings);
         let payloads: Vec<String> = groups(&planned).into_iter().map(|g| g.0).collect();
@@ -870,7 +1154,7 @@ mod tests {
 
     #[test]
     fn duplicates_merge_or_all_become_invalid_on_a_conflict() {
-        let settings = PlanSettings::new("Leads");
+        let settings = mass_only("Leads");
         let csv = "id,A,B\n1,x,\n1,,y\n2,p,\n2,q,\n3,#N/A,\n";
         let (rows, planned) = plan(csv, &settings);
         assert_eq!(rows[1].status, RowStatus::Merged);
@@ -899,7 +1183,7 @@ mod tests {
 
     #[test]
     fn a_bad_row_is_invalid_with_its_reason_and_the_rest_go_on() {
-        let settings = PlanSettings::new("Leads");
+        let settings = mass_only("Leads");
         let (rows, planned) = plan("id,A\nabc,x\n5,\n6,y\n", &settings);
         assert_eq!(rows[0].status, RowStatus::Invalid);
         assert!(rows[0]
@@ -936,6 +1220,171 @@ mod tests {
             "{:?}",
             planned.conflicts
         );
+    }
+
+    /// Every (record, field) change is carried by exactly one call of either kind, with
+    /// the value of the row that asked for it; the plan never needs more calls than the
+    /// better of all-mass_update and all-Update-Records.
+    fn assert_each_change_carried_once(csv: &str, planned: &PlannedCalls) {
+        let mut expected: std::collections::BTreeMap<(i64, String), String> = Default::default();
+        let mut lines = csv.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        for line in lines {
+            let cells: Vec<&str> = line.split(',').collect();
+            let id: i64 = cells[0].parse().unwrap();
+            for (name, cell) in header.iter().zip(&cells).skip(1) {
+                if !cell.is_empty() {
+                    expected.insert((id, name.to_string()), format!("{cell:?}"));
+                }
+            }
+        }
+        let mut carried: std::collections::BTreeMap<(i64, String), Vec<String>> =
+            Default::default();
+        for group in planned.groups() {
+            let payload: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&group.payload_json()).unwrap();
+            for chunk in group.chunks() {
+                assert!(chunk.len() <= MAX_IDS_PER_CALL);
+                for m in chunk {
+                    for (field, value) in &payload {
+                        carried
+                            .entry((m.record_id, field.clone()))
+                            .or_default()
+                            .push(value.to_string());
+                    }
+                }
+            }
+        }
+        for batch in &planned.update_batches {
+            assert!(batch.len() <= MAX_RECORDS_PER_UPDATE);
+            let mut ids = std::collections::HashSet::new();
+            for (m, object) in batch {
+                assert!(ids.insert(m.record_id), "a record twice in one batch");
+                let object: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(object).unwrap();
+                for (field, value) in &object {
+                    carried
+                        .entry((m.record_id, field.clone()))
+                        .or_default()
+                        .push(value.to_string());
+                }
+            }
+        }
+        let carried: std::collections::BTreeMap<(i64, String), String> = carried
+            .into_iter()
+            .map(|(k, v)| {
+                assert_eq!(v.len(), 1, "{k:?} carried by {} calls", v.len());
+                (k, v[0].clone())
+            })
+            .collect();
+        assert_eq!(carried, expected);
+        let t = planned.totals;
+        let calls = planned
+            .groups()
+            .map(|g| g.chunks().count() as u64)
+            .sum::<u64>()
+            + planned.update_batches.len() as u64;
+        assert_eq!(t.calls, calls);
+        assert_eq!(t.calls, t.mass_update_calls + t.update_records_calls);
+        if planned.planner.update_everything || planned.planner.mass_everything {
+            return; // a forced kind
+        }
+        let better = t
+            .all_mass_update_calls
+            .min(t.all_update_records_calls)
+            .unwrap();
+        assert!(t.calls <= better, "{t:?}");
+    }
+
+    #[test]
+    fn a_sheet_of_unique_values_goes_by_update_records_in_batches_of_100() {
+        let mut csv = String::from("id,City,Phone,Title\n");
+        for i in 0..1000 {
+            csv.push_str(&format!("{},c{i},p{i},t{i}\n", 100 + i));
+        }
+        let (_, planned) = plan(&csv, &PlanSettings::new("Leads"));
+        let t = planned.totals;
+        assert_eq!(t.update_records_calls, 10, "{t:?}");
+        assert_eq!(t.mass_update_calls, 0);
+        assert_eq!(t.all_mass_update_calls, Some(3000));
+        assert_eq!(t.all_update_records_calls, Some(10));
+        assert_each_change_carried_once(&csv, &planned);
+    }
+
+    #[test]
+    fn large_groups_stay_mass_update_and_the_rest_ride_in_batches() {
+        // 1,200 records share a status (3 mass_update calls); 100 of them have a city of
+        // their own (one batch). All by Update Records would be 12 calls.
+        let mut csv = String::from("id,Lead_Status,City\n");
+        for i in 0..1200 {
+            let city = if i < 100 {
+                format!("c{i}")
+            } else {
+                String::new()
+            };
+            csv.push_str(&format!("{},New,{city}\n", 100 + i));
+        }
+        let (_, planned) = plan(&csv, &PlanSettings::new("Leads"));
+        let t = planned.totals;
+        assert_eq!(
+            (t.mass_update_calls, t.update_records_calls),
+            (3, 1),
+            "{t:?}"
+        );
+        assert_eq!(t.all_update_records_calls, Some(12));
+        assert_each_change_carried_once(&csv, &planned);
+        // A nightly file of few values is all mass_update, at its minimum.
+        let mut nightly = String::from("id,Lead_Status,City\n");
+        for i in 0..3000 {
+            nightly.push_str(&format!("{},s{},c{}\n", 100 + i, i % 3, i % 4));
+        }
+        let (_, planned) = plan(&nightly, &PlanSettings::new("Leads"));
+        let t = planned.totals;
+        assert_eq!(
+            (t.mass_update_calls, t.update_records_calls),
+            (t.min_calls, 0)
+        );
+        assert_each_change_carried_once(&nightly, &planned);
+    }
+
+    #[test]
+    fn random_sheets_carry_every_change_exactly_once() {
+        use rand::{Rng, SeedableRng};
+        for seed in 0..40u64 {
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+            let rows = rng.random_range(1..700);
+            let values = [1usize, 2, 5, 50, 10_000][rng.random_range(0..5)];
+            let mut csv = String::from("id,A,B,C\n");
+            for i in 0..rows {
+                let cell = |rng: &mut rand::rngs::SmallRng| {
+                    if rng.random_bool(0.2) {
+                        String::new()
+                    } else {
+                        format!("v{}", rng.random_range(0..values))
+                    }
+                };
+                let (a, b, c) = (cell(&mut rng), cell(&mut rng), cell(&mut rng));
+                if a.is_empty() && b.is_empty() && c.is_empty() {
+                    continue;
+                }
+                csv.push_str(&format!("{},{a},{b},{c}\n", 1000 + i));
+            }
+            let mut settings = PlanSettings::new(if seed % 2 == 0 { "Leads" } else { "Deals" });
+            settings.chunk_size = rng.random_range(1..=500);
+            let (_, planned) = plan(&csv, &settings);
+            assert_each_change_carried_once(&csv, &planned);
+            // Forcing one kind carries everything that way.
+            for api in [ApiChoice::Mass, ApiChoice::Update] {
+                settings.api = api;
+                let (_, planned) = plan(&csv, &settings);
+                assert_each_change_carried_once(&csv, &planned);
+                let t = planned.totals;
+                match api {
+                    ApiChoice::Mass => assert_eq!(t.update_records_calls, 0),
+                    _ => assert_eq!(t.mass_update_calls, 0),
+                }
+            }
+        }
     }
 
     #[test]

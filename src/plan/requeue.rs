@@ -1,13 +1,15 @@
 //! `retry` as planning: which items go out again, and in which new chunks. Retryable items
 //! (or, with codes, retryable and failed items whose last code is one of them) are moved
-//! into fresh chunks, grouped by request body so that records scattered over many old
-//! chunks share calls again. The old items are marked requeued; the store does it in one
+//! into fresh chunks, grouped by request body (mass_update) or batched again by 100
+//! (Update Records, each record with its own values) so that records scattered over many
+//! old chunks share calls again. The old items are marked requeued; the store does it in one
 //! transaction.
 use rusqlite::Connection;
 
 use super::planner::balanced_chunks;
-use crate::outcome::{ItemState, Member};
-use crate::store::chunks::StoredChunk;
+use super::settings::MAX_RECORDS_PER_UPDATE;
+use crate::outcome::ItemState;
+use crate::store::chunks::{ChunkKind, StoredChunk};
 use crate::store::{self, StoreError};
 
 /// Which items `retry` sends again.
@@ -59,10 +61,13 @@ pub fn requeue(
         conn,
         run_id,
         |chunk| which.chosen(chunk),
-        |members: &[Member]| {
-            balanced_chunks(members, chunk_size)
-                .map(<[Member]>::to_vec)
-                .collect()
+        |kind, count| {
+            let size = match kind {
+                ChunkKind::MassUpdate => chunk_size,
+                ChunkKind::UpdateRecords => MAX_RECORDS_PER_UPDATE,
+            };
+            let all: Vec<()> = vec![(); count];
+            balanced_chunks(&all, size).map(<[()]>::len).collect()
         },
     )
 }

@@ -38,7 +38,36 @@ pub struct PlanSettings {
     pub multiselect_separator: char,
     /// Type overrides, field API name -> type name.
     pub types: BTreeMap<String, String>,
+    /// Which kinds of call may carry the changes (`--api`).
+    #[serde(default)]
+    pub api: ApiChoice,
+    /// What Update Records runs (`--trigger`): None leaves Zoho's default; an empty list
+    /// runs no workflow, approval or blueprint (and so rules out mass_update, which always
+    /// runs them).
+    #[serde(default)]
+    pub trigger: Option<Vec<String>>,
 }
+
+/// `--api`: which kinds of call a plan may use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiChoice {
+    /// The fewest calls: mass_update for large groups of equal values, Update Records for
+    /// the rest and for fields mass_update refuses.
+    #[default]
+    Auto,
+    /// mass_update only (`POST .../actions/mass_update`, 500 ids, one value set).
+    Mass,
+    /// Update Records only (`PUT .../{module}`, 100 records, each its own values).
+    Update,
+}
+
+/// Update Records takes at most 100 records a call (Zoho's update-records page; the
+/// mock answers LIMIT_EXCEEDED above it, as Zoho's OpenAPI examples show).
+pub const MAX_RECORDS_PER_UPDATE: usize = 100;
+
+/// The automation Update Records can be told to run.
+pub const TRIGGERS: &[&str] = &["workflow", "approval", "blueprint"];
 
 impl PlanSettings {
     pub fn new(module: &str) -> PlanSettings {
@@ -53,6 +82,8 @@ impl PlanSettings {
             timezone: None,
             multiselect_separator: ';',
             types: BTreeMap::new(),
+            api: ApiChoice::Auto,
+            trigger: None,
         }
     }
 }
@@ -85,6 +116,18 @@ impl PlanSettings {
             ),
             None => None,
         };
+        if let Some(trigger) = &self.trigger {
+            if let Some(bad) = trigger.iter().find(|t| !TRIGGERS.contains(&t.as_str())) {
+                return Err(SettingsError(format!(
+                    "--trigger {bad}: use workflow, approval, blueprint (comma-separated) or none"
+                )));
+            }
+            if trigger.is_empty() && self.api == ApiChoice::Mass {
+                return Err(SettingsError(
+                    "--api mass with --trigger none: mass_update always runs workflows, approvals and blueprints; only Update Records can turn them off (use --api auto or update)".into(),
+                ));
+            }
+        }
         for (field, type_name) in &self.types {
             type_name
                 .parse::<FieldType>()

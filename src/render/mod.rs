@@ -136,10 +136,31 @@ pub fn plan_summary(summary: &PlanSummary, db: &Path) -> String {
     }
     let _ = writeln!(out, "  invalid rows   {:>10}", summary.totals.invalid_rows);
     let _ = writeln!(out, "  groups         {:>10}", summary.totals.groups);
+    let t = &summary.totals;
     let _ = writeln!(
         out,
         "  calls needed   {:>10}   (theoretical minimum {})",
-        summary.totals.calls, summary.totals.min_calls
+        t.calls, t.min_calls
+    );
+    if t.update_records_calls > 0 {
+        let _ = writeln!(
+            out,
+            "    mass_update    {:>10}   (one value set, up to 500 records a call)",
+            t.mass_update_calls
+        );
+        let _ = writeln!(
+            out,
+            "    Update Records {:>10}   (each record its own values, up to 100 a call)",
+            t.update_records_calls
+        );
+    }
+    let alternative =
+        |calls: Option<u64>| calls.map_or_else(|| "not possible".to_string(), |n| n.to_string());
+    let _ = writeln!(
+        out,
+        "  alternatives   all mass_update {}, all Update Records {}",
+        alternative(t.all_mass_update_calls),
+        alternative(t.all_update_records_calls)
     );
     for warning in &summary.warnings {
         let _ = writeln!(out, "warning: {warning}");

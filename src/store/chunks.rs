@@ -45,6 +45,48 @@ impl rusqlite::types::FromSql for ChunkState {
     }
 }
 
+/// The kind of call a chunk is sent as. Stored as its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChunkKind {
+    /// One value set (the group's payload) for every member.
+    MassUpdate,
+    /// Each member with its own values (`payloads`).
+    UpdateRecords,
+}
+
+impl ChunkKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChunkKind::MassUpdate => "mass_update",
+            ChunkKind::UpdateRecords => "update_records",
+        }
+    }
+}
+
+impl rusqlite::types::FromSql for ChunkKind {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        match value.as_str()? {
+            "mass_update" => Ok(ChunkKind::MassUpdate),
+            "update_records" => Ok(ChunkKind::UpdateRecords),
+            other => Err(rusqlite::types::FromSqlError::Other(
+                format!("unknown chunk kind {other:?}").into(),
+            )),
+        }
+    }
+}
+
+/// The per-member payloads column: a JSON array of the members' objects.
+fn encode_payloads(payloads: Option<&[String]>) -> Option<String> {
+    payloads.map(|p| format!("[{}]", p.join(",")))
+}
+
+/// Reads the payloads column back into one object (as JSON text) per member.
+fn decode_payloads(json: Option<&str>) -> Option<Vec<String>> {
+    let values: Vec<Box<serde_json::value::RawValue>> = serde_json::from_str(json?).ok()?;
+    Some(values.into_iter().map(|v| v.get().to_string()).collect())
+}
+
 /// Inserts a group (one request body); returns its id.
 pub fn insert_group(
     conn: &Connection,
@@ -57,16 +99,32 @@ pub fn insert_group(
     Ok(conn.last_insert_rowid())
 }
 
-/// Inserts a pending chunk of `members` of a group, every item pending.
+/// Inserts a pending mass_update chunk of `members` of a group, every item pending.
 pub fn insert_chunk(
     conn: &Connection,
     run_id: i64,
     group_id: i64,
     members: &[Member],
 ) -> Result<(), StoreError> {
+    insert_chunk_of(conn, run_id, group_id, members, None)
+}
+
+/// Inserts a pending chunk. With `payloads` (one JSON object per member) it is an Update
+/// Records call; without, a mass_update call of its group's payload.
+pub fn insert_chunk_of(
+    conn: &Connection,
+    run_id: i64,
+    group_id: i64,
+    members: &[Member],
+    payloads: Option<&[String]>,
+) -> Result<(), StoreError> {
+    let kind = match payloads {
+        Some(_) => ChunkKind::UpdateRecords,
+        None => ChunkKind::MassUpdate,
+    };
     conn.prepare_cached(
-        "INSERT INTO chunks (run_id, group_id, state, size, members, outcomes, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO chunks (run_id, group_id, state, size, members, outcomes, created_at, kind, payloads)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         run_id,
@@ -75,7 +133,9 @@ pub fn insert_chunk(
         members.len(),
         encode_members(members.iter().copied()),
         vec![ItemState::Pending as u8; members.len()],
-        now()
+        now(),
+        kind.as_str(),
+        encode_payloads(payloads)
     ])?;
     Ok(())
 }
@@ -132,7 +192,11 @@ pub fn reset_in_flight(conn: &Connection, run_id: i64) -> Result<usize, StoreErr
 #[derive(Debug, Clone)]
 pub struct ClaimedChunk {
     pub id: i64,
+    pub kind: ChunkKind,
+    /// The group's value set (mass_update); `{}` for Update Records.
     pub payload: String,
+    /// Update Records: one object of fields per member.
+    pub payloads: Option<Vec<String>>,
     pub members: Vec<Member>,
     pub outcomes: Vec<u8>,
     pub details: Details,
@@ -149,7 +213,7 @@ pub fn claim(
         "UPDATE chunks SET state = ?3 WHERE id = ?1 AND run_id = ?2 AND state = ?4",
     )?;
     let mut load = conn.prepare_cached(
-        "SELECT c.members, c.outcomes, c.details_json, g.payload_json
+        "SELECT c.members, c.outcomes, c.details_json, g.payload_json, c.kind, c.payloads
          FROM chunks c JOIN groups g ON g.id = c.group_id WHERE c.id = ?1",
     )?;
     let mut claimed = Vec::with_capacity(chunk_ids.len());
@@ -163,17 +227,22 @@ pub fn claim(
         if marked != 1 {
             continue; // not pending any more
         }
-        let (members, outcomes, details_json, payload) = load.query_row(params![id], |r| {
-            Ok((
-                r.get::<_, Vec<u8>>(0)?,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, String>(3)?,
-            ))
-        })?;
+        let (members, outcomes, details_json, payload, kind, payloads) =
+            load.query_row(params![id], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, ChunkKind>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                ))
+            })?;
         claimed.push(ClaimedChunk {
             id,
+            kind,
             payload,
+            payloads: decode_payloads(payloads.as_deref()),
             members: decode_members(&members),
             outcomes,
             details: decode_details(details_json.as_deref()),
@@ -275,6 +344,8 @@ fn redacted(details: &Details) -> Option<Details> {
 pub struct StoredChunk {
     pub id: i64,
     pub group_id: i64,
+    pub kind: ChunkKind,
+    pub payloads: Option<Vec<String>>,
     pub state: ChunkState,
     pub members: Vec<Member>,
     pub outcomes: Vec<u8>,
@@ -295,7 +366,7 @@ pub fn for_each_chunk<E: From<StoreError>>(
     let mut stmt = conn
         .prepare(
             "SELECT id, group_id, state, members, outcomes, details_json, code, message, attempts,
-                    last_attempt_at
+                    last_attempt_at, kind, payloads
              FROM chunks WHERE run_id = ?1 ORDER BY id",
         )
         .map_err(sql)?;
@@ -313,6 +384,8 @@ pub fn for_each_chunk<E: From<StoreError>>(
                 message: r.get(7)?,
                 attempts: r.get(8)?,
                 last_attempt_at: r.get(9)?,
+                kind: r.get(10)?,
+                payloads: decode_payloads(r.get::<_, Option<String>>(11)?.as_deref()),
             })
         })()
         .map_err(sql)?;
@@ -322,16 +395,19 @@ pub fn for_each_chunk<E: From<StoreError>>(
 }
 
 /// Moves items into fresh chunks in one transaction: `select` picks, per chunk that is not
-/// in flight, the items to move (their index); those are marked requeued, and `cut` splits
-/// each group's moved items into the new chunks. Returns (items, chunks) added.
+/// in flight, the items to move (their index); those are marked requeued, and the moved
+/// items of each group and kind are cut into new chunks of the sizes `sizes` gives (for
+/// a kind and a count). Update Records items keep their own values. Returns (items,
+/// chunks) added.
 pub fn requeue(
     conn: &mut Connection,
     run_id: i64,
     mut select: impl FnMut(&StoredChunk) -> Vec<usize>,
-    cut: impl Fn(&[Member]) -> Vec<Vec<Member>>,
+    sizes: impl Fn(ChunkKind, usize) -> Vec<usize>,
 ) -> Result<(u64, u64), StoreError> {
     let tx = conn.transaction()?;
-    let mut by_group: std::collections::BTreeMap<i64, Vec<Member>> = Default::default();
+    type Moved = (Vec<Member>, Vec<String>);
+    let mut by_group: std::collections::BTreeMap<(i64, ChunkKind), Moved> = Default::default();
     let mut changed: Vec<(i64, Vec<u8>)> = Vec::new();
     for_each_chunk(
         &tx,
@@ -345,12 +421,15 @@ pub fn requeue(
                 return Ok(());
             }
             let mut outcomes = chunk.outcomes.clone();
+            let moved = by_group.entry((chunk.group_id, chunk.kind)).or_default();
             for i in chosen {
                 outcomes[i] = ItemState::Requeued as u8;
-                by_group
-                    .entry(chunk.group_id)
-                    .or_default()
-                    .push(chunk.members[i]);
+                moved.0.push(chunk.members[i]);
+                if let Some(payloads) = &chunk.payloads {
+                    moved
+                        .1
+                        .push(payloads.get(i).cloned().unwrap_or_else(|| "{}".into()));
+                }
             }
             changed.push((chunk.id, outcomes));
             Ok(())
@@ -365,10 +444,14 @@ pub fn requeue(
         }
     }
     let (mut items, mut chunks) = (0u64, 0u64);
-    for (group_id, members) in by_group {
-        for part in cut(&members) {
-            insert_chunk(&tx, run_id, group_id, &part)?;
-            items += part.len() as u64;
+    for ((group_id, kind), (members, payloads)) in by_group {
+        let mut start = 0;
+        for size in sizes(kind, members.len()) {
+            let part = start..start + size;
+            let values = (kind == ChunkKind::UpdateRecords).then(|| &payloads[part.clone()]);
+            insert_chunk_of(&tx, run_id, group_id, &members[part], values)?;
+            start += size;
+            items += size as u64;
             chunks += 1;
         }
     }

@@ -24,6 +24,7 @@ use rusqlite_migration::{Migrations, M};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_initial.sql"),
     include_str!("../../migrations/0002_chunk_resets.sql"),
+    include_str!("../../migrations/0003_update_records.sql"),
 ];
 
 /// How long a statement waits for a lock held by another massup process before failing.

@@ -193,6 +193,11 @@ impl Workspace {
         .map(|s| s.to_string())
         .collect();
         args.extend(fast_unless_in(extra).into_iter().map(str::to_string));
+        // The dispatch tests exercise mass_update calls; --api auto would send the small
+        // files of most scenes by Update Records (tests/run_hybrid.rs covers that).
+        if !extra.contains(&"--api") {
+            args.extend(["--api".to_string(), "mass".to_string()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         args
     }
