@@ -5,11 +5,28 @@
 //!
 //!     cargo bench --bench plan                 # 100k, 1M and 3M rows
 //!     MASSUP_BENCH_ROWS=1000000 cargo bench --bench plan
+//!     MASSUP_BENCH_VALUES=unique MASSUP_BENCH_ROWS=1000000 cargo bench --bench plan
+//!                                              # a migration sheet: every value unique
 use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
+/// A migration sheet: every row its own city, phone and title (`MASSUP_BENCH_VALUES=unique`).
+fn generate_unique(path: &Path, rows: usize) {
+    let file = std::fs::File::create(path).expect("create csv");
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    writeln!(out, "id,City,Phone,Title").unwrap();
+    for i in 0..rows {
+        let id = 738_964_000_000_000_000u64 + i as u64 * 7;
+        writeln!(out, "{id},City {i},+47 {i:09},Title {i}").unwrap();
+    }
+    out.flush().unwrap();
+}
+
 fn generate(path: &Path, rows: usize) {
+    if std::env::var("MASSUP_BENCH_VALUES").is_ok_and(|v| v == "unique") {
+        return generate_unique(path, rows);
+    }
     let file = std::fs::File::create(path).expect("create csv");
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     writeln!(out, "id,Lead_Status,No_of_Employees,Rating").unwrap();

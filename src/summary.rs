@@ -8,7 +8,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::outcome::ItemState;
-use crate::store::chunks::{self, ChunkState, StoredChunk};
+use crate::store::chunks::{self, ChunkKind, ChunkState, StoredChunk};
 use crate::store::rows::{self, RowStatus, StoredRow};
 use crate::store::{self, RunInfo, StoreError};
 
@@ -80,6 +80,8 @@ pub struct RowResult {
     pub message: Option<Arc<str>>,
     /// Calls that carried this row (over all its items and retries).
     pub attempts: u32,
+    /// The kinds of call that carried its items: bit 1 mass_update, bit 2 Update Records.
+    pub kinds: u8,
     pub last_attempt_at: Option<Arc<str>>,
 }
 
@@ -112,6 +114,7 @@ impl RowResult {
 
     fn merge(&mut self, other: &RowResult) {
         self.attempts = self.attempts.max(other.attempts);
+        self.kinds |= other.kinds;
         if other.last_attempt_at > self.last_attempt_at {
             self.last_attempt_at.clone_from(&other.last_attempt_at);
         }
@@ -171,6 +174,10 @@ pub fn row_results(
                     (_, None) => (chunk_code.as_ref(), chunk_message.as_ref()),
                 };
                 result.add(state, code, message, chunk.attempts, at.as_ref());
+                result.kinds |= match chunk.kind {
+                    ChunkKind::MassUpdate => 1,
+                    ChunkKind::UpdateRecords => 2,
+                };
             }
             Ok(())
         },
@@ -190,6 +197,8 @@ pub struct ReportRow {
     pub message: Option<String>,
     pub attempts: u32,
     pub last_attempt_at: Option<String>,
+    /// Which kinds of call carried the row's fields (None for a row never planned).
+    pub carried_by: Option<&'static str>,
 }
 
 /// Calls `each` with every input row of the run in input order, with its outcome. The
@@ -239,6 +248,12 @@ pub fn for_each_row<E: From<StoreError>>(
             message,
             attempts: result.attempts,
             last_attempt_at: result.last_attempt_at.as_deref().map(str::to_string),
+            carried_by: match result.kinds {
+                1 => Some("mass_update"),
+                2 => Some("update_records"),
+                3 => Some("mass_update+update_records"),
+                _ => None,
+            },
         })
     })
 }

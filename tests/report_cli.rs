@@ -12,7 +12,7 @@ use massup::mock::{MockConfig, MockServer};
 use serde_json::Value;
 
 /// The report's columns for the input `id,Last_Name,Rating` used by several tests.
-const REPORT_COLUMNS: [&str; 9] = [
+const REPORT_COLUMNS: [&str; 10] = [
     "line",
     "id",
     "Last_Name",
@@ -22,6 +22,7 @@ const REPORT_COLUMNS: [&str; 9] = [
     "message",
     "attempts",
     "last_attempt_at",
+    "carried_by",
 ];
 
 /// A parsed CSV: header and records as strings.
@@ -327,7 +328,8 @@ fn report_columns_named_like_an_input_column_get_a_prefix() {
             "massup_code",
             "massup_message",
             "attempts",
-            "last_attempt_at"
+            "last_attempt_at",
+            "carried_by"
         ])
     );
     assert_eq!(table.records[0][2..4], strings(&["A", "hello"]));

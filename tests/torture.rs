@@ -67,6 +67,7 @@ fn torture(
     concurrency: &str,
     seed: u64,
     kill_after_ms: std::ops::Range<u64>,
+    api: &str,
 ) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let config = MockConfig {
@@ -113,6 +114,8 @@ fn torture(
         "samples/fields/Leads.json",
         "--concurrency",
         concurrency,
+        "--api",
+        api,
     ];
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut resend_bound = 0u64;
@@ -129,6 +132,8 @@ fn torture(
         "Leads",
         "--fields",
         "samples/fields/Leads.json",
+        "--api",
+        api,
     ];
     let planned_out = Command::new(env!("CARGO_BIN_EXE_massup"))
         .arg("--db")
@@ -234,8 +239,9 @@ fn torture(
     );
     let resent = applied - items;
     eprintln!(
-        "torture: {rows} rows, {kills_done} kills, {refused_seconds} second senders refused, {items} items, {} calls, {resent} updates applied twice (bound {resend_bound})",
-        ledger.requests
+        "torture: {rows} rows, {kills_done} kills, {refused_seconds} second senders refused, {items} items, {} mass_update and {} Update Records calls, {resent} updates applied twice (bound {resend_bound})",
+        ledger.requests,
+        ledger.update_requests
     );
     assert!(
         resent <= resend_bound,
@@ -246,12 +252,35 @@ fn torture(
 
 #[test]
 fn torture_short_three_kills() {
-    torture(3_000, 3, Duration::from_millis(25), "2", 7, 40..150);
+    torture(3_000, 3, Duration::from_millis(25), "2", 7, 40..150, "auto");
+}
+
+/// The same with every change in Update Records batches (100 records a call, each with
+/// its own values): kill-safe resume and the resend bound hold for the second kind too.
+#[test]
+fn torture_short_update_records_three_kills() {
+    torture(
+        3_000,
+        3,
+        Duration::from_millis(25),
+        "2",
+        5,
+        30..90,
+        "update",
+    );
 }
 
 #[test]
 #[ignore = "long: 100,000 rows, 10 kills; run with --ignored"]
 fn torture_long_100k_rows_ten_kills() {
     // Two workers stretch the 600-odd calls over several seconds, room for ten kills.
-    torture(100_000, 10, Duration::from_millis(20), "2", 11, 150..600);
+    torture(
+        100_000,
+        10,
+        Duration::from_millis(20),
+        "2",
+        11,
+        150..600,
+        "auto",
+    );
 }

@@ -18,7 +18,8 @@ use crate::summary::{self, ReportRow, RowOutcome};
 const AFTER_HELP: &str = "\
 Columns: line (where the row starts in the input file), the id column under its input name, \
 the field columns as given, then outcome (succeeded | failed | retryable | invalid | pending), \
-code, message, attempts and last_attempt_at. A report column whose name an input column \
+code, message, attempts, last_attempt_at and carried_by (mass_update, update_records, or \
+mass_update+update_records: the kinds of call that carried the row's fields). A report column whose name an input column \
 already uses is written as massup_<name>. --only is exact: --only failed lists the rows Zoho \
 refused, not the invalid ones massup never sent; name both (failed,invalid) for every row to fix.
 
@@ -238,13 +239,14 @@ fn neutralise_formula(cell: &str) -> Cow<'_, str> {
 
 /// The report's own column names, after the input's. One an input column already uses gets
 /// a `massup_` prefix, so no header (or JSON object) holds a name twice.
-const OWN_COLUMNS: [&str; 6] = [
+const OWN_COLUMNS: [&str; 7] = [
     "line",
     "outcome",
     "code",
     "message",
     "attempts",
     "last_attempt_at",
+    "carried_by",
 ];
 
 fn own_column_names(run: &RunInfo) -> Vec<String> {
@@ -353,6 +355,7 @@ impl ReportWriter {
                 csv.write_field(text(row.message.as_deref().unwrap_or_default()).as_bytes())?;
                 csv.write_field(row.attempts.to_string())?;
                 csv.write_field(row.last_attempt_at.as_deref().unwrap_or_default())?;
+                csv.write_field(row.carried_by.unwrap_or_default())?;
                 csv.write_record(None::<&[u8]>)?;
             }
             ReportWriter::Json {
@@ -375,6 +378,7 @@ impl ReportWriter {
                 json_pair(out, key(), &row.message, true)?;
                 json_pair(out, key(), &row.attempts, true)?;
                 json_pair(out, key(), &row.last_attempt_at, true)?;
+                json_pair(out, key(), &row.carried_by, true)?;
                 out.write_all(b"}")?;
             }
         }
@@ -536,7 +540,8 @@ mod tests {
                 "massup_massup_code",
                 "message",
                 "attempts",
-                "last_attempt_at"
+                "last_attempt_at",
+                "carried_by"
             ]
         );
     }
@@ -552,6 +557,7 @@ mod tests {
             message: Some(message.into()),
             attempts: 0,
             last_attempt_at: None,
+            carried_by: None,
         }
     }
 

@@ -695,6 +695,9 @@ impl Planner {
     /// The row that carries a record's changes: its first valid row (merged rows ride
     /// with it).
     fn owner(&self, row: u32) -> u32 {
+        if self.duplicates.is_empty() {
+            return row; // every record has one row (the usual file)
+        }
         let record = self.row_record[row as usize];
         let records = &self.row_record;
         self.by_record
