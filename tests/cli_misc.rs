@@ -55,7 +55,15 @@ fn demo_runs_end_to_end_and_leaves_a_finished_run() {
     assert_eq!(out.status.code(), Some(0), "{}", explain(&args, &out));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("re-queued"), "{}", explain(&args, &out));
-    let args = ["--db", "d/massup.db", "status", "--json"];
+    // Run 2 is the demo's spreadsheet migration: 500 records, each its own values, in
+    // Update Records batches of 100.
+    let args = ["--db", "d/massup.db", "status", "--run", "2", "--json"];
+    let out = massup(dir.path(), &args);
+    assert_eq!(out.status.code(), Some(0), "{}", explain(&args, &out));
+    let migration: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(migration["counts"]["rows"]["succeeded"], 500, "{migration}");
+    assert_eq!(migration["counts"]["calls"], 5, "{migration}");
+    let args = ["--db", "d/massup.db", "status", "--run", "1", "--json"];
     let out = massup(dir.path(), &args);
     assert_eq!(out.status.code(), Some(0), "{}", explain(&args, &out));
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -197,7 +197,7 @@ pub fn plan(conn: &mut Connection, request: &PlanRequest<'_>) -> Result<PlanOutc
             min_calls: totals.min_calls,
         },
     )?;
-    let example_request = example_request(&tx, run_id, settings.over_write)?;
+    let example_request = example_request(&tx, run_id, settings)?;
     tx.commit()?;
     Ok(PlanOutcome::Planned(PlanSummary {
         run_id,
@@ -254,17 +254,25 @@ fn stream_rows(
 fn example_request(
     conn: &Connection,
     run_id: i64,
-    over_write: bool,
+    settings: &PlanSettings,
 ) -> Result<Option<serde_json::Value>, PlanError> {
-    let Some((members, payload)) = store::chunks::first_chunk(conn, run_id)? else {
+    let Some((members, payload, payloads)) = store::chunks::first_chunk(conn, run_id)? else {
         return Ok(None);
     };
     let ids: Vec<i64> = members.iter().take(5).map(|m| m.record_id).collect();
-    let body = crate::api::bodies::mass_update(&payload, over_write, &ids);
+    let body = match &payloads {
+        // An Update Records call: each record with its own values.
+        Some(objects) => {
+            let objects: Vec<&str> = objects.iter().take(5).map(String::as_str).collect();
+            crate::api::bodies::update_records(&ids, &objects, settings.trigger.as_deref())
+        }
+        None => crate::api::bodies::mass_update(&payload, settings.over_write, &ids),
+    };
     let mut example: serde_json::Value =
         serde_json::from_str(&body).expect("request bodies are JSON");
     if members.len() > 5 {
-        if let Some(shown) = example["ids"].as_array_mut() {
+        let list = if payloads.is_some() { "data" } else { "ids" };
+        if let Some(shown) = example[list].as_array_mut() {
             shown.push("...".into());
         }
     }

@@ -459,21 +459,23 @@ pub fn requeue(
     Ok((items, chunks))
 }
 
-/// The first chunk's members and payload: the example request a plan shows.
-pub fn first_chunk(
-    conn: &Connection,
-    run_id: i64,
-) -> Result<Option<(Vec<Member>, String)>, StoreError> {
+/// A chunk's members, its group's payload, and its members' own payloads (Update Records).
+pub type FirstChunk = (Vec<Member>, String, Option<Vec<String>>);
+
+/// The first chunk of a run: the example request a plan shows.
+pub fn first_chunk(conn: &Connection, run_id: i64) -> Result<Option<FirstChunk>, StoreError> {
     use rusqlite::OptionalExtension;
     Ok(conn
         .query_row(
-            "SELECT c.members, g.payload_json FROM chunks c JOIN groups g ON g.id = c.group_id
+            "SELECT c.members, g.payload_json, c.payloads FROM chunks c
+             JOIN groups g ON g.id = c.group_id
              WHERE c.run_id = ?1 ORDER BY c.id LIMIT 1",
             params![run_id],
             |r| {
                 Ok((
                     decode_members(&r.get::<_, Vec<u8>>(0)?),
                     r.get::<_, String>(1)?,
+                    decode_payloads(r.get::<_, Option<String>>(2)?.as_deref()),
                 ))
             },
         )
