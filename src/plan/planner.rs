@@ -181,10 +181,12 @@ pub struct Planner {
     shown: String,
     file_size: u64,
     atoms: Vec<Atom>,
-    atom_index: FxHashMap<(u16, String), u32>,
+    /// Atom numbers hashed by (column, JSON): the text is kept once, in `atoms`.
+    atom_index: HashTable<u32>,
     /// Atoms of each group, in column order.
     groups: Vec<Box<[u32]>>,
-    group_index: FxHashMap<Box<[u32]>, u32>,
+    /// Group numbers hashed by their atoms: the atoms are kept once, in `groups`.
+    group_index: HashTable<u32>,
     /// Flat group ids of every row; row r owns `row_groups[row_start[r]..row_start[r + 1]]`.
     row_groups: Vec<u32>,
     row_start: Vec<u32>,
@@ -239,9 +241,9 @@ impl Planner {
             shown,
             file_size,
             atoms: Vec::new(),
-            atom_index: FxHashMap::default(),
+            atom_index: HashTable::new(),
             groups: Vec::new(),
-            group_index: FxHashMap::default(),
+            group_index: HashTable::new(),
             row_groups: Vec::new(),
             row_start: vec![0],
             row_record: Vec::new(),
@@ -394,16 +396,23 @@ impl Planner {
                 .map_err(|e| e.to_string())?;
             value.to_string()
         };
-        let key = (column as u16, json);
-        if let Some(&atom) = self.atom_index.get(&key) {
+        let column = column as u16;
+        let hash = FxBuildHasher.hash_one((column, json.as_str()));
+        let atoms = &self.atoms;
+        let same = |&a: &u32| {
+            let atom = &atoms[a as usize];
+            atom.column == column && atom.json == json
+        };
+        if let Some(&atom) = self.atom_index.find(hash, same) {
             return Ok(atom);
         }
         let atom = self.atoms.len() as u32;
-        self.atoms.push(Atom {
-            column: key.0,
-            json: key.1.clone(),
+        self.atoms.push(Atom { column, json });
+        let atoms = &self.atoms;
+        self.atom_index.insert_unique(hash, atom, |&a| {
+            let atom = &atoms[a as usize];
+            FxBuildHasher.hash_one((atom.column, atom.json.as_str()))
         });
-        self.atom_index.insert(key, atom);
         Ok(atom)
     }
 
@@ -556,13 +565,21 @@ impl Planner {
     fn push_part(&mut self, part: &[u32]) {
         self.part.clear();
         self.part.extend_from_slice(part);
-        let group = match self.group_index.get(self.part.as_slice()) {
-            Some(&g) => g,
+        let hash = FxBuildHasher.hash_one(self.part.as_slice());
+        let (groups, part) = (&self.groups, &self.part);
+        let found = self
+            .group_index
+            .find(hash, |&g| groups[g as usize][..] == part[..])
+            .copied();
+        let group = match found {
+            Some(g) => g,
             None => {
                 let g = self.groups.len() as u32;
-                let key: Box<[u32]> = self.part.as_slice().into();
-                self.groups.push(key.clone());
-                self.group_index.insert(key, g);
+                self.groups.push(self.part.as_slice().into());
+                let groups = &self.groups;
+                self.group_index.insert_unique(hash, g, |&g| {
+                    FxBuildHasher.hash_one(&groups[g as usize][..])
+                });
                 g
             }
         };
@@ -857,8 +874,14 @@ impl Planner {
             };
             records.push((member, object));
         }
-        balanced_chunks(&records, MAX_RECORDS_PER_UPDATE)
-            .map(<[(Member, String)]>::to_vec)
+        // Cut into balanced batches, moving the records (no copy of their objects).
+        let sizes: Vec<usize> = balanced_chunks(&records, MAX_RECORDS_PER_UPDATE)
+            .map(<[(Member, String)]>::len)
+            .collect();
+        let mut records = records.into_iter();
+        sizes
+            .into_iter()
+            .map(|size| records.by_ref().take(size).collect())
             .collect()
     }
 }
