@@ -105,20 +105,23 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let connection = ["--api-domain", url.as_str(), "--accounts-url", url.as_str()];
     // A rate and a concurrency cap as a real org would set them (Zoho's are per edition).
     let rate = if args.fast { "none" } else { "25/s" };
-    let mut run_args = vec![
-        "run",
-        "--csv",
-        &csv_arg,
-        "--module",
-        "Leads",
-        "--new-run",
-        "--concurrency",
-        "4",
-        "--rate",
-        rate,
-    ];
-    run_args.extend(connection);
-    let first = massup(&run_args)?;
+    let run_of = |csv: &str| -> anyhow::Result<i32> {
+        let mut args = vec![
+            "run",
+            "--csv",
+            csv,
+            "--module",
+            "Leads",
+            "--new-run",
+            "--concurrency",
+            "4",
+            "--rate",
+            rate,
+        ];
+        args.extend(connection);
+        massup(&args)
+    };
+    let first = run_of(&csv_arg)?;
     let mut retry_args = vec!["retry"];
     retry_args.extend(connection);
     let second = massup(&retry_args)?;
@@ -132,21 +135,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         "\n  wrote {} ({migrated} rows, each record its own Email, Phone and City)",
         migration.display()
     ));
-    let migration_arg = migration.display().to_string();
-    let mut migration_args = vec![
-        "run",
-        "--csv",
-        &migration_arg,
-        "--module",
-        "Leads",
-        "--new-run",
-        "--concurrency",
-        "4",
-        "--rate",
-        rate,
-    ];
-    migration_args.extend(connection);
-    let third = massup(&migration_args)?;
+    let third = run_of(&migration.display().to_string())?;
     let ledger = server.ledger();
     rt.block_on(server.shutdown());
     say(&format!(
