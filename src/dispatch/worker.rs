@@ -262,10 +262,6 @@ async fn attempt_until_end(ctx: &SendContext, chunk: &mut ClaimedChunk) -> Chunk
                 }
             }
         };
-        let ids: Vec<i64> = pending
-            .iter()
-            .map(|&i| chunk.members[i].record_id)
-            .collect();
         let kind = CallKind::of(chunk.kind);
         let body = kind.body(chunk, &pending, &ctx.settings);
         let started_at = store::now();
@@ -308,7 +304,7 @@ async fn attempt_until_end(ctx: &SendContext, chunk: &mut ClaimedChunk) -> Chunk
         }
         tracing::debug!(
             chunk = chunk.id,
-            ids = ids.len(),
+            ids = pending.len(),
             attempt = attempts + 1,
             http_status = http_status.map(i64::from).unwrap_or(-1),
             code = %call_code,
@@ -331,7 +327,7 @@ async fn attempt_until_end(ctx: &SendContext, chunk: &mut ClaimedChunk) -> Chunk
             duration: took,
             http_status,
             code: Some(call_code.clone()),
-            ids: ids.len(),
+            ids: pending.len(),
         };
         // What the attempt means for the chunk: an end (returned at once), or another
         // attempt after a backoff with the answer to store meanwhile.

@@ -345,7 +345,10 @@ pub struct StoredChunk {
     pub id: i64,
     pub group_id: i64,
     pub kind: ChunkKind,
-    pub payloads: Option<Vec<String>>,
+    /// Update Records: the members' objects, as stored (a JSON array); read them with
+    /// [`StoredChunk::payloads`]. Kept as text because only `retry` needs them, and `status`
+    /// walks every chunk.
+    pub payloads_json: Option<String>,
     pub state: ChunkState,
     pub members: Vec<Member>,
     pub outcomes: Vec<u8>,
@@ -354,6 +357,13 @@ pub struct StoredChunk {
     pub message: Option<String>,
     pub attempts: u32,
     pub last_attempt_at: Option<String>,
+}
+
+impl StoredChunk {
+    /// Update Records: one object per member (None for a mass_update chunk).
+    pub fn payloads(&self) -> Option<Vec<String>> {
+        decode_payloads(self.payloads_json.as_deref())
+    }
 }
 
 /// Calls `each` with every chunk of a run, in plan order.
@@ -385,7 +395,7 @@ pub fn for_each_chunk<E: From<StoreError>>(
                 attempts: r.get(8)?,
                 last_attempt_at: r.get(9)?,
                 kind: r.get(10)?,
-                payloads: decode_payloads(r.get::<_, Option<String>>(11)?.as_deref()),
+                payloads_json: r.get(11)?,
             })
         })()
         .map_err(sql)?;
@@ -421,11 +431,12 @@ pub fn requeue(
                 return Ok(());
             }
             let mut outcomes = chunk.outcomes.clone();
+            let payloads = chunk.payloads();
             let moved = by_group.entry((chunk.group_id, chunk.kind)).or_default();
             for i in chosen {
                 outcomes[i] = ItemState::Requeued as u8;
                 moved.0.push(chunk.members[i]);
-                if let Some(payloads) = &chunk.payloads {
+                if let Some(payloads) = &payloads {
                     moved
                         .1
                         .push(payloads.get(i).cloned().unwrap_or_else(|| "{}".into()));
