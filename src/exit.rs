@@ -98,6 +98,9 @@ pub fn exit_for_error(error: &anyhow::Error) -> Exit {
         if let Some(plan) = cause.downcast_ref::<crate::plan::PlanError>() {
             return match plan {
                 crate::plan::PlanError::Store(_) => Exit::Fatal,
+                // Zoho could not answer every lookup (credits, a refused token, the
+                // network): nothing is wrong with the input.
+                crate::plan::PlanError::Lookup(_) => Exit::Fatal,
                 _ => Exit::Usage,
             };
         }

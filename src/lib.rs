@@ -8,7 +8,7 @@
 //!   [`error`] (the error that is the user's to fix), [`fields`] (Zoho field metadata and
 //!   the coercion of raw cells into JSON values), [`input`] (streams the CSV through one
 //!   reused record buffer; spools pipes and hashes files), [`output`] (the pipe-safe
-//!   printer), [`global`] (flags every command takes).
+//!   printer), [`global`] (flags every command takes), [`suggest`] ("did you mean").
 //! - [`store`]: the SQLite run (runs, rows, groups, chunks with their packed items, calls)
 //!   and its embedded migrations; the only module that speaks SQL.
 //! - [`api`]: the Zoho API: endpoints, request bodies, OAuth tokens, reading answers.
@@ -48,4 +48,5 @@ pub mod plan;
 pub mod redact;
 pub mod render;
 pub mod store;
+pub mod suggest;
 pub mod summary;

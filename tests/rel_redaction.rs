@@ -115,7 +115,8 @@ async fn api_errors_that_echo_the_access_token_show_none_of_it() {
 
     let err = fetch_fields(&http, &api, "v2", "Leads", &token)
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("INVALID_TOKEN: invalid oauth token ***"),
         "{err}"

@@ -149,7 +149,8 @@ async fn a_redirected_field_metadata_fetch_is_an_error_naming_the_target() {
         &Secret::new("redirect-test-access"),
     )
     .await
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(
         err.contains(&format!(
             "HTTP 301 redirecting to http://localhost:{target}/crm/v2/settings/fields;"

@@ -252,45 +252,131 @@ fn describe(error: &reqwest::Error) -> String {
     format!("{kind}: {}", auth::without_url(error))
 }
 
-/// `GET {api}/crm/v2/settings/fields?module=M`: the metadata used to coerce and check
-/// values before any call is sent.
+/// Why field metadata (or the module list) could not be had; each names its real cause.
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    /// Zoho does not know the module; the caller may suggest the nearest name.
+    #[error("{module} is not a module of this org (Zoho answered {code}); module API names are plural and case-sensitive, e.g. Leads, Contacts, Deals")]
+    UnknownModule { module: String, code: String },
+    /// The token was refused: it, its scopes or its data centre are wrong.
+    #[error("Zoho refused the access token at {domain} ({code}: {message}): check ZOHO_ACCESS_TOKEN (or the refresh token) and its scopes, and that the org's data centre is the one used (--dc, --api-domain)")]
+    Refused {
+        domain: String,
+        code: String,
+        message: String,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// `GET {api}/crm/{version}/settings/fields?module=M`: the metadata used to coerce and
+/// check values before any call is sent.
 pub async fn fetch_fields(
     http: &reqwest::Client,
     api_domain: &str,
     api_version: &str,
     module: &str,
     token: &auth::Secret,
-) -> Result<String, String> {
+) -> Result<String, MetadataError> {
     let url = format!("{api_domain}/crm/{api_version}/settings/fields");
+    get_metadata(
+        http,
+        api_domain,
+        &url,
+        &[("module", module)],
+        token,
+        &format!("field metadata for {module}"),
+    )
+    .await
+    .map_err(|e| match e {
+        MetadataError::Other(message) if message.contains("INVALID_MODULE") => {
+            MetadataError::UnknownModule {
+                module: module.to_string(),
+                code: "INVALID_MODULE".into(),
+            }
+        }
+        other => other,
+    })
+}
+
+/// `GET {api}/crm/{version}/settings/modules`: the org's module API names.
+pub async fn fetch_module_names(
+    http: &reqwest::Client,
+    api_domain: &str,
+    api_version: &str,
+    token: &auth::Secret,
+) -> Result<Vec<String>, MetadataError> {
+    let url = format!("{api_domain}/crm/{api_version}/settings/modules");
+    let body = get_metadata(http, api_domain, &url, &[], token, "the module list").await?;
+    #[derive(serde::Deserialize)]
+    struct Modules {
+        modules: Vec<Module>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Module {
+        api_name: String,
+    }
+    let modules: Modules = serde_json::from_str(&body).map_err(|e| {
+        MetadataError::Other(format!("the module list Zoho sent cannot be read: {e}"))
+    })?;
+    Ok(modules.modules.into_iter().map(|m| m.api_name).collect())
+}
+
+async fn get_metadata(
+    http: &reqwest::Client,
+    api_domain: &str,
+    url: &str,
+    query: &[(&str, &str)],
+    token: &auth::Secret,
+    what: &str,
+) -> Result<String, MetadataError> {
     let response = http
-        .get(&url)
-        .query(&[("module", module)])
+        .get(url)
+        .query(query)
         .header(reqwest::header::AUTHORIZATION, authorization(token))
         .send()
         .await
-        .map_err(|e| format!("cannot fetch field metadata from {url}: {}", describe(&e)))?;
+        .map_err(|e| {
+            MetadataError::Other(format!("cannot fetch {what} from {url}: {}", describe(&e)))
+        })?;
     let status = response.status();
     if status.is_redirection() {
-        return Err(format!(
-            "fetching field metadata for {module}: {url} answered HTTP {} redirecting to {}; massup follows no redirect (it would carry the access token there); check --api-domain / --dc",
+        return Err(MetadataError::Other(format!(
+            "fetching {what}: {url} answered HTTP {} redirecting to {}; massup follows no redirect (it would carry the access token there); check --api-domain / --dc",
             status.as_u16(),
             redirect_target(&response)
-        ));
+        )));
     }
-    let body = response
-        .text()
-        .await
-        .map_err(|e| format!("cannot read field metadata from {url}: {}", describe(&e)))?;
+    let body = response.text().await.map_err(|e| {
+        MetadataError::Other(format!("cannot read {what} from {url}: {}", describe(&e)))
+    })?;
     if !status.is_success() {
         let answer = response::parse_body(status.as_u16(), body.as_bytes());
-        let what = match answer {
-            response::CallAnswer::Request { code, message } => format!("{code}: {message}"),
-            _ => format!("HTTP {status}"),
+        let (code, message) = match answer {
+            response::CallAnswer::Request { code, message } => (code, message),
+            _ => (format!("HTTP {}", status.as_u16()), String::new()),
         };
+        let refused = status.as_u16() == 401
+            || matches!(
+                code.as_str(),
+                "INVALID_TOKEN"
+                    | "AUTHENTICATION_FAILURE"
+                    | "OAUTH_SCOPE_MISMATCH"
+                    | "NO_PERMISSION"
+            );
+        if refused {
+            return Err(MetadataError::Refused {
+                domain: api_domain.to_string(),
+                code,
+                message: crate::redact::redact(&message).into_owned(),
+            });
+        }
         let message = format!(
-            "fetching field metadata for {module} failed ({what}); pass --fields FILE to plan without it"
+            "fetching {what} failed ({code}: {message}); pass --fields FILE to plan without it"
         );
-        return Err(crate::redact::redact(&message).into_owned());
+        return Err(MetadataError::Other(
+            crate::redact::redact(&message).into_owned(),
+        ));
     }
     Ok(body)
 }

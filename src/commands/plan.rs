@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::exit::{Exit, UsageError};
 use crate::fields::ModuleFields;
 use crate::global::{DbArg, GlobalArgs};
-use crate::plan::{self, PlanOutcome, PlanRequest, PlanSettings};
+use crate::plan::{PlanOutcome, PlanSettings};
 use crate::render;
 
 /// Flags that decide how a CSV is planned; shared by `plan` and `run`.
@@ -20,9 +20,12 @@ pub struct PlanFlags {
     /// Zoho module API name (Leads, Contacts, Deals, ...) [or `module` in massup.toml]
     #[arg(long)]
     pub module: Option<String>,
-    /// Column holding the Zoho record id.
-    #[arg(long, default_value = "id")]
-    pub id_column: String,
+    /// Column holding the Zoho record id (or, with --match-by, the key) [default: id, or the --match-by field]
+    #[arg(long, value_name = "NAME")]
+    pub id_column: Option<String>,
+    /// Match rows by this field (Email, an external id, ...) instead of record ids: each key is looked up in Zoho (COQL, 50 keys a call); a key no record or several records hold makes its row invalid
+    #[arg(long, value_name = "FIELD")]
+    pub match_by: Option<String>,
     /// Field separator of the CSV (one ASCII character; `\t` for tab).
     #[arg(long, default_value = ",", value_parser = parse_delimiter)]
     pub delimiter: char,
@@ -68,6 +71,11 @@ pub struct PlanFlags {
 pub struct Args {
     #[command(flatten)]
     pub plan: PlanFlags,
+    #[command(flatten)]
+    pub connection: super::send::ConnectionFlags,
+    /// Call nothing: no live field metadata even with credentials set (--match-by needs the API).
+    #[arg(long)]
+    pub offline: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -134,7 +142,12 @@ impl PlanFlags {
                 )
             })?;
         let mut settings = PlanSettings::new(&module);
-        settings.id_column = self.id_column.clone();
+        settings.match_by = self.match_by.clone();
+        settings.id_column = self
+            .id_column
+            .clone()
+            .or_else(|| self.match_by.clone())
+            .unwrap_or_else(|| "id".into());
         settings.delimiter = self.delimiter;
         settings.null_marker = self.null_marker.clone();
         settings.timezone = self.timezone.clone();
@@ -169,24 +182,64 @@ pub fn read_fields_file(path: &Path) -> anyhow::Result<(ModuleFields, String)> {
 
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let workspace = Workspace::new(global, &args.db)?;
-    let settings = args.plan.settings(&workspace.config)?;
-    let fields = match &args.plan.fields {
-        Some(path) => Some(read_fields_file(path)?),
-        None => None,
+    let config = &workspace.config;
+    let settings = args.plan.settings(config)?;
+    let credentials = if args.offline {
+        None
+    } else {
+        crate::api::auth::Credentials::load(config.secrets_file.as_deref())?
     };
+    if settings.match_by.is_some() && credentials.is_none() {
+        let why = if args.offline {
+            "--offline was given"
+        } else {
+            "no credentials are set: set ZOHO_ACCESS_TOKEN, or ZOHO_CLIENT_ID + ZOHO_CLIENT_SECRET + ZOHO_REFRESH_TOKEN"
+        };
+        return Err(
+            UsageError::new(format!("--match-by looks each key up in Zoho, but {why}")).into(),
+        );
+    }
+    // With credentials, the plan checks values against the org's own metadata, fetched
+    // live unless --fields names a file; without, it checks what it can.
+    let connection = match credentials {
+        Some(credentials) if settings.match_by.is_some() || args.plan.fields.is_none() => {
+            let send = super::send::SendSettings::resolve(
+                &super::send::SendSettings::default(),
+                &args.connection,
+                &super::send::DispatchFlags::default(),
+                config,
+                &settings,
+            )?;
+            let runtime = super::session::runtime()?;
+            let stop = tokio_util::sync::CancellationToken::new();
+            let session = super::session::Session::new(&send, credentials, stop.clone())?;
+            Some((runtime, session, send, stop))
+        }
+        _ => None,
+    };
+    let connected =
+        connection
+            .as_ref()
+            .map(|(runtime, session, send, stop)| super::lookup::Connected {
+                session,
+                handle: runtime.handle().clone(),
+                dispatch: send.dispatch(),
+                stop: stop.clone(),
+            });
+    let send_json = connection.as_ref().map(|(_, _, send, _)| send.to_json());
     let db = &workspace.db;
-    let mut conn = workspace.open()?;
-    let request = PlanRequest {
-        csv_path: &args.plan.csv,
+    let job = super::lookup::PlanJob {
+        csv: &args.plan.csv,
         settings: &settings,
-        fields: fields.as_ref().map(|(f, text)| (f, text.as_str())),
+        fields_file: args.plan.fields.as_deref(),
         strict: args.plan.strict,
         new_run: args.plan.new_run,
-        send_json: None,
+        send_json: send_json.as_deref(),
+        quiet: global.quiet || args.json,
+        command: "massup plan",
     };
-    let outcome =
-        super::send::holding_plan_lock(db, "massup plan", || plan::plan(&mut conn, &request))?
-            .with_context(|| format!("planning {}", args.plan.csv.display()))?;
+    let outcome = super::lookup::plan_file(db, &job, connected.as_ref())
+        .with_context(|| format!("planning {}", args.plan.csv.display()))?;
     match outcome {
         PlanOutcome::Existing(run) => {
             let changed = if run.settings != serde_json::to_value(&settings)? {

@@ -1,12 +1,11 @@
 //! `massup run`: plan a CSV (fetching field metadata unless --fields is given) and send it.
-use super::plan::{read_fields_file, PlanFlags};
+use super::plan::PlanFlags;
 use super::send::{send_run, ConnectionFlags, DispatchFlags, SendSettings};
 use super::session::{install_signal_handlers, require_credentials, runtime, Session};
 use super::Workspace;
 use crate::exit::{Exit, UsageError};
-use crate::fields::ModuleFields;
 use crate::global::{DbArg, GlobalArgs};
-use crate::plan::{self, PlanOutcome, PlanRequest};
+use crate::plan::PlanOutcome;
 use crate::render;
 use crate::store::{self, RunState};
 
@@ -39,49 +38,28 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         let stop = tokio_util::sync::CancellationToken::new();
         install_signal_handlers(stop.clone(), global.quiet);
         let session = Session::new(&send, credentials, stop.clone())?;
-        let (fields, fields_json) = match &args.plan.fields {
-            Some(path) => {
-                let (fields, text) = read_fields_file(path)?;
-                (fields, text)
-            }
-            None => {
-                let (token, _) = session
-                    .tokens
-                    .token()
-                    .await
-                    .map_err(|e| anyhow::anyhow!("cannot get an access token: {e}"))?;
-                let domain = session.api_domain().await?;
-                let text = crate::api::fetch_fields(&session.http, &domain, &session.api_version, &settings.module, &token)
-                    .await
-                    .map_err(anyhow::Error::msg)?;
-                // The server's answer, not the user's input: a fatal error (exit 1).
-                let fields = ModuleFields::from_zoho_json(text.as_bytes()).map_err(|e| {
-                    anyhow::anyhow!("the field metadata Zoho sent for {} cannot be read: {e}", settings.module)
-                })?;
-                (fields, text)
-            }
-        };
-        let csv = args.plan.csv.clone();
-        let strict = args.plan.strict;
-        let new_run = args.plan.new_run;
-        let db_for_plan = db.clone();
         let send_json = send.to_json();
-        let planned = tokio::task::spawn_blocking(move || -> anyhow::Result<PlanOutcome> {
-            let mut conn = store::open(&db_for_plan)?;
-            let request = PlanRequest {
-                csv_path: &csv,
-                settings: &settings,
-                fields: Some((&fields, fields_json.as_str())),
-                strict,
-                new_run,
-                send_json: Some(&send_json),
-            };
-            super::send::holding_plan_lock(&db_for_plan, "massup run", || {
-                plan::plan(&mut conn, &request)
-            })?
-            .map_err(anyhow::Error::from)
-        })
-        .await??;
+        let connected = super::lookup::Connected {
+            session: &session,
+            handle: tokio::runtime::Handle::current(),
+            dispatch: send.dispatch(),
+            stop: stop.clone(),
+        };
+        let job = super::lookup::PlanJob {
+            csv: &args.plan.csv,
+            settings: &settings,
+            fields_file: args.plan.fields.as_deref(),
+            strict: args.plan.strict,
+            new_run: args.plan.new_run,
+            send_json: Some(&send_json),
+            quiet: global.quiet,
+            command: "massup run",
+        };
+        // Planning is synchronous (and blocks on the runtime for lookups): it runs in
+        // place, off the runtime's task scheduling.
+        let planned = tokio::task::block_in_place(|| {
+            super::lookup::plan_file(&db, &job, Some(&connected))
+        })?;
         let run = match planned {
             PlanOutcome::Planned(summary) => {
                 if !global.quiet {

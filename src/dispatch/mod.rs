@@ -23,6 +23,7 @@
 //! same values, which is harmless.
 pub mod call;
 pub mod interpret;
+pub mod lookup;
 pub mod pacing;
 pub mod settings;
 pub mod worker;

@@ -163,6 +163,8 @@ impl fmt::Display for FieldType {
 pub struct FieldMeta {
     /// The API name, case-sensitive, as used in CSV headers and request bodies.
     pub api_name: String,
+    /// The label people see in Zoho's screens (`field_label`), when the metadata has one.
+    pub label: Option<String>,
     pub data_type: FieldType,
     pub read_only: bool,
     /// The metadata's `mass_update`, or [`FieldType::mass_updatable_by_type`] when absent.
@@ -182,6 +184,7 @@ impl FieldMeta {
     pub fn new(api_name: impl Into<String>, data_type: FieldType) -> FieldMeta {
         FieldMeta {
             api_name: api_name.into(),
+            label: None,
             mass_update: data_type.mass_updatable_by_type(),
             data_type,
             read_only: false,
@@ -208,6 +211,8 @@ struct ZohoFieldsResponse {
 #[derive(Deserialize)]
 struct ZohoField {
     api_name: String,
+    #[serde(default)]
+    field_label: Option<String>,
     data_type: String,
     #[serde(default)]
     read_only: Option<bool>,
@@ -238,6 +243,7 @@ impl From<ZohoField> for FieldMeta {
                 .unwrap_or_else(|| data_type.mass_updatable_by_type()),
             data_type,
             api_name: field.api_name,
+            label: field.field_label.filter(|l| !l.trim().is_empty()),
             read_only: field.read_only.unwrap_or(false),
             // Zoho reports length 0 on fields it does not limit; 0 as a real limit would
             // reject every non-empty value, so it means "no limit" here.

@@ -3,11 +3,13 @@
 //! orchestrates: it reads the file (spooled and hashed by `input`), feeds the planner on one
 //! thread while the store takes rows on another, and stores the result in one transaction,
 //! so a plan is either stored whole or not at all. [`requeue`] plans `retry`'s new chunks.
+pub mod matching;
 pub mod planner;
 pub mod requeue;
 pub mod settings;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rusqlite::Connection;
 use serde::Serialize;
@@ -17,6 +19,7 @@ use crate::input::spool::{file_sha256, spool_if_stream};
 use crate::input::{CsvInput, CsvOptions, InputError};
 use crate::store::rows::NewRow;
 use crate::store::{self, RunInfo, StoreError};
+use matching::Matches;
 
 pub use planner::{
     balanced_chunks, parse_record_id, PlanTotals, Planner, RowProblem, PROBLEMS_SHOWN,
@@ -46,6 +49,8 @@ pub enum PlanError {
         problems: Vec<RowProblem>,
     },
     #[error(transparent)]
+    Lookup(#[from] matching::LookupError),
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
@@ -67,6 +72,9 @@ pub struct PlanSummary {
     pub problems: Vec<RowProblem>,
     pub warnings: Vec<String>,
     pub example_request: Option<serde_json::Value>,
+    /// With `--match-by`: the keys looked up, what they found, and the calls spent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lookup: Option<matching::LookupTotals>,
 }
 
 pub enum PlanOutcome {
@@ -86,26 +94,94 @@ pub struct PlanRequest<'a> {
     /// Connection and send settings (`run` stores them with the plan, in the same
     /// transaction, so that a kill right after planning cannot lose them for `resume`).
     pub send_json: Option<&'a str>,
+    /// With `--match-by`: the record ids of the file's keys, looked up by the command
+    /// (which holds the connection) once it knows the file is not planned already.
+    pub matches: Option<Arc<Matches>>,
+}
+
+/// A file about to be planned: pipes copied to a temporary file (a plan reads its input
+/// more than once), and its SHA-256, which tells a file planned before.
+pub struct PlanInput {
+    given: PathBuf,
+    spooled: Option<tempfile::NamedTempFile>,
+    sha256: String,
+}
+
+impl PlanInput {
+    pub fn open(given: &Path) -> Result<PlanInput, PlanError> {
+        // A pipe (`--csv -`, /dev/stdin, a FIFO) can be read only once, and a plan reads its
+        // file twice (its SHA-256 first): such input is copied to a temporary file.
+        let spooled = spool_if_stream(given)?;
+        let path: &Path = spooled.as_ref().map_or(given, |f| f.path());
+        let sha256 = file_sha256(path)?;
+        Ok(PlanInput {
+            given: given.to_path_buf(),
+            spooled,
+            sha256,
+        })
+    }
+
+    /// Where the content can be read (the file itself, or its spooled copy).
+    pub fn path(&self) -> &Path {
+        self.spooled.as_ref().map_or(&self.given, |f| f.path())
+    }
+
+    /// The file as the user named it.
+    pub fn given(&self) -> &Path {
+        &self.given
+    }
+
+    /// The run this same content was planned as for this module before, if any.
+    pub fn planned_before(
+        &self,
+        conn: &Connection,
+        settings: &PlanSettings,
+    ) -> Result<Option<RunInfo>, PlanError> {
+        Ok(store::runs::run_by_sha(
+            conn,
+            &self.sha256,
+            &settings.module,
+        )?)
+    }
+}
+
+/// How a plan reads its file.
+pub fn csv_options(settings: &PlanSettings) -> CsvOptions {
+    CsvOptions {
+        delimiter: settings.delimiter as u8,
+        id_column: settings.id_column.clone(),
+    }
 }
 
 /// Plans `request.csv_path` into `conn`.
 pub fn plan(conn: &mut Connection, request: &PlanRequest<'_>) -> Result<PlanOutcome, PlanError> {
-    let settings = request.settings;
     // Every flag is checked before anything else, so a typo is reported even when the
     // file turns out to be planned already.
-    settings.check()?;
-    let given = request.csv_path;
-    let shown = given.display().to_string();
-    // A pipe (`--csv -`, /dev/stdin, a FIFO) can be read only once, and a plan reads its
-    // file twice (its SHA-256 first): such input is copied to a temporary file.
-    let spooled = spool_if_stream(given)?;
-    let path: &Path = spooled.as_ref().map_or(given, |f| f.path());
-    let sha256 = file_sha256(path)?;
+    request.settings.check()?;
+    let input = PlanInput::open(request.csv_path)?;
     if !request.new_run {
-        if let Some(existing) = store::runs::run_by_sha(conn, &sha256, &settings.module)? {
+        if let Some(existing) = input.planned_before(conn, request.settings)? {
             return Ok(PlanOutcome::Existing(existing));
         }
     }
+    plan_input(conn, &input, request)
+}
+
+/// Plans an opened file (whether it was planned before is the caller's to have checked).
+pub fn plan_input(
+    conn: &mut Connection,
+    file: &PlanInput,
+    request: &PlanRequest<'_>,
+) -> Result<PlanOutcome, PlanError> {
+    let settings = request.settings;
+    settings.check()?;
+    let given = file.given();
+    let shown = given.display().to_string();
+    let path = file.path();
+    let sha256 = file.sha256.clone();
+    let spooled = file.spooled.is_some();
+    let options = csv_options(settings);
+    let matches = request.matches.clone();
     let file = std::fs::File::open(path).map_err(|source| InputError::Open {
         path: shown.clone(),
         source,
@@ -113,10 +189,7 @@ pub fn plan(conn: &mut Connection, request: &PlanRequest<'_>) -> Result<PlanOutc
     let input = CsvInput::from_reader(
         given,
         Box::new(std::io::BufReader::with_capacity(256 * 1024, file)),
-        &CsvOptions {
-            delimiter: settings.delimiter as u8,
-            id_column: settings.id_column.clone(),
-        },
+        &options,
     )?;
     let mut warnings = Vec::new();
     let source = planner::Source {
@@ -130,12 +203,17 @@ pub fn plan(conn: &mut Connection, request: &PlanRequest<'_>) -> Result<PlanOutc
         source,
         &mut warnings,
     )?;
+    let planner = match &matches {
+        Some(matches) => planner.with_matches(matches.clone()),
+        None => planner,
+    };
     let tx = conn.transaction()?;
     let settings_json = serde_json::to_string(settings).expect("settings serialize");
     let columns_json = serde_json::to_string(input.field_columns()).expect("names serialize");
-    let absolute = match spooled {
-        Some(_) => PathBuf::from(given),
-        None => std::fs::canonicalize(given).unwrap_or_else(|_| PathBuf::from(given)),
+    let absolute = if spooled {
+        PathBuf::from(given)
+    } else {
+        std::fs::canonicalize(given).unwrap_or_else(|_| PathBuf::from(given))
     };
     let run_id = store::runs::insert_run(
         &tx,
@@ -197,6 +275,9 @@ pub fn plan(conn: &mut Connection, request: &PlanRequest<'_>) -> Result<PlanOutc
             min_calls: totals.min_calls,
         },
     )?;
+    if let Some(matches) = &matches {
+        store::lookups::insert(&tx, run_id, matches.entries(), matches.calls)?;
+    }
     let example_request = example_request(&tx, run_id, settings)?;
     tx.commit()?;
     Ok(PlanOutcome::Planned(PlanSummary {
@@ -207,6 +288,7 @@ pub fn plan(conn: &mut Connection, request: &PlanRequest<'_>) -> Result<PlanOutc
         problems: planned.problems,
         warnings,
         example_request,
+        lookup: matches.map(|m| m.totals()),
     }))
 }
 

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 // FxHash: the planner hashes millions of small keys it made itself; SipHash's protection
 // against hostile keys costs a third of the reading thread's time here for nothing.
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 // hashbrown's HashTable (the table under std's HashMap, with the hash kept outside the
 // entries): the record-id index stores row numbers only, hashed through `row_record`.
@@ -15,6 +16,7 @@ use hashbrown::HashTable;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 use serde::Serialize;
 
+use super::matching::Matches;
 use super::settings::{
     ApiChoice, PlanSettings, SettingsError, MAX_IDS_PER_CALL, MAX_RECORDS_PER_UPDATE,
 };
@@ -178,6 +180,8 @@ pub struct Planner {
     /// Every group goes through mass_update (--api mass).
     mass_everything: bool,
     coerce_options: CoerceOptions,
+    /// With `--match-by`: the key cell names the record, through what the lookup found.
+    matches: Option<Arc<Matches>>,
     shown: String,
     file_size: u64,
     atoms: Vec<Atom>,
@@ -238,6 +242,7 @@ impl Planner {
             mass_everything: settings.api == ApiChoice::Mass,
             chunk_size: settings.chunk_size,
             coerce_options,
+            matches: None,
             shown,
             file_size,
             atoms: Vec::new(),
@@ -257,6 +262,12 @@ impl Planner {
             part: Vec::new(),
             errors: Vec::new(),
         })
+    }
+
+    /// Rows name their record by a key that `matches` resolves (`--match-by`), not by id.
+    pub fn with_matches(mut self, matches: Arc<Matches>) -> Planner {
+        self.matches = Some(matches);
+        self
     }
 
     /// Number of field columns.
@@ -346,7 +357,10 @@ impl Planner {
                 self.columns.len() + 1
             ));
         }
-        let record = parse_record_id(row.id())?;
+        let record = match &self.matches {
+            Some(matches) => matches.resolve(row.id())?,
+            None => parse_record_id(row.id())?,
+        };
         self.row_atoms.clear();
         self.errors.clear();
         for column in 0..self.columns.len() {

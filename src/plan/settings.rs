@@ -46,6 +46,10 @@ pub struct PlanSettings {
     /// runs them).
     #[serde(default)]
     pub trigger: Option<Vec<String>>,
+    /// `--match-by FIELD`: the id column holds values of this field (an Email, an external
+    /// id) that are looked up to find each row's record, instead of record ids.
+    #[serde(default)]
+    pub match_by: Option<String>,
 }
 
 /// `--api`: which kinds of call a plan may use.
@@ -84,6 +88,7 @@ impl PlanSettings {
             types: BTreeMap::new(),
             api: ApiChoice::Auto,
             trigger: None,
+            match_by: None,
         }
     }
 }

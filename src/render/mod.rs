@@ -136,6 +136,13 @@ pub fn plan_summary(summary: &PlanSummary, db: &Path) -> String {
     }
     let _ = writeln!(out, "  invalid rows   {:>10}", summary.totals.invalid_rows);
     let _ = writeln!(out, "  groups         {:>10}", summary.totals.groups);
+    if let Some(lookup) = &summary.lookup {
+        let _ = writeln!(
+            out,
+            "  lookup calls   {:>10}   ({} distinct {} keys: {} found one record, {} none, {} several)",
+            lookup.calls, lookup.keys, lookup.field, lookup.matched, lookup.unmatched, lookup.ambiguous
+        );
+    }
     let t = &summary.totals;
     let _ = writeln!(
         out,

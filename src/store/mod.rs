@@ -10,6 +10,7 @@
 pub mod calls;
 pub mod chunks;
 pub mod codec;
+pub mod lookups;
 pub mod rows;
 pub mod runs;
 
@@ -25,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_initial.sql"),
     include_str!("../../migrations/0002_chunk_resets.sql"),
     include_str!("../../migrations/0003_update_records.sql"),
+    include_str!("../../migrations/0004_match_by.sql"),
 ];
 
 /// How long a statement waits for a lock held by another massup process before failing.

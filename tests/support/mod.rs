@@ -29,6 +29,8 @@ pub const FAST: &[&str] = &["--backoff-ms", "5", "--timeout", "2"];
 /// How the binary authenticates.
 #[derive(Clone, Debug)]
 pub enum Creds {
+    /// No credentials in the environment.
+    None,
     /// Only `ZOHO_ACCESS_TOKEN`.
     Token(String),
     /// Refresh credentials, optionally with a starting access token.
@@ -134,6 +136,7 @@ impl Workspace {
             .arg(self.db())
             .args(args);
         match creds {
+            Creds::None => {}
             Creds::Token(token) => {
                 command.env("ZOHO_ACCESS_TOKEN", token);
             }

@@ -1,0 +1,256 @@
+//! What `plan` and `run` need from Zoho before planning: the module's field metadata (with
+//! the real cause named when it cannot be had: a refused token, a module that does not
+//! exist) and, for `--match-by`, the record ids of the sheet's keys.
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::session::Session;
+use crate::api::{self, MetadataError};
+use crate::dispatch::lookup::look_up;
+use crate::dispatch::DispatchSettings;
+use crate::exit::UsageError;
+use crate::fields::ModuleFields;
+use crate::plan::matching::{
+    collect_keys, max_rows_per_query, LookupError, MatchField, Matches, MAX_IN_VALUES,
+};
+use crate::plan::{
+    self, PlanError, PlanInput, PlanOutcome, PlanRequest, PlanSettings, SettingsError,
+};
+
+/// `GET settings/fields` for `module`, parsed, and its text (stored with the run). An
+/// unknown module is a usage error that names the nearest module of the org.
+pub async fn live_metadata(
+    session: &Session,
+    module: &str,
+) -> anyhow::Result<(ModuleFields, String)> {
+    let (token, _) = session
+        .tokens
+        .token()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot get an access token: {e}"))?;
+    let domain = session.api_domain().await?;
+    let version = &session.api_version;
+    let text = match api::fetch_fields(&session.http, &domain, version, module, &token).await {
+        Ok(text) => text,
+        Err(e @ MetadataError::UnknownModule { .. }) => {
+            let names = api::fetch_module_names(&session.http, &domain, version, &token)
+                .await
+                .unwrap_or_default();
+            let hint = match crate::suggest::nearest(module, names.iter().map(String::as_str)) {
+                Some(name) => format!("; did you mean {name}?"),
+                None if names.is_empty() => String::new(),
+                None => format!(" (its modules include {})", shortened(&names)),
+            };
+            return Err(UsageError::new(format!("{e}{hint}")).into());
+        }
+        Err(e) => return Err(anyhow::Error::msg(e.to_string())),
+    };
+    // The server's answer, not the user's input: a fatal error (exit 1).
+    let fields = ModuleFields::from_zoho_json(text.as_bytes()).map_err(|e| {
+        anyhow::anyhow!("the field metadata Zoho sent for {module} cannot be read: {e}")
+    })?;
+    Ok((fields, text))
+}
+
+fn shortened(names: &[String]) -> String {
+    let mut shown: Vec<&str> = names.iter().take(12).map(String::as_str).collect();
+    if names.len() > shown.len() {
+        shown.push("...");
+    }
+    shown.join(", ")
+}
+
+/// The field `--match-by` names, checked against the metadata: it must exist and be a
+/// field Zoho can search by.
+pub fn match_field(
+    settings: &PlanSettings,
+    fields: &ModuleFields,
+) -> Result<Option<MatchField>, UsageError> {
+    let Some(name) = &settings.match_by else {
+        return Ok(None);
+    };
+    let module = &settings.module;
+    let meta = fields
+        .get(name)
+        .or_else(|| {
+            // A label or another case is what a person types; the API name is what is sent.
+            let folded = |s: &str| s.replace(' ', "_").to_lowercase();
+            fields.iter().find(|m| {
+                folded(&m.api_name) == folded(name)
+                    || m.label.as_deref().is_some_and(|l| folded(l) == folded(name))
+            })
+        })
+        .ok_or_else(|| {
+            let hint = crate::suggest::nearest(
+                name,
+                fields.iter().map(|m| m.api_name.as_str()),
+            )
+            .map_or_else(String::new, |n| format!("; did you mean {n}?"));
+            UsageError::new(format!(
+                "--match-by {name}: {module} has no field {name}{hint} (`massup fields {module}` lists them)"
+            ))
+        })?;
+    MatchField::new(module, meta)
+        .map(Some)
+        .map_err(UsageError::new)
+}
+
+/// How a plan reaches Zoho, when it does.
+pub struct Connected<'a> {
+    pub session: &'a Session,
+    /// The runtime to block on: planning is synchronous.
+    pub handle: tokio::runtime::Handle,
+    /// Lookups go at the run's pace, with its attempts and backoff.
+    pub dispatch: DispatchSettings,
+    pub stop: CancellationToken,
+}
+
+/// A file to plan, as `plan` and `run` describe it.
+pub struct PlanJob<'a> {
+    pub csv: &'a Path,
+    pub settings: &'a PlanSettings,
+    pub fields_file: Option<&'a Path>,
+    pub strict: bool,
+    pub new_run: bool,
+    pub send_json: Option<&'a str>,
+    /// No progress lines on stderr.
+    pub quiet: bool,
+    /// The command, for the plan lock's holder.
+    pub command: &'a str,
+}
+
+/// Plans `job` into `db` under the plan lock. A file planned before is recognised before
+/// anything is fetched; then field metadata (the file, else Zoho's), then `--match-by`
+/// lookups, then the plan, stored whole or not at all.
+pub fn plan_file(
+    db: &Path,
+    job: &PlanJob<'_>,
+    connected: Option<&Connected<'_>>,
+) -> anyhow::Result<PlanOutcome> {
+    super::send::holding_plan_lock(db, job.command, || -> anyhow::Result<PlanOutcome> {
+        let settings = job.settings;
+        settings.check()?;
+        let mut conn = crate::store::open(db)?;
+        let input = PlanInput::open(job.csv)?;
+        if !job.new_run {
+            if let Some(run) = input.planned_before(&conn, settings)? {
+                return Ok(PlanOutcome::Existing(run));
+            }
+        }
+        let fields = match (job.fields_file, connected) {
+            (Some(path), _) => Some(super::plan::read_fields_file(path)?),
+            (None, Some(c)) => Some(
+                c.handle
+                    .block_on(live_metadata(c.session, &settings.module))?,
+            ),
+            (None, None) => None,
+        };
+        let field = match &fields {
+            Some((fields, _)) => match_field(settings, fields)?,
+            None => None,
+        };
+        // `--match-by email` or a label names the field Email: the run stores its API name,
+        // and the key column defaults to it.
+        let canonical;
+        let settings = match &field {
+            Some(field) if settings.match_by.as_deref() != Some(field.api_name()) => {
+                let mut named = settings.clone();
+                if Some(&named.id_column) == named.match_by.as_ref() {
+                    named.id_column = field.api_name().to_string();
+                }
+                named.match_by = Some(field.api_name().to_string());
+                canonical = named;
+                &canonical
+            }
+            _ => settings,
+        };
+        let matches = match (field, connected) {
+            (Some(field), Some(c)) => Some(Arc::new(look_up_keys(
+                &input, settings, field, c, job.quiet,
+            )?)),
+            (Some(_), None) => {
+                return Err(UsageError::new(
+                    "--match-by looks each key up in Zoho, which needs a connection",
+                )
+                .into())
+            }
+            (None, _) => None,
+        };
+        let request = PlanRequest {
+            csv_path: job.csv,
+            settings,
+            fields: fields.as_ref().map(|(f, text)| (f, text.as_str())),
+            strict: job.strict,
+            new_run: job.new_run,
+            send_json: job.send_json,
+            matches,
+        };
+        Ok(plan::plan_input(&mut conn, &input, &request)?)
+    })?
+}
+
+/// Collects the file's distinct keys and looks them up.
+fn look_up_keys(
+    input: &PlanInput,
+    settings: &PlanSettings,
+    field: MatchField,
+    connected: &Connected<'_>,
+    quiet: bool,
+) -> Result<Matches, PlanError> {
+    let session = connected.session;
+    let keys = collect_keys(
+        input.path(),
+        input.given(),
+        &plan::csv_options(settings),
+        &field,
+    )?;
+    let max_rows = max_rows_per_query(&session.api_version);
+    let queries = keys.len().div_ceil(MAX_IN_VALUES);
+    if !quiet {
+        eprintln!(
+            "looking up {} distinct {} key(s) in {}: {queries} COQL quer{} of up to {MAX_IN_VALUES} keys",
+            keys.len(),
+            field.api_name(),
+            field.module(),
+            if queries == 1 { "y" } else { "ies" },
+        );
+    }
+    let mut matches = Matches::new(field.clone(), keys);
+    let unreachable = |message: String| {
+        PlanError::Lookup(LookupError::Failed {
+            field: field.api_name().to_string(),
+            code: "AUTHENTICATION_FAILURE".into(),
+            message,
+        })
+    };
+    connected.handle.block_on(async {
+        // A first token: its answer may name the API domain.
+        session
+            .tokens
+            .token()
+            .await
+            .map_err(|e| unreachable(format!("cannot get an access token: {e}")))?;
+        let endpoint = session
+            .endpoint(field.module())
+            .await
+            .map_err(|e| PlanError::Settings(SettingsError(e.to_string())))?;
+        let domain = session
+            .api_domain()
+            .await
+            .map_err(|e| PlanError::Settings(SettingsError(e.to_string())))?;
+        let url = format!("{domain}/crm/{}/coql", session.api_version);
+        look_up(
+            &endpoint,
+            &url,
+            &mut matches,
+            max_rows,
+            &connected.dispatch,
+            &connected.stop,
+        )
+        .await?;
+        Ok::<(), PlanError>(())
+    })?;
+    Ok(matches)
+}

@@ -1,0 +1,61 @@
+//! What a `--match-by` plan resolved: each distinct key with the record ids Zoho found for
+//! it, and the lookup calls that cost. Written once in the plan's transaction.
+use rusqlite::{params, Connection};
+
+use super::StoreError;
+
+/// Stores every key with its ids (none, one, or several) and the calls spent finding them.
+pub fn insert<'a>(
+    conn: &Connection,
+    run_id: i64,
+    keys: impl IntoIterator<Item = (&'a str, &'a [i64])>,
+    calls: u64,
+) -> Result<(), StoreError> {
+    let mut stmt =
+        conn.prepare_cached("INSERT INTO lookups (run_id, key, ids) VALUES (?1, ?2, ?3)")?;
+    let mut ids_text = String::new();
+    for (key, ids) in keys {
+        ids_text.clear();
+        for (i, id) in ids.iter().enumerate() {
+            if i > 0 {
+                ids_text.push(',');
+            }
+            ids_text.push_str(&id.to_string());
+        }
+        stmt.execute(params![run_id, key, ids_text])?;
+    }
+    conn.execute(
+        "UPDATE runs SET lookup_calls = ?2 WHERE id = ?1",
+        params![run_id, calls],
+    )?;
+    Ok(())
+}
+
+/// The lookup calls a run's plan spent (0 for a run keyed by record ids).
+pub fn calls(conn: &Connection, run_id: i64) -> Result<u64, StoreError> {
+    Ok(conn.query_row(
+        "SELECT lookup_calls FROM runs WHERE id = ?1",
+        [run_id],
+        |r| r.get::<_, i64>(0),
+    )? as u64)
+}
+
+/// Every key of a run with the ids it resolved to, in key order.
+pub fn all(conn: &Connection, run_id: i64) -> Result<Vec<(String, Vec<i64>)>, StoreError> {
+    let mut stmt = conn.prepare("SELECT key, ids FROM lookups WHERE run_id = ?1 ORDER BY key")?;
+    let rows = stmt.query_map([run_id], |r| {
+        let key: String = r.get(0)?;
+        let ids: String = r.get(1)?;
+        Ok((key, ids))
+    })?;
+    rows.map(|row| {
+        let (key, ids) = row?;
+        let ids = ids
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        Ok((key, ids))
+    })
+    .collect()
+}

@@ -1,0 +1,324 @@
+//! `--match-by`: sheets keyed by Email instead of record ids, end to end with the real binary
+//! against the mock, which holds an email on every record (some in another case, some shared
+//! by two records) and answers COQL. Every test checks the mock's ledger: which records
+//! hold what, how many lookup queries were spent, and that ambiguous keys touched nothing.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use massup::mock::MockConfig;
+use support::*;
+
+/// A sheet `Email,Lead_Status,City` over the first `n` records, each key written in another
+/// case on every third row, then `unknown` addresses no record holds.
+fn email_sheet(emails: &[String], n: usize, unknown: usize) -> (String, Vec<(String, String)>) {
+    let mut csv = String::from("Email,Lead_Status,City\n");
+    let mut values = Vec::new();
+    for (i, email) in emails.iter().take(n).enumerate() {
+        let key = match i % 3 {
+            0 => email.to_uppercase(),
+            1 => email.to_lowercase(),
+            _ => email.clone(),
+        };
+        let status = ["Contacted", "Junk Lead", "Pre-Qualified"][i % 3];
+        let city = format!("City {}", i % 7);
+        csv.push_str(&format!("{key},{status},{city}\n"));
+        values.push((status.to_string(), city));
+    }
+    for k in 0..unknown {
+        csv.push_str(&format!("nobody{k}@example.com,Contacted,Nowhere\n"));
+    }
+    (csv, values)
+}
+
+fn config() -> MockConfig {
+    MockConfig {
+        records: 700,
+        duplicate_emails: 4,
+        mixed_case_emails: 0.4,
+        ..MockConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sheet_keyed_by_mixed_case_emails_updates_exactly_the_unambiguous_rows() {
+    let config = config();
+    let server = start(config.clone()).await;
+    let ws = Workspace::new(&server);
+    let ids = config.record_ids();
+    let emails = config.record_emails();
+    let n = 600;
+    let (text, values) = email_sheet(&emails, n, 7);
+    let csv = ws.write("sheet.csv", &text);
+    let ran = ws
+        .run(
+            &csv,
+            &["--match-by", "Email", "--api", "auto"],
+            &Creds::mock_token(),
+        )
+        .await;
+    // Rows whose key finds no record, or two, are invalid: exit 3.
+    ran.expect_code(3);
+    let distinct: BTreeSet<String> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().to_lowercase())
+        .collect();
+    let ledger = server.ledger();
+    assert!(
+        ledger.coql_requests <= distinct.len().div_ceil(50) as u64,
+        "{} lookup calls for {} keys\n{}",
+        ledger.coql_requests,
+        distinct.len(),
+        ran.report()
+    );
+    ran.expect_in(
+        Stream::Out,
+        &[&format!(
+            "lookup calls   {:>10}   ({} distinct Email keys: ",
+            ledger.coql_requests,
+            distinct.len()
+        )],
+    );
+    // Records 2..6 share their address with records 699..695: no record of either is touched.
+    let shared: Vec<(usize, usize)> = (0..4).map(|k| (2 + k, config.records - 1 - k)).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let ambiguous = shared.iter().any(|&(a, b)| i == a || i == b);
+        if i < n && !ambiguous {
+            let held = &ledger.records[id];
+            assert_eq!(held["Lead_Status"], values[i].0, "record {i} ({id})");
+            assert_eq!(held["City"], values[i].1, "record {i} ({id})");
+            assert_eq!(ledger.applied[id], 1, "record {i} updated once");
+        } else {
+            assert_eq!(ledger.applied[id], 0, "record {i} ({id}) must be untouched");
+        }
+    }
+    // Every row has its outcome and reason.
+    let conn = ws.open_db();
+    let run = last_run(&conn);
+    let outcomes = row_outcomes(&conn, run);
+    assert_eq!(outcomes.len(), n + 7);
+    let rows: Vec<Option<String>> = conn
+        .prepare("SELECT message FROM rows WHERE run_id = ?1 ORDER BY row_no")
+        .unwrap()
+        .query_map([run], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for &(a, b) in &shared {
+        let message = rows[a].clone().unwrap_or_default();
+        assert!(
+            message.contains("matches 2 Leads records")
+                && message.contains(&ids[a])
+                && message.contains(&ids[b])
+                && message.contains("none of them is updated"),
+            "row of record {a}: {message}"
+        );
+    }
+    for message in &rows[n..] {
+        let message = message.clone().unwrap_or_default();
+        assert!(
+            message.starts_with("no Leads record has Email = \"nobody"),
+            "{message}"
+        );
+    }
+    let status = ws.massup(&["status", "--json"], &Creds::mock_token()).await;
+    let status = status.json();
+    assert_eq!(status["counts"]["rows"]["succeeded"], (n - 4) as u64);
+    assert_eq!(status["counts"]["rows"]["invalid"], 4 + 7);
+
+    // Resolved ids are stored with the run: retry and resume never look a key up again.
+    let lookups_before = server.ledger().coql_requests;
+    ws.again("retry", &[], &Creds::mock_token()).await;
+    ws.again("resume", &[], &Creds::mock_token()).await;
+    assert_eq!(server.ledger().coql_requests, lookups_before);
+    let stored: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM lookups WHERE run_id = ?1",
+            [run],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(stored as usize, distinct.len());
+    // Planning the same file again finds its run before any lookup is spent.
+    let again = ws
+        .run(
+            &csv,
+            &["--match-by", "Email", "--api", "auto"],
+            &Creds::mock_token(),
+        )
+        .await;
+    again.expect_code(2); // already sent as a finished run: retry or --new-run
+    assert_eq!(server.ledger().coql_requests, lookups_before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_ride_out_server_errors_and_stop_cleanly_when_credits_run_out() {
+    // A quarter of all calls answer 500: lookups are retried like updates.
+    let flaky = MockConfig {
+        fail_500_rate: 0.25,
+        ..config()
+    };
+    let server = start(flaky.clone()).await;
+    let ws = Workspace::new(&server);
+    let (text, values) = email_sheet(&flaky.record_emails(), 300, 0);
+    let csv = ws.write("sheet.csv", &text);
+    let ran = ws
+        .run(
+            &csv,
+            &["--match-by", "Email", "--max-attempts", "12"],
+            &Creds::mock_token(),
+        )
+        .await;
+    ran.expect_code(3); // the four shared addresses among the first 300 records
+    let ledger = server.ledger();
+    let ids = flaky.record_ids();
+    for (i, (status, _)) in values.iter().enumerate().skip(6) {
+        assert_eq!(
+            ledger.records[&ids[i]]["Lead_Status"], *status,
+            "record {i}"
+        );
+    }
+    assert!(
+        ledger.coql_requests >= 6,
+        "300 keys take 6 queries at least"
+    );
+
+    // Two credits for 6 queries: the plan stops, names the cause, and stores nothing.
+    let poor = MockConfig {
+        daily_credits: Some(2),
+        ..config()
+    };
+    let server = start(poor.clone()).await;
+    let ws = Workspace::new(&server);
+    let (text, _) = email_sheet(&poor.record_emails(), 300, 0);
+    let csv = ws.write("sheet.csv", &text);
+    let ran = ws
+        .run(&csv, &["--match-by", "Email"], &Creds::mock_token())
+        .await;
+    ran.expect_code(1);
+    ran.expect_stderr(&["credits", "nothing was planned"]);
+    assert_eq!(
+        server.ledger().update_requests + server.ledger().requests,
+        0
+    );
+    let runs: i64 = ws
+        .open_db()
+        .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(runs, 0, "a plan whose lookups failed stores nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mistakes_with_match_by_and_metadata_name_their_fix() {
+    let config = config();
+    let server = start(config.clone()).await;
+    let ws = Workspace::new(&server);
+    let (text, _) = email_sheet(&config.record_emails(), 10, 0);
+    let csv = ws.write("sheet.csv", &text);
+    let csv = csv.to_str().unwrap();
+    let url = server.url();
+    let api = ["--api-domain", url.as_str()];
+    let plan = |extra: &[&str]| {
+        let mut args = vec!["plan", "--csv", csv];
+        args.extend_from_slice(extra);
+        if !extra.contains(&"--module") {
+            args.extend(["--module", "Leads"]);
+        }
+        args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let massup = |args: Vec<String>, creds: Creds| {
+        let ws = &ws;
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            ws.massup(&args, &creds).await
+        }
+    };
+    // No credentials: the lookup cannot be made, and the message says what to set.
+    let mut args = plan(&["--match-by", "Email"]);
+    args.extend(api.iter().map(|s| s.to_string()));
+    massup(args, Creds::None)
+        .await
+        .expect_code(2)
+        .expect_stderr(&["--match-by looks each key up in Zoho", "ZOHO_ACCESS_TOKEN"]);
+    // A misspelt field, a field that cannot be a key, a module that does not exist.
+    for (extra, needles) in [
+        (
+            vec!["--match-by", "Emial"],
+            vec!["Leads has no field Emial", "did you mean Email?"],
+        ),
+        (
+            vec!["--match-by", "Description"],
+            vec!["multi-line field cannot be searched"],
+        ),
+        (
+            vec!["--match-by", "Email", "--module", "Lead"],
+            vec!["Lead is not a module", "did you mean Leads?"],
+        ),
+    ] {
+        let mut args = plan(&extra);
+        args.extend(api.iter().map(|s| s.to_string()));
+        massup(args, Creds::mock_token())
+            .await
+            .expect_code(2)
+            .expect_stderr(&needles);
+    }
+    // A refused token points at the token and the data centre, not at --fields.
+    let mut args = plan(&["--match-by", "Email"]);
+    args.extend(api.iter().map(|s| s.to_string()));
+    let ran = massup(args, Creds::Token("not-the-token".into())).await;
+    ran.expect_code(1)
+        .expect_stderr(&["refused the access token", "--dc"]);
+    assert!(!ran.stderr().contains("pass --fields"), "{}", ran.report());
+    // Bad key cells are invalid rows naming line and column; the good rows still plan.
+    let bad = ws.write(
+        "bad.csv",
+        &format!(
+            "Email,Lead_Status\n{},Contacted\n,Contacted\nback\\slash@x.com,Contacted\no'neil@example.com,Contacted\n",
+            config.record_emails()[10]
+        ),
+    );
+    let mut args = vec![
+        "plan".to_string(),
+        "--csv".into(),
+        bad.display().to_string(),
+    ];
+    args.extend(["--module", "Leads", "--match-by", "email", "--json"].map(String::from));
+    args.extend(api.iter().map(|s| s.to_string()));
+    let ran = massup(args, Creds::mock_token()).await;
+    ran.expect_code(3);
+    let summary = ran.json();
+    assert_eq!(summary["valid_rows"], 1, "{}", ran.report());
+    assert_eq!(summary["invalid_rows"], 3);
+    let problems: Vec<String> = summary["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            format!(
+                "{}:{}: {}",
+                p["path"].as_str().unwrap(),
+                p["line"],
+                p["message"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        problems[0].ends_with(
+            "bad.csv:3: the Email cell is empty: there is no key to find a Leads record by"
+        ),
+        "{problems:?}"
+    );
+    assert!(
+        problems[1].contains(
+            "bad.csv:4: Email = \"back\\\\slash@x.com\" holds a control character or a backslash"
+        ),
+        "{problems:?}"
+    );
+    assert!(
+        problems[2].contains("bad.csv:5: no Leads record has Email = \"o'neil@example.com\""),
+        "{problems:?}"
+    );
+    assert_eq!(summary["lookup"]["calls"], 1);
+}
