@@ -29,6 +29,8 @@ pub enum Command {
     Resume(commands::resume::Args),
     /// Re-send a run's retryable records (locked, not approved, ...) in fresh, regrouped calls.
     Retry(commands::retry::Args),
+    /// List a module's fields: API names, labels, types, and which calls can write them.
+    Fields(commands::fields::Args),
     /// Show runs and what their records came to.
     Status(commands::status::Args),
     /// Write one row per input row with its outcome, in input order.
@@ -65,6 +67,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(args, &cli.global),
         Command::Resume(args) => commands::resume::run(args, &cli.global),
         Command::Retry(args) => commands::retry::run(args, &cli.global),
+        Command::Fields(args) => commands::fields::run(args, &cli.global),
         Command::Status(args) => commands::status::run(args, &cli.global),
         Command::Report(args) => commands::report::run(args, &cli.global),
         Command::MockServer(args) => commands::mock_server::run(args, &cli.global),

@@ -2,6 +2,7 @@
 //! them: [`send`] (what run, resume and retry share), [`session`] (the connection to Zoho,
 //! the runtime and signals) and [`Workspace`] (massup.toml, the database, picking a run).
 pub mod demo;
+pub mod fields;
 pub mod lookup;
 pub mod mock_server;
 pub mod plan;
