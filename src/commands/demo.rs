@@ -55,6 +55,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         ..MockConfig::default()
     };
     let ids = mock_config.record_ids();
+    let emails = mock_config.record_emails();
     let server = rt.block_on(MockServer::start(mock_config))?;
     let url = server.url();
     let csv = dir.join("leads.csv");
@@ -136,16 +137,44 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         migration.display()
     ));
     let third = run_of(&migration.display().to_string())?;
+    // A sheet from another system: no Zoho ids, only each lead's email address (in
+    // whatever case it was typed). `--match-by Email` looks the keys up, 50 a call.
+    let by_email = dir.join("by-email.csv");
+    let keyed = write_email_csv(&by_email, &emails[args.rows.min(emails.len())..])?;
+    say(&format!(
+        "\n  wrote {} ({keyed} rows keyed by Email, no record ids; one address no lead has)",
+        by_email.display()
+    ));
+    let by_email_arg = by_email.display().to_string();
+    let mut keyed_args = vec!["--match-by", "Email"];
+    keyed_args.extend(connection);
+    let fourth = {
+        let mut args = vec![
+            "run",
+            "--csv",
+            by_email_arg.as_str(),
+            "--module",
+            "Leads",
+            "--new-run",
+        ];
+        args.extend(keyed_args);
+        massup(&args)?
+    };
     let ledger = server.ledger();
     rt.block_on(server.shutdown());
     say(&format!(
-        "\nThe mock saw {} mass_update and {} Update Records calls, minted {} tokens, and never more than {} calls at once.",
-        ledger.requests, ledger.update_requests, ledger.refreshes, ledger.max_concurrency_seen
+        "\nThe mock saw {} mass_update, {} Update Records and {} lookup (COQL) calls, minted {} tokens, and never more than {} calls at once.",
+        ledger.requests, ledger.update_requests, ledger.coql_requests, ledger.refreshes, ledger.max_concurrency_seen
     ));
     say(&format!("Everything is in {}: {reports}", dir.display()));
     // The demo's failures are on purpose: the run and the retry end with exit 3 (some rows
     // invalid or failed). Anything else means the demo itself went wrong.
-    for (what, code) in [("run", first), ("retry", second), ("migration run", third)] {
+    for (what, code) in [
+        ("run", first),
+        ("retry", second),
+        ("migration run", third),
+        ("run keyed by Email", fourth),
+    ] {
         if code != 0 && code != Exit::Failures.code() as i32 {
             return Err(anyhow::anyhow!("the demo's `{what}` exited with {code}"));
         }
@@ -219,6 +248,24 @@ fn write_migration_csv(path: &Path, ids: &[String], rows: usize) -> anyhow::Resu
     }
     std::fs::write(path, out)?;
     Ok(rows.min(ids.len()))
+}
+
+/// A sheet keyed by the leads' email addresses (every other one in capitals, as people type
+/// them), with a new status and city each, and one address no lead has.
+fn write_email_csv(path: &Path, emails: &[String]) -> anyhow::Result<usize> {
+    let mut out = String::from("Email,Lead_Status,City\n");
+    let statuses = ["Contacted", "Pre-Qualified", "Attempted to Contact"];
+    for (i, email) in emails.iter().enumerate() {
+        let key = if i % 2 == 0 {
+            email.to_uppercase()
+        } else {
+            email.clone()
+        };
+        out.push_str(&format!("{key},{},Oslo\n", statuses[i % statuses.len()]));
+    }
+    out.push_str("someone.else@example.org,Contacted,Oslo\n");
+    std::fs::write(path, out)?;
+    Ok(emails.len() + 1)
 }
 
 /// Runs `status`, then writes the full report and the failed rows as a file massup can
