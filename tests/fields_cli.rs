@@ -15,7 +15,13 @@ async fn fields_lists_names_labels_types_and_what_can_write_them() {
     let file = fields_file();
     let from_file = ws
         .massup(
-            &["fields", "Leads", "--fields", file.to_str().unwrap(), "--json"],
+            &[
+                "fields",
+                "Leads",
+                "--fields",
+                file.to_str().unwrap(),
+                "--json",
+            ],
             &Creds::None,
         )
         .await;
@@ -38,7 +44,11 @@ async fn fields_lists_names_labels_types_and_what_can_write_them() {
             .map(|f| f["api_name"].as_str().unwrap().to_string())
             .collect()
     };
-    assert_eq!(names(&from_file), names(&live), "the mock serves the sample");
+    assert_eq!(
+        names(&from_file),
+        names(&live),
+        "the mock serves the sample"
+    );
     let field = |name: &str| {
         live["fields"]
             .as_array()
@@ -50,7 +60,10 @@ async fn fields_lists_names_labels_types_and_what_can_write_them() {
     };
     let email = field("Email");
     assert_eq!(email["data_type"], "email");
-    assert_eq!(email["mass_update"], false, "mass_update cannot write Email");
+    assert_eq!(
+        email["mass_update"], false,
+        "mass_update cannot write Email"
+    );
     assert_eq!(email["updatable"], true, "Update Records can");
     let status = field("Lead_Status");
     assert_eq!(status["label"], "Lead Status");
@@ -62,11 +75,20 @@ async fn fields_lists_names_labels_types_and_what_can_write_them() {
         .any(|v| v == "Contacted"));
     // The table a person reads.
     let table = ws
-        .massup(&["fields", "Leads", "--api-domain", &url], &Creds::mock_token())
+        .massup(
+            &["fields", "Leads", "--api-domain", &url],
+            &Creds::mock_token(),
+        )
         .await;
     table.expect_code(0).expect_in(
         Stream::Out,
-        &["API NAME", "LABEL", "MASS_UPDATE", "Lead Status", "can be mass-updated"],
+        &[
+            "API NAME",
+            "LABEL",
+            "MASS_UPDATE",
+            "Lead Status",
+            "can be mass-updated",
+        ],
     );
     let email_line = table
         .stdout()
@@ -82,10 +104,13 @@ async fn fields_mistakes_name_their_fix() {
     let server = start(MockConfig::default()).await;
     let ws = Workspace::new(&server);
     let url = server.url();
-    ws.massup(&["fields", "Lead", "--api-domain", &url], &Creds::mock_token())
-        .await
-        .expect_code(2)
-        .expect_stderr(&["Lead is not a module of this org", "did you mean Leads?"]);
+    ws.massup(
+        &["fields", "Lead", "--api-domain", &url],
+        &Creds::mock_token(),
+    )
+    .await
+    .expect_code(2)
+    .expect_stderr(&["Lead is not a module of this org", "did you mean Leads?"]);
     ws.massup(&["fields", "Leads", "--api-domain", &url], &Creds::None)
         .await
         .expect_code(2)
@@ -111,4 +136,79 @@ async fn fields_mistakes_name_their_fix() {
     .await
     .expect_code(2)
     .expect_stderr(&["--fields", "bad.json"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_checks_values_against_live_metadata_when_it_has_credentials() {
+    let config = MockConfig::default();
+    let server = start(config.clone()).await;
+    let ws = Workspace::new(&server);
+    let url = server.url();
+    let ids = config.record_ids();
+    let csv = ws.write(
+        "changes.csv",
+        &format!(
+            "id,Lead_Status\n{},Contacted\n{},Not A Status\n",
+            ids[0], ids[1]
+        ),
+    );
+    let csv = csv.to_str().unwrap();
+    let live = ws
+        .massup(
+            &[
+                "plan",
+                "--csv",
+                csv,
+                "--module",
+                "Leads",
+                "--api-domain",
+                &url,
+                "--json",
+            ],
+            &Creds::mock_token(),
+        )
+        .await;
+    live.expect_code(3);
+    let summary = live.json();
+    assert_eq!(summary["invalid_rows"], 1, "{}", live.report());
+    assert!(summary["problems"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Lead_Status"));
+    let fields_json: Option<String> = ws
+        .open_db()
+        .query_row("SELECT fields_json FROM runs WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(
+        fields_json.unwrap().contains("\"Lead_Status\""),
+        "metadata kept with the run"
+    );
+    // --offline calls nothing: the value goes unchecked, and the summary says so.
+    let before = server.ledger();
+    let offline = ws
+        .massup(
+            &[
+                "plan",
+                "--csv",
+                csv,
+                "--module",
+                "Leads",
+                "--api-domain",
+                &url,
+                "--offline",
+                "--new-run",
+                "--json",
+            ],
+            &Creds::mock_token(),
+        )
+        .await;
+    offline.expect_code(0);
+    assert_eq!(offline.json()["invalid_rows"], 0);
+    assert!(offline.json()["warnings"][0]
+        .as_str()
+        .unwrap()
+        .contains("no field metadata"));
+    assert_eq!(server.ledger().coql_requests, before.coql_requests);
 }
