@@ -13,6 +13,9 @@ use csv::ByteRecord;
 /// keeps a pathological file (a million columns) from costing memory per column.
 pub const MAX_COLUMNS: usize = 2_000;
 
+/// Bytes read from the file at a time.
+const READ_BUFFER_BYTES: usize = 256 * 1024;
+
 /// The column list in a message: the first few names, then how many more.
 fn shorten_list(names: &[String]) -> String {
     const SHOWN: usize = 20;
@@ -165,14 +168,10 @@ impl CsvInput {
             path: path.display().to_string(),
             source,
         })?;
-        Self::from_reader(
-            path,
-            Box::new(BufReader::with_capacity(256 * 1024, file)),
-            options,
-        )
+        Self::from_reader(path, Box::new(file), options)
     }
 
-    /// Reads from any source; `path` is only used in messages.
+    /// Reads from any source (buffered here); `path` is only used in messages.
     pub fn from_reader(
         path: &Path,
         source: Box<dyn Read + Send>,
@@ -191,7 +190,10 @@ impl CsvInput {
             .flexible(true)
             .has_headers(false)
             .from_reader(EofWatch {
-                inner: LineLimit::new(source),
+                inner: LineLimit::new(
+                    Box::new(BufReader::with_capacity(READ_BUFFER_BYTES, source))
+                        as Box<dyn Read + Send>,
+                ),
                 at_eof: false,
             });
         let mut header = ByteRecord::new();
@@ -209,47 +211,8 @@ impl CsvInput {
                 columns: header.len(),
             });
         }
-        let mut names: Vec<String> = Vec::with_capacity(header.len());
-        let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-        let last = header.len().saturating_sub(1);
-        for (i, raw) in header.iter().enumerate() {
-            let raw = if i == last {
-                raw.strip_suffix(b"\r").unwrap_or(raw)
-            } else {
-                raw
-            };
-            // A UTF-8 byte order mark is common from spreadsheet exports.
-            let raw = if i == 0 {
-                raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw)
-            } else {
-                raw
-            };
-            let name = std::str::from_utf8(raw).map_err(|_| InputError::HeaderUtf8 {
-                path: shown.clone(),
-                line: header_line,
-                column: i + 1,
-            })?;
-            let name = name.trim();
-            if name.is_empty() {
-                return Err(InputError::HeaderEmpty {
-                    path: shown,
-                    line: header_line,
-                    column: i + 1,
-                });
-            }
-            if let Some(&first) = seen.get(name) {
-                return Err(InputError::HeaderDuplicate {
-                    path: shown,
-                    line: header_line,
-                    name: name.to_string(),
-                    first: first + 1,
-                    second: i + 1,
-                });
-            }
-            seen.insert(name.to_string(), i);
-            names.push(name.to_string());
-        }
-        let Some(&id_index) = seen.get(options.id_column.as_str()) else {
+        let names = header_names(&header, &shown, header_line)?;
+        let Some(id_index) = names.iter().position(|n| *n == options.id_column) else {
             return Err(InputError::NoIdColumn {
                 path: shown,
                 id_column: options.id_column.clone(),
@@ -311,6 +274,51 @@ impl CsvInput {
             header_len: self.header_len,
         }))
     }
+}
+
+/// The header's cells as names: trimmed, UTF-8, non-empty, each once.
+fn header_names(header: &ByteRecord, shown: &str, line: u64) -> Result<Vec<String>, InputError> {
+    let mut names: Vec<String> = Vec::with_capacity(header.len());
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let last = header.len().saturating_sub(1);
+    for (i, raw) in header.iter().enumerate() {
+        let raw = if i == last {
+            raw.strip_suffix(b"\r").unwrap_or(raw)
+        } else {
+            raw
+        };
+        // A UTF-8 byte order mark is common from spreadsheet exports.
+        let raw = if i == 0 {
+            raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw)
+        } else {
+            raw
+        };
+        let name = std::str::from_utf8(raw).map_err(|_| InputError::HeaderUtf8 {
+            path: shown.to_string(),
+            line,
+            column: i + 1,
+        })?;
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(InputError::HeaderEmpty {
+                path: shown.to_string(),
+                line,
+                column: i + 1,
+            });
+        }
+        if let Some(&first) = seen.get(name) {
+            return Err(InputError::HeaderDuplicate {
+                path: shown.to_string(),
+                line,
+                name: name.to_string(),
+                first: first + 1,
+                second: i + 1,
+            });
+        }
+        seen.insert(name, i);
+        names.push(name.to_string());
+    }
+    Ok(names)
 }
 
 /// The source as the csv reader sees it, noting when it ran out: a record that needed the

@@ -112,7 +112,7 @@ pub fn plan(conn: &mut Connection, request: &PlanRequest<'_>) -> Result<PlanOutc
     })?;
     let input = CsvInput::from_reader(
         given,
-        Box::new(std::io::BufReader::with_capacity(256 * 1024, file)),
+        Box::new(file),
         &CsvOptions {
             delimiter: settings.delimiter as u8,
             id_column: settings.id_column.clone(),
