@@ -3,7 +3,7 @@
 pub mod spool;
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use csv::ByteRecord;
@@ -13,7 +13,8 @@ use csv::ByteRecord;
 /// keeps a pathological file (a million columns) from costing memory per column.
 pub const MAX_COLUMNS: usize = 2_000;
 
-/// Bytes read from the file at a time.
+/// Bytes read from the file at a time; also how much of the file's start is looked at to
+/// recognise its kind.
 const READ_BUFFER_BYTES: usize = 256 * 1024;
 
 /// The column list in a message: the first few names, then how many more.
@@ -42,7 +43,7 @@ pub enum InputError {
         "{path}: the file is empty; expected a header row naming the id column and the fields"
     )]
     Empty { path: String },
-    #[error("{path}: line {line}: header column {column} is not valid UTF-8")]
+    #[error("{path}: line {line}: header column {column} is not valid UTF-8; save the file as 'CSV UTF-8'")]
     HeaderUtf8 {
         path: String,
         line: u64,
@@ -78,6 +79,18 @@ pub enum InputError {
     },
     #[error("{path}: the header has only the id column; add at least one field column to update")]
     NoFields { path: String },
+    #[error("{path} is {what}, not a CSV: {fix}")]
+    NotCsv {
+        path: String,
+        what: &'static str,
+        fix: &'static str,
+    },
+    #[error("{path}: line {line}: the header holds NUL bytes (column {column}): this is a binary file or UTF-16 without a byte order mark, not a CSV; save it as 'CSV UTF-8' and plan that")]
+    HeaderBinary {
+        path: String,
+        line: u64,
+        column: usize,
+    },
     #[error("{path}: line {line}: cannot read CSV: {message}")]
     Read {
         path: String,
@@ -91,6 +104,56 @@ pub enum InputError {
 pub struct CsvOptions {
     pub delimiter: u8,
     pub id_column: String,
+}
+
+/// What the first bytes of a file say it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// UTF-8 (or ASCII, or anything else left for the header checks to judge).
+    Text,
+    /// UTF-16 with a byte order mark, as Excel's "Unicode text" saves: decoded.
+    Utf16 { big_endian: bool },
+    NotCsv {
+        what: &'static str,
+        fix: &'static str,
+    },
+}
+
+const SAVE_AS_CSV: &str = "save it as 'CSV UTF-8' and plan that";
+
+fn kind_of(head: &[u8]) -> Kind {
+    const NOT_CSV: &[(&[u8], &str, &str)] = &[
+        (b"PK\x03\x04", "an Excel workbook (a zip file)", SAVE_AS_CSV),
+        (
+            b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1",
+            "an Excel 97-2003 workbook (.xls)",
+            SAVE_AS_CSV,
+        ),
+        (
+            b"\x1F\x8B",
+            "gzip-compressed",
+            "decompress it (gunzip) and plan the CSV inside",
+        ),
+        // Before UTF-16 LE: its byte order mark starts the same way.
+        (
+            b"\xFF\xFE\x00\x00",
+            "UTF-32 text",
+            "save it as 'CSV UTF-8' (or UTF-16) and plan that",
+        ),
+        (
+            b"\x00\x00\xFE\xFF",
+            "UTF-32 text",
+            "save it as 'CSV UTF-8' (or UTF-16) and plan that",
+        ),
+    ];
+    if let Some(&(_, what, fix)) = NOT_CSV.iter().find(|(magic, _, _)| head.starts_with(magic)) {
+        return Kind::NotCsv { what, fix };
+    }
+    match head {
+        [0xFF, 0xFE, ..] => Kind::Utf16 { big_endian: false },
+        [0xFE, 0xFF, ..] => Kind::Utf16 { big_endian: true },
+        _ => Kind::Text,
+    }
 }
 
 /// An open CSV whose header has been checked.
@@ -178,6 +241,31 @@ impl CsvInput {
         options: &CsvOptions,
     ) -> Result<CsvInput, InputError> {
         let shown = path.display().to_string();
+        let mut raw = BufReader::with_capacity(READ_BUFFER_BYTES, source);
+        let head = raw.fill_buf().map_err(|source| InputError::Open {
+            path: shown.clone(),
+            source,
+        })?;
+        let text: Box<dyn Read + Send> = match kind_of(head) {
+            Kind::NotCsv { what, fix } => {
+                return Err(InputError::NotCsv {
+                    path: shown,
+                    what,
+                    fix,
+                })
+            }
+            Kind::Utf16 { big_endian: _ } => {
+                // Excel's "Unicode text" and some exports are UTF-16. encoding_rs_io
+                // transcodes it to UTF-8 while streaming (the BOM picks the byte order;
+                // an unpaired surrogate becomes U+FFFD), so the rest of massup reads
+                // UTF-8 as always and memory stays constant.
+                let decoded = encoding_rs_io::DecodeReaderBytesBuilder::new()
+                    .strip_bom(true)
+                    .build(raw);
+                Box::new(BufReader::with_capacity(READ_BUFFER_BYTES, decoded))
+            }
+            Kind::Text => Box::new(raw),
+        };
         // `flexible`: a ragged row becomes one invalid row with a clear message instead of
         // an error that would stop the file.
         // Records end at '\n' only, and a '\r' before it is stripped from the last cell
@@ -190,10 +278,7 @@ impl CsvInput {
             .flexible(true)
             .has_headers(false)
             .from_reader(EofWatch {
-                inner: LineLimit::new(
-                    Box::new(BufReader::with_capacity(READ_BUFFER_BYTES, source))
-                        as Box<dyn Read + Send>,
-                ),
+                inner: LineLimit::new(text),
                 at_eof: false,
             });
         let mut header = ByteRecord::new();
@@ -293,6 +378,13 @@ fn header_names(header: &ByteRecord, shown: &str, line: u64) -> Result<Vec<Strin
         } else {
             raw
         };
+        if raw.contains(&0) {
+            return Err(InputError::HeaderBinary {
+                path: shown.to_string(),
+                line,
+                column: i + 1,
+            });
+        }
         let name = std::str::from_utf8(raw).map_err(|_| InputError::HeaderUtf8 {
             path: shown.to_string(),
             line,
@@ -471,5 +563,62 @@ mod tests {
         assert_eq!(row.field(1), b"");
         let row = input.next_row().unwrap().unwrap();
         assert!(!row.is_ragged());
+    }
+
+    fn open_bytes(bytes: &[u8]) -> Result<CsvInput, InputError> {
+        CsvInput::from_reader(
+            Path::new("t.csv"),
+            Box::new(std::io::Cursor::new(bytes.to_vec())),
+            &CsvOptions {
+                delimiter: b';',
+                id_column: "id".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn utf16_with_a_byte_order_mark_is_decoded() {
+        for big_endian in [false, true] {
+            let text = "id;Last_Name\r\n1;Müller\r\n";
+            let mut bytes = if big_endian {
+                vec![0xFE, 0xFF]
+            } else {
+                vec![0xFF, 0xFE]
+            };
+            for unit in text.encode_utf16() {
+                let pair = if big_endian {
+                    unit.to_be_bytes()
+                } else {
+                    unit.to_le_bytes()
+                };
+                bytes.extend_from_slice(&pair);
+            }
+            let mut input = open_bytes(&bytes).unwrap();
+            assert_eq!(input.field_columns(), ["Last_Name"]);
+            let row = input.next_row().unwrap().unwrap();
+            assert_eq!(
+                (row.line, row.id(), row.field(0)),
+                (2, &b"1"[..], "Müller".as_bytes())
+            );
+        }
+    }
+
+    #[test]
+    fn workbooks_and_binary_files_are_refused_by_name() {
+        let err = open_bytes(b"PK\x03\x04\x14\x00rest").err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "t.csv is an Excel workbook (a zip file), not a CSV: save it as 'CSV UTF-8' and plan that"
+        );
+        let err = open_bytes(b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1")
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains(".xls"), "{err}");
+        let err = open_bytes(b"i\0d\0;\0A\0\n\0").err().unwrap();
+        assert!(
+            err.to_string()
+                .contains("t.csv: line 1: the header holds NUL bytes (column 1)"),
+            "{err}"
+        );
     }
 }
