@@ -161,18 +161,18 @@ fn duplicate_header_is_a_file_error() {
 #[test]
 fn missing_id_column_is_a_file_error() {
     let ws = Workspace::new();
-    ws.write("no_id.csv", "Record_Id,Last_Name\n1,x\n");
+    ws.write("no_id.csv", "Key,Last_Name\n1,x\n");
     ws.plan("no_id.csv", "Leads", &[]).expect_code(2).expect_in(
         Stream::Err,
         &[
-            "no_id.csv: the header has no id column \"id\"",
-            "Record_Id, Last_Name",
+            "no_id.csv: line 1: the header has no id column \"id\" or \"record id\"",
+            "Key, Last_Name",
             "--id-column",
         ],
     );
     assert_eq!(ws.run_count(), 0);
     // The hint works.
-    ws.plan("no_id.csv", "Leads", &["--id-column", "Record_Id"])
+    ws.plan("no_id.csv", "Leads", &["--id-column", "Key"])
         .expect_code(0);
     assert_eq!(ws.run_count(), 1);
 }

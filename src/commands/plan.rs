@@ -20,12 +20,12 @@ pub struct PlanFlags {
     /// Zoho module API name (Leads, Contacts, Deals, ...) [or `module` in massup.toml]
     #[arg(long)]
     pub module: Option<String>,
-    /// Column holding the Zoho record id.
-    #[arg(long, default_value = "id")]
-    pub id_column: String,
-    /// Field separator of the CSV (one ASCII character; `\t` for tab).
-    #[arg(long, default_value = ",", value_parser = parse_delimiter)]
-    pub delimiter: char,
+    /// Column holding the Zoho record id (case, spaces and underscores ignored if no column is named exactly so) [default: the column named id or Record Id, in any case]
+    #[arg(long, value_name = "NAME")]
+    pub id_column: Option<String>,
+    /// Field separator of the CSV (one ASCII character; `\t` for tab) [default: ',', or ';' or tab when the header is one cell holding them; the plan says so]
+    #[arg(long, value_parser = parse_delimiter)]
+    pub delimiter: Option<char>,
     /// A cell equal to this clears the field (sends JSON null); an empty cell leaves it unchanged.
     #[arg(long, default_value = "#N/A")]
     pub null_marker: String,
@@ -134,8 +134,17 @@ impl PlanFlags {
                 )
             })?;
         let mut settings = PlanSettings::new(&module);
-        settings.id_column = self.id_column.clone();
-        settings.delimiter = self.delimiter;
+        if let Some(id_column) = &self.id_column {
+            settings.id_column = id_column.clone();
+        }
+        if let Some(delimiter) = self.delimiter {
+            settings.delimiter = delimiter;
+        }
+        // Left out, they are read from the header (and stored as read).
+        settings.from_header = crate::plan::FromHeader {
+            delimiter: self.delimiter.is_none(),
+            id_column: self.id_column.is_none(),
+        };
         settings.null_marker = self.null_marker.clone();
         settings.timezone = self.timezone.clone();
         settings.multiselect_separator = self.multiselect_separator;

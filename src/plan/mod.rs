@@ -22,7 +22,7 @@ pub use planner::{
     balanced_chunks, parse_record_id, PlanTotals, Planner, RowProblem, PROBLEMS_SHOWN,
 };
 pub use settings::{
-    default_field_limit, ApiChoice, PlanSettings, SettingsError, MAX_IDS_PER_CALL,
+    default_field_limit, ApiChoice, FromHeader, PlanSettings, SettingsError, MAX_IDS_PER_CALL,
     MAX_RECORDS_PER_UPDATE,
 };
 
@@ -114,11 +114,18 @@ pub fn plan(conn: &mut Connection, request: &PlanRequest<'_>) -> Result<PlanOutc
         given,
         Box::new(file),
         &CsvOptions {
-            delimiter: settings.delimiter as u8,
-            id_column: settings.id_column.clone(),
+            delimiter: (!settings.from_header.delimiter).then_some(settings.delimiter as u8),
+            id_column: (!settings.from_header.id_column).then(|| settings.id_column.clone()),
         },
     )?;
-    let mut warnings = Vec::new();
+    // What is stored is what was used: resume, retry and report read the run this way.
+    let settings = &PlanSettings {
+        delimiter: char::from(input.delimiter()),
+        id_column: input.id_column().to_string(),
+        from_header: FromHeader::default(),
+        ..settings.clone()
+    };
+    let mut warnings = input.notes().to_vec();
     let source = planner::Source {
         shown: shown.clone(),
         size: std::fs::metadata(path).map_or(0, |m| m.len()),

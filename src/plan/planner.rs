@@ -1024,12 +1024,17 @@ pub fn balanced_chunks<T>(ids: &[T], size: usize) -> impl Iterator<Item = &[T]> 
     })
 }
 
-/// Zoho record ids are positive Java longs written as digits.
+/// Zoho's own exports write record ids as `zcrm_` and the id.
+const EXPORT_ID_PREFIX: &[u8] = b"zcrm_";
+
+/// Zoho record ids are positive Java longs written as digits (`zcrm_` before them, as
+/// Zoho's exports write them, is taken off).
 pub fn parse_record_id(raw: &[u8]) -> Result<i64, String> {
     let trimmed = raw.trim_ascii();
     if trimmed.is_empty() {
         return Err("the record id is empty".into());
     }
+    let trimmed = trimmed.strip_prefix(EXPORT_ID_PREFIX).unwrap_or(trimmed);
     if !trimmed.iter().all(u8::is_ascii_digit) {
         let shown = String::from_utf8_lossy(trimmed);
         return Err(format!(
@@ -1102,8 +1107,8 @@ mod tests {
             std::path::Path::new("t.csv"),
             Box::new(std::io::Cursor::new(csv.as_bytes().to_vec())),
             &CsvOptions {
-                delimiter: b',',
-                id_column: "id".into(),
+                delimiter: Some(b','),
+                id_column: Some("id".into()),
             },
         )
         .unwrap();
@@ -1410,6 +1415,18 @@ mod tests {
                     _ => assert_eq!(t.mass_update_calls, 0),
                 }
             }
+        }
+    }
+
+    #[test]
+    fn zoho_export_ids_lose_their_prefix() {
+        assert_eq!(
+            parse_record_id(b"zcrm_4876876000000333001"),
+            Ok(4876876000000333001)
+        );
+        assert_eq!(parse_record_id(b" 42 "), Ok(42));
+        for bad in [&b"zcrm_"[..], b"zcrm_x1", b"ZCRM_1", b"zcrm_zcrm_1", b"0"] {
+            assert!(parse_record_id(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -28,7 +28,10 @@ pub fn default_field_limit(module: &str) -> usize {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PlanSettings {
     pub module: String,
+    /// The record id column. Stored as the header writes the column used; see
+    /// [`PlanSettings::from_header`] for when the header picks it.
     pub id_column: String,
+    /// The field separator; stored as the one used, so later reads and reports agree.
     pub delimiter: char,
     pub null_marker: String,
     pub max_fields_per_call: usize,
@@ -46,6 +49,21 @@ pub struct PlanSettings {
     /// runs them).
     #[serde(default)]
     pub trigger: Option<Vec<String>>,
+    /// What the user left for the header to decide. Never stored: a stored run's settings
+    /// hold what was used.
+    #[serde(skip)]
+    pub from_header: FromHeader,
+}
+
+/// Settings the header decides when the user left them out (`plan` without
+/// `--delimiter` or `--id-column`). A library caller that sets `PlanSettings::delimiter`
+/// or `id_column` gets exactly those, as before.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FromHeader {
+    /// A header that reads as one cell holding ';' or a tab is read with that delimiter.
+    pub delimiter: bool,
+    /// The id column is the one named `id` or `Record Id` (see `input::ID_COLUMN_NAMES`).
+    pub id_column: bool,
 }
 
 /// `--api`: which kinds of call a plan may use.
@@ -84,6 +102,7 @@ impl PlanSettings {
             types: BTreeMap::new(),
             api: ApiChoice::Auto,
             trigger: None,
+            from_header: FromHeader::default(),
         }
     }
 }
