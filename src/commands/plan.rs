@@ -26,6 +26,15 @@ pub struct PlanFlags {
     /// Field separator of the CSV (one ASCII character; `\t` for tab) [default: ',', or ';' or tab when the header is one cell holding them; the plan says so]
     #[arg(long, value_parser = parse_delimiter)]
     pub delimiter: Option<char>,
+    /// Numbers are written with a decimal comma: 1250,50 and 1.250,50 (or 1 250,50) are 1250.50.
+    #[arg(long)]
+    pub decimal_comma: bool,
+    /// How date cells are written, strftime-like, e.g. %d.%m.%Y or %m/%d/%Y (yyyy-MM-dd is read too). massup never guesses day-first or month-first.
+    #[arg(long, value_name = "FMT")]
+    pub date_format: Option<String>,
+    /// How datetime cells are written, e.g. "%d.%m.%Y %H:%M" or "%m/%d/%Y %I:%M %p"; read in --timezone unless the format has %z.
+    #[arg(long, value_name = "FMT")]
+    pub datetime_format: Option<String>,
     /// A cell equal to this clears the field (sends JSON null); an empty cell leaves it unchanged.
     #[arg(long, default_value = "#N/A")]
     pub null_marker: String,
@@ -145,6 +154,9 @@ impl PlanFlags {
             delimiter: self.delimiter.is_none(),
             id_column: self.id_column.is_none(),
         };
+        settings.decimal_comma = self.decimal_comma;
+        settings.date_format = self.date_format.clone();
+        settings.datetime_format = self.datetime_format.clone();
         settings.null_marker = self.null_marker.clone();
         settings.timezone = self.timezone.clone();
         settings.multiselect_separator = self.multiselect_separator;

@@ -8,7 +8,9 @@
 
 mod coerce;
 
-pub use coerce::{coerce, CoerceError, CoerceOptions, Timezone, DEFAULT_MULTISELECT_SEPARATOR};
+pub use coerce::{
+    coerce, CoerceError, CoerceOptions, DateFormat, Timezone, DEFAULT_MULTISELECT_SEPARATOR,
+};
 
 use std::collections::HashMap;
 use std::fmt;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fields::{CoerceOptions, FieldType};
+use crate::fields::{CoerceOptions, DateFormat, FieldType};
 
 /// A settings value that cannot be planned with; the message names the flag.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -49,6 +49,15 @@ pub struct PlanSettings {
     /// runs them).
     #[serde(default)]
     pub trigger: Option<Vec<String>>,
+    /// Numbers are written with a decimal comma (`1.250,50`, `1250,50`), `--decimal-comma`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub decimal_comma: bool,
+    /// How date cells are written (`--date-format`, strftime-like, e.g. `%d.%m.%Y`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_format: Option<String>,
+    /// How datetime cells are written (`--datetime-format`, e.g. `%d.%m.%Y %H:%M`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datetime_format: Option<String>,
     /// What the user left for the header to decide. Never stored: a stored run's settings
     /// hold what was used.
     #[serde(skip)]
@@ -102,6 +111,9 @@ impl PlanSettings {
             types: BTreeMap::new(),
             api: ApiChoice::Auto,
             trigger: None,
+            decimal_comma: false,
+            date_format: None,
+            datetime_format: None,
             from_header: FromHeader::default(),
         }
     }
@@ -147,6 +159,20 @@ impl PlanSettings {
                 ));
             }
         }
+        let date_format = match &self.date_format {
+            Some(text) => Some(
+                DateFormat::date(text)
+                    .map_err(|e| SettingsError(format!("--date-format {text:?}: {e}")))?,
+            ),
+            None => None,
+        };
+        let datetime_format = match &self.datetime_format {
+            Some(text) => Some(
+                DateFormat::datetime(text)
+                    .map_err(|e| SettingsError(format!("--datetime-format {text:?}: {e}")))?,
+            ),
+            None => None,
+        };
         for (field, type_name) in &self.types {
             type_name
                 .parse::<FieldType>()
@@ -155,6 +181,9 @@ impl PlanSettings {
         Ok(CoerceOptions {
             timezone,
             multiselect_separator: self.multiselect_separator,
+            decimal_comma: self.decimal_comma,
+            date_format,
+            datetime_format,
         })
     }
 }
@@ -186,5 +215,29 @@ mod tests {
             s.types.insert("X".into(), "nonsense".into());
         })
         .contains("--type X=nonsense"));
+        assert!(
+            bad(|s| s.date_format = Some("%d.%q.%Y".into())).contains("--date-format \"%d.%q.%Y\"")
+        );
+        assert!(bad(|s| s.date_format = Some("%d.%m".into())).contains("--date-format"));
+        assert!(
+            bad(|s| s.date_format = Some("%d.%m.%Y %H:%M".into())).contains("--datetime-format")
+        );
+        assert!(bad(|s| s.datetime_format = Some("%d.%m.%Y".into()))
+            .contains("--datetime-format \"%d.%m.%Y\""));
+    }
+
+    #[test]
+    fn good_formats_pass_and_are_stored_only_when_given() {
+        let mut s = PlanSettings::new("Leads");
+        let plain = serde_json::to_value(&s).unwrap();
+        assert!(plain.get("decimal_comma").is_none() && plain.get("date_format").is_none());
+        s.date_format = Some("%d.%m.%Y".into());
+        s.datetime_format = Some("%d.%m.%Y %H:%M".into());
+        s.decimal_comma = true;
+        let options = s.check().unwrap();
+        assert!(options.decimal_comma && options.date_format.is_some());
+        let stored: PlanSettings =
+            serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
+        assert_eq!(stored, s);
     }
 }
