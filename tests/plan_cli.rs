@@ -366,8 +366,8 @@ fn unknown_read_only_and_not_mass_updatable_columns_are_file_errors_with_fields(
                 "column \"Lead_Source\" cannot be mass-updated",
                 "column \"Email\" cannot be mass-updated",
                 "column \"Description\" cannot be mass-updated",
-                "column \"last_name\" is not a field of this module",
-                "did you mean \"Last_Name\"",
+                // Case and spacing are forgiven, so this one names Last_Name twice.
+                "columns \"Last_Name\" and \"last_name\" both name the field Last_Name",
                 "column \"Nope\" is not a field of this module",
             ],
         );

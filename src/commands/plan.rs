@@ -14,7 +14,7 @@ use crate::render;
 /// Flags that decide how a CSV is planned; shared by `plan` and `run`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct PlanFlags {
-    /// The CSV of changes: a header row, an id column, one column per field API name.
+    /// The CSV of changes: a header row, an id column, one column per field (API name, or label with field metadata).
     #[arg(long, value_name = "FILE")]
     pub csv: PathBuf,
     /// Zoho module API name (Leads, Contacts, Deals, ...) [or `module` in massup.toml]

@@ -165,6 +165,9 @@ impl fmt::Display for FieldType {
 pub struct FieldMeta {
     /// The API name, case-sensitive, as used in CSV headers and request bodies.
     pub api_name: String,
+    /// The name people see in Zoho and in its exports (`field_label`), if known: a
+    /// spreadsheet's header may use it instead of the API name.
+    pub label: Option<String>,
     pub data_type: FieldType,
     pub read_only: bool,
     /// The metadata's `mass_update`, or [`FieldType::mass_updatable_by_type`] when absent.
@@ -184,6 +187,7 @@ impl FieldMeta {
     pub fn new(api_name: impl Into<String>, data_type: FieldType) -> FieldMeta {
         FieldMeta {
             api_name: api_name.into(),
+            label: None,
             mass_update: data_type.mass_updatable_by_type(),
             data_type,
             read_only: false,
@@ -210,6 +214,8 @@ struct ZohoFieldsResponse {
 #[derive(Deserialize)]
 struct ZohoField {
     api_name: String,
+    #[serde(default)]
+    field_label: Option<String>,
     data_type: String,
     #[serde(default)]
     read_only: Option<bool>,
@@ -240,6 +246,7 @@ impl From<ZohoField> for FieldMeta {
                 .unwrap_or_else(|| data_type.mass_updatable_by_type()),
             data_type,
             api_name: field.api_name,
+            label: field.field_label,
             read_only: field.read_only.unwrap_or(false),
             // Zoho reports length 0 on fields it does not limit; 0 as a real limit would
             // reject every non-empty value, so it means "no limit" here.
@@ -354,6 +361,83 @@ impl ModuleFields {
     }
 }
 
+/// What a header cell names, by [`ModuleFields::match_column`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnMatch<'a> {
+    /// The API name, exactly: what massup always accepted.
+    ApiName(&'a FieldMeta),
+    /// A field's label or its API name, ignoring case, spaces and underscores.
+    Loose(&'a FieldMeta),
+    /// Several fields answer to the name; their API names.
+    Ambiguous(Vec<String>),
+    /// No field; the nearest API name or label, if one is close.
+    Unknown(Option<String>),
+}
+
+/// How close (normalized Levenshtein, 0..1) a field's name must be to an unknown column
+/// to be suggested: one wrong letter in a short name, two in a longer one.
+const SUGGESTION_SIMILARITY: f64 = 0.7;
+
+impl ModuleFields {
+    /// Which field a header cell names. The exact API name always wins (API names are
+    /// unique, and a file of API names must keep planning as it did); otherwise the API
+    /// names and labels are compared by [`crate::input::loose_name`], and more than one
+    /// field answering is an error, never a pick.
+    pub fn match_column(&self, header: &str) -> ColumnMatch<'_> {
+        if let Some(meta) = self.get(header) {
+            return ColumnMatch::ApiName(meta);
+        }
+        let wanted = crate::input::loose_name(header);
+        let matches: Vec<&FieldMeta> = self
+            .fields
+            .iter()
+            .filter(|meta| {
+                crate::input::loose_name(&meta.api_name) == wanted
+                    || meta
+                        .label
+                        .as_deref()
+                        .is_some_and(|label| crate::input::loose_name(label) == wanted)
+            })
+            .collect();
+        match matches[..] {
+            [one] => ColumnMatch::Loose(one),
+            [] => ColumnMatch::Unknown(self.nearest(&wanted)),
+            _ => ColumnMatch::Ambiguous(matches.iter().map(|m| m.api_name.clone()).collect()),
+        }
+    }
+
+    /// The API name or label closest to `wanted` (a loose name), if close enough.
+    fn nearest(&self, wanted: &str) -> Option<String> {
+        self.fields
+            .iter()
+            .flat_map(|meta| std::iter::once(&meta.api_name).chain(meta.label.as_ref()))
+            .map(|name| {
+                let score = strsim::normalized_levenshtein(wanted, &crate::input::loose_name(name));
+                (score, name)
+            })
+            .filter(|(score, _)| *score >= SUGGESTION_SIMILARITY)
+            // The first best: a field's API name before its label.
+            .fold(
+                None,
+                |best: Option<(f64, &String)>, (score, name)| match best {
+                    Some((top, _)) if top >= score => best,
+                    _ => Some((score, name)),
+                },
+            )
+            .map(|(_, name)| name.clone())
+    }
+
+    /// How a field is named in a message: its label and API name when they differ.
+    pub fn describe(meta: &FieldMeta) -> String {
+        match &meta.label {
+            Some(label) if label != &meta.api_name => {
+                format!("{} (label {label:?})", meta.api_name)
+            }
+            _ => meta.api_name.clone(),
+        }
+    }
+}
+
 /// A CSV column that cannot be mass-updated, found before anything is stored or sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnProblem {
@@ -366,6 +450,13 @@ pub struct ColumnProblem {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ColumnProblemKind {
     Unknown,
+    /// Several fields answer to the column's name (API names, with their labels).
+    Ambiguous(Vec<String>),
+    /// Two columns name the same field (the other column).
+    SameField {
+        other: String,
+        api_name: String,
+    },
     ReadOnly,
     NotMassUpdatable(FieldType),
 }
@@ -377,13 +468,22 @@ impl fmt::Display for ColumnProblem {
             ColumnProblemKind::Unknown => {
                 write!(
                     f,
-                    "column {column:?} is not a field of this module (API names are case-sensitive"
+                    "column {column:?} is not a field of this module (neither an API name nor a label"
                 )?;
                 match &self.suggestion {
                     Some(name) => write!(f, "; did you mean {name:?}?)"),
                     None => f.write_str(")"),
                 }
             }
+            ColumnProblemKind::Ambiguous(candidates) => write!(
+                f,
+                "column {column:?} could name any of the fields {}: name the column by its API name",
+                candidates.join(", ")
+            ),
+            ColumnProblemKind::SameField { other, api_name } => write!(
+                f,
+                "columns {other:?} and {column:?} both name the field {api_name}: keep one"
+            ),
             ColumnProblemKind::ReadOnly => write!(f, "column {column:?} is a read-only field"),
             ColumnProblemKind::NotMassUpdatable(field_type)
                 if !field_type.mass_updatable_by_type() =>

@@ -1040,3 +1040,69 @@ fn formats_that_cannot_read_a_whole_value_are_refused() {
         assert!(DateFormat::datetime(bad).is_err(), "{bad:?}");
     }
 }
+
+fn labelled() -> ModuleFields {
+    let mut fields = ModuleFields::new();
+    for (api, label) in [
+        ("Lead_Status", "Lead Status"),
+        ("No_of_Employees", "No. of Employees"),
+        ("Owner", "Lead Owner"),
+        ("Status", "Stage"),
+        ("Stage_2", "Status"),
+        ("Region", "Area"),
+        ("Area_2", "Area"),
+    ] {
+        fields.insert(FieldMeta {
+            label: Some(label.into()),
+            ..FieldMeta::new(api, FieldType::Text)
+        });
+    }
+    fields
+}
+
+#[test]
+fn columns_are_matched_by_api_name_or_label_loosely() {
+    let fields = labelled();
+    let api = |m: ColumnMatch<'_>| match m {
+        ColumnMatch::ApiName(meta) => format!("exact {}", meta.api_name),
+        ColumnMatch::Loose(meta) => format!("loose {}", meta.api_name),
+        other => format!("{other:?}"),
+    };
+    assert_eq!(api(fields.match_column("Lead_Status")), "exact Lead_Status");
+    assert_eq!(api(fields.match_column("Lead Status")), "loose Lead_Status");
+    assert_eq!(api(fields.match_column("lead_status")), "loose Lead_Status");
+    assert_eq!(
+        api(fields.match_column("NO. OF EMPLOYEES")),
+        "loose No_of_Employees"
+    );
+    assert_eq!(api(fields.match_column("Lead Owner")), "loose Owner");
+    // The exact API name wins over another field's label.
+    assert_eq!(api(fields.match_column("Status")), "exact Status");
+    // Loosely, "status" is Status's API name and Stage_2's label: refused, both named.
+    assert_eq!(
+        fields.match_column("status"),
+        ColumnMatch::Ambiguous(vec!["Status".into(), "Stage_2".into()])
+    );
+    // Two fields share a label.
+    assert_eq!(
+        fields.match_column("Area"),
+        ColumnMatch::Ambiguous(vec!["Region".into(), "Area_2".into()])
+    );
+    assert_eq!(
+        fields.match_column("Lead Statsu"),
+        ColumnMatch::Unknown(Some("Lead_Status".into()))
+    );
+    assert_eq!(
+        fields.match_column("Completely Else"),
+        ColumnMatch::Unknown(None)
+    );
+}
+
+#[test]
+fn labels_are_read_from_zoho_metadata() {
+    assert_eq!(
+        leads().get("Owner").unwrap().label.as_deref(),
+        Some("Lead Owner")
+    );
+    assert_eq!(leads().get("Company").unwrap().label, None);
+}

@@ -19,7 +19,8 @@ use crate::store::rows::NewRow;
 use crate::store::{self, RunInfo, StoreError};
 
 pub use planner::{
-    balanced_chunks, parse_record_id, PlanTotals, Planner, RowProblem, PROBLEMS_SHOWN,
+    balanced_chunks, parse_record_id, ColumnMapping, PlanTotals, Planner, RowProblem,
+    PROBLEMS_SHOWN,
 };
 pub use settings::{
     default_field_limit, ApiChoice, FromHeader, PlanSettings, SettingsError, MAX_IDS_PER_CALL,
@@ -66,6 +67,9 @@ pub struct PlanSummary {
     pub totals: PlanTotals,
     pub problems: Vec<RowProblem>,
     pub warnings: Vec<String>,
+    /// Header cells read as other API names (labels, other case or spacing): header ->
+    /// API name. Columns already named by their API name are not listed.
+    pub column_mapping: Vec<ColumnMapping>,
     pub example_request: Option<serde_json::Value>,
 }
 
@@ -139,7 +143,9 @@ pub fn plan(conn: &mut Connection, request: &PlanRequest<'_>) -> Result<PlanOutc
     )?;
     let tx = conn.transaction()?;
     let settings_json = serde_json::to_string(settings).expect("settings serialize");
-    let columns_json = serde_json::to_string(input.field_columns()).expect("names serialize");
+    // API names (a header may name a field by its label): later stages send them as they are.
+    let columns_json = serde_json::to_string(&planner.api_names()).expect("names serialize");
+    let column_mapping = planner.mapping().to_vec();
     let absolute = match spooled {
         Some(_) => PathBuf::from(given),
         None => std::fs::canonicalize(given).unwrap_or_else(|_| PathBuf::from(given)),
@@ -213,6 +219,7 @@ pub fn plan(conn: &mut Connection, request: &PlanRequest<'_>) -> Result<PlanOutc
         totals,
         problems: planned.problems,
         warnings,
+        column_mapping,
         example_request,
     }))
 }
