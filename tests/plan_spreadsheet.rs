@@ -517,3 +517,20 @@ fn ambiguous_and_unknown_labels_are_refused_naming_the_candidates() {
         );
     assert_eq!(ws.run_count(), 0);
 }
+
+#[test]
+fn planning_a_sniffed_sheet_again_finds_its_run_with_the_same_settings() {
+    let ws = Workspace::new();
+    ws.write("semi.csv", "Record Id;Last_Name\n1;x\n");
+    ws.plan("semi.csv", "Leads", &[]).expect_code(0);
+    let ran = ws.plan("semi.csv", "Leads", &[]);
+    ran.expect_code(0)
+        .expect_in(Stream::Out, &["was already planned for Leads as run 1"]);
+    assert!(
+        !ran.stdout().contains("with other settings"),
+        "the delimiter and id column the header decided are the same settings\n{}",
+        ran.report()
+    );
+    let ran = ws.plan("semi.csv", "Leads", &["--null-marker", "NULL"]);
+    ran.expect_in(Stream::Out, &["with other settings than these"]);
+}

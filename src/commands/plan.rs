@@ -210,7 +210,17 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             .with_context(|| format!("planning {}", args.plan.csv.display()))?;
     match outcome {
         PlanOutcome::Existing(run) => {
-            let changed = if run.settings != serde_json::to_value(&settings)? {
+            // What the header decided is stored as decided: compare what the user said.
+            let mut asked = serde_json::to_value(&settings)?;
+            for (decided, key) in [
+                (settings.from_header.delimiter, "delimiter"),
+                (settings.from_header.id_column, "id_column"),
+            ] {
+                if decided {
+                    asked[key] = run.settings[key].clone();
+                }
+            }
+            let changed = if run.settings != asked {
                 " with other settings than these"
             } else {
                 ""
