@@ -2,36 +2,33 @@
 //! field, a column). strsim is the crate clap itself uses for the same purpose, so it adds
 //! nothing to the build.
 
+/// How close (normalized Damerau-Levenshtein, 0..1, on loose names) a known name must be
+/// to be suggested: one wrong or swapped letter in a short name, two in a longer one.
+const SIMILARITY: f64 = 0.7;
+
 /// The candidate closest to `typed`, if one is close enough to be what was meant: the same
-/// name in another case, a plural or singular of it, or one within a small edit distance.
+/// name loosely (case, spaces and underscores aside), its plural or singular, or one a
+/// letter or two away. Of equally close candidates the first wins.
 pub fn nearest<'a>(typed: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let folded = fold(typed);
+    let wanted = crate::input::loose_name(typed);
     let mut best: Option<(&'a str, f64)> = None;
     for candidate in candidates {
-        let other = fold(candidate);
-        if other == folded {
+        let other = crate::input::loose_name(candidate);
+        if other == wanted {
             return Some(candidate);
         }
-        let plural = other.strip_suffix('s') == Some(folded.as_str())
-            || folded.strip_suffix('s') == Some(other.as_str());
+        let plural = other.strip_suffix('s') == Some(wanted.as_str())
+            || wanted.strip_suffix('s') == Some(other.as_str());
         let score = if plural {
             0.99
         } else {
-            strsim::jaro_winkler(&folded, &other)
+            strsim::normalized_damerau_levenshtein(&wanted, &other)
         };
-        if score >= 0.85 && best.is_none_or(|(_, s)| score > s) {
+        if score >= SIMILARITY && best.is_none_or(|(_, top)| score > top) {
             best = Some((candidate, score));
         }
     }
     best.map(|(name, _)| name)
-}
-
-/// Lower case, with spaces, underscores and hyphens removed: how people mistype API names.
-fn fold(name: &str) -> String {
-    name.chars()
-        .filter(|c| !matches!(c, ' ' | '_' | '-'))
-        .flat_map(char::to_lowercase)
-        .collect()
 }
 
 #[cfg(test)]
@@ -45,6 +42,7 @@ mod tests {
         assert_eq!(nearest("leads", modules), Some("Leads"));
         assert_eq!(nearest("Contcts", modules), Some("Contacts"));
         assert_eq!(nearest("Invoices", modules), None);
+        assert_eq!(nearest("Emial", ["Email", "Phone"]), Some("Email"));
         assert_eq!(
             nearest("annual revenue", ["Annual_Revenue", "Email"]),
             Some("Annual_Revenue")

@@ -161,18 +161,18 @@ fn duplicate_header_is_a_file_error() {
 #[test]
 fn missing_id_column_is_a_file_error() {
     let ws = Workspace::new();
-    ws.write("no_id.csv", "Record_Id,Last_Name\n1,x\n");
+    ws.write("no_id.csv", "Key,Last_Name\n1,x\n");
     ws.plan("no_id.csv", "Leads", &[]).expect_code(2).expect_in(
         Stream::Err,
         &[
-            "no_id.csv: the header has no id column \"id\"",
-            "Record_Id, Last_Name",
+            "no_id.csv: line 1: the header has no id column \"id\" or \"record id\"",
+            "Key, Last_Name",
             "--id-column",
         ],
     );
     assert_eq!(ws.run_count(), 0);
     // The hint works.
-    ws.plan("no_id.csv", "Leads", &["--id-column", "Record_Id"])
+    ws.plan("no_id.csv", "Leads", &["--id-column", "Key"])
         .expect_code(0);
     assert_eq!(ws.run_count(), 1);
 }
@@ -366,8 +366,8 @@ fn unknown_read_only_and_not_mass_updatable_columns_are_file_errors_with_fields(
                 "column \"Lead_Source\" cannot be mass-updated",
                 "column \"Email\" cannot be mass-updated",
                 "column \"Description\" cannot be mass-updated",
-                "column \"last_name\" is not a field of this module",
-                "did you mean \"Last_Name\"",
+                // Case and spacing are forgiven, so this one names Last_Name twice.
+                "columns \"Last_Name\" and \"last_name\" both name the field Last_Name",
                 "column \"Nope\" is not a field of this module",
             ],
         );

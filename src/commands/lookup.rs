@@ -11,7 +11,7 @@ use crate::api::{self, MetadataError};
 use crate::dispatch::lookup::look_up;
 use crate::dispatch::DispatchSettings;
 use crate::exit::UsageError;
-use crate::fields::ModuleFields;
+use crate::fields::{ColumnMatch, ModuleFields};
 use crate::plan::matching::{
     collect_keys, max_rows_per_query, LookupError, MatchField, Matches, MAX_IN_VALUES,
 };
@@ -72,26 +72,23 @@ pub fn match_field(
         return Ok(None);
     };
     let module = &settings.module;
-    let meta = fields
-        .get(name)
-        .or_else(|| {
-            // A label or another case is what a person types; the API name is what is sent.
-            let folded = |s: &str| s.replace(' ', "_").to_lowercase();
-            fields.iter().find(|m| {
-                folded(&m.api_name) == folded(name)
-                    || m.label.as_deref().is_some_and(|l| folded(l) == folded(name))
-            })
-        })
-        .ok_or_else(|| {
-            let hint = crate::suggest::nearest(
-                name,
-                fields.iter().map(|m| m.api_name.as_str()),
-            )
-            .map_or_else(String::new, |n| format!("; did you mean {n}?"));
-            UsageError::new(format!(
-                "--match-by {name}: {module} has no field {name}{hint} (`massup fields {module}` lists them)"
-            ))
-        })?;
+    let unknown = |hint: Option<String>| {
+        let hint = hint.map_or_else(String::new, |n| format!("; did you mean {n}?"));
+        UsageError::new(format!(
+            "--match-by {name}: {module} has no field {name}{hint} (`massup fields {module}` lists them)"
+        ))
+    };
+    // A label or another case is what a person types; the API name is what is sent.
+    let meta = match fields.match_column(name) {
+        ColumnMatch::ApiName(meta) | ColumnMatch::Loose(meta) => meta,
+        ColumnMatch::Unknown(hint) => return Err(unknown(hint)),
+        ColumnMatch::Ambiguous(names) => {
+            return Err(UsageError::new(format!(
+                "--match-by {name}: more than one field of {module} answers to that name ({}); use the API name",
+                names.join(", ")
+            )))
+        }
+    };
     MatchField::new(module, meta)
         .map(Some)
         .map_err(UsageError::new)

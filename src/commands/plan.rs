@@ -14,21 +14,30 @@ use crate::render;
 /// Flags that decide how a CSV is planned; shared by `plan` and `run`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct PlanFlags {
-    /// The CSV of changes: a header row, an id column, one column per field API name.
+    /// The CSV of changes: a header row, an id column, one column per field (API name, or label with field metadata).
     #[arg(long, value_name = "FILE")]
     pub csv: PathBuf,
     /// Zoho module API name (Leads, Contacts, Deals, ...) [or `module` in massup.toml]
     #[arg(long)]
     pub module: Option<String>,
-    /// Column holding the Zoho record id (or, with --match-by, the key) [default: id, or the --match-by field]
+    /// Column holding the Zoho record id, or with --match-by the key (case, spaces and underscores ignored if no column is named exactly so) [default: the column named id or Record Id, in any case; with --match-by, the column named like the field]
     #[arg(long, value_name = "NAME")]
     pub id_column: Option<String>,
     /// Match rows by this field (Email, an external id, ...) instead of record ids: each key is looked up in Zoho (COQL, 50 keys a call); a key no record or several records hold makes its row invalid
     #[arg(long, value_name = "FIELD")]
     pub match_by: Option<String>,
-    /// Field separator of the CSV (one ASCII character; `\t` for tab).
-    #[arg(long, default_value = ",", value_parser = parse_delimiter)]
-    pub delimiter: char,
+    /// Field separator of the CSV (one ASCII character; `\t` for tab) [default: ',', or ';' or tab when the header is one cell holding them; the plan says so]
+    #[arg(long, value_parser = parse_delimiter)]
+    pub delimiter: Option<char>,
+    /// Numbers are written with a decimal comma: 1250,50 and 1.250,50 (or 1 250,50) are 1250.50.
+    #[arg(long)]
+    pub decimal_comma: bool,
+    /// How date cells are written, strftime-like, e.g. %d.%m.%Y or %m/%d/%Y (yyyy-MM-dd is read too). massup never guesses day-first or month-first.
+    #[arg(long, value_name = "FMT")]
+    pub date_format: Option<String>,
+    /// How datetime cells are written, e.g. "%d.%m.%Y %H:%M" or "%m/%d/%Y %I:%M %p"; read in --timezone unless the format has %z.
+    #[arg(long, value_name = "FMT")]
+    pub datetime_format: Option<String>,
     /// A cell equal to this clears the field (sends JSON null); an empty cell leaves it unchanged.
     #[arg(long, default_value = "#N/A")]
     pub null_marker: String,
@@ -143,12 +152,21 @@ impl PlanFlags {
             })?;
         let mut settings = PlanSettings::new(&module);
         settings.match_by = self.match_by.clone();
-        settings.id_column = self
-            .id_column
-            .clone()
-            .or_else(|| self.match_by.clone())
-            .unwrap_or_else(|| "id".into());
-        settings.delimiter = self.delimiter;
+        if let Some(id_column) = self.id_column.clone().or_else(|| self.match_by.clone()) {
+            settings.id_column = id_column;
+        }
+        if let Some(delimiter) = self.delimiter {
+            settings.delimiter = delimiter;
+        }
+        // Left out, they are read from the header (and stored as read). With --match-by
+        // the key column is the one named like the field.
+        settings.from_header = crate::plan::FromHeader {
+            delimiter: self.delimiter.is_none(),
+            id_column: self.id_column.is_none() && self.match_by.is_none(),
+        };
+        settings.decimal_comma = self.decimal_comma;
+        settings.date_format = self.date_format.clone();
+        settings.datetime_format = self.datetime_format.clone();
         settings.null_marker = self.null_marker.clone();
         settings.timezone = self.timezone.clone();
         settings.multiselect_separator = self.multiselect_separator;
@@ -242,7 +260,17 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         .with_context(|| format!("planning {}", args.plan.csv.display()))?;
     match outcome {
         PlanOutcome::Existing(run) => {
-            let changed = if run.settings != serde_json::to_value(&settings)? {
+            // What the header decided is stored as decided: compare what the user said.
+            let mut asked = serde_json::to_value(&settings)?;
+            for (decided, key) in [
+                (settings.from_header.delimiter, "delimiter"),
+                (settings.from_header.id_column, "id_column"),
+            ] {
+                if decided {
+                    asked[key] = run.settings[key].clone();
+                }
+            }
+            let changed = if run.settings != asked {
                 " with other settings than these"
             } else {
                 ""

@@ -212,6 +212,16 @@ fn replan_flags(settings: &PlanSettings) -> String {
     if settings.null_marker != defaults.null_marker {
         flags.push_str(&format!(" --null-marker {:?}", settings.null_marker));
     }
+    // Cells are written back as given, so they are read back the same way.
+    if settings.decimal_comma {
+        flags.push_str(" --decimal-comma");
+    }
+    if let Some(format) = &settings.date_format {
+        flags.push_str(&format!(" --date-format {format:?}"));
+    }
+    if let Some(format) = &settings.datetime_format {
+        flags.push_str(&format!(" --datetime-format {format:?}"));
+    }
     flags
 }
 
@@ -575,5 +585,18 @@ mod tests {
         let mut pending = invalid("the row has 2 cells but the header has 3");
         pending.outcome = RowOutcome::Pending;
         assert!(stored_as_given(&pending));
+    }
+
+    #[test]
+    fn an_as_input_file_is_planned_again_with_the_locale_flags_of_its_run() {
+        let mut settings = PlanSettings::new("Leads");
+        assert_eq!(replan_flags(&settings), " --module Leads");
+        settings.decimal_comma = true;
+        settings.date_format = Some("%d.%m.%Y".into());
+        settings.datetime_format = Some("%d.%m.%Y %H:%M".into());
+        assert_eq!(
+            replan_flags(&settings),
+            " --module Leads --decimal-comma --date-format \"%d.%m.%Y\" --datetime-format \"%d.%m.%Y %H:%M\""
+        );
     }
 }

@@ -4,11 +4,14 @@
 //! hand over bytes and the success path allocates nothing beyond the returned value. The
 //! same raw value always gives the same JSON, because rows are grouped by their JSON values.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
+use chrono::format::{Fixed, Item, Numeric, ParseErrorKind, StrftimeItems};
 use chrono::{
-    FixedOffset, MappedLocalTime, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta, TimeZone,
+    DateTime, FixedOffset, MappedLocalTime, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta,
+    TimeZone, Timelike,
 };
 use serde_json::{Map, Number, Value};
 
@@ -119,12 +122,19 @@ impl fmt::Display for Timezone {
 }
 
 /// Settings that change how cells are read, fixed for a whole run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoerceOptions {
     /// The zone for datetimes written without an offset; `None` makes those an error.
     pub timezone: Option<Timezone>,
     /// Separator between the values of a multi-select picklist cell.
     pub multiselect_separator: char,
+    /// Numbers are written with a decimal comma, and '.' or a space (NBSP too) between
+    /// thousands, as much of Europe writes them (`--decimal-comma`).
+    pub decimal_comma: bool,
+    /// How date cells are written (`--date-format`); `None`: yyyy-MM-dd only.
+    pub date_format: Option<DateFormat>,
+    /// How datetime cells are written (`--datetime-format`); `None`: ISO 8601 only.
+    pub datetime_format: Option<DateFormat>,
 }
 
 impl Default for CoerceOptions {
@@ -132,8 +142,156 @@ impl Default for CoerceOptions {
         CoerceOptions {
             timezone: None,
             multiselect_separator: DEFAULT_MULTISELECT_SEPARATOR,
+            decimal_comma: false,
+            date_format: None,
+            datetime_format: None,
         }
     }
+}
+
+/// A strftime-like format (chrono's: `%d.%m.%Y`, `%m/%d/%Y %I:%M %p`, ...) for dates or
+/// datetimes as a locale writes them. Checked once when flags are resolved: a format that
+/// does not name every part of the value would make chrono refuse every cell, or worse,
+/// read a value the user did not mean.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DateFormat {
+    text: String,
+    /// It reads an offset (`%z`, `%:z`): such datetimes need no `--timezone`.
+    has_offset: bool,
+}
+
+/// A day whose day and month cannot be mistaken for each other (29 > 12), at a time whose
+/// hour, minute and second differ: a format that reads it back whole names every part.
+fn sample_datetime() -> NaiveDateTime {
+    NaiveDate::from_ymd_opt(2026, 11, 29)
+        .and_then(|d| d.and_hms_opt(13, 45, 56))
+        .expect("a real date")
+}
+
+impl DateFormat {
+    /// A format for date cells: day, month and year, no time of day.
+    pub fn date(text: &str) -> Result<DateFormat, String> {
+        let items = Self::items(text)?;
+        if items.iter().any(is_time_item) {
+            return Err(
+                "a date format takes no time of day (%H, %M, %S, ...); datetimes have --datetime-format".into(),
+            );
+        }
+        let sample = sample_datetime().date();
+        let written = format_with(&sample.format_with_items(items.iter()))?;
+        match NaiveDate::parse_from_str(&written, text) {
+            Ok(read) if read == sample => Ok(DateFormat {
+                text: text.to_string(),
+                has_offset: false,
+            }),
+            _ => Err(format!(
+                "it does not name the day, the month and the year (2026-11-29 would be written {written:?}); e.g. %d.%m.%Y or %m/%d/%Y"
+            )),
+        }
+    }
+
+    /// A format for datetime cells: a date and at least hours and minutes; with `%z` or
+    /// `%:z` it reads the offset too.
+    pub fn datetime(text: &str) -> Result<DateFormat, String> {
+        let items = Self::items(text)?;
+        let has_offset = items.iter().any(|item| {
+            matches!(
+                item,
+                Item::Fixed(
+                    Fixed::TimezoneOffset
+                        | Fixed::TimezoneOffsetColon
+                        | Fixed::TimezoneOffsetColonZ
+                        | Fixed::TimezoneOffsetZ
+                        | Fixed::TimezoneOffsetDoubleColon
+                        | Fixed::TimezoneOffsetTripleColon
+                )
+            )
+        });
+        if items
+            .iter()
+            .any(|item| matches!(item, Item::Fixed(Fixed::TimezoneName)))
+        {
+            return Err(
+                "%Z (a zone name) cannot be read back; use %z for an offset such as +0100, or --timezone".into(),
+            );
+        }
+        let sample = sample_datetime();
+        let offset = FixedOffset::east_opt(3600).expect("one hour");
+        let read = if has_offset {
+            let sample = offset.from_local_datetime(&sample).unwrap();
+            let written = format_with(&sample.format_with_items(items.iter()))?;
+            DateTime::parse_from_str(&written, text).map(|d| (d.naive_local(), written))
+        } else {
+            let written = format_with(&sample.format_with_items(items.iter()))?;
+            NaiveDateTime::parse_from_str(&written, text).map(|d| (d, written))
+        };
+        let whole = |d: NaiveDateTime| {
+            d.date() == sample.date() && d.hour() == sample.hour() && d.minute() == sample.minute()
+        };
+        match read {
+            Ok((read, _)) if whole(read) => Ok(DateFormat {
+                text: text.to_string(),
+                has_offset,
+            }),
+            _ => Err(
+                "it does not name the day, the month, the year, the hour and the minute; e.g. \"%d.%m.%Y %H:%M\" or \"%m/%d/%Y %I:%M %p\"".into(),
+            ),
+        }
+    }
+
+    /// The format as given.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    fn items(text: &str) -> Result<Vec<Item<'_>>, String> {
+        let items: Vec<Item<'_>> = StrftimeItems::new(text).collect();
+        if items.iter().any(|item| matches!(item, Item::Error)) {
+            return Err(
+                "not a format massup can read: use strftime specifiers such as %d, %m, %Y, %y, %H, %M, %S, %p, %z (and %% for a percent sign)".into(),
+            );
+        }
+        if items.is_empty() {
+            return Err("the format is empty".into());
+        }
+        Ok(items)
+    }
+}
+
+fn is_time_item(item: &Item<'_>) -> bool {
+    matches!(
+        item,
+        Item::Numeric(
+            Numeric::Hour
+                | Numeric::Hour12
+                | Numeric::Minute
+                | Numeric::Second
+                | Numeric::Nanosecond
+                | Numeric::Timestamp,
+            _
+        ) | Item::Fixed(
+            Fixed::LowerAmPm
+                | Fixed::UpperAmPm
+                | Fixed::Nanosecond
+                | Fixed::Nanosecond3
+                | Fixed::Nanosecond6
+                | Fixed::Nanosecond9
+                | Fixed::TimezoneOffset
+                | Fixed::TimezoneOffsetColon
+                | Fixed::TimezoneOffsetZ
+                | Fixed::TimezoneName
+        )
+    )
+}
+
+/// Writes a chrono `DelayedFormat`, which fails (rather than panics) on items the value
+/// cannot give.
+fn format_with(delayed: &impl fmt::Display) -> Result<String, String> {
+    use fmt::Write;
+    let mut out = String::new();
+    write!(out, "{delayed}")
+        .map_err(|_| "the format asks for parts this value has not".to_string())?;
+    Ok(out)
 }
 
 impl CoerceOptions {
@@ -172,17 +330,23 @@ pub fn coerce(field: &FieldMeta, raw: &str, opts: &CoerceOptions) -> Result<Valu
             Ok(Value::String(raw.to_owned()))
         }
         FieldType::MultiSelect => coerce_multiselect(field, raw, opts.multiselect_separator),
-        FieldType::Integer => coerce_integer(raw),
-        FieldType::BigInt => coerce_bigint(raw),
+        FieldType::Integer => with_decimal_point(raw, opts, coerce_integer),
+        FieldType::BigInt => with_decimal_point(raw, opts, coerce_bigint),
         FieldType::Double | FieldType::Currency | FieldType::Percent | FieldType::Decimal => {
-            coerce_number(raw, field.decimal_places)
+            with_decimal_point(raw, opts, |text| coerce_number(text, field.decimal_places))
         }
         FieldType::Boolean => coerce_boolean(raw),
-        FieldType::Date => {
-            parse_date(raw)?;
-            Ok(Value::String(raw.to_owned()))
-        }
-        FieldType::DateTime => coerce_datetime(raw, opts.timezone),
+        FieldType::Date => match &opts.date_format {
+            Some(format) => coerce_date_in(raw, format),
+            None => {
+                parse_date(raw)?;
+                Ok(Value::String(raw.to_owned()))
+            }
+        },
+        FieldType::DateTime => match &opts.datetime_format {
+            Some(format) => coerce_datetime_in(raw, format, opts.timezone),
+            None => coerce_datetime(raw, opts.timezone),
+        },
         FieldType::Lookup | FieldType::OwnerLookup => coerce_lookup(raw),
     }
 }
@@ -291,14 +455,112 @@ fn all_digits(text: &str) -> bool {
 fn number_problem(raw: &str) -> &'static str {
     if raw.trim() != raw {
         "it has leading or trailing spaces"
+    } else if looks_like_decimal_comma(raw) {
+        "decimal commas are not accepted; pass --decimal-comma if the file writes 1250,50 for 1250.50"
     } else if raw.contains(',') {
-        "thousands separators and decimal commas are not accepted"
+        "thousands separators are not accepted"
     } else if raw.contains(['e', 'E']) && raw.bytes().any(|byte| byte.is_ascii_digit()) {
         "exponents are not accepted; write the number out"
     } else if raw.contains(['%', '$', '€', '£']) {
         "write the number without a currency or percent sign"
     } else {
         "it is not a plain decimal number"
+    }
+}
+
+/// `1250,50`, `-1.250,5`, `1 250,50`: digits, then a comma and 1 or 2 digits, or a comma
+/// after dot- or space-grouped thousands. A US `1,250` (three digits after the comma)
+/// is not taken for one: it reads as a thousands separator.
+fn looks_like_decimal_comma(raw: &str) -> bool {
+    let (_, unsigned) = split_sign(raw);
+    let Some((whole, fraction)) = unsigned.rsplit_once(',') else {
+        return false;
+    };
+    let grouped = whole.contains(['.', ' ', '\u{a0}', '\u{202f}']);
+    !whole.is_empty()
+        && all_digits(fraction)
+        && (fraction.len() < 3 || grouped)
+        && whole
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | ' ' | '\u{a0}' | '\u{202f}'))
+}
+
+/// Separators between groups of thousands with `--decimal-comma`: the dot, and the spaces
+/// Excel and LibreOffice write (a plain space, a no-break space, a narrow no-break space).
+const DECIMAL_COMMA_GROUPING: [char; 4] = ['.', ' ', '\u{a0}', '\u{202f}'];
+
+/// A number written with a decimal comma, as `[-]digits[.digits]` for the plain readers:
+/// `1.250,50` and `1 250,50` become `1250.50`. Thousands separators must be one kind and
+/// split the whole part into groups of three, so `12.5` (a decimal point in a
+/// decimal-comma file) is refused rather than read as 125. A cell with neither a comma nor
+/// a separator is returned as it is, with no allocation.
+fn decimal_comma_to_point(raw: &str) -> Result<Cow<'_, str>, &'static str> {
+    if !raw.contains(',') && !raw.contains(DECIMAL_COMMA_GROUPING) {
+        return Ok(Cow::Borrowed(raw));
+    }
+    let (negative, unsigned) = split_sign(raw);
+    let (whole, fraction) = match unsigned.split_once(',') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (unsigned, None),
+    };
+    if fraction.is_some_and(|f| f.contains(',')) {
+        return Err("it has more than one decimal comma");
+    }
+    let separator = whole.chars().find(|c| DECIMAL_COMMA_GROUPING.contains(c));
+    let mut digits = String::with_capacity(raw.len());
+    if negative {
+        digits.push('-');
+    }
+    match separator {
+        None => digits.push_str(whole),
+        Some(separator) => {
+            let mut groups = whole.split(separator);
+            let first = groups.next().unwrap_or_default();
+            if first.is_empty() || first.len() > 3 || !all_digits(first) {
+                return Err("thousands separators must split the digits into groups of three");
+            }
+            digits.push_str(first);
+            for group in groups {
+                if group.len() != 3 || !all_digits(group) {
+                    return Err(if separator == '.' {
+                        "with --decimal-comma a '.' separates thousands (groups of three digits); the decimal separator is ','"
+                    } else {
+                        "thousands separators must split the digits into groups of three"
+                    });
+                }
+                digits.push_str(group);
+            }
+        }
+    }
+    if let Some(fraction) = fraction {
+        digits.push('.');
+        digits.push_str(fraction);
+    }
+    Ok(Cow::Owned(digits))
+}
+
+/// Reads a number cell with `read`, first turning a decimal comma into a point when the
+/// run says numbers are written that way. Messages quote the cell as written.
+fn with_decimal_point(
+    raw: &str,
+    opts: &CoerceOptions,
+    read: impl Fn(&str) -> Result<Value, CoerceError>,
+) -> Result<Value, CoerceError> {
+    if !opts.decimal_comma {
+        return read(raw);
+    }
+    let text = decimal_comma_to_point(raw).map_err(|problem| {
+        error(
+            "number written with a decimal comma (1.250,50)",
+            format!("{} is not a number: {problem}", shown(raw)),
+        )
+    })?;
+    match text {
+        Cow::Borrowed(text) => read(text),
+        Cow::Owned(text) => read(&text).map_err(|mut e| {
+            e.message = e.message.replacen(&shown(&text), &shown(raw), 1);
+            e
+        }),
     }
 }
 
@@ -493,13 +755,212 @@ fn parse_date(raw: &str) -> Result<NaiveDate, CoerceError> {
         Err(DateProblem::Calendar) => return Err(not_a_calendar_date(raw, DATE_EXPECTED)),
         Err(DateProblem::Format) => "",
     };
+    let mut message = format!(
+        "{} is not a date in the form yyyy-MM-dd{problem}",
+        shown(raw)
+    );
+    if let Some(hint) = local_format_hint(raw, false) {
+        message.push_str(&hint);
+    }
+    Err(error(DATE_EXPECTED, message))
+}
+
+/// For a cell written as a locale writes dates (`29.11.2026`, `11/29/2026 14:30`), the
+/// `--date-format` or `--datetime-format` that reads it. Day-first and month-first are
+/// never guessed between: when both could be meant, both are named.
+fn local_format_hint(raw: &str, datetime: bool) -> Option<String> {
+    let (date, time) = match raw.split_once([' ', 'T']) {
+        Some((date, time)) => (date, Some(time.trim())),
+        None => (raw, None),
+    };
+    let separator = date.chars().find(|c| matches!(c, '/' | '.' | '-'))?;
+    let parts: Vec<&str> = date.split(separator).collect();
+    let [a, b, c] = parts[..] else {
+        return None;
+    };
+    if ![a, b, c].iter().all(|p| all_digits(p) && p.len() <= 4) {
+        return None;
+    }
+    let value = |p: &str| p.parse::<u32>().unwrap_or(0);
+    let year = if c.len() == 4 { "%Y" } else { "%y" };
+    let s = separator;
+    let dates: Vec<String> = if a.len() == 4 {
+        vec![format!("%Y{s}%m{s}%d")]
+    } else if c.len() != 4 && c.len() != 2 {
+        return None;
+    } else if value(a) > 12 {
+        vec![format!("%d{s}%m{s}{year}")]
+    } else if value(b) > 12 {
+        vec![format!("%m{s}%d{s}{year}")]
+    } else {
+        vec![format!("%d{s}%m{s}{year}"), format!("%m{s}%d{s}{year}")]
+    };
+    let clock = match time {
+        Some(time) if time.matches(':').count() >= 2 => " %H:%M:%S",
+        Some(time) if time.contains(':') => " %H:%M",
+        _ => "",
+    };
+    let (flag, clock) = if datetime && clock.is_empty() {
+        ("--datetime-format", " %H:%M")
+    } else if datetime || !clock.is_empty() {
+        ("--datetime-format", clock)
+    } else {
+        ("--date-format", "")
+    };
+    if !datetime && !clock.is_empty() {
+        return Some(format!(
+            "; a date field takes no time of day (for a datetime field: {flag} \"{}{clock}\")",
+            dates[0]
+        ));
+    }
+    let quoted: Vec<String> = dates
+        .iter()
+        .map(|d| {
+            let f = format!("{d}{clock}");
+            if f.contains(' ') {
+                format!("{flag} \"{f}\"")
+            } else {
+                format!("{flag} {f}")
+            }
+        })
+        .collect();
+    Some(match &quoted[..] {
+        [one] => format!("; for dates written this way pass {one}"),
+        _ => format!(
+            "; for dates written this way pass {} (day first) or {} (month first): massup does not guess which",
+            quoted[0], quoted[1]
+        ),
+    })
+}
+
+/// A date cell in the run's `--date-format` (or yyyy-MM-dd, which cannot be misread),
+/// sent as yyyy-MM-dd.
+fn coerce_date_in(raw: &str, format: &DateFormat) -> Result<Value, CoerceError> {
+    let expected = || format!("date in the form {} (--date-format)", format.text);
+    let date = match NaiveDate::parse_from_str(raw, &format.text) {
+        Ok(date) => date,
+        Err(e) => match parse_date(raw) {
+            Ok(date) => date,
+            Err(_) => {
+                let problem = match e.kind() {
+                    ParseErrorKind::OutOfRange | ParseErrorKind::Impossible => {
+                        "it is not a calendar date"
+                    }
+                    ParseErrorKind::TooLong => "it has text after the date",
+                    _ => "it does not match",
+                };
+                return Err(error(
+                    expected(),
+                    format!(
+                        "{} is not a date in the form {} (--date-format): {problem}",
+                        shown(raw),
+                        format.text
+                    ),
+                ));
+            }
+        },
+    };
+    check_plausible_year(raw, date, expected)?;
+    Ok(Value::String(date.format("%Y-%m-%d").to_string()))
+}
+
+/// `%Y` reads any number of digits, so `29.11.26` would be the year 26: a year before 1000
+/// is a mistyped cell, not a date anyone keeps in a CRM.
+fn check_plausible_year(
+    raw: &str,
+    date: NaiveDate,
+    expected: impl Fn() -> String,
+) -> Result<(), CoerceError> {
+    use chrono::Datelike;
+    if (1000..=9999).contains(&date.year()) {
+        return Ok(());
+    }
     Err(error(
-        DATE_EXPECTED,
+        expected(),
         format!(
-            "{} is not a date in the form yyyy-MM-dd{problem}",
-            shown(raw)
+            "{} reads as the year {}; write the year with four digits (or use %y for two)",
+            shown(raw),
+            date.year()
         ),
     ))
+}
+
+/// A datetime cell in the run's `--datetime-format`, read in its own offset (`%z`) or in
+/// `--timezone`, and sent as yyyy-MM-ddTHH:mm:ss±hh:mm; ISO 8601 cells are read as always.
+fn coerce_datetime_in(
+    raw: &str,
+    format: &DateFormat,
+    timezone: Option<Timezone>,
+) -> Result<Value, CoerceError> {
+    let expected = || format!("datetime in the form {} (--datetime-format)", format.text);
+    let parsed = if format.has_offset {
+        DateTime::parse_from_str(raw, &format.text)
+            .map(|d| (d.naive_local(), Some(d.offset().local_minus_utc())))
+    } else {
+        NaiveDateTime::parse_from_str(raw, &format.text).map(|d| (d, None))
+    };
+    let (local, offset) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            if read_date(raw.as_bytes()).is_ok() {
+                // Unambiguous ISO 8601 is read as without the flag.
+                return coerce_datetime(raw, timezone);
+            }
+            let problem = match e.kind() {
+                ParseErrorKind::OutOfRange | ParseErrorKind::Impossible => {
+                    "it is not a real date and time"
+                }
+                ParseErrorKind::TooLong => "it has text after the time",
+                _ => "it does not match",
+            };
+            return Err(error(
+                expected(),
+                format!(
+                    "{} is not a datetime in the form {} (--datetime-format): {problem}",
+                    shown(raw),
+                    format.text
+                ),
+            ));
+        }
+    };
+    check_plausible_year(raw, local.date(), expected)?;
+    if local.nanosecond() != 0 {
+        return Err(error(
+            expected(),
+            format!(
+                "{} has fractional seconds; Zoho keeps whole seconds, so remove them",
+                shown(raw)
+            ),
+        ));
+    }
+    let offset_seconds = match offset {
+        Some(seconds) => seconds,
+        None => {
+            let Some(timezone) = timezone else {
+                return Err(error(
+                    expected(),
+                    format!(
+                        "{} has no offset; pass --timezone (e.g. Europe/Berlin) to say where it is local, or read the offset with %z",
+                        shown(raw)
+                    ),
+                ));
+            };
+            local_offset(timezone, local, raw)?
+        }
+    };
+    if offset_seconds % 60 != 0 {
+        return Err(error(
+            expected(),
+            format!(
+                "{} falls where the zone's offset was {}, which cannot be written as ±hh:mm; give an explicit offset",
+                shown(raw),
+                offset_text(offset_seconds)
+            ),
+        ));
+    }
+    let mut out = local.format("%Y-%m-%dT%H:%M:%S").to_string();
+    push_offset(&mut out, offset_seconds);
+    Ok(Value::String(out))
 }
 
 /// Parses `±hh:mm` into signed minutes, at most [`MAX_OFFSET_MINUTES`] either way.
@@ -554,13 +1015,14 @@ const DATETIME_EXPECTED: &str = "datetime yyyy-MM-ddTHH:mm[:ss] with an offset (
 fn coerce_datetime(raw: &str, timezone: Option<Timezone>) -> Result<Value, CoerceError> {
     let bytes = raw.as_bytes();
     let format_error = |problem: &str| {
-        error(
-            DATETIME_EXPECTED,
-            format!(
-                "{} is not a datetime in the form yyyy-MM-ddTHH:mm:ss+hh:mm{problem}",
-                shown(raw)
-            ),
-        )
+        let mut message = format!(
+            "{} is not a datetime in the form yyyy-MM-ddTHH:mm:ss+hh:mm{problem}",
+            shown(raw)
+        );
+        if let Some(hint) = local_format_hint(raw, true) {
+            message.push_str(&hint);
+        }
+        error(DATETIME_EXPECTED, message)
     };
     let date = match read_date(bytes) {
         Ok(date) => date,

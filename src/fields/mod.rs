@@ -8,7 +8,9 @@
 
 mod coerce;
 
-pub use coerce::{coerce, CoerceError, CoerceOptions, Timezone, DEFAULT_MULTISELECT_SEPARATOR};
+pub use coerce::{
+    coerce, CoerceError, CoerceOptions, DateFormat, Timezone, DEFAULT_MULTISELECT_SEPARATOR,
+};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -163,7 +165,8 @@ impl fmt::Display for FieldType {
 pub struct FieldMeta {
     /// The API name, case-sensitive, as used in CSV headers and request bodies.
     pub api_name: String,
-    /// The label people see in Zoho's screens (`field_label`), when the metadata has one.
+    /// The name people see in Zoho and in its exports (`field_label`), if known: a
+    /// spreadsheet's header may use it instead of the API name.
     pub label: Option<String>,
     pub data_type: FieldType,
     pub read_only: bool,
@@ -358,6 +361,68 @@ impl ModuleFields {
     }
 }
 
+/// What a header cell names, by [`ModuleFields::match_column`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnMatch<'a> {
+    /// The API name, exactly: what massup always accepted.
+    ApiName(&'a FieldMeta),
+    /// A field's label or its API name, ignoring case, spaces and underscores.
+    Loose(&'a FieldMeta),
+    /// Several fields answer to the name; their API names.
+    Ambiguous(Vec<String>),
+    /// No field; the nearest API name or label, if one is close.
+    Unknown(Option<String>),
+}
+
+impl ModuleFields {
+    /// Which field a header cell names. The exact API name always wins (API names are
+    /// unique, and a file of API names must keep planning as it did); otherwise the API
+    /// names and labels are compared by [`crate::input::loose_name`], and more than one
+    /// field answering is an error, never a pick.
+    pub fn match_column(&self, header: &str) -> ColumnMatch<'_> {
+        if let Some(meta) = self.get(header) {
+            return ColumnMatch::ApiName(meta);
+        }
+        let wanted = crate::input::loose_name(header);
+        let matches: Vec<&FieldMeta> = self
+            .fields
+            .iter()
+            .filter(|meta| {
+                crate::input::loose_name(&meta.api_name) == wanted
+                    || meta
+                        .label
+                        .as_deref()
+                        .is_some_and(|label| crate::input::loose_name(label) == wanted)
+            })
+            .collect();
+        match matches[..] {
+            [one] => ColumnMatch::Loose(one),
+            [] => ColumnMatch::Unknown(self.nearest(&wanted)),
+            _ => ColumnMatch::Ambiguous(matches.iter().map(|m| m.api_name.clone()).collect()),
+        }
+    }
+
+    /// The API name or label closest to `wanted`, if close enough (a field's API name
+    /// before its label).
+    fn nearest(&self, wanted: &str) -> Option<String> {
+        let names = self
+            .fields
+            .iter()
+            .flat_map(|meta| std::iter::once(meta.api_name.as_str()).chain(meta.label.as_deref()));
+        crate::suggest::nearest(wanted, names).map(str::to_string)
+    }
+
+    /// How a field is named in a message: its label and API name when they differ.
+    pub fn describe(meta: &FieldMeta) -> String {
+        match &meta.label {
+            Some(label) if label != &meta.api_name => {
+                format!("{} (label {label:?})", meta.api_name)
+            }
+            _ => meta.api_name.clone(),
+        }
+    }
+}
+
 /// A CSV column that cannot be mass-updated, found before anything is stored or sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnProblem {
@@ -370,6 +435,13 @@ pub struct ColumnProblem {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ColumnProblemKind {
     Unknown,
+    /// Several fields answer to the column's name (API names, with their labels).
+    Ambiguous(Vec<String>),
+    /// Two columns name the same field (the other column).
+    SameField {
+        other: String,
+        api_name: String,
+    },
     ReadOnly,
     NotMassUpdatable(FieldType),
 }
@@ -381,13 +453,22 @@ impl fmt::Display for ColumnProblem {
             ColumnProblemKind::Unknown => {
                 write!(
                     f,
-                    "column {column:?} is not a field of this module (API names are case-sensitive"
+                    "column {column:?} is not a field of this module (neither an API name nor a label"
                 )?;
                 match &self.suggestion {
                     Some(name) => write!(f, "; did you mean {name:?}?)"),
                     None => f.write_str(")"),
                 }
             }
+            ColumnProblemKind::Ambiguous(candidates) => write!(
+                f,
+                "column {column:?} could name any of the fields {}: name the column by its API name",
+                candidates.join(", ")
+            ),
+            ColumnProblemKind::SameField { other, api_name } => write!(
+                f,
+                "columns {other:?} and {column:?} both name the field {api_name}: keep one"
+            ),
             ColumnProblemKind::ReadOnly => write!(f, "column {column:?} is a read-only field"),
             ColumnProblemKind::NotMassUpdatable(field_type)
                 if !field_type.mass_updatable_by_type() =>

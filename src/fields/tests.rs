@@ -829,7 +829,8 @@ proptest! {
             CoerceOptions::default(),
             in_zone("Europe/Berlin"),
             in_zone("-03:30"),
-        ][zone];
+        ][zone]
+        .clone();
         for meta in [&meta, &field(data_type)] {
             let first = coerce(meta, &raw, &opts);
             // Grouping relies on the same cell always giving the same JSON.
@@ -858,4 +859,250 @@ proptest! {
         prop_assert_eq!(json.as_f64().unwrap(), parsed);
         prop_assert_eq!(json.to_string().parse::<f64>().unwrap(), parsed);
     }
+}
+
+// ---- spreadsheets: decimal commas, locale dates, labels ----
+
+fn comma() -> CoerceOptions {
+    CoerceOptions {
+        decimal_comma: true,
+        ..CoerceOptions::default()
+    }
+}
+
+#[test]
+fn decimal_commas_are_read_with_the_flag() {
+    let currency = field(FieldType::Currency);
+    let read = |meta: &FieldMeta, raw: &str| coerce(meta, raw, &comma());
+    for (raw, value) in [
+        ("1250,50", json!(1250.5)),
+        ("1.250,50", json!(1250.5)),
+        ("1 250,50", json!(1250.5)),
+        ("1\u{a0}250,50", json!(1250.5)),
+        ("1\u{202f}250,5", json!(1250.5)),
+        ("-1.234.567,25", json!(-1234567.25)),
+        ("1.250", json!(1250)),
+        ("12,00", json!(12)),
+        ("12", json!(12)),
+    ] {
+        assert_eq!(read(&currency, raw).unwrap(), value, "{raw:?}");
+    }
+    assert_eq!(
+        read(&field(FieldType::Integer), "1.250").unwrap(),
+        json!(1250)
+    );
+    assert_eq!(
+        read(&field(FieldType::BigInt), "123.456.789.012").unwrap(),
+        json!("123456789012")
+    );
+    for bad in ["12.5", "1.25,5", "1,2,3", "1.250 000,5", ",5", "1.2345,6"] {
+        let error = read(&currency, bad).unwrap_err();
+        assert!(
+            error
+                .message
+                .starts_with(&format!("{bad:?} is not a number")),
+            "{bad:?}: {error}"
+        );
+    }
+    // Messages quote the cell as written, not as normalised.
+    let error = read(&field(FieldType::Integer), "1.250,5").unwrap_err();
+    assert!(error.message.starts_with("\"1.250,5\""), "{error}");
+    let limited = FieldMeta {
+        decimal_places: Some(2),
+        ..currency.clone()
+    };
+    let error = read(&limited, "1,125").unwrap_err();
+    assert!(error.message.contains("3 decimal places"), "{error}");
+}
+
+#[test]
+fn without_the_flag_a_decimal_comma_is_refused_naming_the_flag() {
+    for raw in ["1250,50", "1.250,5", "-3,75"] {
+        let error = bad(&field(FieldType::Double), raw);
+        assert!(
+            error.message.contains("--decimal-comma"),
+            "{raw:?}: {error}"
+        );
+    }
+    let error = bad(&field(FieldType::Double), "1,250");
+    assert!(error.message.contains("thousands separators"), "{error}");
+    assert!(!error.message.contains("--decimal-comma"), "{error}");
+}
+
+fn dates(date: Option<&str>, datetime: Option<&str>, zone: Option<&str>) -> CoerceOptions {
+    CoerceOptions {
+        date_format: date.map(|f| DateFormat::date(f).expect("a good format")),
+        datetime_format: datetime.map(|f| DateFormat::datetime(f).expect("a good format")),
+        timezone: zone.map(|z| CoerceOptions::parse_timezone(z).unwrap()),
+        ..CoerceOptions::default()
+    }
+}
+
+#[test]
+fn dates_are_read_in_the_given_format() {
+    let date = field(FieldType::Date);
+    let german = dates(Some("%d.%m.%Y"), None, None);
+    assert_eq!(
+        coerce(&date, "29.11.2026", &german).unwrap(),
+        json!("2026-11-29")
+    );
+    assert_eq!(
+        coerce(&date, "1.2.2026", &german).unwrap(),
+        json!("2026-02-01")
+    );
+    // yyyy-MM-dd cannot be misread, so it is still taken.
+    assert_eq!(
+        coerce(&date, "2026-11-29", &german).unwrap(),
+        json!("2026-11-29")
+    );
+    let us = dates(Some("%m/%d/%Y"), None, None);
+    assert_eq!(
+        coerce(&date, "11/29/2026", &us).unwrap(),
+        json!("2026-11-29")
+    );
+    for (raw, problem) in [
+        ("31.02.2026", "not a calendar date"),
+        ("29/11/2026", "does not match"),
+        ("29.11.26", "the year 26"),
+        ("29.11.2026 10:00", "text after the date"),
+    ] {
+        let error = coerce(&date, raw, &german).unwrap_err();
+        assert!(error.message.contains(problem), "{raw:?}: {error}");
+        assert!(
+            error.message.contains("%d.%m.%Y (--date-format)") || problem == "the year 26",
+            "{error}"
+        );
+    }
+}
+
+#[test]
+fn a_local_date_without_the_flag_names_the_format_and_never_guesses() {
+    let date = field(FieldType::Date);
+    let message = |raw: &str| bad(&date, raw).message;
+    assert!(
+        message("11/29/2026").contains("--date-format %m/%d/%Y"),
+        "{}",
+        message("11/29/2026")
+    );
+    assert!(!message("11/29/2026").contains("%d/%m/%Y"));
+    assert!(message("29.11.2026").contains("--date-format %d.%m.%Y"));
+    let both = message("05/06/2026");
+    assert!(
+        both.contains("%d/%m/%Y") && both.contains("%m/%d/%Y") && both.contains("does not guess"),
+        "{both}"
+    );
+    let datetime = field(FieldType::DateTime);
+    let error = bad(&datetime, "29.11.2026 14:30");
+    assert!(
+        error
+            .message
+            .contains("--datetime-format \"%d.%m.%Y %H:%M\""),
+        "{error}"
+    );
+}
+
+#[test]
+fn datetimes_are_read_in_the_given_format_and_zone() {
+    let datetime = field(FieldType::DateTime);
+    let berlin = dates(None, Some("%d.%m.%Y %H:%M"), Some("Europe/Berlin"));
+    assert_eq!(
+        coerce(&datetime, "29.11.2026 14:30", &berlin).unwrap(),
+        json!("2026-11-29T14:30:00+01:00")
+    );
+    assert_eq!(
+        coerce(&datetime, "2026-07-01T08:00:00Z", &berlin).unwrap(),
+        json!("2026-07-01T08:00:00+00:00")
+    );
+    let error = coerce(&datetime, "29.03.2026 02:30", &berlin).unwrap_err();
+    assert!(error.message.contains("does not exist"), "{error}");
+    let no_zone = dates(None, Some("%d.%m.%Y %H:%M"), None);
+    let error = coerce(&datetime, "29.11.2026 14:30", &no_zone).unwrap_err();
+    assert!(error.message.contains("--timezone"), "{error}");
+    let with_offset = dates(None, Some("%m/%d/%Y %I:%M %p %z"), None);
+    assert_eq!(
+        coerce(&datetime, "11/29/2026 02:30 PM -0500", &with_offset).unwrap(),
+        json!("2026-11-29T14:30:00-05:00")
+    );
+    let error = coerce(&datetime, "11/29/2026 14:30", &with_offset).unwrap_err();
+    assert!(error.message.contains("(--datetime-format)"), "{error}");
+}
+
+#[test]
+fn formats_that_cannot_read_a_whole_value_are_refused() {
+    assert!(DateFormat::date("%d.%m.%Y").is_ok());
+    assert!(DateFormat::date("%Y%m%d").is_ok());
+    for bad in ["%d.%m", "%m/%Y", "%d.%q.%Y", "", "%d.%m.%Y %H:%M"] {
+        assert!(DateFormat::date(bad).is_err(), "{bad:?}");
+    }
+    assert!(DateFormat::datetime("%d.%m.%Y %H:%M").is_ok());
+    assert!(DateFormat::datetime("%d/%m/%Y %H:%M:%S%:z").is_ok());
+    for bad in ["%d.%m.%Y", "%d.%m.%Y %H", "%d.%m.%Y %H:%M %Z", "%H:%M"] {
+        assert!(DateFormat::datetime(bad).is_err(), "{bad:?}");
+    }
+}
+
+fn labelled() -> ModuleFields {
+    let mut fields = ModuleFields::new();
+    for (api, label) in [
+        ("Lead_Status", "Lead Status"),
+        ("No_of_Employees", "No. of Employees"),
+        ("Owner", "Lead Owner"),
+        ("Status", "Stage"),
+        ("Stage_2", "Status"),
+        ("Region", "Area"),
+        ("Area_2", "Area"),
+    ] {
+        fields.insert(FieldMeta {
+            label: Some(label.into()),
+            ..FieldMeta::new(api, FieldType::Text)
+        });
+    }
+    fields
+}
+
+#[test]
+fn columns_are_matched_by_api_name_or_label_loosely() {
+    let fields = labelled();
+    let api = |m: ColumnMatch<'_>| match m {
+        ColumnMatch::ApiName(meta) => format!("exact {}", meta.api_name),
+        ColumnMatch::Loose(meta) => format!("loose {}", meta.api_name),
+        other => format!("{other:?}"),
+    };
+    assert_eq!(api(fields.match_column("Lead_Status")), "exact Lead_Status");
+    assert_eq!(api(fields.match_column("Lead Status")), "loose Lead_Status");
+    assert_eq!(api(fields.match_column("lead_status")), "loose Lead_Status");
+    assert_eq!(
+        api(fields.match_column("NO. OF EMPLOYEES")),
+        "loose No_of_Employees"
+    );
+    assert_eq!(api(fields.match_column("Lead Owner")), "loose Owner");
+    // The exact API name wins over another field's label.
+    assert_eq!(api(fields.match_column("Status")), "exact Status");
+    // Loosely, "status" is Status's API name and Stage_2's label: refused, both named.
+    assert_eq!(
+        fields.match_column("status"),
+        ColumnMatch::Ambiguous(vec!["Status".into(), "Stage_2".into()])
+    );
+    // Two fields share a label.
+    assert_eq!(
+        fields.match_column("Area"),
+        ColumnMatch::Ambiguous(vec!["Region".into(), "Area_2".into()])
+    );
+    assert_eq!(
+        fields.match_column("Lead Statsu"),
+        ColumnMatch::Unknown(Some("Lead_Status".into()))
+    );
+    assert_eq!(
+        fields.match_column("Completely Else"),
+        ColumnMatch::Unknown(None)
+    );
+}
+
+#[test]
+fn labels_are_read_from_zoho_metadata() {
+    assert_eq!(
+        leads().get("Owner").unwrap().label.as_deref(),
+        Some("Lead Owner")
+    );
+    assert_eq!(leads().get("Company").unwrap().label, None);
 }

@@ -327,11 +327,7 @@ pub fn collect_keys(
         path: shown.display().to_string(),
         source,
     })?;
-    let mut input = CsvInput::from_reader(
-        shown,
-        Box::new(std::io::BufReader::with_capacity(256 * 1024, file)),
-        options,
-    )?;
+    let mut input = CsvInput::from_reader(shown, Box::new(file), options)?;
     let mut keys = std::collections::HashSet::new();
     while let Some(row) = input.next_row()? {
         if row.is_ragged() {

@@ -22,10 +22,11 @@ use crate::store::{self, RunInfo, StoreError};
 use matching::Matches;
 
 pub use planner::{
-    balanced_chunks, parse_record_id, PlanTotals, Planner, RowProblem, PROBLEMS_SHOWN,
+    balanced_chunks, parse_record_id, ColumnMapping, PlanTotals, Planner, RowProblem,
+    PROBLEMS_SHOWN,
 };
 pub use settings::{
-    default_field_limit, ApiChoice, PlanSettings, SettingsError, MAX_IDS_PER_CALL,
+    default_field_limit, ApiChoice, FromHeader, PlanSettings, SettingsError, MAX_IDS_PER_CALL,
     MAX_RECORDS_PER_UPDATE,
 };
 
@@ -71,6 +72,9 @@ pub struct PlanSummary {
     pub totals: PlanTotals,
     pub problems: Vec<RowProblem>,
     pub warnings: Vec<String>,
+    /// Header cells read as other API names (labels, other case or spacing): header ->
+    /// API name. Columns already named by their API name are not listed.
+    pub column_mapping: Vec<ColumnMapping>,
     pub example_request: Option<serde_json::Value>,
     /// With `--match-by`: the keys looked up, what they found, and the calls spent.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -148,8 +152,8 @@ impl PlanInput {
 /// How a plan reads its file.
 pub fn csv_options(settings: &PlanSettings) -> CsvOptions {
     CsvOptions {
-        delimiter: settings.delimiter as u8,
-        id_column: settings.id_column.clone(),
+        delimiter: (!settings.from_header.delimiter).then_some(settings.delimiter as u8),
+        id_column: (!settings.from_header.id_column).then(|| settings.id_column.clone()),
     }
 }
 
@@ -186,12 +190,15 @@ pub fn plan_input(
         path: shown.clone(),
         source,
     })?;
-    let input = CsvInput::from_reader(
-        given,
-        Box::new(std::io::BufReader::with_capacity(256 * 1024, file)),
-        &options,
-    )?;
-    let mut warnings = Vec::new();
+    let input = CsvInput::from_reader(given, Box::new(file), &options)?;
+    // What is stored is what was used: resume, retry and report read the run this way.
+    let settings = &PlanSettings {
+        delimiter: char::from(input.delimiter()),
+        id_column: input.id_column().to_string(),
+        from_header: FromHeader::default(),
+        ..settings.clone()
+    };
+    let mut warnings = input.notes().to_vec();
     let source = planner::Source {
         shown: shown.clone(),
         size: std::fs::metadata(path).map_or(0, |m| m.len()),
@@ -209,7 +216,9 @@ pub fn plan_input(
     };
     let tx = conn.transaction()?;
     let settings_json = serde_json::to_string(settings).expect("settings serialize");
-    let columns_json = serde_json::to_string(input.field_columns()).expect("names serialize");
+    // API names (a header may name a field by its label): later stages send them as they are.
+    let columns_json = serde_json::to_string(&planner.api_names()).expect("names serialize");
+    let column_mapping = planner.mapping().to_vec();
     let absolute = if spooled {
         PathBuf::from(given)
     } else {
@@ -287,6 +296,7 @@ pub fn plan_input(
         totals,
         problems: planned.problems,
         warnings,
+        column_mapping,
         example_request,
         lookup: matches.map(|m| m.totals()),
     }))

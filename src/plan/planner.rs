@@ -21,7 +21,10 @@ use super::settings::{
     ApiChoice, PlanSettings, SettingsError, MAX_IDS_PER_CALL, MAX_RECORDS_PER_UPDATE,
 };
 use super::PlanError;
-use crate::fields::{self, CoerceOptions, ColumnProblemKind, FieldMeta, FieldType, ModuleFields};
+use crate::fields::{
+    self, CoerceOptions, ColumnMatch, ColumnProblem, ColumnProblemKind, FieldMeta, FieldType,
+    ModuleFields,
+};
 use crate::input::RawRow;
 use crate::outcome::Member;
 use crate::store::rows::{NewRow, RowStatus};
@@ -68,14 +71,87 @@ enum ColumnRoute {
     MassOnly,
 }
 
+/// A header cell that names its field by label or loosely (`Lead Status`,
+/// `lead_status`), and the API name it was read as: what is sent and stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ColumnMapping {
+    pub header: String,
+    pub api_name: String,
+}
+
 /// How one field column is coerced, decided once from metadata and overrides.
 struct ColumnPlan {
+    /// The field's API name: the key sent to Zoho.
     name: String,
+    /// The column as messages name it: the header, and the API name when they differ.
+    shown: String,
     meta: FieldMeta,
     /// Which kinds of call can carry this column's values.
     route: ColumnRoute,
     /// Raw cell -> its atom or the message for an invalid value.
     cache: FxHashMap<Box<[u8]>, Result<u32, String>>,
+}
+
+/// The API name each header cell names (by [`ModuleFields::match_column`]), the cells
+/// that were not already exact API names, and every column that names no field, several
+/// fields, or a field another column names.
+fn map_headers(
+    names: &[String],
+    metadata: &ModuleFields,
+) -> (Vec<String>, Vec<ColumnMapping>, Vec<ColumnProblem>) {
+    let mut api_names = Vec::with_capacity(names.len());
+    let mut mapping = Vec::new();
+    let mut problems = Vec::new();
+    let mut header_of: HashMap<&str, &str> = HashMap::new();
+    for header in names {
+        let problem = |reason, suggestion| ColumnProblem {
+            column: header.clone(),
+            reason,
+            suggestion,
+        };
+        let meta = match metadata.match_column(header) {
+            ColumnMatch::ApiName(meta) => meta,
+            ColumnMatch::Loose(meta) => {
+                mapping.push(ColumnMapping {
+                    header: header.clone(),
+                    api_name: meta.api_name.clone(),
+                });
+                meta
+            }
+            ColumnMatch::Ambiguous(candidates) => {
+                let described = candidates
+                    .iter()
+                    .filter_map(|c| metadata.get(c))
+                    .map(ModuleFields::describe)
+                    .collect();
+                problems.push(problem(ColumnProblemKind::Ambiguous(described), None));
+                api_names.push(header.clone());
+                continue;
+            }
+            ColumnMatch::Unknown(suggestion) => {
+                problems.push(problem(ColumnProblemKind::Unknown, suggestion));
+                api_names.push(header.clone());
+                continue;
+            }
+        };
+        if let Some(other) = header_of.insert(&meta.api_name, header) {
+            problems.push(problem(
+                ColumnProblemKind::SameField {
+                    other: other.to_string(),
+                    api_name: meta.api_name.clone(),
+                },
+                None,
+            ));
+        }
+        api_names.push(meta.api_name.clone());
+    }
+    (api_names, mapping, problems)
+}
+
+/// The columns as planned: how each is coerced, and the header cells read as API names.
+struct Columns {
+    plans: Vec<ColumnPlan>,
+    mapping: Vec<ColumnMapping>,
 }
 
 fn column_plans(
@@ -84,9 +160,15 @@ fn column_plans(
     metadata: Option<&ModuleFields>,
     shown: &str,
     warnings: &mut Vec<String>,
-) -> Result<Vec<ColumnPlan>, PlanError> {
+) -> Result<Columns, PlanError> {
+    // With field metadata a header may name its fields by label: from here on columns are
+    // API names, which is what is sent and stored.
+    let (api_names, mapping, mut problems) = match metadata {
+        Some(metadata) => map_headers(names, metadata),
+        None => (names.to_vec(), Vec::new(), Vec::new()),
+    };
     for field in settings.types.keys() {
-        if !names.iter().any(|n| n == field) {
+        if !names.iter().chain(&api_names).any(|n| n == field) {
             warnings.push(format!("--type {field}=...: the CSV has no column {field}"));
         }
     }
@@ -94,9 +176,14 @@ fn column_plans(
     // through Update Records instead, unless --api mass rules that out.
     let mut update_only = std::collections::HashSet::new();
     if let Some(metadata) = metadata {
-        let mut problems = metadata.check_columns(names.iter().map(String::as_str));
+        let named = names
+            .iter()
+            .zip(&api_names)
+            .filter(|(header, _)| !problems.iter().any(|p| &p.column == *header));
+        let (headers, resolved): (Vec<&String>, Vec<&String>) = named.unzip();
+        let mut found = metadata.check_columns(resolved.iter().map(|n| n.as_str()));
         if settings.api != ApiChoice::Mass {
-            problems.retain(|p| {
+            found.retain(|p| {
                 let only_mass_refuses = matches!(p.reason, ColumnProblemKind::NotMassUpdatable(_));
                 if only_mass_refuses {
                     update_only.insert(p.column.clone());
@@ -104,7 +191,16 @@ fn column_plans(
                 !only_mass_refuses
             });
         }
+        for mut problem in found {
+            // Named as the header writes it, so it can be found in the file.
+            if let Some(at) = resolved.iter().position(|n| **n == problem.column) {
+                problem.column = headers[at].clone();
+            }
+            problems.push(problem);
+        }
         if !problems.is_empty() {
+            // In header order, as the file shows them.
+            problems.sort_by_key(|p| names.iter().position(|n| *n == p.column));
             return Err(PlanError::Columns {
                 path: shown.to_string(),
                 module: settings.module.clone(),
@@ -115,13 +211,17 @@ fn column_plans(
     let update_everything =
         settings.api == ApiChoice::Update || settings.trigger.as_ref().is_some_and(Vec::is_empty);
     let mut plans = Vec::with_capacity(names.len());
-    for name in names {
+    for (header, name) in names.iter().zip(&api_names) {
         let mut meta = match metadata.and_then(|m| m.get(name)) {
             Some(meta) => meta.clone(),
             // Without metadata a value is sent as the text it is.
             None => FieldMeta::new(name.clone(), FieldType::Other("text".into())),
         };
-        if let Some(type_name) = settings.types.get(name) {
+        if let Some(type_name) = settings
+            .types
+            .get(name)
+            .or_else(|| settings.types.get(header))
+        {
             meta.data_type = type_name
                 .parse()
                 .map_err(|e| SettingsError(format!("--type {name}={type_name}: {e}")))?;
@@ -140,12 +240,17 @@ fn column_plans(
         }
         plans.push(ColumnPlan {
             name: name.clone(),
+            shown: if header == name {
+                name.clone()
+            } else {
+                format!("{header} ({name})")
+            },
             meta,
             route,
             cache: FxHashMap::default(),
         });
     }
-    Ok(plans)
+    Ok(Columns { plans, mapping })
 }
 
 struct Verdict {
@@ -172,6 +277,8 @@ struct Duplicates {
 /// memory grows with rows, not with the size of their values.
 pub struct Planner {
     columns: Vec<ColumnPlan>,
+    /// Header cells read as other API names.
+    mapping: Vec<ColumnMapping>,
     null_marker: String,
     field_limit: usize,
     chunk_size: usize,
@@ -231,10 +338,14 @@ impl Planner {
         warnings: &mut Vec<String>,
     ) -> Result<Planner, PlanError> {
         let coerce_options = settings.check()?;
-        let columns = column_plans(names, settings, metadata, &source.shown, warnings)?;
+        let Columns {
+            plans: columns,
+            mapping,
+        } = column_plans(names, settings, metadata, &source.shown, warnings)?;
         let (shown, file_size) = (source.shown, source.size);
         Ok(Planner {
             columns,
+            mapping,
             null_marker: settings.null_marker.clone(),
             field_limit: settings.max_fields_per_call,
             update_everything: settings.api == ApiChoice::Update
@@ -273,6 +384,16 @@ impl Planner {
     /// Number of field columns.
     pub fn columns(&self) -> usize {
         self.columns.len()
+    }
+
+    /// The field columns' API names, in input order: what is stored as the run's columns.
+    pub fn api_names(&self) -> Vec<String> {
+        self.columns.iter().map(|c| c.name.clone()).collect()
+    }
+
+    /// The header cells that were read as another API name (by label, case, spacing).
+    pub fn mapping(&self) -> &[ColumnMapping] {
+        &self.mapping
     }
 
     /// Checks and places one row; returns it as it is to be stored.
@@ -372,7 +493,7 @@ impl Planner {
                 Ok(atom) => self.row_atoms.push(atom),
                 Err(message) => self
                     .errors
-                    .push(format!("column {}: {message}", self.columns[column].name)),
+                    .push(format!("column {}: {message}", self.columns[column].shown)),
             }
         }
         if !self.errors.is_empty() {
@@ -1038,12 +1159,17 @@ pub fn balanced_chunks<T>(ids: &[T], size: usize) -> impl Iterator<Item = &[T]> 
     })
 }
 
-/// Zoho record ids are positive Java longs written as digits.
+/// Zoho's own exports write record ids as `zcrm_` and the id.
+const EXPORT_ID_PREFIX: &[u8] = b"zcrm_";
+
+/// Zoho record ids are positive Java longs written as digits (`zcrm_` before them, as
+/// Zoho's exports write them, is taken off).
 pub fn parse_record_id(raw: &[u8]) -> Result<i64, String> {
     let trimmed = raw.trim_ascii();
     if trimmed.is_empty() {
         return Err("the record id is empty".into());
     }
+    let trimmed = trimmed.strip_prefix(EXPORT_ID_PREFIX).unwrap_or(trimmed);
     if !trimmed.iter().all(u8::is_ascii_digit) {
         let shown = String::from_utf8_lossy(trimmed);
         return Err(format!(
@@ -1116,8 +1242,8 @@ mod tests {
             std::path::Path::new("t.csv"),
             Box::new(std::io::Cursor::new(csv.as_bytes().to_vec())),
             &CsvOptions {
-                delimiter: b',',
-                id_column: "id".into(),
+                delimiter: Some(b','),
+                id_column: Some("id".into()),
             },
         )
         .unwrap();
@@ -1424,6 +1550,18 @@ mod tests {
                     _ => assert_eq!(t.mass_update_calls, 0),
                 }
             }
+        }
+    }
+
+    #[test]
+    fn zoho_export_ids_lose_their_prefix() {
+        assert_eq!(
+            parse_record_id(b"zcrm_4876876000000333001"),
+            Ok(4876876000000333001)
+        );
+        assert_eq!(parse_record_id(b" 42 "), Ok(42));
+        for bad in [&b"zcrm_"[..], b"zcrm_x1", b"ZCRM_1", b"zcrm_zcrm_1", b"0"] {
+            assert!(parse_record_id(bad).is_err(), "{bad:?}");
         }
     }
 

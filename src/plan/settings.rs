@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fields::{CoerceOptions, FieldType};
+use crate::fields::{CoerceOptions, DateFormat, FieldType};
 
 /// A settings value that cannot be planned with; the message names the flag.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -28,7 +28,10 @@ pub fn default_field_limit(module: &str) -> usize {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PlanSettings {
     pub module: String,
+    /// The record id column. Stored as the header writes the column used; see
+    /// [`PlanSettings::from_header`] for when the header picks it.
     pub id_column: String,
+    /// The field separator; stored as the one used, so later reads and reports agree.
     pub delimiter: char,
     pub null_marker: String,
     pub max_fields_per_call: usize,
@@ -50,6 +53,30 @@ pub struct PlanSettings {
     /// id) that are looked up to find each row's record, instead of record ids.
     #[serde(default)]
     pub match_by: Option<String>,
+    /// Numbers are written with a decimal comma (`1.250,50`, `1250,50`), `--decimal-comma`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub decimal_comma: bool,
+    /// How date cells are written (`--date-format`, strftime-like, e.g. `%d.%m.%Y`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_format: Option<String>,
+    /// How datetime cells are written (`--datetime-format`, e.g. `%d.%m.%Y %H:%M`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datetime_format: Option<String>,
+    /// What the user left for the header to decide. Never stored: a stored run's settings
+    /// hold what was used.
+    #[serde(skip)]
+    pub from_header: FromHeader,
+}
+
+/// Settings the header decides when the user left them out (`plan` without
+/// `--delimiter` or `--id-column`). A library caller that sets `PlanSettings::delimiter`
+/// or `id_column` gets exactly those, as before.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FromHeader {
+    /// A header that reads as one cell holding ';' or a tab is read with that delimiter.
+    pub delimiter: bool,
+    /// The id column is the one named `id` or `Record Id` (see `input::ID_COLUMN_NAMES`).
+    pub id_column: bool,
 }
 
 /// `--api`: which kinds of call a plan may use.
@@ -89,6 +116,10 @@ impl PlanSettings {
             api: ApiChoice::Auto,
             trigger: None,
             match_by: None,
+            decimal_comma: false,
+            date_format: None,
+            datetime_format: None,
+            from_header: FromHeader::default(),
         }
     }
 }
@@ -133,6 +164,20 @@ impl PlanSettings {
                 ));
             }
         }
+        let date_format = match &self.date_format {
+            Some(text) => Some(
+                DateFormat::date(text)
+                    .map_err(|e| SettingsError(format!("--date-format {text:?}: {e}")))?,
+            ),
+            None => None,
+        };
+        let datetime_format = match &self.datetime_format {
+            Some(text) => Some(
+                DateFormat::datetime(text)
+                    .map_err(|e| SettingsError(format!("--datetime-format {text:?}: {e}")))?,
+            ),
+            None => None,
+        };
         for (field, type_name) in &self.types {
             type_name
                 .parse::<FieldType>()
@@ -141,6 +186,9 @@ impl PlanSettings {
         Ok(CoerceOptions {
             timezone,
             multiselect_separator: self.multiselect_separator,
+            decimal_comma: self.decimal_comma,
+            date_format,
+            datetime_format,
         })
     }
 }
@@ -172,5 +220,29 @@ mod tests {
             s.types.insert("X".into(), "nonsense".into());
         })
         .contains("--type X=nonsense"));
+        assert!(
+            bad(|s| s.date_format = Some("%d.%q.%Y".into())).contains("--date-format \"%d.%q.%Y\"")
+        );
+        assert!(bad(|s| s.date_format = Some("%d.%m".into())).contains("--date-format"));
+        assert!(
+            bad(|s| s.date_format = Some("%d.%m.%Y %H:%M".into())).contains("--datetime-format")
+        );
+        assert!(bad(|s| s.datetime_format = Some("%d.%m.%Y".into()))
+            .contains("--datetime-format \"%d.%m.%Y\""));
+    }
+
+    #[test]
+    fn good_formats_pass_and_are_stored_only_when_given() {
+        let mut s = PlanSettings::new("Leads");
+        let plain = serde_json::to_value(&s).unwrap();
+        assert!(plain.get("decimal_comma").is_none() && plain.get("date_format").is_none());
+        s.date_format = Some("%d.%m.%Y".into());
+        s.datetime_format = Some("%d.%m.%Y %H:%M".into());
+        s.decimal_comma = true;
+        let options = s.check().unwrap();
+        assert!(options.decimal_comma && options.date_format.is_some());
+        let stored: PlanSettings =
+            serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
+        assert_eq!(stored, s);
     }
 }

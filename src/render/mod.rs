@@ -169,6 +169,12 @@ pub fn plan_summary(summary: &PlanSummary, db: &Path) -> String {
         alternative(t.all_mass_update_calls),
         alternative(t.all_update_records_calls)
     );
+    if !summary.column_mapping.is_empty() {
+        let _ = writeln!(out, "Columns read by their field's label or a loose name:");
+        for mapped in &summary.column_mapping {
+            let _ = writeln!(out, "  {:?} -> {}", mapped.header, mapped.api_name);
+        }
+    }
     for warning in &summary.warnings {
         let _ = writeln!(out, "warning: {warning}");
     }
