@@ -123,7 +123,7 @@ fn plan_template(dir: &Path, name: &str, ids: &[String], value_sets: usize) -> P
             strict: true,
             new_run: true,
             send_json: None,
-            matches: None,
+            resolve_keys: None,
         },
     )
     .expect("the CSV plans");

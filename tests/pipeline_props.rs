@@ -140,7 +140,7 @@ async fn check(case: Case) -> Result<(), TestCaseError> {
             strict: false,
             new_run: false,
             send_json: None,
-            matches: None,
+            resolve_keys: None,
         };
         match plan(&mut conn, &request).unwrap() {
             PlanOutcome::Planned(summary) => summary,

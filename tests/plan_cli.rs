@@ -361,7 +361,7 @@ fn unknown_read_only_and_not_mass_updatable_columns_are_file_errors_with_fields(
         .expect_in(
             Stream::Err,
             &[
-                "columns.csv: 6 column(s) cannot be mass-updated in Leads, nothing was stored",
+                "columns.csv: 6 column(s) cannot be planned for Leads, nothing was stored",
                 "column \"Created_Time\" is a read-only field",
                 "column \"Lead_Source\" cannot be mass-updated",
                 "column \"Email\" cannot be mass-updated",

@@ -205,7 +205,7 @@ fn plan_case(dir: &Path, case: &Case) -> (rusqlite::Connection, i64) {
             strict: false,
             new_run: false,
             send_json: None,
-            matches: None,
+            resolve_keys: None,
         },
     )
     .unwrap();

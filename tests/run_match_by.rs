@@ -322,3 +322,66 @@ async fn mistakes_with_match_by_and_metadata_name_their_fix() {
     );
     assert_eq!(summary["lookup"]["calls"], 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_european_sheet_keyed_by_email_with_labels_goes_in_and_a_bad_one_spends_no_lookup() {
+    let config = config();
+    let server = start(config.clone()).await;
+    let ws = Workspace::new(&server);
+    let emails = config.record_emails();
+    let ids = config.record_ids();
+    // Excel in Germany: ';', a BOM, CRLF, labels, decimal commas; keys in capitals.
+    let text = format!(
+        "\u{feff}E-Mail;Lead Status;Annual Revenue\r\n{};Contacted;1.250,50\r\n{};Junk Lead;99,9\r\n",
+        emails[10].to_uppercase(),
+        emails[11]
+    );
+    let sheet = ws.write("kunden.csv", &text);
+    let ran = ws
+        .run(
+            &sheet,
+            &[
+                "--match-by",
+                "email",
+                "--id-column",
+                "e-mail",
+                "--decimal-comma",
+                "--api",
+                "auto",
+            ],
+            &Creds::mock_token(),
+        )
+        .await;
+    ran.expect_code(0).expect_in(
+        Stream::Out,
+        &[
+            "\"Lead Status\" -> Lead_Status",
+            "\"Annual Revenue\" -> Annual_Revenue",
+            "lookup calls            1",
+        ],
+    );
+    let ledger = server.ledger();
+    assert_eq!(ledger.records[&ids[10]]["Annual_Revenue"], 1250.5);
+    assert_eq!(ledger.records[&ids[11]]["Lead_Status"], "Junk Lead");
+    assert_eq!(ledger.coql_requests, 1);
+    // A sheet whose key column is missing, or with a column no field answers to, is refused
+    // before any key is looked up.
+    let no_key = ws.write("no-key.csv", "Mail,Lead_Status\na@x.com,Contacted\n");
+    ws.run(&no_key, &["--match-by", "Email"], &Creds::mock_token())
+        .await
+        .expect_code(2)
+        .expect_stderr(&["no-key.csv: line 1: no column holds the keys of --match-by Email (columns: Mail, Lead_Status); name the column with --id-column NAME"]);
+    let bad_column = ws.write(
+        "bad-column.csv",
+        &format!("Email,Lead_Statu\n{},Contacted\n", emails[12]),
+    );
+    ws.run(&bad_column, &["--match-by", "Email"], &Creds::mock_token())
+        .await
+        .expect_code(2)
+        .expect_stderr(&["Lead_Statu", "did you mean"]);
+    assert_eq!(
+        server.ledger().coql_requests,
+        1,
+        "no lookup for sheets that cannot plan"
+    );
+}

@@ -2,7 +2,6 @@
 //! the real cause named when it cannot be had: a refused token, a module that does not
 //! exist) and, for `--match-by`, the record ids of the sheet's keys.
 use std::path::Path;
-use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
@@ -12,6 +11,7 @@ use crate::dispatch::lookup::look_up;
 use crate::dispatch::DispatchSettings;
 use crate::exit::UsageError;
 use crate::fields::{ColumnMatch, ModuleFields};
+use crate::input::CsvOptions;
 use crate::plan::matching::{
     collect_keys, max_rows_per_query, LookupError, MatchField, Matches, MAX_IN_VALUES,
 };
@@ -163,10 +163,10 @@ pub fn plan_file(
             }
             _ => settings,
         };
-        let matches = match (field, connected) {
-            (Some(field), Some(c)) => Some(Arc::new(look_up_keys(
-                &input, settings, field, c, job.quiet,
-            )?)),
+        let resolver = match (field, connected) {
+            (Some(field), Some(connected)) => Some(move |path: &Path, options: &CsvOptions| {
+                look_up_keys(path, job.csv, options, field.clone(), connected, job.quiet)
+            }),
             (Some(_), None) => {
                 return Err(UsageError::new(
                     "--match-by looks each key up in Zoho, which needs a connection",
@@ -182,27 +182,24 @@ pub fn plan_file(
             strict: job.strict,
             new_run: job.new_run,
             send_json: job.send_json,
-            matches,
+            resolve_keys: resolver.as_ref().map(|r| r as &plan::KeyResolver<'_>),
         };
         Ok(plan::plan_input(&mut conn, &input, &request)?)
     })?
 }
 
-/// Collects the file's distinct keys and looks them up.
+/// Collects the distinct keys of the file at `path` (named `shown` in messages) and looks
+/// them up.
 fn look_up_keys(
-    input: &PlanInput,
-    settings: &PlanSettings,
+    path: &Path,
+    shown: &Path,
+    options: &CsvOptions,
     field: MatchField,
     connected: &Connected<'_>,
     quiet: bool,
 ) -> Result<Matches, PlanError> {
     let session = connected.session;
-    let keys = collect_keys(
-        input.path(),
-        input.given(),
-        &plan::csv_options(settings),
-        &field,
-    )?;
+    let keys = collect_keys(path, shown, options, &field)?;
     let max_rows = max_rows_per_query(&session.api_version);
     let queries = keys.len().div_ceil(MAX_IN_VALUES);
     if !quiet {

@@ -93,6 +93,13 @@ pub enum InputError {
         looked_for: String,
         columns: String,
     },
+    #[error("{path}: line {line}: no column holds the keys of --match-by {field} (columns: {columns}); name the column with --id-column NAME")]
+    NoKeyColumn {
+        path: String,
+        line: u64,
+        field: String,
+        columns: String,
+    },
     #[error("{path}: line {line}: the header is one column {header:?}, which holds {found:?}: the file is separated by {found:?}; pass --delimiter {found_flag}", found_flag = delimiter_flag(*.found))]
     OneColumnHeader {
         path: String,

@@ -37,7 +37,7 @@ pub enum PlanError {
     Input(#[from] InputError),
     #[error(transparent)]
     Settings(#[from] SettingsError),
-    #[error("{path}: {} column(s) cannot be mass-updated in {module}, nothing was stored:\n{}", problems.len(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    #[error("{path}: {} column(s) cannot be planned for {module}, nothing was stored:\n{}", problems.len(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Columns {
         path: String,
         module: String,
@@ -98,10 +98,15 @@ pub struct PlanRequest<'a> {
     /// Connection and send settings (`run` stores them with the plan, in the same
     /// transaction, so that a kill right after planning cannot lose them for `resume`).
     pub send_json: Option<&'a str>,
-    /// With `--match-by`: the record ids of the file's keys, looked up by the command
-    /// (which holds the connection) once it knows the file is not planned already.
-    pub matches: Option<Arc<Matches>>,
+    /// With `--match-by`: turns the keys of the file (at the path given, read with the
+    /// options given) into record ids. The command supplies it, since it holds the
+    /// connection; it is called once the header and columns have passed their checks, so
+    /// a sheet that cannot be planned spends no lookup.
+    pub resolve_keys: Option<&'a KeyResolver<'a>>,
 }
+
+/// See [`PlanRequest::resolve_keys`].
+pub type KeyResolver<'a> = dyn Fn(&Path, &CsvOptions) -> Result<Matches, PlanError> + Sync + 'a;
 
 /// A file about to be planned: pipes copied to a temporary file (a plan reads its input
 /// more than once), and its SHA-256, which tells a file planned before.
@@ -185,12 +190,29 @@ pub fn plan_input(
     let sha256 = file.sha256.clone();
     let spooled = file.spooled.is_some();
     let options = csv_options(settings);
-    let matches = request.matches.clone();
     let file = std::fs::File::open(path).map_err(|source| InputError::Open {
         path: shown.clone(),
         source,
     })?;
-    let input = CsvInput::from_reader(given, Box::new(file), &options)?;
+    let input = CsvInput::from_reader(given, Box::new(file), &options).map_err(|e| {
+        match (e, &settings.match_by) {
+            (
+                InputError::NoIdColumn {
+                    path,
+                    line,
+                    columns,
+                    ..
+                },
+                Some(field),
+            ) => InputError::NoKeyColumn {
+                path,
+                line,
+                field: field.clone(),
+                columns,
+            },
+            (e, _) => e,
+        }
+    })?;
     // What is stored is what was used: resume, retry and report read the run this way.
     let settings = &PlanSettings {
         delimiter: char::from(input.delimiter()),
@@ -210,6 +232,10 @@ pub fn plan_input(
         source,
         &mut warnings,
     )?;
+    let matches = match request.resolve_keys {
+        Some(resolve) => Some(Arc::new(resolve(path, &csv_options(settings))?)),
+        None => None,
+    };
     let planner = match &matches {
         Some(matches) => planner.with_matches(matches.clone()),
         None => planner,
