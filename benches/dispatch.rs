@@ -124,6 +124,7 @@ fn plan_template(dir: &Path, name: &str, ids: &[String], value_sets: usize) -> P
             new_run: true,
             send_json: None,
             resolve_keys: None,
+            expectations: None,
         },
     )
     .expect("the CSV plans");

@@ -31,6 +31,8 @@ pub enum Command {
     Retry(commands::retry::Args),
     /// List a module's fields: API names, labels, types, and which calls can write them.
     Fields(commands::fields::Args),
+    /// Take a run back: write every record's old value again (from the run's snapshot), leaving records changed since alone.
+    Undo(commands::undo::Args),
     /// Show runs and what their records came to.
     Status(commands::status::Args),
     /// Write one row per input row with its outcome, in input order.
@@ -68,6 +70,7 @@ pub fn main() -> ExitCode {
         Command::Resume(args) => commands::resume::run(args, &cli.global),
         Command::Retry(args) => commands::retry::run(args, &cli.global),
         Command::Fields(args) => commands::fields::run(args, &cli.global),
+        Command::Undo(args) => commands::undo::run(args, &cli.global),
         Command::Status(args) => commands::status::run(args, &cli.global),
         Command::Report(args) => commands::report::run(args, &cli.global),
         Command::MockServer(args) => commands::mock_server::run(args, &cli.global),

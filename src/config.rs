@@ -24,6 +24,9 @@ pub struct Config {
     pub chunk_size: Option<usize>,
     pub timeout_secs: Option<f64>,
     pub max_attempts: Option<u32>,
+    /// Take a snapshot (undo) on every run (`true`), never (`false`), or when it is cheap
+    /// (left out).
+    pub snapshot: Option<bool>,
     /// Per-module field limits, e.g. `Deals = 3`.
     #[serde(default)]
     pub field_limits: BTreeMap<String, usize>,

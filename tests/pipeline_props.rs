@@ -141,6 +141,7 @@ async fn check(case: Case) -> Result<(), TestCaseError> {
             new_run: false,
             send_json: None,
             resolve_keys: None,
+            expectations: None,
         };
         match plan(&mut conn, &request).unwrap() {
             PlanOutcome::Planned(summary) => summary,

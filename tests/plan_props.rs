@@ -206,6 +206,7 @@ fn plan_case(dir: &Path, case: &Case) -> (rusqlite::Connection, i64) {
             new_run: false,
             send_json: None,
             resolve_keys: None,
+            expectations: None,
         },
     )
     .unwrap();

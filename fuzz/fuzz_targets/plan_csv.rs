@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
         settings.timezone = Some("Europe/Berlin".into());
     }
     let mut conn = massup::store::open_in_memory().unwrap();
-    let request = PlanRequest { csv_path: &path, settings: &settings, fields: None, strict: false, new_run: true, send_json: None, resolve_keys: None };
+    let request = PlanRequest { csv_path: &path, settings: &settings, fields: None, strict: false, new_run: true, send_json: None, resolve_keys: None, expectations: None };
     let Ok(PlanOutcome::Planned(summary)) = plan(&mut conn, &request) else {
         return; // a file-level input error is a fine answer
     };

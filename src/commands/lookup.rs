@@ -116,6 +116,8 @@ pub struct PlanJob<'a> {
     pub quiet: bool,
     /// The command, for the plan lock's holder.
     pub command: &'a str,
+    /// An undo run's expectations (see `PlanRequest::expectations`).
+    pub expectations: Option<&'a [crate::store::befores::FieldValue]>,
 }
 
 /// Plans `job` into `db` under the plan lock. A file planned before is recognised before
@@ -183,6 +185,7 @@ pub fn plan_file(
             new_run: job.new_run,
             send_json: job.send_json,
             resolve_keys: resolver.as_ref().map(|r| r as &plan::KeyResolver<'_>),
+            expectations: job.expectations,
         };
         Ok(plan::plan_input(&mut conn, &input, &request)?)
     })?

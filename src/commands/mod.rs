@@ -13,6 +13,7 @@ pub mod run;
 pub mod send;
 pub mod session;
 pub mod status;
+pub mod undo;
 
 use std::path::PathBuf;
 

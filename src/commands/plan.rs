@@ -68,6 +68,15 @@ pub struct PlanFlags {
     /// What Update Records runs: workflow,approval,blueprint (comma-separated) or none [default: Zoho's default]
     #[arg(long, value_name = "LIST", value_parser = parse_trigger)]
     pub trigger: Option<TriggerList>,
+    /// Read and keep each record's values before writing them, so `massup undo` can take the run back [default: when it costs at most as many calls as the writes; or `snapshot` in massup.toml]
+    #[arg(long, overrides_with = "no_snapshot")]
+    pub snapshot: bool,
+    /// Take no snapshot: the run cannot be undone.
+    #[arg(long)]
+    pub no_snapshot: bool,
+    /// Leave out of the calls every record that already holds its values (no write, no workflow); reported as UNCHANGED. Takes the snapshot to know.
+    #[arg(long)]
+    pub skip_unchanged: bool,
     /// Abort (exit 2, nothing stored) if any row is invalid.
     #[arg(long)]
     pub strict: bool,
@@ -164,6 +173,17 @@ impl PlanFlags {
             delimiter: self.delimiter.is_none(),
             id_column: self.id_column.is_none() && self.match_by.is_none(),
         };
+        settings.snapshot = match (self.snapshot, self.no_snapshot) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => config.snapshot,
+        };
+        settings.skip_unchanged = self.skip_unchanged;
+        if self.skip_unchanged && settings.snapshot == Some(false) {
+            return Err(UsageError::new(
+                "--skip-unchanged reads the records' values to compare them, which is the snapshot: drop --no-snapshot",
+            ));
+        }
         settings.decimal_comma = self.decimal_comma;
         settings.date_format = self.date_format.clone();
         settings.datetime_format = self.datetime_format.clone();
@@ -255,6 +275,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         send_json: send_json.as_deref(),
         quiet: global.quiet || args.json,
         command: "massup plan",
+        expectations: None,
     };
     let outcome = super::lookup::plan_file(db, &job, connected.as_ref())
         .with_context(|| format!("planning {}", args.plan.csv.display()))?;

@@ -54,6 +54,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             send_json: Some(&send_json),
             quiet: global.quiet,
             command: "massup run",
+            expectations: None,
         };
         // Planning is synchronous (and blocks on the runtime for lookups): it runs in
         // place, off the runtime's task scheduling.

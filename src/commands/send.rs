@@ -285,7 +285,7 @@ pub async fn send_run(
                 dispatch::dispatch(
                     db,
                     run.id,
-                    send.dispatch(),
+                    with_plan(send.dispatch(), run),
                     endpoint,
                     // A stop the dispatch calls for (credits, a fatal answer) ends this
                     // send only; Ctrl-C (the parent) ends every one.
@@ -297,6 +297,16 @@ pub async fn send_run(
         }
     };
     finish_run(db, run.id, &report, global)
+}
+
+/// The dispatch settings with what the run's plan decided: whether it takes a snapshot
+/// before writing and leaves unchanged records out.
+fn with_plan(mut settings: DispatchSettings, run: &RunInfo) -> DispatchSettings {
+    if let Ok(plan) = serde_json::from_str::<crate::plan::PlanSettings>(&run.settings_json) {
+        settings.snapshot = plan.snapshot.unwrap_or(false);
+        settings.skip_unchanged = plan.skip_unchanged;
+    }
+    settings
 }
 
 /// Sets the run's final state, prints its summary and what to do next, and returns the

@@ -155,18 +155,34 @@ pub async fn look_up(
         async move {
             let mut offset = 0;
             loop {
-                let query = field.query(batch, max_rows, offset);
-                let (rows, more) = query_once(
-                    endpoint,
-                    coql_url,
-                    &query,
-                    settings,
-                    pace.as_ref(),
-                    calls,
-                    stop,
-                    field.api_name(),
-                )
-                .await?;
+                let request = RowRequest {
+                    method: reqwest::Method::POST,
+                    url: coql_url,
+                    body:
+                        serde_json::json!({ "select_query": field.query(batch, max_rows, offset) })
+                            .to_string(),
+                    kind: "coql",
+                };
+                let name = field.api_name().to_string();
+                let (rows, more) =
+                    read_rows(endpoint, &request, settings, pace.as_ref(), calls, stop)
+                        .await
+                        .map_err(|failure| match failure {
+                            ReadFailure::Stopped => LookupError::Stopped,
+                            ReadFailure::CreditsExhausted { message, calls } => {
+                                LookupError::CreditsExhausted {
+                                    field: name,
+                                    message,
+                                    calls,
+                                }
+                            }
+                            ReadFailure::AttemptsUsed { code, message }
+                            | ReadFailure::Fatal { code, message } => LookupError::Failed {
+                                field: name,
+                                code,
+                                message,
+                            },
+                        })?;
                 offset += rows.len();
                 let mut found = found.lock().expect("lookup table lock");
                 for row in &rows {
@@ -200,43 +216,69 @@ pub async fn look_up(
     }
 }
 
-/// Sends one query until it is answered with rows, or fails for good.
-#[allow(clippy::too_many_arguments)]
-async fn query_once(
+/// Why a read (a COQL query, a Get Records call) gave no rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadFailure {
+    /// The stop was called for (Ctrl-C, another worker's fatal answer).
+    Stopped,
+    /// The org's daily credits are spent.
+    CreditsExhausted { message: String, calls: u64 },
+    /// Every attempt failed on something that may pass (5xx, 429, no answer).
+    AttemptsUsed { code: String, message: String },
+    /// An answer that will not change: a refused token, a bad query, a redirect.
+    Fatal { code: String, message: String },
+}
+
+/// A request that answers rows (`data`, `info.more_records`; 204 for none).
+pub struct RowRequest<'a> {
+    pub method: reqwest::Method,
+    pub url: &'a str,
+    /// The JSON body (a COQL query); empty for a GET.
+    pub body: String,
+    /// What the call is, for the log.
+    pub kind: &'static str,
+}
+
+/// Sends one row request until it is answered with rows, or fails for good: at the run's
+/// pace, with its attempts and backoff, refreshing a refused token.
+pub async fn read_rows(
     endpoint: &Endpoint,
-    url: &str,
-    query: &str,
+    request: &RowRequest<'_>,
     settings: &DispatchSettings,
     pace: Option<&super::Limiter>,
     calls: &AtomicU64,
     stop: &CancellationToken,
-    field: &str,
-) -> Result<(Vec<serde_json::Map<String, serde_json::Value>>, bool), LookupError> {
+) -> Result<(Vec<serde_json::Map<String, serde_json::Value>>, bool), ReadFailure> {
     let mut rng = rand::rngs::SmallRng::from_os_rng();
     let mut attempts = 0u32;
-    let failed = |code: String, message: String| LookupError::Failed {
-        field: field.to_string(),
-        code,
-        message,
-    };
     loop {
         if stop.is_cancelled() {
-            return Err(LookupError::Stopped);
+            return Err(ReadFailure::Stopped);
         }
         if let Some(limiter) = pace {
             tokio::select! {
                 _ = until_ready(limiter) => {}
-                _ = stop.cancelled() => return Err(LookupError::Stopped),
+                _ = stop.cancelled() => return Err(ReadFailure::Stopped),
             }
         }
         let (token, generation) = match endpoint.tokens.token().await {
             Ok(found) => found,
-            Err(AuthError::Stopped) => return Err(LookupError::Stopped),
-            Err(e) => return Err(failed("AUTHENTICATION_FAILURE".into(), e.to_string())),
+            Err(AuthError::Stopped) => return Err(ReadFailure::Stopped),
+            Err(e) => {
+                return Err(ReadFailure::Fatal {
+                    code: "AUTHENTICATION_FAILURE".into(),
+                    message: e.to_string(),
+                })
+            }
         };
-        let body = serde_json::json!({ "select_query": query }).to_string();
-        let (exchange, took) =
-            send_call(&endpoint.http, reqwest::Method::POST, url, &token, body).await;
+        let (exchange, took) = send_call(
+            &endpoint.http,
+            request.method.clone(),
+            request.url,
+            &token,
+            request.body.clone(),
+        )
+        .await;
         let made = calls.fetch_add(1, Ordering::SeqCst) + 1;
         let answer = interpret_query(&exchange, endpoint.tokens.can_refresh());
         let status = match &exchange {
@@ -246,11 +288,11 @@ async fn query_once(
             Exchange::NoAnswer { .. } => -1,
         };
         tracing::debug!(
-            kind = "coql",
+            kind = request.kind,
             http_status = status,
             latency_ms = took.as_millis() as u64,
             attempt = attempts + 1,
-            "lookup call"
+            "read call"
         );
         let step = match answer {
             QueryAnswer::Rows { rows, more } => {
@@ -262,8 +304,7 @@ async fn query_once(
                 } = exchange
                 {
                     if more {
-                        return Err(LookupError::CreditsExhausted {
-                            field: field.to_string(),
+                        return Err(ReadFailure::CreditsExhausted {
                             message: "X-API-CREDITS-REMAINING: 0".into(),
                             calls: made,
                         });
@@ -277,23 +318,27 @@ async fn query_once(
             Step::Token { code, message } => match endpoint.tokens.rejected(generation).await {
                 Ok(true) => continue,
                 Ok(false) => {
-                    return Err(failed(
+                    return Err(ReadFailure::Fatal {
                         code,
-                        format!("{message}: the access token was refused; check ZOHO_ACCESS_TOKEN (or the refresh token) and that --dc / --api-domain name the org's data centre"),
-                    ))
+                        message: format!("{message}: the access token was refused; check ZOHO_ACCESS_TOKEN (or the refresh token) and that --dc / --api-domain name the org's data centre"),
+                    })
                 }
-                Err(AuthError::Stopped) => return Err(LookupError::Stopped),
-                Err(e) => return Err(failed(code, e.to_string())),
+                Err(AuthError::Stopped) => return Err(ReadFailure::Stopped),
+                Err(e) => {
+                    return Err(ReadFailure::Fatal {
+                        code,
+                        message: e.to_string(),
+                    })
+                }
             },
             Step::CreditsExhausted { message, .. } => {
-                return Err(LookupError::CreditsExhausted {
-                    field: field.to_string(),
+                return Err(ReadFailure::CreditsExhausted {
                     message,
                     calls: made,
                 })
             }
-            Step::Fatal { code, message } => return Err(failed(code, message)),
-            Step::Settled => unreachable!("a query answer never settles items"),
+            Step::Fatal { code, message } => return Err(ReadFailure::Fatal { code, message }),
+            Step::Settled => unreachable!("a read answer never settles items"),
             Step::Again {
                 code,
                 message,
@@ -301,15 +346,15 @@ async fn query_once(
             } => {
                 attempts += 1;
                 if attempts >= settings.max_attempts {
-                    return Err(failed(
+                    return Err(ReadFailure::AttemptsUsed {
                         code,
-                        format!("{message} (after {attempts} attempts)"),
-                    ));
+                        message: format!("{message} (after {attempts} attempts)"),
+                    });
                 }
                 let delay: Duration = backoff_delay(settings, attempts, retry_after, &mut rng);
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
-                    _ = stop.cancelled() => return Err(LookupError::Stopped),
+                    _ = stop.cancelled() => return Err(ReadFailure::Stopped),
                 }
             }
         }

@@ -26,6 +26,7 @@ pub mod interpret;
 pub mod lookup;
 pub mod pacing;
 pub mod settings;
+pub mod snapshot;
 pub mod worker;
 pub mod writer;
 
@@ -172,6 +173,7 @@ pub async fn dispatch(
     let started = tokio::time::Instant::now();
     let mut conn = store::open_for_writer(db)?;
     let pending = store::chunks::pending_chunk_ids(&conn, run_id)?;
+    let expectations = snapshot::Expectations::load(&conn, run_id)?;
     let (writer_tx, writer_rx) = mpsc::channel(4 * WRITER_BATCH);
     let db_path: PathBuf = db.to_path_buf();
     let writer = std::thread::Builder::new()
@@ -197,6 +199,8 @@ pub async fn dispatch(
         progress,
         calls_counted: AtomicU64::new(0),
         writer_failed: AtomicBool::new(false),
+        expectations,
+        reads: AtomicU64::new(0),
     });
     let mut workers = tokio::task::JoinSet::new();
     // Chunks are claimed ahead of the calls so that a claim's commit overlaps with calls

@@ -65,6 +65,14 @@ pub struct DispatchSettings {
     /// What Update Records runs (None: Zoho's default; empty: nothing). From the plan.
     #[serde(default)]
     pub trigger: Option<Vec<String>>,
+    /// Read each chunk's records' values before its first call and keep them (undo). From
+    /// the plan.
+    #[serde(default)]
+    pub snapshot: bool,
+    /// Leave out of the call every record that already holds the values (read by the
+    /// snapshot): no write, no workflow. From the plan.
+    #[serde(default)]
+    pub skip_unchanged: bool,
 }
 
 impl Default for DispatchSettings {
@@ -80,6 +88,8 @@ impl Default for DispatchSettings {
             backoff_max: Duration::from_secs(30),
             over_write: false,
             trigger: None,
+            snapshot: false,
+            skip_unchanged: false,
         }
     }
 }

@@ -44,6 +44,10 @@ pub struct SendContext {
     /// Calls counted against --max-calls.
     pub calls_counted: AtomicU64,
     pub writer_failed: AtomicBool,
+    /// An undo run's values as the undone run wrote them (empty otherwise).
+    pub expectations: super::snapshot::Expectations,
+    /// Get Records calls made for snapshots.
+    pub reads: AtomicU64,
 }
 
 impl SendContext {
@@ -141,12 +145,12 @@ impl ChunkEnd {
         }
     }
 
-    fn stopping(mut self, reason: Option<StopReason>) -> ChunkEnd {
+    pub(super) fn stopping(mut self, reason: Option<StopReason>) -> ChunkEnd {
         self.stop = reason;
         self
     }
 
-    fn answered(mut self, code: String, message: String) -> ChunkEnd {
+    pub(super) fn answered(mut self, code: String, message: String) -> ChunkEnd {
         self.code = Some(code);
         self.message = Some(message);
         self
@@ -183,6 +187,14 @@ pub async fn send_chunk(ctx: Arc<SendContext>, mut chunk: ClaimedChunk) {
 }
 
 async fn attempt_until_end(ctx: &SendContext, chunk: &mut ClaimedChunk) -> ChunkEnd {
+    // The values the chunk overwrites are read (and, the first time, kept) before its
+    // first call; records that hold their values already, or that changed since the run
+    // an undo takes back, leave the call here.
+    if ctx.settings.snapshot {
+        if let Err(end) = super::snapshot::before_first_call(ctx, chunk).await {
+            return end;
+        }
+    }
     let index: FxHashMap<i64, usize> = chunk
         .members
         .iter()

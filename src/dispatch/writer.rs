@@ -15,6 +15,13 @@ pub enum WriterMsg {
     },
     /// Store what an attempt did to a chunk.
     Attempt(Box<ChunkUpdate>),
+    /// Store a chunk's snapshot; answered once committed, so no call leaves before the
+    /// values it overwrites are on disk.
+    Snapshot {
+        chunk_id: i64,
+        values: Vec<crate::store::befores::FieldValue>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
 }
 
 /// Messages a writer transaction takes before it commits: large enough to make commits
@@ -31,6 +38,7 @@ pub fn run_writer(
     while let Some(first) = receiver.blocking_recv() {
         let tx = conn.transaction()?;
         let mut replies = Vec::new();
+        let mut snapshots = Vec::new();
         let mut next = Some(first);
         let mut taken = 0;
         while let Some(msg) = next.take() {
@@ -41,6 +49,15 @@ pub fn run_writer(
                     replies.push((reply, claimed));
                 }
                 WriterMsg::Attempt(update) => chunks::record_attempt(&tx, run_id, &update)?,
+                WriterMsg::Snapshot {
+                    chunk_id,
+                    values,
+                    reply,
+                } => {
+                    let stored =
+                        crate::store::befores::store_snapshot(&tx, run_id, chunk_id, &values);
+                    snapshots.push((reply, stored));
+                }
             }
             if taken < WRITER_BATCH {
                 next = receiver.try_recv().ok();
@@ -51,6 +68,9 @@ pub fn run_writer(
         // on disk.
         for (reply, claimed) in replies {
             let _ = reply.send(claimed);
+        }
+        for (reply, stored) in snapshots {
+            let _ = reply.send(stored);
         }
     }
     Ok(())

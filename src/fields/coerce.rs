@@ -348,7 +348,21 @@ pub fn coerce(field: &FieldMeta, raw: &str, opts: &CoerceOptions) -> Result<Valu
             None => coerce_datetime(raw, opts.timezone),
         },
         FieldType::Lookup | FieldType::OwnerLookup => coerce_lookup(raw),
+        FieldType::Json => coerce_json(raw),
     }
+}
+
+/// A value written as the JSON Zoho answered it (what `undo` writes back): sent as it is,
+/// except that a lookup object keeps only its id.
+fn coerce_json(raw: &str) -> Result<Value, CoerceError> {
+    let value: Value = serde_json::from_str(raw)
+        .map_err(|e| error("a JSON value", format!("{raw:?} is not JSON: {e}")))?;
+    Ok(match value {
+        Value::Object(map) if map.contains_key("id") => {
+            serde_json::json!({ "id": map["id"].clone() })
+        }
+        other => other,
+    })
 }
 
 /// Zoho counts characters, not bytes. The byte length bounds the character count, so most

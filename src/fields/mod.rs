@@ -56,6 +56,8 @@ pub enum FieldType {
     Lookup,
     OwnerLookup,
     AutoNumber,
+    /// A value given as JSON, sent as it is (`--type F=json`; what `undo` writes back).
+    Json,
     /// A `data_type` massup has no special handling for (formula, fileupload, subform, ...):
     /// its values are passed through as text and the metadata's `mass_update` decides.
     Other(String),
@@ -82,6 +84,7 @@ const TYPE_NAMES: &[(&str, FieldType)] = &[
     ("lookup", FieldType::Lookup),
     ("ownerlookup", FieldType::OwnerLookup),
     ("autonumber", FieldType::AutoNumber),
+    ("json", FieldType::Json),
     // Aliases: names people reach for first when typing a column's type by hand.
     ("string", FieldType::Text),
     ("int", FieldType::Integer),

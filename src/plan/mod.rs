@@ -29,6 +29,7 @@ pub use settings::{
     default_field_limit, ApiChoice, FromHeader, PlanSettings, SettingsError, MAX_IDS_PER_CALL,
     MAX_RECORDS_PER_UPDATE,
 };
+use settings::{snapshot_by_default, MAX_FIELDS_PER_READ, MAX_IDS_PER_READ};
 
 /// Problems that stop a plan before anything is stored. All are input or usage errors.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +77,10 @@ pub struct PlanSummary {
     /// API name. Columns already named by their API name are not listed.
     pub column_mapping: Vec<ColumnMapping>,
     pub example_request: Option<serde_json::Value>,
+    /// Whether the run reads and keeps its records' values before writing them (undo).
+    pub snapshot: bool,
+    /// The Get Records calls that costs (0 without a snapshot).
+    pub snapshot_calls: u64,
     /// With `--match-by`: the keys looked up, what they found, and the calls spent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lookup: Option<matching::LookupTotals>,
@@ -103,6 +108,9 @@ pub struct PlanRequest<'a> {
     /// connection; it is called once the header and columns have passed their checks, so
     /// a sheet that cannot be planned spends no lookup.
     pub resolve_keys: Option<&'a KeyResolver<'a>>,
+    /// An undo run: what the undone run wrote, stored with the plan in its transaction so
+    /// that no undo run can be sent without them.
+    pub expectations: Option<&'a [store::befores::FieldValue]>,
 }
 
 /// See [`PlanRequest::resolve_keys`].
@@ -277,10 +285,16 @@ pub fn plan_input(
     for (row_no, message) in &planned.conflicts {
         store::rows::mark_invalid(&tx, run_id, *row_no, message)?;
     }
+    // A snapshot reads each chunk's records, 100 a call, 50 fields a call.
+    let reads_per_100 = (planner_columns(&columns_json))
+        .div_ceil(MAX_FIELDS_PER_READ)
+        .max(1) as u64;
+    let mut snapshot_calls = 0u64;
     for group in planned.groups() {
         let group_id =
             store::chunks::insert_group(&tx, run_id, &group.payload_json(), group.items())?;
         for chunk in group.chunks() {
+            snapshot_calls += chunk.len().div_ceil(MAX_IDS_PER_READ) as u64;
             store::chunks::insert_chunk(&tx, run_id, group_id, &chunk)?;
         }
     }
@@ -290,6 +304,7 @@ pub fn plan_input(
         let records: usize = planned.update_batches.iter().map(Vec::len).sum();
         let group_id = store::chunks::insert_group(&tx, run_id, "{}", records)?;
         for batch in &planned.update_batches {
+            snapshot_calls += batch.len().div_ceil(MAX_IDS_PER_READ) as u64 * reads_per_100;
             let (members, objects): (Vec<_>, Vec<_>) = batch.iter().cloned().unzip();
             store::chunks::insert_chunk_of(&tx, run_id, group_id, &members, Some(&objects))?;
         }
@@ -298,6 +313,27 @@ pub fn plan_input(
         warnings.push(
             "no field metadata: values are sent as text unless --type says otherwise; pass --fields FILE (or let `run` fetch it) to check types before sending".into(),
         );
+    }
+    // Whether the run keeps its records' values before writing them (undo): as asked, or
+    // by what it costs; --skip-unchanged needs the values to compare.
+    let snapshot = settings.skip_unchanged
+        || settings.undo_of.is_some()
+        || settings
+            .snapshot
+            .unwrap_or_else(|| snapshot_by_default(totals.calls, snapshot_calls));
+    if settings.snapshot != Some(snapshot) {
+        let decided = PlanSettings {
+            snapshot: Some(snapshot),
+            ..settings.clone()
+        };
+        let json = serde_json::to_string(&decided).expect("settings serialize");
+        store::runs::set_settings_json(&tx, run_id, &json)?;
+    }
+    if settings.snapshot.is_none() && !snapshot && totals.calls > 0 {
+        warnings.push(format!(
+            "no snapshot: reading the values before writing them would cost {snapshot_calls} more call(s) for {} update call(s), so this run cannot be undone; pass --snapshot to take it",
+            totals.calls
+        ));
     }
     store::runs::set_plan_totals(
         &tx,
@@ -313,6 +349,9 @@ pub fn plan_input(
     if let Some(matches) = &matches {
         store::lookups::insert(&tx, run_id, matches.entries(), matches.calls)?;
     }
+    if let Some(expectations) = request.expectations {
+        store::befores::insert_expectations(&tx, run_id, expectations)?;
+    }
     let example_request = example_request(&tx, run_id, settings)?;
     tx.commit()?;
     Ok(PlanOutcome::Planned(PlanSummary {
@@ -325,7 +364,14 @@ pub fn plan_input(
         column_mapping,
         example_request,
         lookup: matches.map(|m| m.totals()),
+        snapshot,
+        snapshot_calls: if snapshot { snapshot_calls } else { 0 },
     }))
+}
+
+/// Field columns of a run, from its stored list.
+fn planner_columns(columns_json: &str) -> usize {
+    serde_json::from_str::<Vec<String>>(columns_json).map_or(1, |c| c.len())
 }
 
 /// Rows per message between the threads: large enough that handing over is rare.

@@ -53,6 +53,18 @@ pub struct PlanSettings {
     /// id) that are looked up to find each row's record, instead of record ids.
     #[serde(default)]
     pub match_by: Option<String>,
+    /// Read and keep each record's values before they are written, so the run can be
+    /// undone (`--snapshot` / `--no-snapshot`; None: decided by what it costs, see
+    /// [`snapshot_by_default`]). A stored run holds the decision.
+    #[serde(default)]
+    pub snapshot: Option<bool>,
+    /// Records that already hold their values are left out of the calls (`--skip-unchanged`,
+    /// which takes the snapshot to know).
+    #[serde(default)]
+    pub skip_unchanged: bool,
+    /// An undo run: the run whose writes it takes back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo_of: Option<i64>,
     /// Numbers are written with a decimal comma (`1.250,50`, `1250,50`), `--decimal-comma`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub decimal_comma: bool,
@@ -97,6 +109,19 @@ pub enum ApiChoice {
 /// mock answers LIMIT_EXCEEDED above it, as Zoho's OpenAPI examples show).
 pub const MAX_RECORDS_PER_UPDATE: usize = 100;
 
+/// Get Records returns at most 100 records a call (Zoho's get-records page; see
+/// docs/ZOHO_API_NOTES.md) and at most 50 fields.
+pub const MAX_IDS_PER_READ: usize = 100;
+pub const MAX_FIELDS_PER_READ: usize = 50;
+
+/// Whether a run takes a snapshot when the user did not say: when reading the values costs
+/// at most as many calls as writing them. An Update Records batch of 100 costs one read; a
+/// mass_update chunk of 500 costs five, so a nightly run of large groups would pay six
+/// calls for one and goes without (`--snapshot` asks for it).
+pub fn snapshot_by_default(update_calls: u64, snapshot_calls: u64) -> bool {
+    snapshot_calls <= update_calls
+}
+
 /// The automation Update Records can be told to run.
 pub const TRIGGERS: &[&str] = &["workflow", "approval", "blueprint"];
 
@@ -116,6 +141,9 @@ impl PlanSettings {
             api: ApiChoice::Auto,
             trigger: None,
             match_by: None,
+            snapshot: None,
+            skip_unchanged: false,
+            undo_of: None,
             decimal_comma: false,
             date_format: None,
             datetime_format: None,

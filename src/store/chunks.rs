@@ -200,6 +200,8 @@ pub struct ClaimedChunk {
     pub members: Vec<Member>,
     pub outcomes: Vec<u8>,
     pub details: Details,
+    /// Its records' values before any call are stored (see `befores`).
+    pub snapshotted: bool,
 }
 
 /// Marks the chunks that are still pending in flight and loads them; chunks no longer
@@ -213,7 +215,7 @@ pub fn claim(
         "UPDATE chunks SET state = ?3 WHERE id = ?1 AND run_id = ?2 AND state = ?4",
     )?;
     let mut load = conn.prepare_cached(
-        "SELECT c.members, c.outcomes, c.details_json, g.payload_json, c.kind, c.payloads
+        "SELECT c.members, c.outcomes, c.details_json, g.payload_json, c.kind, c.payloads, c.snapshotted
          FROM chunks c JOIN groups g ON g.id = c.group_id WHERE c.id = ?1",
     )?;
     let mut claimed = Vec::with_capacity(chunk_ids.len());
@@ -227,8 +229,8 @@ pub fn claim(
         if marked != 1 {
             continue; // not pending any more
         }
-        let (members, outcomes, details_json, payload, kind, payloads) =
-            load.query_row(params![id], |r| {
+        let (members, outcomes, details_json, payload, kind, payloads, snapshotted) = load
+            .query_row(params![id], |r| {
                 Ok((
                     r.get::<_, Vec<u8>>(0)?,
                     r.get::<_, Vec<u8>>(1)?,
@@ -236,6 +238,7 @@ pub fn claim(
                     r.get::<_, String>(3)?,
                     r.get::<_, ChunkKind>(4)?,
                     r.get::<_, Option<String>>(5)?,
+                    r.get::<_, bool>(6)?,
                 ))
             })?;
         claimed.push(ClaimedChunk {
@@ -246,6 +249,7 @@ pub fn claim(
             members: decode_members(&members),
             outcomes,
             details: decode_details(details_json.as_deref()),
+            snapshotted,
         });
     }
     Ok(claimed)
@@ -367,6 +371,16 @@ impl StoredChunk {
 }
 
 /// Calls `each` with every chunk of a run, in plan order.
+/// Every group's value set of a run, by group id (`{}` for the per-record group).
+pub fn group_payloads(
+    conn: &Connection,
+    run_id: i64,
+) -> Result<std::collections::HashMap<i64, String>, StoreError> {
+    let mut stmt = conn.prepare("SELECT id, payload_json FROM groups WHERE run_id = ?1")?;
+    let rows = stmt.query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 pub fn for_each_chunk<E: From<StoreError>>(
     conn: &Connection,
     run_id: i64,
@@ -461,6 +475,12 @@ pub fn requeue(
             let part = start..start + size;
             let values = (kind == ChunkKind::UpdateRecords).then(|| &payloads[part.clone()]);
             insert_chunk_of(&tx, run_id, group_id, &members[part], values)?;
+            // Every re-queued item was sent before, so its values before any call were read
+            // (if the run takes snapshots) in the chunk it came from: never read them again.
+            tx.execute(
+                "UPDATE chunks SET snapshotted = 1 WHERE id = ?1",
+                [tx.last_insert_rowid()],
+            )?;
             start += size;
             items += size as u64;
             chunks += 1;

@@ -7,6 +7,7 @@
 //! - [`chunks`]: groups (request bodies) and chunks (one call's items, packed), with the
 //!   codec for the packed columns; claim, attempt, requeue and in-flight reset.
 //! - [`calls`]: the log of every HTTP attempt.
+pub mod befores;
 pub mod calls;
 pub mod chunks;
 pub mod codec;
@@ -27,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_chunk_resets.sql"),
     include_str!("../../migrations/0003_update_records.sql"),
     include_str!("../../migrations/0004_match_by.sql"),
+    include_str!("../../migrations/0005_snapshots.sql"),
 ];
 
 /// How long a statement waits for a lock held by another massup process before failing.

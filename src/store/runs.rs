@@ -205,6 +205,15 @@ pub fn insert_run(conn: &Connection, run: &NewRun<'_>) -> Result<i64, StoreError
     Ok(conn.last_insert_rowid())
 }
 
+/// Replaces a run's stored plan settings (the plan's own decisions filled in).
+pub fn set_settings_json(conn: &Connection, run_id: i64, json: &str) -> Result<(), StoreError> {
+    let changed = conn.execute(
+        "UPDATE runs SET settings_json = ?2 WHERE id = ?1",
+        params![run_id, json],
+    )?;
+    expect_one_changed(changed)
+}
+
 /// What a plan counted, stored on its run.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PlanTotals {

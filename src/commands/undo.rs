@@ -1,0 +1,236 @@
+//! `massup undo --run N`: a new run that writes back, for every record whose update in run
+//! N succeeded, the value it held before (read by N's snapshot; empty before means clear
+//! it). It is planned like any run (grouped, both kinds of call), from a CSV written next
+//! to the database, and sent, resumed, retried and reported like any run. Before each call
+//! it reads the records again: one that no longer holds what run N wrote was changed by
+//! someone since and is left alone (CONFLICT) unless `--force`; one that holds its old
+//! value already is not written again (UNCHANGED). An undo run takes a snapshot itself, so
+//! it can be undone too.
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use super::lookup::{plan_file, PlanJob};
+use super::send::{ConnectionFlags, DispatchFlags, StoredRun};
+use super::{Latest, Workspace};
+use crate::exit::{Exit, UsageError};
+use crate::global::{DbArg, GlobalArgs};
+use crate::outcome::ItemState;
+use crate::plan::{PlanOutcome, PlanSettings};
+use crate::store::befores::FieldValue;
+use crate::store::{self, RunInfo};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The run to take back [default: the latest run]
+    #[arg(long)]
+    pub run: Option<i64>,
+    /// Write the old values back even where a record changed since the run wrote it.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub connection: ConnectionFlags,
+    #[command(flatten)]
+    pub dispatch: DispatchFlags,
+    #[command(flatten)]
+    pub db: DbArg,
+}
+
+/// What an undo writes: per record, each field's old value; and what the run wrote.
+struct Takeback {
+    fields: Vec<String>,
+    /// record id -> field -> value before (JSON).
+    before: BTreeMap<i64, BTreeMap<String, Value>>,
+    expectations: Vec<FieldValue>,
+    /// Values written whose old value was never read (a run without a snapshot, or a
+    /// record Zoho did not return).
+    unknown: u64,
+}
+
+fn takeback(conn: &rusqlite::Connection, run: &RunInfo) -> anyhow::Result<Takeback> {
+    let befores: BTreeMap<(i64, String), Value> = store::befores::befores(conn, run.id)?
+        .into_iter()
+        .map(|v| {
+            let value = serde_json::from_str(&v.value_json).unwrap_or(Value::Null);
+            ((v.record_id, v.field), value)
+        })
+        .collect();
+    let groups = store::chunks::group_payloads(conn, run.id)?;
+    let object = |text: &str| match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    let mut take = Takeback {
+        fields: Vec::new(),
+        before: BTreeMap::new(),
+        expectations: Vec::new(),
+        unknown: 0,
+    };
+    let mut fields = BTreeSet::new();
+    store::chunks::for_each_chunk(conn, run.id, |chunk| -> anyhow::Result<()> {
+        let payloads = chunk.payloads();
+        let shared = object(groups.get(&chunk.group_id).map_or("{}", String::as_str));
+        for (i, member) in chunk.members.iter().enumerate() {
+            if ItemState::from_byte(chunk.outcomes[i]) != ItemState::Succeeded {
+                continue;
+            }
+            // A record left out because it held the values already was not written.
+            if chunk
+                .details
+                .get(&(i as u32))
+                .is_some_and(|(code, _)| code == "UNCHANGED")
+            {
+                continue;
+            }
+            let wrote = match &payloads {
+                Some(objects) => object(objects.get(i).map_or("{}", String::as_str)),
+                None => shared.clone(),
+            };
+            for (field, value) in wrote {
+                let Some(before) = befores.get(&(member.record_id, field.clone())) else {
+                    take.unknown += 1;
+                    continue;
+                };
+                fields.insert(field.clone());
+                take.before
+                    .entry(member.record_id)
+                    .or_default()
+                    .insert(field.clone(), before.clone());
+                take.expectations.push(FieldValue {
+                    record_id: member.record_id,
+                    field,
+                    value_json: value.to_string(),
+                });
+            }
+        }
+        Ok(())
+    })?;
+    take.fields = fields.into_iter().collect();
+    Ok(take)
+}
+
+pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
+    let workspace = Workspace::new(global, &args.db)?;
+    let conn = workspace.open_existing()?;
+    let undone = workspace.pick_run(&conn, args.run, Latest::Any)?;
+    let plan: PlanSettings = serde_json::from_str(&undone.settings_json)
+        .map_err(|e| anyhow::anyhow!("run {}'s settings cannot be read: {e}", undone.id))?;
+    if store::befores::count(&conn, undone.id)? == 0 {
+        let why = if plan.snapshot == Some(true) {
+            "no record's values were read yet (nothing was sent)"
+        } else {
+            "it took no snapshot (plan it with --snapshot to make a run undoable)"
+        };
+        return Err(UsageError::new(format!("run {} cannot be undone: {why}", undone.id)).into());
+    }
+    let take = takeback(&conn, &undone)?;
+    if take.before.is_empty() {
+        return Err(UsageError::new(format!(
+            "run {} changed no record (no update succeeded): there is nothing to undo",
+            undone.id
+        ))
+        .into());
+    }
+    // The sheet of old values, kept beside the database: the undo run's input.
+    let dir = workspace
+        .db
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), PathBuf::from);
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let csv_path = dir.join(format!("undo-of-run-{}-{stamp}.csv", undone.id));
+    let mut writer = csv::Writer::from_path(&csv_path)?;
+    let mut header = vec!["id".to_string()];
+    header.extend(take.fields.iter().cloned());
+    writer.write_record(&header)?;
+    for (record, values) in &take.before {
+        let mut row = vec![record.to_string()];
+        for field in &take.fields {
+            // A cell holds the old value as JSON (`null` clears the field); a field this
+            // record did not have written stays empty, which leaves it unchanged.
+            row.push(values.get(field).map_or_else(String::new, Value::to_string));
+        }
+        writer.write_record(&row)?;
+    }
+    writer.flush()?;
+    drop(writer);
+    let fields_file = match &undone.fields_json {
+        Some(text) => {
+            let path = dir.join(format!("undo-of-run-{}-{stamp}.fields.json", undone.id));
+            std::fs::write(&path, text)?;
+            Some(path)
+        }
+        None => None,
+    };
+    let mut settings = PlanSettings::new(&undone.module);
+    settings.max_fields_per_call = plan.max_fields_per_call;
+    settings.trigger = plan.trigger.clone();
+    // Old values are written as Zoho answered them, and a multi-select is replaced, not
+    // appended to.
+    settings.types = take
+        .fields
+        .iter()
+        .map(|f| (f.clone(), "json".to_string()))
+        .collect();
+    settings.over_write = true;
+    settings.null_marker = "#massup-undo-never-a-value#".into();
+    settings.snapshot = Some(true);
+    settings.undo_of = Some(undone.id);
+    let send_json = store::runs::send_settings_json(&conn, undone.id)?;
+    drop(conn);
+    let job = PlanJob {
+        csv: &csv_path,
+        settings: &settings,
+        fields_file: fields_file.as_deref(),
+        strict: false,
+        new_run: true,
+        send_json: send_json.as_deref(),
+        quiet: global.quiet,
+        command: "massup undo",
+        expectations: (!args.force).then_some(take.expectations.as_slice()),
+    };
+    let planned = plan_file(&workspace.db, &job, None)?;
+    if let Some(path) = &fields_file {
+        let _ = std::fs::remove_file(path);
+    }
+    let PlanOutcome::Planned(summary) = planned else {
+        unreachable!("an undo is always planned as a new run");
+    };
+    if !global.quiet {
+        crate::outln!(
+            "Undoing run {} as run {}: {} record(s), {} field value(s) to write back{}{}",
+            undone.id,
+            summary.run_id,
+            take.before.len(),
+            take.expectations.len(),
+            if args.force {
+                "; --force: records changed since are overwritten too"
+            } else {
+                "; records changed since are left alone (CONFLICT)"
+            },
+            if take.unknown > 0 {
+                format!(
+                    "; {} value(s) written without a snapshot stay as they are",
+                    take.unknown
+                )
+            } else {
+                String::new()
+            }
+        );
+        crate::out!("{}", crate::render::plan_summary(&summary, &workspace.db));
+    }
+    let conn = workspace.open()?;
+    let run = store::runs::run(&conn, summary.run_id)?
+        .ok_or_else(|| anyhow::anyhow!("run {} vanished after planning", summary.run_id))?;
+    let stored = StoredRun::load(
+        &conn,
+        run,
+        &args.connection,
+        &args.dispatch,
+        &workspace,
+        "massup undo",
+    )?;
+    drop(conn);
+    stored.send(&workspace.db, global, None)
+}
