@@ -168,7 +168,8 @@ pub fn row_results(
                 };
                 let state = ItemState::from_byte(chunk.outcomes.get(i).copied().unwrap_or(0));
                 let (code, message) = match (state, details.get(&(i as u32))) {
-                    (ItemState::Succeeded, _) => (Some(&success.0), Some(&success.1)),
+                    // A success keeps a detail only when nothing was sent (UNCHANGED).
+                    (ItemState::Succeeded, None) => (Some(&success.0), Some(&success.1)),
                     (_, Some((code, message))) => (code.as_ref(), message.as_ref()),
                     (ItemState::Pending, None) if chunk.attempts == 0 => (None, Some(&not_sent)),
                     (_, None) => (chunk_code.as_ref(), chunk_message.as_ref()),
@@ -336,7 +337,9 @@ pub fn run_counts(conn: &Connection, run: &RunInfo) -> Result<RunCounts, StoreEr
                 }
                 *counts.items.entry(state.as_str()).or_default() += 1;
                 let code = match (state, chunk.details.get(&(i as u32))) {
-                    (ItemState::Succeeded, _) => Some("SUCCESS"),
+                    // A success keeps a detail only when nothing was sent (UNCHANGED).
+                    (ItemState::Succeeded, Some((code, _))) => Some(code.as_str()),
+                    (ItemState::Succeeded, None) => Some("SUCCESS"),
                     (_, Some((code, _))) => Some(code.as_str()),
                     (_, None) => chunk.code.as_deref(),
                 };

@@ -8,10 +8,12 @@ use tokio_util::sync::CancellationToken;
 use super::session::Session;
 use crate::api::{self, MetadataError};
 use crate::dispatch::lookup::look_up;
+use crate::dispatch::snapshot::Reader;
 use crate::dispatch::DispatchSettings;
 use crate::exit::UsageError;
 use crate::fields::{ColumnMatch, ModuleFields};
 use crate::input::CsvOptions;
+use crate::plan::diff::PlanDiff;
 use crate::plan::matching::{
     collect_keys, max_rows_per_query, LookupError, MatchField, Matches, MAX_IN_VALUES,
 };
@@ -250,4 +252,83 @@ fn look_up_keys(
         Ok::<(), PlanError>(())
     })?;
     Ok(matches)
+}
+
+/// `plan --diff`: reads the current values of every record the stored run writes (Get
+/// Records, 100 a call) and counts, per field, the writes that would change a record and
+/// those it holds already.
+pub fn diff_run(db: &Path, run_id: i64, connected: &Connected<'_>) -> anyhow::Result<PlanDiff> {
+    let conn = crate::store::open(db)?;
+    let run = crate::store::runs::run(&conn, run_id)?
+        .ok_or_else(|| anyhow::anyhow!("run {run_id} vanished after planning"))?;
+    let groups = crate::store::chunks::group_payloads(&conn, run_id)?;
+    let object = |text: &str| match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    // Per chunk: its records and what each is to get.
+    let mut work: Vec<Vec<(i64, serde_json::Map<String, serde_json::Value>)>> = Vec::new();
+    crate::store::chunks::for_each_chunk(&conn, run_id, |chunk| -> anyhow::Result<()> {
+        let payloads = chunk.payloads();
+        let shared = object(groups.get(&chunk.group_id).map_or("{}", String::as_str));
+        work.push(
+            chunk
+                .members
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    let write = match &payloads {
+                        Some(objects) => object(objects.get(i).map_or("{}", String::as_str)),
+                        None => shared.clone(),
+                    };
+                    (m.record_id, write)
+                })
+                .collect(),
+        );
+        Ok(())
+    })?;
+    drop(conn);
+    let session = connected.session;
+    connected.handle.block_on(async {
+        session
+            .tokens
+            .token()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot get an access token: {e}"))?;
+        let endpoint = session.endpoint(&run.module).await?;
+        let pace = connected
+            .dispatch
+            .rate
+            .map(crate::dispatch::pacing::limiter);
+        let calls = std::sync::atomic::AtomicU64::new(0);
+        let reader = Reader {
+            endpoint: &endpoint,
+            settings: &connected.dispatch,
+            pace: pace.as_ref(),
+            calls: &calls,
+            stop: &connected.stop,
+        };
+        let mut diff = PlanDiff::default();
+        for chunk in &work {
+            let ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
+            let fields: Vec<String> = chunk
+                .iter()
+                .flat_map(|(_, w)| w.keys().cloned())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let current = reader
+                .current_values(&ids, &fields)
+                .await
+                .map_err(|e| anyhow::anyhow!("reading the records' current values: {e}"))?;
+            for (id, write) in chunk {
+                let record = current.get(id);
+                for (field, after) in write {
+                    let before = record.map(|r| r.get(field).unwrap_or(&serde_json::Value::Null));
+                    diff.add(*id, field, before, after);
+                }
+            }
+        }
+        Ok(diff.finish(calls.load(std::sync::atomic::Ordering::SeqCst)))
+    })
 }

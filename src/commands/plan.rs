@@ -91,6 +91,9 @@ pub struct Args {
     pub plan: PlanFlags,
     #[command(flatten)]
     pub connection: super::send::ConnectionFlags,
+    /// After planning, read the records' current values and show per field how many would change and how many hold the value already, with samples (costs Get Records calls, 100 records each; needs credentials).
+    #[arg(long, conflicts_with = "offline")]
+    pub diff: bool,
     /// Call nothing: no live field metadata even with credentials set (--match-by needs the API).
     #[arg(long)]
     pub offline: bool,
@@ -227,6 +230,12 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     } else {
         crate::api::auth::Credentials::load(config.secrets_file.as_deref())?
     };
+    if args.diff && credentials.is_none() {
+        return Err(UsageError::new(
+            "--diff reads the records' current values from Zoho, but no credentials are set: set ZOHO_ACCESS_TOKEN, or ZOHO_CLIENT_ID + ZOHO_CLIENT_SECRET + ZOHO_REFRESH_TOKEN",
+        )
+        .into());
+    }
     if settings.match_by.is_some() && credentials.is_none() {
         let why = if args.offline {
             "--offline was given"
@@ -240,7 +249,9 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     // With credentials, the plan checks values against the org's own metadata, fetched
     // live unless --fields names a file; without, it checks what it can.
     let connection = match credentials {
-        Some(credentials) if settings.match_by.is_some() || args.plan.fields.is_none() => {
+        Some(credentials)
+            if settings.match_by.is_some() || args.diff || args.plan.fields.is_none() =>
+        {
             let send = super::send::SendSettings::resolve(
                 &super::send::SendSettings::default(),
                 &args.connection,
@@ -286,6 +297,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             for (decided, key) in [
                 (settings.from_header.delimiter, "delimiter"),
                 (settings.from_header.id_column, "id_column"),
+                // Left out, the plan decides from its cost.
+                (settings.snapshot.is_none(), "snapshot"),
             ] {
                 if decided {
                     asked[key] = run.settings[key].clone();
@@ -316,10 +329,23 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             Ok(Exit::Success)
         }
         PlanOutcome::Planned(summary) => {
+            let diff = match (&connected, args.diff) {
+                (Some(connected), true) => {
+                    Some(super::lookup::diff_run(db, summary.run_id, connected)?)
+                }
+                _ => None,
+            };
             if args.json {
-                crate::outln!("{}", serde_json::to_string_pretty(&summary)?);
+                let mut document = serde_json::to_value(&summary)?;
+                if let Some(diff) = &diff {
+                    document["diff"] = serde_json::to_value(diff)?;
+                }
+                crate::outln!("{}", serde_json::to_string_pretty(&document)?);
             } else {
                 crate::out!("{}", render::plan_summary(&summary, db));
+                if let Some(diff) = &diff {
+                    crate::out!("{}", render::plan_diff(diff));
+                }
             }
             Ok(if summary.totals.invalid_rows > 0 {
                 Exit::Failures

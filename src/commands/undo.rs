@@ -176,6 +176,9 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     settings.over_write = true;
     settings.null_marker = "#massup-undo-never-a-value#".into();
     settings.snapshot = Some(true);
+    // A record that holds its old value already (restored by an earlier undo, or by a
+    // person) is not written again, --force or not.
+    settings.skip_unchanged = true;
     settings.undo_of = Some(undone.id);
     let send_json = store::runs::send_settings_json(&conn, undone.id)?;
     drop(conn);

@@ -100,6 +100,7 @@ mod tests {
             members: members(&[1, 22]),
             outcomes: vec![0; 2],
             details: Default::default(),
+            snapshotted: false,
         };
         let settings = DispatchSettings {
             over_write: true,

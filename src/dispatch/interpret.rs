@@ -298,6 +298,7 @@ mod tests {
             outcomes: vec![ItemState::Pending as u8; ids.len()],
             members,
             details: Default::default(),
+            snapshotted: false,
         };
         (chunk, index)
     }

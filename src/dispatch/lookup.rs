@@ -217,15 +217,19 @@ pub async fn look_up(
 }
 
 /// Why a read (a COQL query, a Get Records call) gave no rows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReadFailure {
     /// The stop was called for (Ctrl-C, another worker's fatal answer).
+    #[error("stopped")]
     Stopped,
     /// The org's daily credits are spent.
+    #[error("the org's daily API credits are spent ({message})")]
     CreditsExhausted { message: String, calls: u64 },
     /// Every attempt failed on something that may pass (5xx, 429, no answer).
+    #[error("{code}: {message}")]
     AttemptsUsed { code: String, message: String },
     /// An answer that will not change: a refused token, a bad query, a redirect.
+    #[error("{code}: {message}")]
     Fatal { code: String, message: String },
 }
 

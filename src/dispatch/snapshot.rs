@@ -20,6 +20,7 @@ use super::lookup::{read_rows, ReadFailure, RowRequest};
 use super::worker::{ChunkEnd, SendContext};
 use super::writer::WriterMsg;
 use super::StopReason;
+use crate::fields::same_value;
 use crate::outcome::ItemState;
 use crate::plan::settings::{MAX_FIELDS_PER_READ, MAX_IDS_PER_READ};
 use crate::store::befores::FieldValue;
@@ -46,43 +47,6 @@ impl Expectations {
 
     fn get(&self, record: i64, field: &str) -> Option<&Value> {
         self.0.get(&(record, field.to_string()))
-    }
-}
-
-/// Whether a value read from Zoho is the value written: numbers as numbers, text as text,
-/// lookups by id, multi-selects as sets, and empty ("", [], null) as empty.
-pub fn same_value(read: &Value, written: &Value) -> bool {
-    let empty = |v: &Value| match v {
-        Value::Null => true,
-        Value::String(s) => s.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        _ => false,
-    };
-    if empty(read) || empty(written) {
-        return empty(read) && empty(written);
-    }
-    match (read, written) {
-        (Value::Object(a), Value::Object(b)) => match (a.get("id"), b.get("id")) {
-            (Some(x), Some(y)) => same_value(x, y),
-            _ => a == b,
-        },
-        (Value::Object(a), other) | (other, Value::Object(a)) => {
-            a.get("id").is_some_and(|id| same_value(id, other))
-        }
-        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
-        (Value::Number(n), Value::String(s)) | (Value::String(s), Value::Number(n)) => {
-            s.trim().parse::<f64>().ok() == n.as_f64()
-        }
-        (Value::Array(a), Value::Array(b)) => {
-            let set = |items: &Vec<Value>| -> BTreeSet<String> {
-                items
-                    .iter()
-                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
-                    .collect()
-            };
-            set(a) == set(b)
-        }
-        _ => read == written,
     }
 }
 
@@ -168,7 +132,6 @@ pub async fn before_first_call(
         }
         chunk.snapshotted = true;
     }
-    let undo = !ctx.expectations.0.is_empty();
     for (i, write) in &writes {
         let record_id = chunk.members[*i].record_id;
         let Some(record) = current.get(&record_id) else {
@@ -178,7 +141,7 @@ pub async fn before_first_call(
         let unchanged = write
             .iter()
             .all(|(field, value)| same_value(held(field), value));
-        if unchanged && (ctx.settings.skip_unchanged || undo) {
+        if unchanged && ctx.settings.skip_unchanged {
             chunk.outcomes[*i] = ItemState::Succeeded as u8;
             chunk.details.insert(
                 *i as u32,
@@ -219,103 +182,107 @@ pub async fn before_first_call(
     Ok(())
 }
 
-/// Current values of `fields` for `ids`, by record id; records Zoho does not return are
-/// left out.
+/// Current values of `fields` for `ids` in the worker: under a call slot, mapping a
+/// failure to how the chunk ends.
 async fn read_values(
     ctx: &SendContext,
     ids: &[i64],
     fields: &[String],
 ) -> Result<HashMap<i64, Map<String, Value>>, ChunkEnd> {
-    let mut current: HashMap<i64, Map<String, Value>> = HashMap::with_capacity(ids.len());
-    for batch in ids.chunks(MAX_IDS_PER_READ) {
-        for columns in fields.chunks(MAX_FIELDS_PER_READ) {
-            let listed: Vec<String> = batch.iter().map(i64::to_string).collect();
-            let url = format!(
-                "{}?ids={}&fields={}",
-                ctx.endpoint.records_url(),
-                listed.join(","),
-                columns.join(",")
-            );
-            let request = RowRequest {
-                method: reqwest::Method::GET,
-                url: &url,
-                body: String::new(),
-                kind: "get_records",
-            };
-            let slot = tokio::select! {
-                biased;
-                _ = ctx.stop.cancelled() => return Err(ChunkEnd::pending()),
-                slot = ctx.call_slots.acquire() => slot,
-            };
-            let read = read_rows(
-                &ctx.endpoint,
-                &request,
-                &ctx.settings,
-                ctx.limiter.as_ref(),
-                &ctx.reads,
-                &ctx.stop,
-            )
-            .await;
-            drop(slot);
-            let rows = match read {
-                Ok((rows, _)) => rows,
-                Err(ReadFailure::Stopped) => return Err(ChunkEnd::pending()),
-                Err(ReadFailure::CreditsExhausted { message, .. }) => {
-                    ctx.stop.cancel();
-                    return Err(ChunkEnd::pending()
-                        .stopping(Some(StopReason::CreditsExhausted))
-                        .answered("TOO_MANY_REQUESTS".into(), message));
-                }
-                Err(ReadFailure::AttemptsUsed { code, message }) => {
-                    return Err(ChunkEnd::pending().answered(
-                        code,
-                        format!("reading the values before writing: {message}"),
-                    ))
-                }
-                Err(ReadFailure::Fatal { code, message }) => {
-                    ctx.stop.cancel();
-                    let message = format!("reading the values before writing: {message}");
-                    return Err(ChunkEnd::pending()
-                        .stopping(Some(StopReason::Fatal {
-                            code: code.clone(),
-                            message: message.clone(),
-                        }))
-                        .answered(code, message));
-                }
-            };
-            for row in rows {
-                let id = match row.get("id") {
-                    Some(Value::String(s)) => s.parse::<i64>().ok(),
-                    Some(Value::Number(n)) => n.as_i64(),
-                    _ => None,
+    let slot = tokio::select! {
+        biased;
+        _ = ctx.stop.cancelled() => return Err(ChunkEnd::pending()),
+        slot = ctx.call_slots.acquire() => slot,
+    };
+    let reader = Reader {
+        endpoint: &ctx.endpoint,
+        settings: &ctx.settings,
+        pace: ctx.limiter.as_ref(),
+        calls: &ctx.reads,
+        stop: &ctx.stop,
+    };
+    let read = reader.current_values(ids, fields).await;
+    drop(slot);
+    read.map_err(|failure| match failure {
+        ReadFailure::Stopped => ChunkEnd::pending(),
+        ReadFailure::CreditsExhausted { message, .. } => {
+            ctx.stop.cancel();
+            ChunkEnd::pending()
+                .stopping(Some(StopReason::CreditsExhausted))
+                .answered("TOO_MANY_REQUESTS".into(), message)
+        }
+        ReadFailure::AttemptsUsed { code, message } => ChunkEnd::pending().answered(
+            code,
+            format!("reading the values before writing: {message}"),
+        ),
+        ReadFailure::Fatal { code, message } => {
+            ctx.stop.cancel();
+            let message = format!("reading the values before writing: {message}");
+            ChunkEnd::pending()
+                .stopping(Some(StopReason::Fatal {
+                    code: code.clone(),
+                    message: message.clone(),
+                }))
+                .answered(code, message)
+        }
+    })
+}
+
+/// Reads records' current values (Get Records) at a pace, with retries.
+pub struct Reader<'a> {
+    pub endpoint: &'a super::Endpoint,
+    pub settings: &'a super::DispatchSettings,
+    pub pace: Option<&'a super::Limiter>,
+    /// Calls made, counted here.
+    pub calls: &'a std::sync::atomic::AtomicU64,
+    pub stop: &'a tokio_util::sync::CancellationToken,
+}
+
+impl Reader<'_> {
+    /// Current values of `fields` for `ids`, by record id (100 ids and 50 fields a call);
+    /// records Zoho does not return are left out.
+    pub async fn current_values(
+        &self,
+        ids: &[i64],
+        fields: &[String],
+    ) -> Result<HashMap<i64, Map<String, Value>>, ReadFailure> {
+        let mut current: HashMap<i64, Map<String, Value>> = HashMap::with_capacity(ids.len());
+        for batch in ids.chunks(MAX_IDS_PER_READ) {
+            for columns in fields.chunks(MAX_FIELDS_PER_READ) {
+                let listed: Vec<String> = batch.iter().map(i64::to_string).collect();
+                let url = format!(
+                    "{}?ids={}&fields={}",
+                    self.endpoint.records_url(),
+                    listed.join(","),
+                    columns.join(",")
+                );
+                let request = RowRequest {
+                    method: reqwest::Method::GET,
+                    url: &url,
+                    body: String::new(),
+                    kind: "get_records",
                 };
-                if let Some(id) = id {
-                    current.entry(id).or_default().extend(row);
+                let (rows, _) = read_rows(
+                    self.endpoint,
+                    &request,
+                    self.settings,
+                    self.pace,
+                    self.calls,
+                    self.stop,
+                )
+                .await?;
+                for row in rows {
+                    let id = match row.get("id") {
+                        Some(Value::String(s)) => s.parse::<i64>().ok(),
+                        Some(Value::Number(n)) => n.as_i64(),
+                        _ => None,
+                    };
+                    if let Some(id) = id {
+                        current.entry(id).or_default().extend(row);
+                    }
                 }
             }
         }
-    }
-    Ok(current)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::same_value;
-    use serde_json::json;
-
-    #[test]
-    fn values_read_compare_with_values_written_as_zoho_stores_them() {
-        assert!(same_value(&json!("Contacted"), &json!("Contacted")));
-        assert!(!same_value(&json!("Contacted"), &json!("contacted")));
-        assert!(same_value(&json!(1250.5), &json!(1250.50)));
-        assert!(same_value(&json!("123456789012"), &json!(123456789012_i64)));
-        assert!(same_value(&json!(null), &json!("")));
-        assert!(!same_value(&json!(null), &json!("x")));
-        assert!(same_value(
-            &json!({"name": "Patricia Boyle", "id": "42"}),
-            &json!({"id": "42"})
-        ));
-        assert!(same_value(&json!(["a", "b"]), &json!(["b", "a"])));
-        assert!(!same_value(&json!(["a"]), &json!(["a", "b"])));
+        Ok(current)
     }
 }

@@ -489,5 +489,65 @@ impl fmt::Display for ColumnProblem {
     }
 }
 
+/// Whether a value read from Zoho is the value written: numbers as numbers, text as text,
+/// lookups by id, multi-selects as sets, and empty ("", [], null) as empty.
+pub fn same_value(read: &serde_json::Value, written: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    let empty = |v: &Value| match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    };
+    if empty(read) || empty(written) {
+        return empty(read) && empty(written);
+    }
+    match (read, written) {
+        (Value::Object(a), Value::Object(b)) => match (a.get("id"), b.get("id")) {
+            (Some(x), Some(y)) => same_value(x, y),
+            _ => a == b,
+        },
+        (Value::Object(a), other) | (other, Value::Object(a)) => {
+            a.get("id").is_some_and(|id| same_value(id, other))
+        }
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (Value::Number(n), Value::String(s)) | (Value::String(s), Value::Number(n)) => {
+            s.trim().parse::<f64>().ok() == n.as_f64()
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            let set = |items: &Vec<Value>| -> std::collections::BTreeSet<String> {
+                items
+                    .iter()
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                    .collect()
+            };
+            set(a) == set(b)
+        }
+        _ => read == written,
+    }
+}
+
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod same_value_tests {
+    use super::same_value;
+    use serde_json::json;
+
+    #[test]
+    fn values_read_compare_with_values_written_as_zoho_stores_them() {
+        assert!(same_value(&json!("Contacted"), &json!("Contacted")));
+        assert!(!same_value(&json!("Contacted"), &json!("contacted")));
+        assert!(same_value(&json!(1250.5), &json!(1250.50)));
+        assert!(same_value(&json!("123456789012"), &json!(123456789012_i64)));
+        assert!(same_value(&json!(null), &json!("")));
+        assert!(!same_value(&json!(null), &json!("x")));
+        assert!(same_value(
+            &json!({"name": "Patricia Boyle", "id": "42"}),
+            &json!({"id": "42"})
+        ));
+        assert!(same_value(&json!(["a", "b"]), &json!(["b", "a"])));
+        assert!(!same_value(&json!(["a"]), &json!(["a", "b"])));
+    }
+}

@@ -3,6 +3,7 @@
 //! orchestrates: it reads the file (spooled and hashed by `input`), feeds the planner on one
 //! thread while the store takes rows on another, and stores the result in one transaction,
 //! so a plan is either stored whole or not at all. [`requeue`] plans `retry`'s new chunks.
+pub mod diff;
 pub mod matching;
 pub mod planner;
 pub mod requeue;

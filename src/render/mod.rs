@@ -119,6 +119,45 @@ pub fn run_status(run: &RunInfo, counts: &RunCounts, db: &Path) -> String {
 }
 
 /// The human summary of a plan.
+/// `plan --diff`: per field, the writes that would change a record and those it holds
+/// already, with samples.
+pub fn plan_diff(diff: &crate::plan::diff::PlanDiff) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Compared with the records' current values ({} Get Records call(s)):",
+        diff.calls
+    );
+    for field in &diff.fields {
+        let _ = writeln!(
+            out,
+            "  {:<20} {:>8} change   {:>8} hold the value already",
+            field.field, field.changes, field.unchanged
+        );
+        for sample in &field.samples {
+            let _ = writeln!(
+                out,
+                "      {}: {} -> {}",
+                sample.record_id, sample.before, sample.after
+            );
+        }
+    }
+    if diff.missing_records > 0 {
+        let _ = writeln!(
+            out,
+            "  {} planned write(s) name a record Zoho did not return (deleted, or not a record of this module)",
+            diff.missing_records
+        );
+    }
+    if diff.fields.iter().any(|f| f.unchanged > 0) {
+        let _ = writeln!(
+            out,
+            "  --skip-unchanged leaves the records that hold their values out of the calls"
+        );
+    }
+    out
+}
+
 pub fn plan_summary(summary: &PlanSummary, db: &Path) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -159,6 +198,13 @@ pub fn plan_summary(summary: &PlanSummary, db: &Path) -> String {
             out,
             "    Update Records {:>10}   (each record its own values, up to 100 a call)",
             t.update_records_calls
+        );
+    }
+    if summary.snapshot {
+        let _ = writeln!(
+            out,
+            "  snapshot       {:>10}   (Get Records calls reading the values before they are written; `massup undo --run {}` can take the run back)",
+            summary.snapshot_calls, summary.run_id
         );
     }
     let alternative =

@@ -201,6 +201,15 @@ impl Workspace {
         if !extra.contains(&"--api") {
             args.extend(["--api".to_string(), "mass".to_string()]);
         }
+        // Likewise their call and credit counts are of the writes: a snapshot (on by default
+        // when it costs at most as many calls, as it does with their small chunks) is
+        // tested in tests/run_undo.rs.
+        if !["--snapshot", "--no-snapshot", "--skip-unchanged"]
+            .iter()
+            .any(|flag| extra.contains(flag))
+        {
+            args.push("--no-snapshot".to_string());
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         args
     }
