@@ -13,6 +13,9 @@
 //!   (target: at most 1.05).
 //! - (c) 100 ms latency, rate 20/s, concurrency 10: wall / (calls / 20 per s)
 //!   (target: at most 1.05).
+//! - (d) the snapshot's cost: 100,000 records (`MASSUP_BENCH_SNAPSHOT_RECORDS`), no
+//!   latency, concurrency 10, sent without and with `--snapshot`: the Get Records calls it
+//!   adds and the wall time (no target; the figure for the README).
 //!
 //!     cargo bench --bench dispatch
 //!
@@ -26,7 +29,7 @@
 //!   calls per group).
 //! - `MASSUP_BENCH_LATENCY_CALLS`: calls in (b) and (c) (default 210: 21 rounds of 10).
 //! - `MASSUP_BENCH_CONCURRENCY`: the concurrencies of (a) (default 4,10,16).
-//! - `MASSUP_BENCH_CASES`: which of a, b, c to run (default a,b,c).
+//! - `MASSUP_BENCH_CASES`: which of a, b, c, d to run (default a,b,c,d).
 //!
 //! The mock shares the runtime (and the machine's cores) with massup, so (a) is a lower bound
 //! for massup alone. "CPU s" is what the whole process (massup and mock) used during the
@@ -161,6 +164,8 @@ struct Measured {
     /// CPU seconds (user + system) the whole process used meanwhile, mock included.
     cpu_secs: f64,
     calls: u64,
+    /// Get Records calls (the snapshot's reads).
+    reads: u64,
 }
 
 /// CPU seconds (user + system) this process has used so far.
@@ -199,6 +204,7 @@ async fn dispatch_once(
     let progress = Arc::new(Progress::default());
     progress.items_total.store(planned.items, Ordering::Relaxed);
     let before = server.ledger();
+    let snapshot = settings.snapshot;
 
     let cpu_before = cpu_seconds();
     let started = Instant::now();
@@ -225,10 +231,16 @@ async fn dispatch_once(
     );
     assert_eq!(applied, planned.items, "updates the mock applied");
     check_store(db, planned);
+    if snapshot {
+        let conn = store::open(db).expect("reopen the db");
+        let kept = store::befores::count(&conn, planned.run_id).expect("count the snapshot");
+        assert_eq!(kept, planned.items, "one value kept per record and field");
+    }
     Measured {
         secs,
         cpu_secs,
         calls: report.calls,
+        reads: after.get_records_requests - before.get_records_requests,
     }
 }
 
@@ -284,6 +296,8 @@ struct Case {
     rate: Option<Rate>,
     /// The wall time a perfect dispatcher would take, if the case has one.
     ideal: Option<IdealSecs>,
+    /// Take the snapshot (case d).
+    snapshot: bool,
 }
 
 fn header() {
@@ -308,17 +322,20 @@ async fn run_case(server: &MockServer, planned: &Planned, dir: &Path, case: &Cas
     let mut times = Vec::with_capacity(repeat);
     let mut cpu = Vec::with_capacity(repeat);
     let mut calls = 0;
+    let mut reads = 0;
     for i in 0..repeat {
         let db = dir.join(format!("run-{}-{}-{i}.db", case.key, case.concurrency));
         let settings = DispatchSettings {
             concurrency: case.concurrency,
             rate: case.rate,
+            snapshot: case.snapshot,
             ..DispatchSettings::default()
         };
         let measured = dispatch_once(server, planned, &db, settings).await;
         times.push(measured.secs);
         cpu.push(measured.cpu_secs);
         calls = measured.calls;
+        reads = measured.reads;
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
         }
@@ -341,6 +358,14 @@ async fn run_case(server: &MockServer, planned: &Planned, dir: &Path, case: &Cas
                 format!("ratio <= {TARGET_RATIO}: {verdict}"),
             )
         }
+        None if case.key == "d" => (
+            "-".into(),
+            "-".into(),
+            format!(
+                "{reads} Get Records calls for {} records",
+                planned.items / FIELDS as u64
+            ),
+        ),
         None => {
             let verdict = if calls_per_sec >= TARGET_CALLS_PER_SEC {
                 "met"
@@ -373,7 +398,7 @@ async fn run_case(server: &MockServer, planned: &Planned, dir: &Path, case: &Cas
 
 fn main() {
     let repeat: usize = env_or("MASSUP_BENCH_REPEAT", 3).max(1);
-    let cases = env_list("MASSUP_BENCH_CASES", "a,b,c");
+    let cases = env_list("MASSUP_BENCH_CASES", "a,b,c,d");
     let concurrencies: Vec<usize> = env_list("MASSUP_BENCH_CONCURRENCY", "4,10,16")
         .iter()
         .map(|s| s.parse().expect("a concurrency"))
@@ -416,6 +441,35 @@ fn main() {
                     concurrency,
                     rate: None,
                     ideal: None,
+                    snapshot: false,
+                };
+                run_case(&server, &planned, dir.path(), &case, repeat).await;
+            }
+            server.shutdown().await;
+        }
+        if cases.iter().any(|c| c == "d") {
+            let records: usize = env_or("MASSUP_BENCH_SNAPSHOT_RECORDS", 100_000usize)
+                .div_ceil(per_round)
+                * per_round;
+            let config = MockConfig {
+                records,
+                ..MockConfig::default()
+            };
+            let planned = plan_template(
+                dir.path(),
+                "snapshot",
+                &config.record_ids(),
+                throughput_sets,
+            );
+            let server = MockServer::start(config).await.expect("mock starts");
+            for (name, snapshot) in [("(d) no snapshot", false), ("(d) snapshot", true)] {
+                let case = Case {
+                    key: "d",
+                    name,
+                    concurrency: 10,
+                    rate: None,
+                    ideal: None,
+                    snapshot,
                 };
                 run_case(&server, &planned, dir.path(), &case, repeat).await;
             }
@@ -432,6 +486,7 @@ fn main() {
                     ideal: Some(|calls, concurrency, _| {
                         calls as f64 / concurrency as f64 * LATENCY.as_secs_f64()
                     }),
+                    snapshot: false,
                 }),
                 "c" => Some(Case {
                     key: "c",
@@ -445,6 +500,7 @@ fn main() {
                         let rate = rate.expect("case (c) has a rate");
                         calls as f64 / (f64::from(rate.count) / rate.per.as_secs_f64())
                     }),
+                    snapshot: false,
                 }),
                 _ => None,
             })
