@@ -31,6 +31,11 @@ pub struct GlobalArgs {
     /// Log format: human for people, json for cron jobs and log collectors.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, help_heading = "Global options")]
     pub log_format: LogFormat,
+    /// The command's own `--json` flag, copied here by `cli` so that the layers a command
+    /// shares with others (the end of a send, the progress display) know that stdout is
+    /// for one JSON object only.
+    #[arg(skip)]
+    pub json: bool,
 }
 
 /// `--db` for the commands that work on a database, so that it is listed where it means

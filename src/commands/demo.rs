@@ -26,6 +26,10 @@ pub struct Args {
     /// Less latency and a shorter token life: the same story in a few seconds (for tests).
     #[arg(long)]
     pub fast: bool,
+    /// Print one JSON object on stdout at the end (docs/JSON.md): each step's own JSON
+    /// object and exit code, and what the mock saw.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
@@ -61,10 +65,12 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let written = write_sample_csv(&csv, &ids, args.rows)?;
     let db = dir.join("massup.db");
     let say = |text: &str| {
-        if !global.quiet {
+        if !global.quiet && !global.json {
             crate::outln!("{text}");
         }
     };
+    // With --json, every step prints its own JSON object; they are collected here.
+    let steps = std::cell::RefCell::new(Vec::<serde_json::Value>::new());
     say(&format!(
         "massup demo: a rehearsal against the embedded mock CRM at {url} (loopback only, no credentials needed)"
     ));
@@ -95,11 +101,9 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             .env(crate::api::budget::STATE_DIR_ENV, &dir)
             .env_remove("ZOHO_ACCESS_TOKEN")
             .env_remove("MASSUP_DB");
-        if global.quiet {
-            command.arg("--quiet");
-        }
-        let status = command.status()?;
-        Ok(status.code().unwrap_or(1))
+        child_flags(&mut command, global);
+        let code = run_step(&mut command, args, global, &steps)?;
+        Ok(code)
     };
     let csv_arg = csv.display().to_string();
     let connection = ["--api-domain", url.as_str(), "--accounts-url", url.as_str()];
@@ -125,7 +129,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let mut retry_args = vec!["retry"];
     retry_args.extend(connection);
     let second = massup(&retry_args)?;
-    let reports = write_reports(&dir, &db, global, &exe, &say)?;
+    let reports = write_reports(&dir, &db, global, &exe, &say, &steps)?;
     // A spreadsheet migration: every record its own email, phone and city. mass_update
     // would need a call per record per field (and cannot write Email at all); the hybrid
     // planner sends it in Update Records batches of 100.
@@ -150,7 +154,63 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             return Err(anyhow::anyhow!("the demo's `{what}` exited with {code}"));
         }
     }
+    if global.json {
+        crate::render::json::print_result(
+            "demo",
+            Exit::Success,
+            serde_json::json!({
+                "dir": dir.display().to_string(),
+                "db": db.display().to_string(),
+                "files": reports,
+                "steps": steps.into_inner(),
+                "mock": {
+                    "mass_update_calls": ledger.requests,
+                    "update_records_calls": ledger.update_requests,
+                    "tokens_minted": ledger.refreshes,
+                    "max_concurrency_seen": ledger.max_concurrency_seen,
+                },
+            }),
+        );
+    }
     Ok(Exit::Success)
+}
+
+/// The flags of the demo's own invocation that its steps take too: how quiet, how much
+/// log detail, and in what format.
+fn child_flags(command: &mut Command, global: &GlobalArgs) {
+    if global.quiet {
+        command.arg("--quiet");
+    }
+    for _ in 0..global.verbose {
+        command.arg("-v");
+    }
+    if global.log_format == crate::global::LogFormat::Json {
+        command.args(["--log-format", "json"]);
+    }
+}
+
+/// Runs one step of the demo and returns its exit code. With --json the step prints its
+/// own JSON object, which is kept in `steps` (stdout is the demo's one object).
+fn run_step(
+    command: &mut Command,
+    args: &[&str],
+    global: &GlobalArgs,
+    steps: &std::cell::RefCell<Vec<serde_json::Value>>,
+) -> anyhow::Result<i32> {
+    if !global.json {
+        return Ok(command.status()?.code().unwrap_or(1));
+    }
+    command.arg("--json");
+    let output = command.stderr(std::process::Stdio::inherit()).output()?;
+    let code = output.status.code().unwrap_or(1);
+    let result: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
+    steps.borrow_mut().push(serde_json::json!({
+        "args": args,
+        "exit_code": code,
+        "result": result,
+    }));
+    Ok(code)
 }
 
 /// Writes `rows` rows cycling over the sample's value sets with the mock's ids, plus a few
@@ -229,6 +289,7 @@ fn write_reports(
     global: &GlobalArgs,
     exe: &Path,
     say: &dyn Fn(&str),
+    results: &std::cell::RefCell<Vec<serde_json::Value>>,
 ) -> anyhow::Result<String> {
     let report = dir.join("report.csv");
     let failed = dir.join("failed.csv");
@@ -254,13 +315,11 @@ fn write_reports(
         ));
         let mut command = Command::new(exe);
         command.arg("--db").arg(db).args(args);
-        if global.quiet {
-            command.arg("--quiet");
-        }
-        let status = command.status()?;
-        if !status.success() {
+        child_flags(&mut command, global);
+        let code = run_step(&mut command, args, global, results)?;
+        if code != 0 {
             return Err(anyhow::anyhow!(
-                "the demo's `{}` exited with {status}",
+                "the demo's `{}` exited with {code}",
                 args[0]
             ));
         }

@@ -68,7 +68,7 @@ pub struct PlanFlags {
 pub struct Args {
     #[command(flatten)]
     pub plan: PlanFlags,
-    /// Print the summary as JSON.
+    /// Print one JSON object on stdout (docs/JSON.md), whatever happens.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -204,9 +204,10 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
                 run.id
             );
             if args.json {
-                crate::outln!(
-                    "{}",
-                    serde_json::json!({"existing_run": run.id, "state": run.state, "message": message})
+                crate::render::json::print_result(
+                    "plan",
+                    Exit::Success,
+                    serde_json::json!({"existing_run": run.id, "state": run.state, "message": message}),
                 );
             } else {
                 crate::outln!("{message}");
@@ -214,16 +215,18 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             Ok(Exit::Success)
         }
         PlanOutcome::Planned(summary) => {
-            if args.json {
-                crate::outln!("{}", serde_json::to_string_pretty(&summary)?);
-            } else {
-                crate::out!("{}", render::plan_summary(&summary, db));
-            }
-            Ok(if summary.totals.invalid_rows > 0 {
+            super::send::log_planned(&summary);
+            let exit = if summary.totals.invalid_rows > 0 {
                 Exit::Failures
             } else {
                 Exit::Success
-            })
+            };
+            if args.json {
+                crate::render::json::print_result("plan", exit, serde_json::to_value(&summary)?);
+            } else {
+                crate::out!("{}", render::plan_summary(&summary, db));
+            }
+            Ok(exit)
         }
     }
 }

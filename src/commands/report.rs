@@ -45,7 +45,7 @@ pub struct Args {
     /// Run to report [default: the latest]
     #[arg(long)]
     pub run: Option<i64>,
-    /// File to write; replaced whole if it exists, and left untouched if writing fails.
+    /// File to write (`-` for stdout); replaced whole if it exists, and left untouched if writing fails.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
     /// Only rows with exactly these outcomes: succeeded, failed, retryable, invalid, pending (comma-separated or repeated, e.g. failed,invalid) [default: every row]
@@ -57,6 +57,9 @@ pub struct Args {
     /// Write a massup input CSV: the id and field columns only, values exactly as given, not formula-escaped (see --help).
     #[arg(long)]
     pub as_input: bool,
+    /// Print one JSON object on stdout about what was written (docs/JSON.md); not with --out -.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub db: DbArg,
 }
@@ -99,11 +102,20 @@ impl Layout {
 
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let layout = Layout::from_args(&args)?;
+    let to_stdout = args.out.as_os_str() == "-";
+    if to_stdout && args.json {
+        return Err(UsageError::new(
+            "--out - writes the report itself on stdout; drop --json, or name a file",
+        )
+        .into());
+    }
     let workspace = Workspace::new(global, &args.db)?;
     let conn = workspace.open_existing()?;
     let run = workspace.pick_run(&conn, args.run, Latest::Any)?;
     let db = &workspace.db;
-    refuse_to_overwrite(&args.out, db, &run)?;
+    if !to_stdout {
+        refuse_to_overwrite(&args.out, db, &run)?;
+    }
     let settings: PlanSettings = serde_json::from_str(&run.settings_json)
         .with_context(|| format!("run {}: cannot read its stored plan settings", run.id))?;
     // `plan` accepts only ASCII delimiters, so the fallback is never taken.
@@ -112,31 +124,27 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     // One read transaction: the outcomes and the rows come from the same snapshot even if
     // a run is writing to the database meanwhile.
     let snapshot = conn.unchecked_transaction()?;
-    let (file, out) = AtomicFile::create(&args.out)?;
-    let mut writer = ReportWriter::new(layout, &run, delimiter, out)?;
-    let mut written = 0u64;
-    // Rows `--as-input` cannot write back: how many, and the first lines to show.
-    let mut left_out = 0u64;
-    let mut left_out_lines: Vec<String> = Vec::new();
-    summary::for_each_row(&snapshot, run.id, |row| -> anyhow::Result<()> {
-        if !args.only.is_empty() && !args.only.contains(&row.outcome) {
-            return Ok(());
+    let written = if to_stdout {
+        let stdout = BufWriter::with_capacity(256 * 1024, std::io::stdout().lock());
+        match write_rows(&snapshot, layout, &run, delimiter, &args.only, stdout).and_then(
+            |(mut out, written)| {
+                out.flush()?;
+                Ok(written)
+            },
+        ) {
+            Ok(written) => written,
+            // `massup report --out - | head`: the reader is done; so are we.
+            Err(e) if is_broken_pipe(&e) => return Ok(Exit::Success),
+            Err(e) => return Err(e),
         }
-        if layout == Layout::Input && !stored_as_given(&row) {
-            left_out += 1;
-            if left_out_lines.len() < PROBLEMS_SHOWN {
-                left_out_lines.push(row.line.to_string());
-            }
-            return Ok(());
-        }
-        writer.row(&row)?;
-        written += 1;
-        Ok(())
-    })?;
+    } else {
+        let (file, out) = AtomicFile::create(&args.out)?;
+        let (out, written) = write_rows(&snapshot, layout, &run, delimiter, &args.only, out)?;
+        file.commit(out)
+            .with_context(|| format!("cannot write {}", args.out.display()))?;
+        written
+    };
     drop(snapshot);
-    let out = writer.finish()?;
-    file.commit(out)
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
 
     let only = if args.only.is_empty() {
         String::new()
@@ -144,29 +152,127 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         let names: Vec<&str> = args.only.iter().map(|o| o.as_str()).collect();
         format!("; only {}", names.join(","))
     };
-    crate::outln!(
-        "Wrote {written} row(s) of run {} ({} input rows{only}) to {}",
-        run.id,
-        run.input_rows,
-        args.out.display()
+    let shown = if to_stdout {
+        "stdout".to_string()
+    } else {
+        args.out.display().to_string()
+    };
+    let wrote = format!(
+        "Wrote {} row(s) of run {} ({} input rows{only}) to {shown}",
+        written.rows, run.id, run.input_rows,
     );
-    if left_out > 0 {
-        eprintln!(
-            "warning: left out {left_out} invalid row(s) whose cells were not stored as given (wrong number of cells or not UTF-8), at line(s) {}{}; fix them in {}",
-            left_out_lines.join(", "),
-            if left_out > PROBLEMS_SHOWN as u64 { ", ..." } else { "" },
-            run.csv_path
+    // Stdout is the report's (--out -) or the JSON's: the line goes to stderr then.
+    if to_stdout || args.json {
+        if !global.quiet {
+            crate::logging::notice(
+                crate::logging::Level::Info,
+                "report_written",
+                &wrote,
+                serde_json::json!({ "run": run.id, "rows": written.rows }),
+            );
+        }
+    } else {
+        crate::outln!("{wrote}");
+    }
+    if written.left_out > 0 {
+        crate::logging::notice(
+            crate::logging::Level::Warn,
+            "rows_left_out",
+            &format!(
+                "warning: left out {} invalid row(s) whose cells were not stored as given (wrong number of cells or not UTF-8), at line(s) {}{}; fix them in {}",
+                written.left_out,
+                written.left_out_lines.join(", "),
+                if written.left_out > PROBLEMS_SHOWN as u64 { ", ..." } else { "" },
+                run.csv_path
+            ),
+            serde_json::json!({ "run": run.id, "left_out": written.left_out }),
         );
     }
-    if layout == Layout::Input && written > 0 {
-        crate::outln!(
-            "Send it with: massup --db {} run --csv {}{} (or `plan` with the same flags to check it first)",
+    let resend = (layout == Layout::Input && written.rows > 0).then(|| {
+        format!(
+            "massup --db {} run --csv {}{}",
             db.display(),
             args.out.display(),
             replan_flags(&settings)
+        )
+    });
+    if args.json {
+        let format = match layout {
+            Layout::Csv => "csv",
+            Layout::Json => "json",
+            Layout::Input => "input",
+        };
+        crate::render::json::print_result(
+            "report",
+            Exit::Success,
+            serde_json::json!({
+                "run_id": run.id,
+                "out": args.out.display().to_string(),
+                "format": format,
+                "only": args.only.iter().map(|o| o.as_str()).collect::<Vec<_>>(),
+                "rows_written": written.rows,
+                "input_rows": run.input_rows,
+                "left_out": written.left_out,
+                "next": resend,
+            }),
         );
+    } else if let Some(resend) = resend.filter(|_| !to_stdout) {
+        crate::outln!("Send it with: {resend} (or `plan` with the same flags to check it first)");
     }
     Ok(Exit::Success)
+}
+
+/// What a report walk wrote.
+struct Written {
+    rows: u64,
+    /// Rows `--as-input` cannot write back: how many, and the first lines to show.
+    left_out: u64,
+    left_out_lines: Vec<String>,
+}
+
+/// Streams the run's rows (those `only` names) into `out` in `layout`; hands `out` back.
+fn write_rows<W: Write>(
+    conn: &rusqlite::Connection,
+    layout: Layout,
+    run: &RunInfo,
+    delimiter: u8,
+    only: &[RowOutcome],
+    out: W,
+) -> anyhow::Result<(W, Written)> {
+    let mut writer = ReportWriter::new(layout, run, delimiter, out)?;
+    let mut written = Written {
+        rows: 0,
+        left_out: 0,
+        left_out_lines: Vec::new(),
+    };
+    summary::for_each_row(conn, run.id, |row| -> anyhow::Result<()> {
+        if !only.is_empty() && !only.contains(&row.outcome) {
+            return Ok(());
+        }
+        if layout == Layout::Input && !stored_as_given(&row) {
+            written.left_out += 1;
+            if written.left_out_lines.len() < PROBLEMS_SHOWN {
+                written.left_out_lines.push(row.line.to_string());
+            }
+            return Ok(());
+        }
+        writer.row(&row)?;
+        written.rows += 1;
+        Ok(())
+    })?;
+    Ok((writer.finish()?, written))
+}
+
+/// Whether `error` is a write to a reader that went away.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            || cause
+                .downcast_ref::<csv::Error>()
+                .is_some_and(|e| matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == io::ErrorKind::BrokenPipe))
+    })
 }
 
 /// A report must never replace the database or the run's own input file.
@@ -264,15 +370,15 @@ fn own_column_names(run: &RunInfo) -> Vec<String> {
 }
 
 /// Writes rows in one of the layouts; `finish` flushes and hands back the buffered file.
-enum ReportWriter {
+enum ReportWriter<W: Write> {
     Csv {
-        csv: Box<csv::Writer<BufWriter<File>>>,
+        csv: Box<csv::Writer<W>>,
         /// Input layout: id and field columns only, values exact.
         as_input: bool,
         columns: usize,
     },
     Json {
-        out: BufWriter<File>,
+        out: W,
         /// Keys in column order, JSON-encoded once.
         keys: Vec<String>,
         columns: usize,
@@ -280,13 +386,13 @@ enum ReportWriter {
     },
 }
 
-impl ReportWriter {
+impl<W: Write> ReportWriter<W> {
     fn new(
         layout: Layout,
         run: &RunInfo,
         delimiter: u8,
-        mut out: BufWriter<File>,
-    ) -> anyhow::Result<ReportWriter> {
+        mut out: W,
+    ) -> anyhow::Result<ReportWriter<W>> {
         let own = own_column_names(run);
         let mut header: Vec<&str> = Vec::with_capacity(run.columns.len() + own.len() + 1);
         if layout != Layout::Input {
@@ -385,7 +491,7 @@ impl ReportWriter {
         Ok(())
     }
 
-    fn finish(self) -> anyhow::Result<BufWriter<File>> {
+    fn finish(self) -> anyhow::Result<W> {
         match self {
             ReportWriter::Csv { csv, .. } => csv
                 .into_inner()

@@ -35,6 +35,9 @@ pub struct Args {
         requires = "wait_credits"
     )]
     pub wait_hours: f64,
+    /// Print one JSON object on stdout (docs/JSON.md), whatever happens.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub db: DbArg,
 }
@@ -60,7 +63,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         "massup resume",
     )?;
     drop(conn);
-    if !global.quiet {
+    if !global.quiet && !global.json {
         let run = &stored.run;
         crate::outln!("Resuming run {} ({}, {})", run.id, run.module, run.csv_path);
     }
@@ -75,5 +78,11 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         probe_every: std::time::Duration::from_secs(args.probe_every.max(1)),
         give_up_after: std::time::Duration::from_secs_f64(args.wait_hours.max(0.0) * 3600.0),
     });
-    stored.send(&workspace.db, global, wait)
+    let outcome = stored.send(&workspace.db, global, wait)?;
+    if global.json {
+        let (error, body) = outcome.to_json(&workspace.db);
+        let value = crate::render::json::envelope("resume", outcome.exit, error, body);
+        crate::render::json::print(&value);
+    }
+    Ok(outcome.exit)
 }

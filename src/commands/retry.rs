@@ -15,6 +15,9 @@ pub struct Args {
     /// Re-queue records whose last code is one of these (retryable or failed), e.g. RECORD_LOCKED,INVALID_DATA [default: every retryable record]
     #[arg(long, value_delimiter = ',')]
     pub codes: Option<Vec<String>>,
+    /// Print one JSON object on stdout (docs/JSON.md), whatever happens.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub connection: ConnectionFlags,
     #[command(flatten)]
@@ -47,11 +50,18 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     };
     let (items, chunks) = requeue(&mut conn, stored.run.id, &which, stored.plan.chunk_size)?;
     drop(conn);
-    if !global.quiet {
+    if !global.quiet && !global.json {
         crate::outln!(
             "Run {}: {items} record update(s) re-queued into {chunks} call(s)",
             stored.run.id
         );
     }
-    stored.send(&workspace.db, global, None)
+    let outcome = stored.send(&workspace.db, global, None)?;
+    if global.json {
+        let (error, mut body) = outcome.to_json(&workspace.db);
+        body["requeued"] = serde_json::json!({ "updates": items, "calls": chunks });
+        let value = crate::render::json::envelope("retry", outcome.exit, error, body);
+        crate::render::json::print(&value);
+    }
+    Ok(outcome.exit)
 }

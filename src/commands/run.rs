@@ -18,6 +18,9 @@ pub struct Args {
     pub connection: ConnectionFlags,
     #[command(flatten)]
     pub dispatch: DispatchFlags,
+    /// Print one JSON object on stdout (docs/JSON.md), whatever happens.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub db: DbArg,
 }
@@ -82,11 +85,14 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             .map_err(anyhow::Error::from)
         })
         .await??;
+        let mut plan_json = serde_json::Value::Null;
         let run = match planned {
             PlanOutcome::Planned(summary) => {
-                if !global.quiet {
+                if !global.quiet && !global.json {
                     crate::out!("{}", render::plan_summary(&summary, &db));
                 }
+                super::send::log_planned(&summary);
+                plan_json = serde_json::to_value(&summary)?;
                 store::runs::run(&store::open(&db)?, summary.run_id)?
                     .ok_or_else(|| anyhow::anyhow!("run {} vanished after planning", summary.run_id))?
             }
@@ -98,7 +104,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
                     ))
                     .into());
                 }
-                if !global.quiet {
+                if !global.quiet && !global.json {
                     crate::outln!(
                         "{} was already planned as run {} ({}); continuing it",
                         args.plan.csv.display(),
@@ -112,6 +118,13 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         // One sender per run: a second `run` of the same file (or a `resume`) that finds
         // it being sent exits 4 naming the holder, or queues behind it with --wait.
         let _lease = super::send::hold_run(&db, run.id, "massup run", args.dispatch.wait, Some(&stop))?;
-        Ok(send_run(&db, &run, &send, &session, stop, global).await?.0)
+        let outcome = send_run(&db, &run, &send, &session, stop, global).await?;
+        if global.json {
+            let (error, mut body) = outcome.to_json(&db);
+            body["plan"] = plan_json;
+            let value = crate::render::json::envelope("run", outcome.exit, error, body);
+            crate::render::json::print(&value);
+        }
+        Ok(outcome.exit)
     })
 }

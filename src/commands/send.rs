@@ -213,7 +213,12 @@ pub fn hold_run(
     let stopped = || stop.is_some_and(CancellationToken::is_cancelled);
     let mut on_wait = |holder: Option<&lease::Holder>| {
         let who = holder.map_or_else(|| "another process".to_string(), |h| h.to_string());
-        eprintln!("run {run_id} is being sent by {who}; waiting for it to end (--wait)");
+        crate::logging::notice(
+            crate::logging::Level::Info,
+            "lease_wait",
+            &format!("run {run_id} is being sent by {who}; waiting for it to end (--wait)"),
+            serde_json::json!({ "run": run_id }),
+        );
     };
     match lease::acquire_blocking(&path, command, wait, &stopped, &mut on_wait) {
         Ok(lease) => Ok(lease),
@@ -246,6 +251,85 @@ pub fn holding_plan_lock<T>(
     Ok(plan())
 }
 
+/// The lifecycle event of a stored plan (at the default level).
+pub fn log_planned(summary: &crate::plan::PlanSummary) {
+    let t = &summary.totals;
+    tracing::info!(
+        run = summary.run_id,
+        module = %summary.module,
+        input_rows = t.input_rows,
+        valid_rows = t.valid_rows,
+        invalid_rows = t.invalid_rows,
+        calls = t.calls,
+        min_calls = t.min_calls,
+        "plan done"
+    );
+}
+
+/// How a send ended: the exit code, why, and the run and its counts as it left them.
+#[derive(Debug, Clone)]
+pub struct SendOutcome {
+    pub exit: Exit,
+    pub end: SendEnd,
+    pub run: RunInfo,
+    pub counts: summary::RunCounts,
+}
+
+impl SendOutcome {
+    /// The body of the JSON a sending command prints (docs/JSON.md): the run, its counts,
+    /// how the send ended, timing and what to do next; the error when it did not finish.
+    pub fn to_json(&self, db: &Path) -> (Option<serde_json::Value>, serde_json::Value) {
+        let resume = format!("massup --db {} resume --run {}", db.display(), self.run.id);
+        let (state, error) = match &self.end {
+            SendEnd::Finished => ("finished", None),
+            SendEnd::Fatal { code, message } => (
+                "fatal",
+                Some(render::json::error(
+                    "fatal",
+                    &format!("stopped on {code}: {message}"),
+                    Some(&format!("fix that, then: {resume}")),
+                    serde_json::json!({ "code": code }),
+                )),
+            ),
+            SendEnd::Stopped(reason) => (
+                "stopped",
+                Some(render::json::error(
+                    "resumable",
+                    &format!("stopped ({reason})"),
+                    Some(&resume),
+                    serde_json::Value::Null,
+                )),
+            ),
+            SendEnd::CallsKeptFailing => (
+                "calls_kept_failing",
+                Some(render::json::error(
+                    "resumable",
+                    "some calls kept failing within this invocation's attempts",
+                    Some(&resume),
+                    serde_json::Value::Null,
+                )),
+            ),
+        };
+        let stop = match &self.end {
+            SendEnd::Fatal { code, message } => serde_json::json!({
+                "reason": "fatal", "code": code, "message": message
+            }),
+            SendEnd::Stopped(reason) => serde_json::to_value(reason).unwrap_or_default(),
+            _ => serde_json::Value::Null,
+        };
+        let (duration_secs, records_per_sec) = render::timing(&self.run, &self.counts);
+        let body = serde_json::json!({
+            "run": &self.run,
+            "counts": &self.counts,
+            "end": { "state": state, "stop": stop },
+            "duration_secs": duration_secs,
+            "records_per_sec": records_per_sec,
+            "next": render::next_steps(&self.run, &self.counts, db),
+        });
+        (error, body)
+    }
+}
+
 /// Sends a run's pending chunks and ends with its summary, its exit code and how it ended.
 pub async fn send_run(
     db: &Path,
@@ -254,7 +338,7 @@ pub async fn send_run(
     session: &Session,
     stop: CancellationToken,
     global: &GlobalArgs,
-) -> anyhow::Result<(Exit, SendEnd)> {
+) -> anyhow::Result<SendOutcome> {
     let conn = store::open(db)?;
     store::check_before_sending(&conn, db)?;
     store::chunks::reset_in_flight(&conn, run.id)?;
@@ -306,7 +390,8 @@ pub fn finish_run(
     run_id: i64,
     report: &DispatchReport,
     global: &GlobalArgs,
-) -> anyhow::Result<(Exit, SendEnd)> {
+) -> anyhow::Result<SendOutcome> {
+    use crate::logging::{notice, Level};
     let conn = store::open(db)?;
     let run = store::runs::run(&conn, run_id)?.ok_or_else(|| no_run(run_id, db))?;
     let counts = summary::run_counts(&conn, &run)?;
@@ -317,30 +402,57 @@ pub fn finish_run(
     };
     store::runs::set_run_state(&conn, run_id, state)?;
     let run = store::runs::run(&conn, run_id)?.ok_or_else(|| no_run(run_id, db))?;
-    if global.quiet {
-        eprintln!("{}", render::run_line(&run, &counts));
-    } else {
+    let exit = exit_for_send(&end, &counts);
+    // The summary line: what --quiet keeps, and with --log-format json always (a job
+    // reading the log gets the outcome without the human table on stdout).
+    if global.quiet || crate::logging::format() == crate::global::LogFormat::Json {
+        let fields = serde_json::json!({
+            "run": run.id,
+            "state": run.state,
+            "rows": &counts.rows,
+            "calls": counts.calls,
+            "min_calls": counts.min_calls,
+            "exit_code": exit.code(),
+        });
+        notice(
+            Level::Info,
+            "run_summary",
+            &render::run_line(&run, &counts),
+            fields,
+        );
+    }
+    if !global.quiet && !global.json {
         crate::out!("{}", render::run_status(&run, &counts, db));
     }
     let resume = format!("massup --db {} resume --run {}", db.display(), run.id);
+    let fields = serde_json::json!({ "run": run.id, "next": &resume });
     match &end {
-        SendEnd::Fatal { code, message } => {
-            eprintln!(
-                "error: stopped on {code}: {}",
-                crate::redact::redact(message)
-            );
-            eprintln!("Fix that, then continue with: {resume}");
-        }
-        SendEnd::Stopped(reason) => eprintln!(
-            "stopped ({}); continue with: {resume}",
-            crate::redact::redact(&reason.to_string())
+        SendEnd::Fatal { code, message } => notice(
+            Level::Error,
+            "stopped",
+            &format!("error: stopped on {code}: {message}\nFix that, then continue with: {resume}"),
+            serde_json::json!({ "run": run.id, "code": code, "next": &resume }),
         ),
-        SendEnd::CallsKeptFailing => {
-            eprintln!("some calls kept failing (see `massup status`); continue with: {resume}")
-        }
+        SendEnd::Stopped(reason) => notice(
+            Level::Warn,
+            "stopped",
+            &format!("stopped ({reason}); continue with: {resume}"),
+            fields,
+        ),
+        SendEnd::CallsKeptFailing => notice(
+            Level::Warn,
+            "stopped",
+            &format!("some calls kept failing (see `massup status`); continue with: {resume}"),
+            fields,
+        ),
         SendEnd::Finished => {}
     }
-    Ok((exit_for_send(&end, &counts), end))
+    Ok(SendOutcome {
+        exit,
+        end,
+        run,
+        counts,
+    })
 }
 
 fn no_run(run_id: i64, db: &Path) -> anyhow::Error {
@@ -390,26 +502,18 @@ impl StoredRun {
         db: &Path,
         global: &GlobalArgs,
         wait: Option<CreditWait>,
-    ) -> anyhow::Result<Exit> {
+    ) -> anyhow::Result<SendOutcome> {
         runtime()?.block_on(async {
             let stop = CancellationToken::new();
             install_signal_handlers(stop.clone(), global.quiet);
             let session = Session::new(&self.send, self.credentials, stop.clone())?;
-            let (exit, end) =
+            let outcome =
                 send_run(db, &self.run, &self.send, &session, stop.clone(), global).await?;
             let Some(wait) = wait else {
-                return Ok(exit);
+                return Ok(outcome);
             };
-            wait.until_credits(
-                db,
-                &self.run,
-                &self.send,
-                &session,
-                stop,
-                global,
-                (exit, end),
-            )
-            .await
+            wait.until_credits(db, &self.run, &self.send, &session, stop, global, outcome)
+                .await
         })
     }
 }
@@ -435,8 +539,8 @@ impl CreditWait {
         session: &Session,
         stop: CancellationToken,
         global: &GlobalArgs,
-        mut last: (Exit, SendEnd),
-    ) -> anyhow::Result<Exit> {
+        mut last: SendOutcome,
+    ) -> anyhow::Result<SendOutcome> {
         let deadline = tokio::time::Instant::now() + self.give_up_after;
         // One call at a time: a probe that is refused costs nothing and spends nothing.
         let mut probe = send.clone();
@@ -444,25 +548,36 @@ impl CreditWait {
             dispatch.concurrency = 1;
             dispatch.max_calls = Some(1);
         }
-        while last.1 == SendEnd::Stopped(StopReason::CreditsExhausted) {
+        use crate::logging::{notice, Level};
+        while last.end == SendEnd::Stopped(StopReason::CreditsExhausted) {
             let next = tokio::time::Instant::now() + self.probe_every;
             if next > deadline {
-                eprintln!(
-                    "still no API credits after waiting {}s; giving up for now (resumable)",
-                    self.give_up_after.as_secs()
+                notice(
+                    Level::Warn,
+                    "credits_wait_over",
+                    &format!(
+                        "still no API credits after waiting {}s; giving up for now (resumable)",
+                        self.give_up_after.as_secs()
+                    ),
+                    serde_json::json!({ "waited_secs": self.give_up_after.as_secs() }),
                 );
                 break;
             }
-            eprintln!(
-                "waiting {}s for the 24-hour window to free API credits, then probing with one call (Ctrl-C stops)",
-                self.probe_every.as_secs()
+            notice(
+                Level::Info,
+                "credits_wait",
+                &format!(
+                    "waiting {}s for the 24-hour window to free API credits, then probing with one call (Ctrl-C stops)",
+                    self.probe_every.as_secs()
+                ),
+                serde_json::json!({ "probe_in_secs": self.probe_every.as_secs() }),
             );
             tokio::select! {
                 _ = tokio::time::sleep_until(next) => {}
                 _ = stop.cancelled() => break,
             }
             let probed = send_run(db, run, &probe, session, stop.clone(), global).await?;
-            last = match probed.1 {
+            last = match probed.end {
                 // The probe got through: credits are back, send the rest at full speed.
                 SendEnd::Stopped(StopReason::MaxCalls { .. }) => {
                     send_run(db, run, send, session, stop.clone(), global).await?
@@ -472,6 +587,6 @@ impl CreditWait {
         }
         // A probe stored its one-call settings with the run; the run keeps the real ones.
         send.save(&store::open(db)?, run.id)?;
-        Ok(last.0)
+        Ok(last)
     }
 }

@@ -1,5 +1,6 @@
 //! What people read: the plan summary, a run's status, the line `--quiet` prints, and the
 //! progress display. Commands decide what to show; this module decides how it looks.
+pub mod json;
 pub mod progress;
 
 use std::fmt::Write;
@@ -21,6 +22,45 @@ pub fn run_line(run: &RunInfo, counts: &RunCounts) -> String {
         counts.rows(RowOutcome::Pending),
         counts.calls
     )
+}
+
+/// Every run of a database, one line each, with its rows by outcome (`status --all`).
+pub fn run_list(runs: &[(RunInfo, RunCounts)]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:>4}  {:<10} {:<11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}  {:<25} csv",
+        "id",
+        "module",
+        "state",
+        "rows",
+        "succeeded",
+        "retryable",
+        "failed",
+        "invalid",
+        "pending",
+        "calls",
+        "created"
+    );
+    for (run, counts) in runs {
+        let _ = writeln!(
+            out,
+            "{:>4}  {:<10} {:<11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}  {:<25} {}",
+            run.id,
+            run.module,
+            run.state.to_string(),
+            run.input_rows,
+            counts.rows(RowOutcome::Succeeded),
+            counts.rows(RowOutcome::Retryable),
+            counts.rows(RowOutcome::Failed),
+            counts.rows(RowOutcome::Invalid),
+            counts.rows(RowOutcome::Pending),
+            counts.calls,
+            run.created_at,
+            run.csv_path
+        );
+    }
+    out
 }
 
 /// How long a run took and its record updates per second, from its stored times.

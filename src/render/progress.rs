@@ -18,7 +18,9 @@ pub async fn with_progress<T>(
     if quiet {
         return work.await;
     }
-    let terminal = std::io::stderr().is_terminal();
+    // With --log-format json every stderr line is a JSON object: log lines, never a bar.
+    let terminal = std::io::stderr().is_terminal()
+        && crate::logging::format() == crate::global::LogFormat::Human;
     let bar = terminal.then(|| {
         let bar = indicatif::ProgressBar::new(total);
         bar.set_style(
