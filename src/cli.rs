@@ -84,6 +84,7 @@ pub fn main() -> ExitCode {
     };
     let mut global = cli.global.clone();
     global.json = cli.command.json();
+    global.command_name = cli.command.name();
     crate::logging::init(&global);
     let name = cli.command.name();
     let global = &global;
@@ -180,6 +181,7 @@ fn parse_error(e: clap::Error) -> ExitCode {
             verbose: 0,
             log_format: crate::global::LogFormat::Json,
             json,
+            command_name: "massup",
         });
     } else {
         let _ = e.print();

@@ -53,6 +53,16 @@ pub enum SendEnd {
 }
 
 impl SendEnd {
+    /// The name of how a send ended, in JSON and the store.
+    pub fn state_name(&self) -> &'static str {
+        match self {
+            SendEnd::Finished => "finished",
+            SendEnd::Fatal { .. } => "fatal",
+            SendEnd::Stopped(_) => "stopped",
+            SendEnd::CallsKeptFailing => "calls_kept_failing",
+        }
+    }
+
     /// From the dispatch's stop reason and whether chunks are left unfinished.
     pub fn of(stop: Option<&StopReason>, unfinished: bool) -> SendEnd {
         match stop {

@@ -36,6 +36,9 @@ pub struct GlobalArgs {
     /// for one JSON object only.
     #[arg(skip)]
     pub json: bool,
+    /// The command's name (`run`, `resume`, ...), set by `cli`: stored with each send.
+    #[arg(skip)]
+    pub command_name: &'static str,
 }
 
 /// `--db` for the commands that work on a database, so that it is listed where it means

@@ -280,35 +280,27 @@ impl SendOutcome {
     /// how the send ended, timing and what to do next; the error when it did not finish.
     pub fn to_json(&self, db: &Path) -> (Option<serde_json::Value>, serde_json::Value) {
         let resume = format!("massup --db {} resume --run {}", db.display(), self.run.id);
-        let (state, error) = match &self.end {
-            SendEnd::Finished => ("finished", None),
-            SendEnd::Fatal { code, message } => (
+        let state = self.end.state_name();
+        let error = match &self.end {
+            SendEnd::Finished => None,
+            SendEnd::Fatal { code, message } => Some(render::json::error(
                 "fatal",
-                Some(render::json::error(
-                    "fatal",
-                    &format!("stopped on {code}: {message}"),
-                    Some(&format!("fix that, then: {resume}")),
-                    serde_json::json!({ "code": code }),
-                )),
-            ),
-            SendEnd::Stopped(reason) => (
-                "stopped",
-                Some(render::json::error(
-                    "resumable",
-                    &format!("stopped ({reason})"),
-                    Some(&resume),
-                    serde_json::Value::Null,
-                )),
-            ),
-            SendEnd::CallsKeptFailing => (
-                "calls_kept_failing",
-                Some(render::json::error(
-                    "resumable",
-                    "some calls kept failing within this invocation's attempts",
-                    Some(&resume),
-                    serde_json::Value::Null,
-                )),
-            ),
+                &format!("stopped on {code}: {message}"),
+                Some(&format!("fix that, then: {resume}")),
+                serde_json::json!({ "code": code }),
+            )),
+            SendEnd::Stopped(reason) => Some(render::json::error(
+                "resumable",
+                &format!("stopped ({reason})"),
+                Some(&resume),
+                serde_json::Value::Null,
+            )),
+            SendEnd::CallsKeptFailing => Some(render::json::error(
+                "resumable",
+                "some calls kept failing within this invocation's attempts",
+                Some(&resume),
+                serde_json::Value::Null,
+            )),
         };
         let stop = match &self.end {
             SendEnd::Fatal { code, message } => serde_json::json!({
@@ -344,6 +336,7 @@ pub async fn send_run(
     store::chunks::reset_in_flight(&conn, run.id)?;
     send.save(&conn, run.id)?;
     store::runs::set_run_state(&conn, run.id, RunState::Running)?;
+    let send_id = store::sends::begin(&conn, run.id, global.command_name)?;
     let progress = Arc::new(Progress::default());
     progress.items_total.store(
         store::chunks::unsettled_items(&conn, run.id)?,
@@ -380,7 +373,7 @@ pub async fn send_run(
             .await?
         }
     };
-    finish_run(db, run.id, &report, global)
+    finish_run(db, run.id, send_id, &report, global)
 }
 
 /// Sets the run's final state, prints its summary and what to do next, and returns the
@@ -388,6 +381,7 @@ pub async fn send_run(
 pub fn finish_run(
     db: &Path,
     run_id: i64,
+    send_id: i64,
     report: &DispatchReport,
     global: &GlobalArgs,
 ) -> anyhow::Result<SendOutcome> {
@@ -401,7 +395,10 @@ pub fn finish_run(
         _ => RunState::Interrupted,
     };
     store::runs::set_run_state(&conn, run_id, state)?;
+    store::sends::end(&conn, send_id, report.calls, end.state_name())?;
     let run = store::runs::run(&conn, run_id)?.ok_or_else(|| no_run(run_id, db))?;
+    // Counted again: the send just recorded belongs in the times.
+    let counts = summary::run_counts(&conn, &run)?;
     let exit = exit_for_send(&end, &counts);
     // The summary line: what --quiet keeps, and with --log-format json always (a job
     // reading the log gets the outcome without the human table on stdout).

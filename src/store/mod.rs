@@ -7,11 +7,13 @@
 //! - [`chunks`]: groups (request bodies) and chunks (one call's items, packed), with the
 //!   codec for the packed columns; claim, attempt, requeue and in-flight reset.
 //! - [`calls`]: the log of every HTTP attempt.
+//! - [`sends`]: the invocations that sent a run, for time per invocation.
 pub mod calls;
 pub mod chunks;
 pub mod codec;
 pub mod rows;
 pub mod runs;
+pub mod sends;
 
 use std::path::Path;
 
@@ -25,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_initial.sql"),
     include_str!("../../migrations/0002_chunk_resets.sql"),
     include_str!("../../migrations/0003_update_records.sql"),
+    include_str!("../../migrations/0004_sends.sql"),
 ];
 
 /// How long a statement waits for a lock held by another massup process before failing.
