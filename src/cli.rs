@@ -85,6 +85,11 @@ pub fn main() -> ExitCode {
     let mut global = cli.global.clone();
     global.json = cli.command.json();
     global.command_name = cli.command.name();
+    global.ask_first = match &cli.command {
+        Command::Run(args) => !args.yes && !args.json,
+        Command::Retry(args) => !args.yes && !args.json,
+        _ => false,
+    };
     crate::logging::init(&global);
     let name = cli.command.name();
     let global = &global;
@@ -182,6 +187,7 @@ fn parse_error(e: clap::Error) -> ExitCode {
             log_format: crate::global::LogFormat::Json,
             json,
             command_name: "massup",
+            ask_first: false,
         });
     } else {
         let _ = e.print();

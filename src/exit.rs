@@ -50,6 +50,8 @@ pub enum SendEnd {
     CallsKeptFailing,
     /// Every chunk is done.
     Finished,
+    /// The person at the terminal said no when asked; nothing was sent.
+    Declined,
 }
 
 impl SendEnd {
@@ -60,6 +62,7 @@ impl SendEnd {
             SendEnd::Fatal { .. } => "fatal",
             SendEnd::Stopped(_) => "stopped",
             SendEnd::CallsKeptFailing => "calls_kept_failing",
+            SendEnd::Declined => "declined",
         }
     }
 
@@ -82,7 +85,7 @@ impl SendEnd {
 pub fn exit_for_send(end: &SendEnd, counts: &RunCounts) -> Exit {
     match end {
         SendEnd::Fatal { .. } => Exit::Fatal,
-        SendEnd::Stopped(_) | SendEnd::CallsKeptFailing => Exit::Resumable,
+        SendEnd::Stopped(_) | SendEnd::CallsKeptFailing | SendEnd::Declined => Exit::Resumable,
         SendEnd::Finished => {
             let bad = counts.rows(RowOutcome::Failed)
                 + counts.rows(RowOutcome::Retryable)

@@ -39,6 +39,10 @@ pub struct GlobalArgs {
     /// The command's name (`run`, `resume`, ...), set by `cli`: stored with each send.
     #[arg(skip)]
     pub command_name: &'static str,
+    /// Ask before sending when stdin is a terminal (`run` and `retry` without `--yes` or
+    /// `--json`), set by `cli`.
+    #[arg(skip)]
+    pub ask_first: bool,
 }
 
 /// `--db` for the commands that work on a database, so that it is listed where it means

@@ -21,6 +21,10 @@ pub struct Args {
     /// Print one JSON object on stdout (docs/JSON.md), whatever happens.
     #[arg(long)]
     pub json: bool,
+    /// Send without asking. The question is only asked when stdin is a terminal (never
+    /// under cron or in a pipe) and not with --json.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
     #[command(flatten)]
     pub db: DbArg,
 }

@@ -1,6 +1,7 @@
 //! What `run`, `resume` and `retry` share: the connection and dispatch flags, the
 //! validated send settings they resolve to (over the stored run and massup.toml), and the
 //! send itself with its closing summary.
+use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -295,6 +296,12 @@ impl SendOutcome {
                 Some(&resume),
                 serde_json::Value::Null,
             )),
+            SendEnd::Declined => Some(render::json::error(
+                "resumable",
+                "declined at the prompt; nothing was sent",
+                Some(&resume),
+                serde_json::Value::Null,
+            )),
             SendEnd::CallsKeptFailing => Some(render::json::error(
                 "resumable",
                 "some calls kept failing within this invocation's attempts",
@@ -335,6 +342,18 @@ pub async fn send_run(
     store::check_before_sending(&conn, db)?;
     store::chunks::reset_in_flight(&conn, run.id)?;
     send.save(&conn, run.id)?;
+    // A first token before the URL is fixed. Refused credentials are left for the dispatch
+    // to report; but when the accounts server cannot be reached at all (its refresh already
+    // retried), the workers would only wait for the same, so the run stops here, resumable.
+    let first_token = session.tokens.token().await;
+    let endpoint = session.endpoint(&run.module).await?;
+    if global.ask_first && std::io::stdin().is_terminal() {
+        let work = store::chunks::pending_work(&conn, run.id)?;
+        if work.calls > 0 && !confirm(run, &work, &endpoint.mass_update_url).await? {
+            drop(conn);
+            return declined(db, run);
+        }
+    }
     store::runs::set_run_state(&conn, run.id, RunState::Running)?;
     let send_id = store::sends::begin(&conn, run.id, global.command_name)?;
     let progress = Arc::new(Progress::default());
@@ -343,11 +362,6 @@ pub async fn send_run(
         Ordering::Relaxed,
     );
     drop(conn);
-    // A first token before the URL is fixed. Refused credentials are left for the dispatch
-    // to report; but when the accounts server cannot be reached at all (its refresh already
-    // retried), the workers would only wait for the same, so the run stops here, resumable.
-    let first_token = session.tokens.token().await;
-    let endpoint = session.endpoint(&run.module).await?;
     tracing::debug!(run = run.id, url = %endpoint.mass_update_url, "sending");
     let report = match first_token {
         Err(AuthError::Unavailable(message)) => DispatchReport {
@@ -374,6 +388,68 @@ pub async fn send_run(
         }
     };
     finish_run(db, run.id, send_id, &report, global)
+}
+
+/// Says what sending would do and asks the person at the terminal (stdin) to confirm:
+/// "About to update 21,519 field values on 5,000 Leads records at www.zohoapis.eu in 44
+/// calls (run 3). Send? [y/N]". Only `y` or `yes` sends; anything else, or end of input,
+/// does not.
+async fn confirm(
+    run: &RunInfo,
+    work: &store::chunks::PendingWork,
+    url: &str,
+) -> anyhow::Result<bool> {
+    let host = url::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            u.host_str()
+                .map(|h| u.port().map_or(h.to_string(), |p| format!("{h}:{p}")))
+        })
+        .unwrap_or_else(|| url.to_string());
+    let question = format!(
+        "About to update {} field values on {} {} records at {host} in {} calls (run {}). Send? [y/N] ",
+        render::count(work.field_values),
+        render::count(work.records),
+        run.module,
+        render::count(work.calls),
+        run.id
+    );
+    // Blocking reads belong off the runtime's workers.
+    let answer = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+        use std::io::Write;
+        let mut err = std::io::stderr().lock();
+        err.write_all(question.as_bytes())?;
+        err.flush()?;
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        Ok(line)
+    })
+    .await??;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+/// The end of a send the person at the terminal declined: nothing sent, the run left as
+/// it was for `resume`.
+fn declined(db: &Path, run: &RunInfo) -> anyhow::Result<SendOutcome> {
+    let conn = store::open(db)?;
+    let run = store::runs::run(&conn, run.id)?.ok_or_else(|| no_run(run.id, db))?;
+    let counts = summary::run_counts(&conn, &run)?;
+    let resume = format!("massup --db {} resume --run {}", db.display(), run.id);
+    crate::logging::notice(
+        crate::logging::Level::Warn,
+        "declined",
+        &format!("Nothing sent. Send it later with: {resume}"),
+        serde_json::json!({ "run": run.id, "next": &resume }),
+    );
+    Ok(SendOutcome {
+        exit: exit_for_send(&SendEnd::Declined, &counts),
+        end: SendEnd::Declined,
+        run,
+        counts,
+    })
 }
 
 /// Sets the run's final state, prints its summary and what to do next, and returns the
@@ -442,7 +518,7 @@ pub fn finish_run(
             &format!("some calls kept failing (see `massup status`); continue with: {resume}"),
             fields,
         ),
-        SendEnd::Finished => {}
+        SendEnd::Finished | SendEnd::Declined => {}
     }
     Ok(SendOutcome {
         exit,
