@@ -223,6 +223,26 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
+/// Writes the rows of `run` whose outcome is one of `only` as a CSV report (the columns of
+/// `massup report`, the run's delimiter) to `path`, atomically. Returns the rows written.
+/// For `--results`: the success and error files a send leaves behind.
+pub fn write_csv(
+    conn: &rusqlite::Connection,
+    run: &RunInfo,
+    only: &[RowOutcome],
+    path: &Path,
+) -> anyhow::Result<u64> {
+    let settings: PlanSettings = serde_json::from_str(&run.settings_json)
+        .with_context(|| format!("run {}: cannot read its stored plan settings", run.id))?;
+    let delimiter = u8::try_from(settings.delimiter).unwrap_or(b',');
+    let snapshot = conn.unchecked_transaction()?;
+    let (file, out) = AtomicFile::create(path)?;
+    let (out, written) = write_rows(&snapshot, Layout::Csv, run, delimiter, only, out)?;
+    file.commit(out)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(written.rows)
+}
+
 /// What a report walk wrote.
 struct Written {
     rows: u64,

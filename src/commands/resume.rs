@@ -15,6 +15,8 @@ pub struct Args {
     pub connection: ConnectionFlags,
     #[command(flatten)]
     pub dispatch: DispatchFlags,
+    #[command(flatten)]
+    pub results: super::send::ResultsFlag,
     /// When the daily API credits are spent, wait for them instead of stopping: probe with
     /// one call every --probe-every seconds, for at most --wait-hours, then send the rest.
     #[arg(long)]
@@ -79,8 +81,10 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         give_up_after: std::time::Duration::from_secs_f64(args.wait_hours.max(0.0) * 3600.0),
     });
     let outcome = stored.send(&workspace.db, global, wait)?;
+    let results = args.results.write(&workspace.db, &outcome.run);
     if global.json {
-        let (error, body) = outcome.to_json(&workspace.db);
+        let (error, mut body) = outcome.to_json(&workspace.db);
+        body["results"] = results;
         let value = crate::render::json::envelope("resume", outcome.exit, error, body);
         crate::render::json::print(&value);
     }

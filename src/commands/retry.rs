@@ -27,6 +27,8 @@ pub struct Args {
     #[command(flatten)]
     pub dispatch: DispatchFlags,
     #[command(flatten)]
+    pub results: super::send::ResultsFlag,
+    #[command(flatten)]
     pub db: DbArg,
 }
 
@@ -61,8 +63,10 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         );
     }
     let outcome = stored.send(&workspace.db, global, None)?;
+    let results = args.results.write(&workspace.db, &outcome.run);
     if global.json {
         let (error, mut body) = outcome.to_json(&workspace.db);
+        body["results"] = results;
         body["requeued"] = serde_json::json!({ "updates": items, "calls": chunks });
         let value = crate::render::json::envelope("retry", outcome.exit, error, body);
         crate::render::json::print(&value);

@@ -18,6 +18,8 @@ pub struct Args {
     pub connection: ConnectionFlags,
     #[command(flatten)]
     pub dispatch: DispatchFlags,
+    #[command(flatten)]
+    pub results: super::send::ResultsFlag,
     /// Print one JSON object on stdout (docs/JSON.md), whatever happens.
     #[arg(long)]
     pub json: bool,
@@ -123,9 +125,11 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         // it being sent exits 4 naming the holder, or queues behind it with --wait.
         let _lease = super::send::hold_run(&db, run.id, "massup run", args.dispatch.wait, Some(&stop))?;
         let outcome = send_run(&db, &run, &send, &session, stop, global).await?;
+        let results = args.results.write(&db, &outcome.run);
         if global.json {
             let (error, mut body) = outcome.to_json(&db);
             body["plan"] = plan_json;
+            body["results"] = results;
             let value = crate::render::json::envelope("run", outcome.exit, error, body);
             crate::render::json::print(&value);
         }

@@ -21,6 +21,68 @@ use crate::render::{self, progress::with_progress};
 use crate::store::{self, RunInfo, RunState, StoreError};
 use crate::summary;
 
+/// `--results DIR`: the files a send leaves behind.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ResultsFlag {
+    /// When the send ends, write run-ID-success.csv (rows that succeeded) and
+    /// run-ID-errors.csv (every other row, with its code and message) into this folder, one
+    /// line per input row with its input line number, like Data Loader's files.
+    #[arg(long, value_name = "DIR")]
+    pub results: Option<std::path::PathBuf>,
+}
+
+impl ResultsFlag {
+    /// Writes the files if asked for; their paths and rows, for the JSON (null if not
+    /// asked for, or when they could not be written: a warning says why, and the send's
+    /// own exit code stands).
+    pub fn write(&self, db: &Path, run: &RunInfo) -> serde_json::Value {
+        self.try_write(db, run).unwrap_or_else(|e| {
+            crate::logging::notice(
+                crate::logging::Level::Warn,
+                "results_failed",
+                &format!("warning: cannot write the --results files: {e:#}"),
+                serde_json::json!({ "run": run.id }),
+            );
+            serde_json::Value::Null
+        })
+    }
+
+    fn try_write(&self, db: &Path, run: &RunInfo) -> anyhow::Result<serde_json::Value> {
+        let Some(dir) = &self.results else {
+            return Ok(serde_json::Value::Null);
+        };
+        std::fs::create_dir_all(dir).map_err(|e| {
+            UsageError::new(format!(
+                "--results {}: cannot create it: {e}",
+                dir.display()
+            ))
+        })?;
+        use crate::summary::RowOutcome::*;
+        let conn = store::open(db)?;
+        let success = dir.join(format!("run-{}-success.csv", run.id));
+        let errors = dir.join(format!("run-{}-errors.csv", run.id));
+        let succeeded = super::report::write_csv(&conn, run, &[Succeeded], &success)?;
+        let others =
+            super::report::write_csv(&conn, run, &[Failed, Retryable, Invalid, Pending], &errors)?;
+        crate::logging::notice(
+            crate::logging::Level::Info,
+            "results_written",
+            &format!(
+                "Results: {} row(s) that succeeded in {}, {} other row(s) in {}",
+                render::count(succeeded),
+                success.display(),
+                render::count(others),
+                errors.display()
+            ),
+            serde_json::json!({ "run": run.id, "succeeded": succeeded, "others": others }),
+        );
+        Ok(serde_json::json!({
+            "success": { "path": success.display().to_string(), "rows": succeeded },
+            "errors": { "path": errors.display().to_string(), "rows": others },
+        }))
+    }
+}
+
 /// Where to send calls.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct ConnectionFlags {
