@@ -448,7 +448,7 @@ fn demo_json_collects_each_steps_own_object() {
         .collect();
     assert_eq!(
         commands,
-        ["run", "retry", "status", "report", "report", "run"],
+        ["run", "retry", "status", "report", "report", "report", "run"],
         "{value:#}"
     );
     for step in steps {

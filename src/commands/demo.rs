@@ -293,11 +293,14 @@ fn write_reports(
 ) -> anyhow::Result<String> {
     let report = dir.join("report.csv");
     let failed = dir.join("failed.csv");
+    let html = dir.join("report.html");
     let report_arg = report.display().to_string();
     let failed_arg = failed.display().to_string();
-    let steps: [&[&str]; 3] = [
+    let html_arg = html.display().to_string();
+    let steps: [&[&str]; 4] = [
         &["status"],
         &["report", "--out", &report_arg],
+        &["report", "--format", "html", "--out", &html_arg],
         &[
             "report",
             "--only",
@@ -324,5 +327,9 @@ fn write_reports(
             ));
         }
     }
-    Ok("massup.db (the run), leads.csv (the input), report.csv (every row's outcome), failed.csv (the rows to fix, as massup input)".into())
+    say(&format!(
+        "\n  open {} in a browser: the run in pictures",
+        html.display()
+    ));
+    Ok("massup.db (the run), leads.csv (the input), report.csv (every row's outcome), report.html (the run in pictures), failed.csv (the rows to fix, as massup input)".into())
 }

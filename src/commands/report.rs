@@ -30,6 +30,12 @@ formula (so -5 is written '-5). --format json writes one JSON array, one object 
 with the same keys and the values unescaped (line and attempts are numbers; a missing code, \
 message or time is null).
 
+--format html writes one self-contained page (no external script, style, font or image; \
+charts are inline SVG): the run's numbers as `status` gives them, rows by outcome, record \
+updates by code, calls and latency over time, changes per field, and a filterable table of \
+the first 1,000 rows that did not succeed with their codes and messages (the rest counted), \
+so a page for a 1M-row run stays small.
+
 --as-input writes a file massup takes back as input: only the id column (first) and the \
 field columns, in the run's delimiter, values exactly as given (not formula-escaped). Combine it \
 with --only to re-send part of a run after fixing it, e.g.
@@ -52,7 +58,7 @@ pub struct Args {
     /// Only rows with exactly these outcomes: succeeded, failed, retryable, invalid, pending (comma-separated or repeated, e.g. failed,invalid) [default: every row]
     #[arg(long, value_name = "OUTCOME", value_delimiter = ',', value_parser = parse_outcome)]
     pub only: Vec<RowOutcome>,
-    /// Output format: csv, or json (an array of objects, one per line) [default: csv]
+    /// Output format: csv, json (an array of objects, one per line) or html (one page with charts) [default: csv]
     #[arg(long, value_enum)]
     pub format: Option<Format>,
     /// Write a massup input CSV: the id and field columns only, values exactly as given, not formula-escaped (see --help).
@@ -69,6 +75,8 @@ pub struct Args {
 pub enum Format {
     Csv,
     Json,
+    /// One self-contained page with charts (see --help).
+    Html,
 }
 
 fn parse_outcome(text: &str) -> Result<RowOutcome, String> {
@@ -86,16 +94,19 @@ enum Layout {
     Json,
     /// A massup input file: id and field columns, values as stored.
     Input,
+    /// One HTML page: summaries, charts and the first rows that did not succeed.
+    Html,
 }
 
 impl Layout {
     fn from_args(args: &Args) -> Result<Layout, UsageError> {
         match (args.as_input, args.format) {
-            (true, Some(Format::Json)) => Err(UsageError::new(
-                "--as-input writes a CSV massup can read back; it cannot be combined with --format json",
+            (true, Some(Format::Json | Format::Html)) => Err(UsageError::new(
+                "--as-input writes a CSV massup can read back; it cannot be combined with --format json or html",
             )),
             (true, _) => Ok(Layout::Input),
             (false, Some(Format::Json)) => Ok(Layout::Json),
+            (false, Some(Format::Html)) => Ok(Layout::Html),
             (false, _) => Ok(Layout::Csv),
         }
     }
@@ -125,7 +136,28 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     // One read transaction: the outcomes and the rows come from the same snapshot even if
     // a run is writing to the database meanwhile.
     let snapshot = conn.unchecked_transaction()?;
-    let written = if to_stdout {
+    let written = if layout == Layout::Html {
+        let html = html_page(&snapshot, &run)?;
+        let rows = html.1;
+        if to_stdout {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(html.0.as_bytes()).and_then(|()| out.flush()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(Exit::Success),
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            let (file, mut out) = AtomicFile::create(&args.out)?;
+            out.write_all(html.0.as_bytes())?;
+            file.commit(out)
+                .with_context(|| format!("cannot write {}", args.out.display()))?;
+        }
+        Written {
+            rows,
+            left_out: 0,
+            left_out_lines: Vec::new(),
+        }
+    } else if to_stdout {
         let stdout = BufWriter::with_capacity(256 * 1024, std::io::stdout().lock());
         match write_rows(&snapshot, layout, &run, delimiter, &args.only, stdout).and_then(
             |(mut out, written)| {
@@ -158,10 +190,17 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     } else {
         args.out.display().to_string()
     };
-    let wrote = format!(
-        "Wrote {} row(s) of run {} ({} input rows{only}) to {shown}",
-        written.rows, run.id, run.input_rows,
-    );
+    let wrote = if layout == Layout::Html {
+        format!(
+            "Wrote the HTML report of run {} ({} input rows; {} row(s) that did not succeed listed) to {shown}",
+            run.id, run.input_rows, written.rows,
+        )
+    } else {
+        format!(
+            "Wrote {} row(s) of run {} ({} input rows{only}) to {shown}",
+            written.rows, run.id, run.input_rows,
+        )
+    };
     // Stdout is the report's (--out -) or the JSON's: the line goes to stderr then.
     if to_stdout || args.json {
         if !global.quiet {
@@ -202,6 +241,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             Layout::Csv => "csv",
             Layout::Json => "json",
             Layout::Input => "input",
+            Layout::Html => "html",
         };
         crate::render::json::print_result(
             "report",
@@ -282,6 +322,74 @@ fn write_rows<W: Write>(
         Ok(())
     })?;
     Ok((writer.finish()?, written))
+}
+
+/// The HTML page of a run and the rows it lists (those that did not succeed, at most
+/// [`crate::render::html::FAILED_ROWS_SHOWN`]).
+fn html_page(conn: &rusqlite::Connection, run: &RunInfo) -> anyhow::Result<(String, u64)> {
+    use crate::render::html::{self, FailedRow, FieldChanges, HtmlReport};
+    let counts = summary::run_counts(conn, run)?;
+    let mut fields: Vec<FieldChanges> = run
+        .columns
+        .iter()
+        .map(|c| FieldChanges {
+            field: c.clone(),
+            ..FieldChanges::default()
+        })
+        .collect();
+    let mut failed = Vec::new();
+    let mut failed_total = 0u64;
+    summary::for_each_row(conn, run.id, |row| -> anyhow::Result<()> {
+        let ok = row.outcome == RowOutcome::Succeeded;
+        for (field, value) in fields.iter_mut().zip(&row.values) {
+            if !value.trim().is_empty() {
+                if ok {
+                    field.succeeded += 1;
+                } else {
+                    field.not_succeeded += 1;
+                }
+            }
+        }
+        if !ok {
+            failed_total += 1;
+            if failed.len() < html::FAILED_ROWS_SHOWN {
+                failed.push(FailedRow {
+                    line: row.line,
+                    record_id: row.record_id,
+                    outcome: row.outcome,
+                    code: row.code.unwrap_or_default(),
+                    message: row.message.unwrap_or_default(),
+                });
+            }
+        }
+        Ok(())
+    })?;
+    let first = counts
+        .first_call_at
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+    let mut calls = Vec::new();
+    if let Some(first) = first {
+        crate::store::calls::for_each_call(conn, run.id, |call| {
+            if let Ok(at) = chrono::DateTime::parse_from_rfc3339(&call.started_at) {
+                let offset = (at - first).num_milliseconds().max(0) as f64 / 1000.0;
+                calls.push((offset, call.duration_ms, call.http_status.is_some()));
+            }
+        })?;
+    }
+    let (timeline, bucket_secs) = html::timeline(&calls);
+    let shown = failed.len() as u64;
+    let page = html::page(&HtmlReport {
+        run,
+        counts: &counts,
+        fields,
+        failed,
+        failed_total,
+        timeline,
+        bucket_secs,
+    });
+    // Server text in messages passes the redactor like every other output.
+    Ok((crate::redact::redact(&page).into_owned(), shown))
 }
 
 /// Whether `error` is a write to a reader that went away.
@@ -426,6 +534,9 @@ impl<W: Write> ReportWriter<W> {
         }
         let columns = run.columns.len();
         Ok(match layout {
+            Layout::Html => {
+                anyhow::bail!("the HTML page is written whole (html_page), not row by row")
+            }
             Layout::Json => {
                 out.write_all(b"[")?;
                 ReportWriter::Json {

@@ -1,5 +1,6 @@
 //! What people read: the plan summary, a run's status, the line `--quiet` prints, and the
 //! progress display. Commands decide what to show; this module decides how it looks.
+pub mod html;
 pub mod json;
 pub mod progress;
 
