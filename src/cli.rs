@@ -34,10 +34,18 @@ pub enum Command {
     /// Write one row per input row with its outcome, in input order.
     Report(commands::report::Args),
     /// Serve the embedded Zoho-compatible mock CRM on 127.0.0.1.
+    #[command(after_help = "Examples:
+  massup mock-server --port 8080
+      serve on http://127.0.0.1:8080 until Ctrl-C; then, in another shell:
+  ZOHO_ACCESS_TOKEN=mock-token massup run --csv samples/leads-sample.csv --module Leads --api-domain http://127.0.0.1:8080 --fields samples/fields/Leads.json --yes")]
     MockServer(commands::mock_server::Args),
     /// A complete rehearsal against the embedded mock CRM: no credentials, no network.
     Demo(commands::demo::Args),
     /// Print shell completions, e.g. `massup completions bash > /etc/bash_completion.d/massup`.
+    #[command(after_help = "Examples:
+  massup completions bash > ~/.local/share/bash-completion/completions/massup
+  massup completions zsh > \"${fpath[1]}/_massup\"
+  massup completions fish > ~/.config/fish/completions/massup.fish")]
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,

@@ -15,7 +15,14 @@ use crate::mock::{MockConfig, MockServer};
 /// Value sets of the sample rows (their ids are replaced by the mock's).
 const SAMPLE: &str = include_str!("../../samples/leads-sample.csv");
 
+const EXAMPLES: &str = "Examples:
+  massup demo
+      the rehearsal against the embedded mock; ends with report.html, the run in pictures
+  massup demo --fast --rows 500 --dir /tmp/rehearsal
+      the same story in a few seconds, in a folder of your choice";
+
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub struct Args {
     /// Folder for the demo's database, CSV and reports [default: a new massup-demo-TIME folder here]
     #[arg(long)]

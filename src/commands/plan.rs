@@ -64,7 +64,15 @@ pub struct PlanFlags {
     pub new_run: bool,
 }
 
+const EXAMPLES: &str = "Examples:
+  massup plan --csv changes.csv --module Leads
+      validate and group the file; show the calls it needs (no API call)
+  massup plan --csv changes.tsv --module Deals --delimiter '\\t' --strict
+      a tab-separated file; refuse it whole if any row is invalid
+  massup plan --csv changes.csv --module Leads --fields samples/fields/Leads.json --json";
+
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub struct Args {
     #[command(flatten)]
     pub plan: PlanFlags,

@@ -46,8 +46,18 @@ command prints them). Invalid rows whose cells were not stored as given (a row w
 wrong number of cells, a cell that is not UTF-8) are left out of such a file with a warning: \
 written back they could pass as valid rows with changed values; fix them in the original file.";
 
+const EXAMPLES: &str = "Examples:
+  massup report --out report.csv
+      every row of the latest run with its outcome, code and message
+  massup report --only failed,invalid --as-input --out fix.csv
+      the rows to fix, as a file massup run takes back
+  massup report --format html --out run.html
+      one page with charts, for people
+  massup report --run 7 --out - | grep RECORD_LOCKED
+      to stdout";
+
 #[derive(clap::Args, Debug)]
-#[command(after_long_help = AFTER_HELP)]
+#[command(after_help = EXAMPLES, after_long_help = format!("{AFTER_HELP}\n\n{EXAMPLES}"))]
 pub struct Args {
     /// Run to report [default: the latest]
     #[arg(long)]

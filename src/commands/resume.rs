@@ -6,16 +6,25 @@ use crate::exit::Exit;
 use crate::global::{DbArg, GlobalArgs};
 use crate::store;
 
+const EXAMPLES: &str = "Examples:
+  massup resume
+      continue the latest unfinished run where it stopped
+  massup resume --run 7 --rate 5/s
+      continue run 7, more slowly than it was sent
+  massup resume --wait-credits --probe-every 600
+      when the daily credits are spent, wait for them (probing every 10 minutes)";
+
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub struct Args {
     /// Run to continue [default: the latest unfinished run, else the latest]
     #[arg(long)]
     pub run: Option<i64>,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Connection options")]
     pub connection: ConnectionFlags,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Dispatch options")]
     pub dispatch: DispatchFlags,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Output options")]
     pub results: super::send::ResultsFlag,
     /// When the daily API credits are spent, wait for them instead of stopping: probe with
     /// one call every --probe-every seconds, for at most --wait-hours, then send the rest.

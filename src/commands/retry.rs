@@ -7,7 +7,16 @@ use crate::exit::Exit;
 use crate::global::{DbArg, GlobalArgs};
 use crate::plan::requeue::{requeue, Requeue};
 
+const EXAMPLES: &str = "Examples:
+  massup retry
+      re-send the latest run's locked and not-approved records, regrouped
+  massup retry --run 7 --codes INVALID_DATA --yes
+      re-send run 7's records refused with INVALID_DATA (after fixing the data in Zoho)
+  massup retry --json --results out/
+      for cron: one JSON object on stdout, success and error files in out/";
+
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub struct Args {
     /// Run to retry [default: the latest run]
     #[arg(long)]
@@ -22,11 +31,11 @@ pub struct Args {
     /// under cron or in a pipe) and not with --json.
     #[arg(long, short = 'y')]
     pub yes: bool,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Connection options")]
     pub connection: ConnectionFlags,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Dispatch options")]
     pub dispatch: DispatchFlags,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Output options")]
     pub results: super::send::ResultsFlag,
     #[command(flatten)]
     pub db: DbArg,

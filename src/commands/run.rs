@@ -10,15 +10,26 @@ use crate::plan::{self, PlanOutcome, PlanRequest};
 use crate::render;
 use crate::store::{self, RunState};
 
+const EXAMPLES: &str = "Examples:
+  massup run --csv changes.csv --module Leads --dc eu
+      plan, show what will be sent and ask, then send (on a terminal)
+  massup run --csv changes.csv --module Leads --rate 10/s --concurrency 5 --yes
+      send without asking, at most 10 calls a second, 5 at once
+  massup -q run --csv nightly.csv --module Leads --json --results out/
+      for cron: one JSON object on stdout, success and error files in out/
+  massup run --csv fix.csv --module Leads --fields samples/fields/Leads.json --max-calls 100
+      field metadata from a file; stop (resumable) after 100 calls";
+
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub struct Args {
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Plan options")]
     pub plan: PlanFlags,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Connection options")]
     pub connection: ConnectionFlags,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Dispatch options")]
     pub dispatch: DispatchFlags,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Output options")]
     pub results: super::send::ResultsFlag,
     /// Print one JSON object on stdout (docs/JSON.md), whatever happens.
     #[arg(long)]

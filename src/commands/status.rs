@@ -9,7 +9,16 @@ use crate::render;
 use crate::store::{self, RunInfo};
 use crate::summary::{self, RunCounts};
 
+const EXAMPLES: &str = "Examples:
+  massup status
+      the latest run: rows by outcome, record updates, calls, time per invocation, next steps
+  massup status --all
+      every run with its rows by outcome, calls and state
+  massup status --run 7 --json | jq '.counts.rows'
+      for scripts: one JSON object (docs/JSON.md)";
+
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub struct Args {
     /// Run to show [default: the latest]
     #[arg(long)]
