@@ -101,3 +101,16 @@ async fn yes_json_and_no_terminal_never_ask() {
         assert_eq!(server.ledger().requests, 7, "{}", ran.report());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_on_a_terminal_does_not_stop_to_ask() {
+    let server = start(MockConfig::default()).await;
+    let ws = Workspace::new(&server);
+    let args: Vec<String> = ["demo", "--fast", "--rows", "200", "--dir", "d"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let ran = on_terminal(&ws, &args, "").await;
+    ran.expect_code(0);
+    assert!(!ran.stderr().contains("Send? [y/N]"), "{}", ran.report());
+}

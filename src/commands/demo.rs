@@ -128,12 +128,14 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             "4",
             "--rate",
             rate,
+            // A rehearsal against the mock: no question on a terminal.
+            "--yes",
         ];
         args.extend(connection);
         massup(&args)
     };
     let first = run_of(&csv_arg)?;
-    let mut retry_args = vec!["retry"];
+    let mut retry_args = vec!["retry", "--yes"];
     retry_args.extend(connection);
     let second = massup(&retry_args)?;
     let reports = write_reports(&dir, &db, global, &exe, &say, &steps)?;

@@ -175,7 +175,7 @@ fn time_chart(buckets: &[TimeBucket], bucket_secs: f64) -> String {
         let bar_h = b.calls as f64 / max_calls as f64 * plot_h;
         let _ = write!(
             svg,
-            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bar_h:.1}\" fill=\"#7aa6d6\"><title>{} calls, mean {:.0} ms, max {} ms</title></rect>",
+            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bar_h:.1}\" fill=\"#7aa6d6\"><title>{} call(s), mean {:.0} ms, max {} ms</title></rect>",
             10.0 + plot_h - bar_h,
             (bar_w - 1.0).max(0.5),
             count(b.calls),
