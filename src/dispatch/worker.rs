@@ -315,8 +315,8 @@ async fn attempt_until_end(ctx: &SendContext, chunk: &mut ClaimedChunk) -> Chunk
             _ => (None, None),
         };
         tracing::debug!(
-            kind = kind.name(),
             chunk = chunk.id,
+            kind = kind.name(),
             ids = pending.len(),
             attempt = attempts + 1,
             http_status = http_status.map(i64::from).unwrap_or(-1),
@@ -444,8 +444,8 @@ async fn attempt_until_end(ctx: &SendContext, chunk: &mut ClaimedChunk) -> Chunk
         ctx.store(update).await;
         let delay = backoff_delay(&ctx.settings, attempts, retry_after, &mut rng);
         tracing::debug!(
-            kind = kind.name(),
             chunk = chunk.id,
+            kind = kind.name(),
             attempt = attempts,
             backoff_ms = delay.as_millis() as u64,
             retry_after_ms = retry_after.map(|d| d.as_millis() as u64),
