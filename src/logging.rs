@@ -20,6 +20,7 @@ static FORMAT: OnceLock<LogFormat> = OnceLock::new();
 
 pub fn init(global: &GlobalArgs) {
     let _ = FORMAT.set(global.log_format);
+    crate::redact::panics_as_json(global.log_format == LogFormat::Json);
     let level = match (global.quiet, global.verbose) {
         (true, _) => "error",
         (false, 0) => "info",

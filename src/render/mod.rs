@@ -205,7 +205,12 @@ pub fn run_status(run: &RunInfo, counts: &RunCounts, db: &Path) -> String {
                 .sends
                 .iter()
                 .map(|send| match send_secs(send) {
-                    Some(s) => format!("{} {s:.1} s ({} calls)", send.command, count(send.calls)),
+                    Some(s) => format!(
+                        "{} {s:.1} s ({} call{})",
+                        send.command,
+                        count(send.calls),
+                        if send.calls == 1 { "" } else { "s" }
+                    ),
                     None => format!("{} (did not end)", send.command),
                 })
                 .collect();
