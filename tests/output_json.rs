@@ -251,6 +251,43 @@ async fn fatal_and_usage_errors_are_one_object_too() {
         "{}",
         ran.report()
     );
+    // resume with the same refused token: exit 1, one object.
+    let ran = ws
+        .again(
+            "resume",
+            &["--json"],
+            &Creds::Token("tok-WR0NG-42ff01".into()),
+        )
+        .await;
+    ran.expect_code(1);
+    let value = check_envelope(&ran, "resume");
+    check_send(&value);
+    assert_eq!(value["end"]["state"], "fatal");
+    // plan and demo refuse what they cannot do with one object too (exit 2).
+    let ran = ws
+        .massup(
+            &[
+                "plan",
+                "--csv",
+                "missing.csv",
+                "--module",
+                "Leads",
+                "--json",
+            ],
+            &Creds::mock_token(),
+        )
+        .await;
+    ran.expect_code(2);
+    check_envelope(&ran, "plan");
+    ws.write("not-a-folder", "x");
+    let ran = ws
+        .massup(
+            &["demo", "--dir", "not-a-folder/d", "--json"],
+            &Creds::mock_token(),
+        )
+        .await;
+    ran.expect_code(2);
+    check_envelope(&ran, "demo");
     // A file that does not exist (exit 2), and a flag clap refuses (exit 2).
     let ran = ws
         .run(Path::new("missing.csv"), &["--json"], &Creds::mock_token())
