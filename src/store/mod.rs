@@ -27,7 +27,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_initial.sql"),
     include_str!("../../migrations/0002_chunk_resets.sql"),
     include_str!("../../migrations/0003_update_records.sql"),
-    include_str!("../../migrations/0004_sends.sql"),
+    // Numbered 6: branch main adds 0004_match_by and 0005_snapshots; on merging, list
+    // them before this one.
+    include_str!("../../migrations/0006_sends.sql"),
 ];
 
 /// How long a statement waits for a lock held by another massup process before failing.

@@ -1,4 +1,4 @@
--- massup schema, version 4: one row per invocation that sent a run (run, resume, retry),
+-- massup schema: one row per invocation that sent a run (run, resume, retry),
 -- so that `status` can say how long each took instead of one span from the first call of
 -- the first invocation to the last call of the last (which counts the hours between them).
 CREATE TABLE sends (
