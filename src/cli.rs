@@ -187,16 +187,7 @@ fn parse_error(e: clap::Error) -> ExitCode {
         .trim_start_matches("error: ")
         .to_string();
     if log_json {
-        crate::logging::init(&GlobalArgs {
-            db: None,
-            config: None,
-            quiet: true,
-            verbose: 0,
-            log_format: crate::global::LogFormat::Json,
-            json,
-            command_name: "massup",
-            ask_first: false,
-        });
+        crate::logging::set_format(crate::global::LogFormat::Json);
     } else {
         let _ = e.print();
     }

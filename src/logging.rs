@@ -19,8 +19,7 @@ use crate::global::{GlobalArgs, LogFormat};
 static FORMAT: OnceLock<LogFormat> = OnceLock::new();
 
 pub fn init(global: &GlobalArgs) {
-    let _ = FORMAT.set(global.log_format);
-    crate::redact::panics_as_json(global.log_format == LogFormat::Json);
+    set_format(global.log_format);
     let level = match (global.quiet, global.verbose) {
         (true, _) => "error",
         (false, 0) => "info",
@@ -41,6 +40,13 @@ pub fn init(global: &GlobalArgs) {
         LogFormat::Human => builder.with_target(false).try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// Sets the format of [`notice`] lines and panic reports (the first call wins). `init`
+/// calls it; so does a command line clap refused, before any subscriber exists.
+pub fn set_format(format: LogFormat) {
+    let _ = FORMAT.set(format);
+    crate::redact::panics_as_json(self::format() == LogFormat::Json);
 }
 
 /// The log format this process writes stderr in.
