@@ -69,6 +69,7 @@ async fn run_once(url: &str, bodies: &Arc<Vec<Vec<u8>>>, clients: usize, secs: f
         let (endpoint, bodies) = (endpoint.clone(), bodies.clone());
         tasks.push(tokio::spawn(async move {
             // One client (one keep-alive connection) per task, like separate workers.
+            massup::api::install_crypto_provider();
             let client = reqwest::Client::builder()
                 .pool_max_idle_per_host(1)
                 .build()

@@ -38,14 +38,57 @@ pub enum Command {
     /// Write one row per input row with its outcome, in input order.
     Report(commands::report::Args),
     /// Serve the embedded Zoho-compatible mock CRM on 127.0.0.1.
+    #[command(after_help = "Examples:
+  massup mock-server --port 8080
+      serve on http://127.0.0.1:8080 until Ctrl-C; then, in another shell:
+  ZOHO_ACCESS_TOKEN=mock-token massup run --csv samples/leads-sample.csv --module Leads --api-domain http://127.0.0.1:8080 --fields samples/fields/Leads.json --yes")]
     MockServer(commands::mock_server::Args),
     /// A complete rehearsal against the embedded mock CRM: no credentials, no network.
     Demo(commands::demo::Args),
     /// Print shell completions, e.g. `massup completions bash > /etc/bash_completion.d/massup`.
+    #[command(after_help = "Examples:
+  massup completions bash > ~/.local/share/bash-completion/completions/massup
+  massup completions zsh > \"${fpath[1]}/_massup\"
+  massup completions fish > ~/.config/fish/completions/massup.fish")]
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+impl Command {
+    /// The command's name, as typed (for the JSON envelope).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Plan(_) => "plan",
+            Command::Run(_) => "run",
+            Command::Resume(_) => "resume",
+            Command::Retry(_) => "retry",
+            Command::Fields(_) => "fields",
+            Command::Undo(_) => "undo",
+            Command::Status(_) => "status",
+            Command::Report(_) => "report",
+            Command::MockServer(_) => "mock-server",
+            Command::Demo(_) => "demo",
+            Command::Completions { .. } => "completions",
+        }
+    }
+
+    /// Whether the command was asked for one JSON object on stdout (`--json`).
+    pub fn json(&self) -> bool {
+        match self {
+            Command::Plan(args) => args.json,
+            Command::Run(args) => args.json,
+            Command::Resume(args) => args.json,
+            Command::Retry(args) => args.json,
+            Command::Fields(args) => args.json,
+            Command::Undo(args) => args.json,
+            Command::Status(args) => args.json,
+            Command::Report(args) => args.json,
+            Command::Demo(args) => args.json,
+            Command::MockServer(_) | Command::Completions { .. } => false,
+        }
+    }
 }
 
 /// Parses the command line, runs the command and returns its exit code.
@@ -53,28 +96,31 @@ pub fn main() -> ExitCode {
     crate::redact::install_panic_hook();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                    ExitCode::SUCCESS
-                }
-                _ => Exit::Usage.into(),
-            };
-        }
+        Err(e) => return parse_error(e),
     };
-    crate::logging::init(&cli.global);
+    let mut global = cli.global.clone();
+    global.json = cli.command.json();
+    global.command_name = cli.command.name();
+    global.ask_first = match &cli.command {
+        Command::Run(args) => !args.yes && !args.json,
+        Command::Retry(args) => !args.yes && !args.json,
+        Command::Undo(args) => !args.yes && !args.json,
+        _ => false,
+    };
+    crate::logging::init(&global);
+    let name = cli.command.name();
+    let global = &global;
     let result = match cli.command {
-        Command::Plan(args) => commands::plan::run(args, &cli.global),
-        Command::Run(args) => commands::run::run(args, &cli.global),
-        Command::Resume(args) => commands::resume::run(args, &cli.global),
-        Command::Retry(args) => commands::retry::run(args, &cli.global),
-        Command::Fields(args) => commands::fields::run(args, &cli.global),
-        Command::Undo(args) => commands::undo::run(args, &cli.global),
-        Command::Status(args) => commands::status::run(args, &cli.global),
-        Command::Report(args) => commands::report::run(args, &cli.global),
-        Command::MockServer(args) => commands::mock_server::run(args, &cli.global),
-        Command::Demo(args) => commands::demo::run(args, &cli.global),
+        Command::Plan(args) => commands::plan::run(args, global),
+        Command::Run(args) => commands::run::run(args, global),
+        Command::Resume(args) => commands::resume::run(args, global),
+        Command::Retry(args) => commands::retry::run(args, global),
+        Command::Fields(args) => commands::fields::run(args, global),
+        Command::Undo(args) => commands::undo::run(args, global),
+        Command::Status(args) => commands::status::run(args, global),
+        Command::Report(args) => commands::report::run(args, global),
+        Command::MockServer(args) => commands::mock_server::run(args, global),
+        Command::Demo(args) => commands::demo::run(args, global),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut out = Vec::new();
@@ -87,12 +133,95 @@ pub fn main() -> ExitCode {
         Ok(exit) => exit.into(),
         Err(error) => {
             let exit = exit_for_error(&error);
-            // Errors can carry server text; the redactor masks any secret in it.
-            eprintln!("error: {}", crate::redact::redact(&format!("{error:#}")));
-            if let Some(hint) = crate::exit::hint_for_error(&error) {
-                eprintln!("hint: {hint}");
-            }
+            // Errors can carry server text; the redactor masks any secret in it (here,
+            // and again on the way out).
+            let message = crate::redact::redact(&format!("{error:#}")).into_owned();
+            let hint = crate::exit::hint_for_error(&error);
+            report_error(name, global.json, exit, &message, hint);
             exit.into()
         }
     }
+}
+
+/// An error that ended a command: on stderr (a JSON line with --log-format json), and as
+/// the one JSON object on stdout with --json.
+fn report_error(command: &str, json: bool, exit: Exit, message: &str, hint: Option<&str>) {
+    let mut text = format!("error: {message}");
+    if let Some(hint) = hint {
+        text.push_str(&format!("\nhint: {hint}"));
+    }
+    let fields = serde_json::json!({
+        "kind": crate::render::json::error_kind(exit),
+        "exit_code": exit.code(),
+        "hint": hint,
+    });
+    crate::logging::notice(crate::logging::Level::Error, "error", &text, fields);
+    if json {
+        crate::render::json::print_error(command, exit, message, hint);
+    }
+}
+
+/// A command line clap refused (or `--help`, `--version`). Before parsing, the flags are
+/// unknown; `--json` and `--log-format json` are looked for in the raw arguments so that a
+/// cron job asking for JSON gets JSON for a typo too.
+fn parse_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            Exit::Usage.into()
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let json = args.iter().any(|a| a == "--json");
+    let log_json = args.iter().any(|a| a == "--log-format=json")
+        || args
+            .windows(2)
+            .any(|w| w[0] == "--log-format" && w[1] == "json");
+    if !json && !log_json {
+        let _ = e.print();
+        return Exit::Usage.into();
+    }
+    // clap's text without its styling, first line only for the message.
+    let rendered = e.render().to_string();
+    let message = rendered
+        .lines()
+        .next()
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ")
+        .to_string();
+    if log_json {
+        crate::logging::set_format(crate::global::LogFormat::Json);
+    } else {
+        let _ = e.print();
+    }
+    // The first argument that names a subcommand (`--db FILE` may come before it).
+    let cli = <Cli as clap::CommandFactory>::command();
+    let command = args
+        .iter()
+        .find_map(|a| {
+            cli.get_subcommands()
+                .find(|c| c.get_name() == a)
+                .map(|c| c.get_name().to_string())
+        })
+        .unwrap_or_else(|| "massup".into());
+    if log_json {
+        crate::logging::notice(
+            crate::logging::Level::Error,
+            "error",
+            &format!("error: {message}"),
+            serde_json::json!({"kind": "usage", "exit_code": Exit::Usage.code(), "details": rendered.trim_end()}),
+        );
+    }
+    if json {
+        crate::render::json::print_error(&command, Exit::Usage, &message, Some("see --help"));
+    }
+    Exit::Usage.into()
 }

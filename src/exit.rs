@@ -50,9 +50,22 @@ pub enum SendEnd {
     CallsKeptFailing,
     /// Every chunk is done.
     Finished,
+    /// The person at the terminal said no when asked; nothing was sent.
+    Declined,
 }
 
 impl SendEnd {
+    /// The name of how a send ended, in JSON and the store.
+    pub fn state_name(&self) -> &'static str {
+        match self {
+            SendEnd::Finished => "finished",
+            SendEnd::Fatal { .. } => "fatal",
+            SendEnd::Stopped(_) => "stopped",
+            SendEnd::CallsKeptFailing => "calls_kept_failing",
+            SendEnd::Declined => "declined",
+        }
+    }
+
     /// From the dispatch's stop reason and whether chunks are left unfinished.
     pub fn of(stop: Option<&StopReason>, unfinished: bool) -> SendEnd {
         match stop {
@@ -72,7 +85,7 @@ impl SendEnd {
 pub fn exit_for_send(end: &SendEnd, counts: &RunCounts) -> Exit {
     match end {
         SendEnd::Fatal { .. } => Exit::Fatal,
-        SendEnd::Stopped(_) | SendEnd::CallsKeptFailing => Exit::Resumable,
+        SendEnd::Stopped(_) | SendEnd::CallsKeptFailing | SendEnd::Declined => Exit::Resumable,
         SendEnd::Finished => {
             let bad = counts.rows(RowOutcome::Failed)
                 + counts.rows(RowOutcome::Retryable)

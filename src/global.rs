@@ -31,6 +31,18 @@ pub struct GlobalArgs {
     /// Log format: human for people, json for cron jobs and log collectors.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, help_heading = "Global options")]
     pub log_format: LogFormat,
+    /// The command's own `--json` flag, copied here by `cli` so that the layers a command
+    /// shares with others (the end of a send, the progress display) know that stdout is
+    /// for one JSON object only.
+    #[arg(skip)]
+    pub json: bool,
+    /// The command's name (`run`, `resume`, ...), set by `cli`: stored with each send.
+    #[arg(skip)]
+    pub command_name: &'static str,
+    /// Ask before sending when stdin is a terminal (`run` and `retry` without `--yes` or
+    /// `--json`), set by `cli`.
+    #[arg(skip)]
+    pub ask_first: bool,
 }
 
 /// `--db` for the commands that work on a database, so that it is listed where it means

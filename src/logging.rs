@@ -1,11 +1,25 @@
 //! Logging through `tracing`: human lines on stderr by default, JSON lines for cron jobs.
 //! Secrets never reach a log line: credentials are held in `Secret` values whose Debug and
 //! Display print a placeholder, and every line passes `redact` on its way to stderr.
+//!
+//! Besides tracing's events, a command writes a few lines that are not log detail but
+//! messages to the person or job that ran it (a fatal error, the summary `--quiet` keeps,
+//! "continue with: massup resume"). [`notice`] writes those: as plain text for people, and
+//! with `--log-format json` as a JSON line in the shape tracing's own JSON lines have, so
+//! that every stderr line of a JSON-logging process parses.
+use std::io::Write;
+use std::sync::OnceLock;
+
+use serde_json::{json, Map, Value};
 use tracing_subscriber::EnvFilter;
 
 use crate::global::{GlobalArgs, LogFormat};
 
+/// The process's log format, set once by [`init`] (human until then).
+static FORMAT: OnceLock<LogFormat> = OnceLock::new();
+
 pub fn init(global: &GlobalArgs) {
+    set_format(global.log_format);
     let level = match (global.quiet, global.verbose) {
         (true, _) => "error",
         (false, 0) => "info",
@@ -26,4 +40,92 @@ pub fn init(global: &GlobalArgs) {
         LogFormat::Human => builder.with_target(false).try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// Sets the format of [`notice`] lines and panic reports (the first call wins). `init`
+/// calls it; so does a command line clap refused, before any subscriber exists.
+pub fn set_format(format: LogFormat) {
+    let _ = FORMAT.set(format);
+    crate::redact::panics_as_json(self::format() == LogFormat::Json);
+}
+
+/// The log format this process writes stderr in.
+pub fn format() -> LogFormat {
+    FORMAT.get().copied().unwrap_or(LogFormat::Human)
+}
+
+/// How much a notice matters (the level of its JSON line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warn,
+    Error,
+}
+
+impl Level {
+    fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "INFO",
+            Level::Warn => "WARN",
+            Level::Error => "ERROR",
+        }
+    }
+}
+
+/// Writes a message for the person or job that ran the command to stderr, whatever the
+/// log level (these are the lines `--quiet` keeps): `text` as it is for people; with
+/// `--log-format json`, one JSON line `{"timestamp", "level", "fields": {"message",
+/// "event", ...fields}, "target": "massup"}`. `fields` is an object (anything else is
+/// ignored). Everything passes the redactor.
+pub fn notice(level: Level, event: &str, text: &str, fields: Value) {
+    let line = match format() {
+        LogFormat::Human => format!("{text}\n"),
+        LogFormat::Json => json_line(level, event, text.trim(), fields),
+    };
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(crate::redact::redact(&line).as_bytes());
+    let _ = err.flush();
+}
+
+/// One JSON log line (with its newline) in tracing's JSON shape.
+fn json_line(level: Level, event: &str, text: &str, fields: Value) -> String {
+    let mut all = Map::new();
+    all.insert("message".into(), Value::from(text));
+    all.insert("event".into(), Value::from(event));
+    if let Value::Object(extra) = fields {
+        for (key, value) in extra {
+            // The message and the event name are the notice's own.
+            all.entry(key).or_insert(value);
+        }
+    }
+    let line = json!({
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "level": level.as_str(),
+        "fields": all,
+        "target": "massup",
+    });
+    format!("{line}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_json_notice_is_one_line_in_tracings_shape() {
+        let line = json_line(
+            Level::Error,
+            "error",
+            "no run 7",
+            json!({"exit_code": 2, "message": "not this"}),
+        );
+        assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
+        let value: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["level"], "ERROR");
+        assert_eq!(value["fields"]["event"], "error");
+        assert_eq!(value["fields"]["exit_code"], 2);
+        assert_eq!(value["target"], "massup");
+        // Extra fields never replace the message or the event name.
+        assert_eq!(value["fields"]["message"], "no run 7");
+    }
 }

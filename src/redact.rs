@@ -230,8 +230,31 @@ pub fn install_panic_hook() {
                 "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n",
             );
         }
+        if PANICS_AS_JSON.load(Ordering::Relaxed) {
+            text = panic_json_line(&text);
+        }
         let _ = std::io::stderr().write_all(text.as_bytes());
     }));
+}
+
+/// A panic's (already redacted) report as one JSON line in the log's shape.
+fn panic_json_line(text: &str) -> String {
+    let line = serde_json::json!({
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "level": "ERROR",
+        "fields": {"message": text.trim_end(), "event": "panic"},
+        "target": "massup",
+    });
+    format!("{line}\n")
+}
+
+/// Whether the panic hook writes a JSON line (set with `--log-format json`).
+static PANICS_AS_JSON: AtomicBool = AtomicBool::new(false);
+
+/// Makes the panic hook write its report as one JSON line, so that every stderr line of a
+/// JSON-logging process parses, a panic's included.
+pub fn panics_as_json(on: bool) {
+    PANICS_AS_JSON.store(on, Ordering::Relaxed);
 }
 
 /// The text of a panic payload (`panic!("...")` gives `&str` or `String`).
@@ -353,6 +376,18 @@ mod tests {
             line.write_all(b"TOKEN-42 to the server\n").unwrap();
         }
         assert_eq!(String::from_utf8(out).unwrap(), "sent *** to the server\n");
+    }
+
+    #[test]
+    fn a_panic_report_becomes_one_json_line() {
+        let line = panic_json_line("thread 'main' panicked at x.rs:1:1:\nboom\nnote: ...\n");
+        assert_eq!(line.matches('\n').count(), 1);
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["fields"]["event"], "panic");
+        assert!(value["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("boom"));
     }
 
     #[test]

@@ -78,23 +78,39 @@ pub struct RowResult {
     /// Shared, not copied: a million rows carry a handful of distinct codes and messages.
     pub code: Option<Arc<str>>,
     pub message: Option<Arc<str>>,
-    /// Calls that carried this row (over all its items and retries).
+    /// Calls that carried the row's most-tried record update (one row x group), its
+    /// re-queued earlier tries included: 1 for a row whose updates all succeeded first
+    /// time, however many calls its fields took.
     pub attempts: u32,
+    /// Calls per record update so far: (group, calls).
+    tries: Vec<(i64, u32)>,
     /// The kinds of call that carried its items: bit 1 mass_update, bit 2 Update Records.
     pub kinds: u8,
     pub last_attempt_at: Option<Arc<str>>,
 }
 
 impl RowResult {
+    #[allow(clippy::too_many_arguments)]
     fn add(
         &mut self,
+        group: i64,
         state: ItemState,
         code: Option<&Arc<str>>,
         message: Option<&Arc<str>>,
         attempts: u32,
         at: Option<&Arc<str>>,
     ) {
-        self.attempts += attempts;
+        let tried = match self.tries.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, calls)) => {
+                *calls += attempts;
+                *calls
+            }
+            None => {
+                self.tries.push((group, attempts));
+                attempts
+            }
+        };
+        self.attempts = self.attempts.max(tried);
         if let Some(at) = at {
             if self.last_attempt_at.as_deref().is_none_or(|l| l < &**at) {
                 self.last_attempt_at = Some(at.clone());
@@ -174,7 +190,14 @@ pub fn row_results(
                     (ItemState::Pending, None) if chunk.attempts == 0 => (None, Some(&not_sent)),
                     (_, None) => (chunk_code.as_ref(), chunk_message.as_ref()),
                 };
-                result.add(state, code, message, chunk.attempts, at.as_ref());
+                result.add(
+                    chunk.group_id,
+                    state,
+                    code,
+                    message,
+                    chunk.attempts,
+                    at.as_ref(),
+                );
                 result.kinds |= match chunk.kind {
                     ChunkKind::MassUpdate => 1,
                     ChunkKind::UpdateRecords => 2,
@@ -276,6 +299,8 @@ pub struct RunCounts {
     pub retries: u64,
     pub first_call_at: Option<String>,
     pub last_call_at: Option<String>,
+    /// The invocations that sent the run, oldest first (time per invocation).
+    pub sends: Vec<store::sends::Send>,
 }
 
 impl RunCounts {
@@ -375,5 +400,6 @@ pub fn run_counts(conn: &Connection, run: &RunInfo) -> Result<RunCounts, StoreEr
     counts.retries = calls.calls - calls.chunks_called;
     counts.first_call_at = calls.first_call_at;
     counts.last_call_at = calls.last_call_at;
+    counts.sends = store::sends::sends(conn, run.id)?;
     Ok(counts)
 }

@@ -14,6 +14,7 @@ async fn start(config: MockConfig) -> MockServer {
 }
 
 fn client() -> reqwest::Client {
+    massup::api::install_crypto_provider();
     reqwest::Client::new()
 }
 

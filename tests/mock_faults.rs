@@ -14,6 +14,7 @@ async fn start(config: MockConfig) -> MockServer {
 
 /// A client that shows redirects instead of following them.
 fn no_follow() -> reqwest::Client {
+    massup::api::install_crypto_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -67,6 +68,7 @@ async fn the_token_endpoint_can_redirect_to_another_server() {
     );
 
     // A client that follows a 307 repeats the POST and its body at the target.
+    massup::api::install_crypto_provider();
     let followed: Value = reqwest::Client::new()
         .post(&url)
         .form(&refresh_form("mock-client-secret", "mock-refresh-token"))
@@ -151,6 +153,7 @@ async fn the_mass_update_path_can_redirect_before_anything_else() {
         ..MockConfig::default()
     })
     .await;
+    massup::api::install_crypto_provider();
     let response = reqwest::Client::new()
         .post(format!("{}/crm/v2/Leads/actions/mass_update", server.url()))
         .header("Authorization", format!("Zoho-oauthtoken {TOKEN}"))

@@ -57,6 +57,7 @@ async fn every_seed_pair_replays_exactly() {
     let server = MockServer::start(MockConfig::default().with_seed_fixture_records())
         .await
         .expect("mock starts");
+    massup::api::install_crypto_provider();
     let client = reqwest::Client::new();
     let cases = fixtures();
     assert_eq!(cases.len(), 8, "one fixture per seed pair");
@@ -121,6 +122,7 @@ async fn the_success_pair_keeps_the_seed_creation_times() {
         .find(|(_, f)| f["name"] == "success")
         .expect("success fixture")
         .1;
+    massup::api::install_crypto_provider();
     let response: Value = reqwest::Client::new()
         .post(format!("{}/crm/v2/Leads/actions/mass_update", server.url()))
         .header("Authorization", "Bearer mock-token")

@@ -14,6 +14,7 @@ async fn start(config: MockConfig) -> MockServer {
 }
 
 fn client() -> reqwest::Client {
+    massup::api::install_crypto_provider();
     reqwest::Client::new()
 }
 
@@ -1101,6 +1102,7 @@ async fn the_api_redirect_covers_the_new_endpoints() {
         ..MockConfig::default()
     })
     .await;
+    massup::api::install_crypto_provider();
     let no_follow = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

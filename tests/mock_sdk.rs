@@ -24,6 +24,7 @@ async fn start(config: MockConfig) -> MockServer {
 /// A client that neither adds a Content-Type nor follows redirects, like `requests` with
 /// the SDK's `allow_redirects=False`.
 fn client() -> reqwest::Client {
+    massup::api::install_crypto_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -53,6 +53,7 @@ fn held(ledger: &massup::mock::Ledger, id: &str, field: &str) -> Value {
 
 /// Edits a record as a person in Zoho would (Update Records, straight to the mock).
 async fn edit(server: &massup::mock::MockServer, id: &str, field: &str, value: &str) {
+    massup::api::install_crypto_provider();
     let response = reqwest::Client::new()
         .put(format!("{}/crm/v2/Leads", server.url()))
         .header("Authorization", "Zoho-oauthtoken mock-token")

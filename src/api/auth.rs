@@ -504,7 +504,11 @@ impl TokenSource {
                         state.api_domain = api_domain;
                     }
                     state.unavailable = None;
-                    tracing::debug!(generation = state.generation, "access token refreshed");
+                    tracing::info!(
+                        generation = state.generation,
+                        lifetime_secs = lifetime.as_secs(),
+                        "access token refreshed"
+                    );
                     return Ok(());
                 }
                 Some(TokenAnswer {

@@ -118,7 +118,20 @@ pub fn check_token_api_domain(url: &str) -> Result<String, UsageError> {
 /// the token request's client secret and refresh token, to wherever the answer points,
 /// perhaps another host or plain http. Every caller turns a 3xx answer into an error
 /// naming the target instead (see [`redirect_target`]).
+/// Installs ring as the process's rustls crypto provider, once (a provider installed
+/// before is kept). reqwest is built without a provider of its own (`rustls-no-provider`:
+/// its default, aws-lc-rs, made a fresh build a minute and more slower; README, "Build
+/// time"), so this runs before any client is built: [`http_client`] calls it, and so must
+/// code that builds a `reqwest::Client` itself (the tests' raw clients).
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 pub fn http_client(timeout: Duration, pool: usize) -> reqwest::Client {
+    install_crypto_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)

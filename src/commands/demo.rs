@@ -15,7 +15,14 @@ use crate::mock::{MockConfig, MockServer};
 /// Value sets of the sample rows (their ids are replaced by the mock's).
 const SAMPLE: &str = include_str!("../../samples/leads-sample.csv");
 
+const EXAMPLES: &str = "Examples:
+  massup demo
+      the rehearsal against the embedded mock; ends with report.html, the run in pictures
+  massup demo --fast --rows 500 --dir /tmp/rehearsal
+      the same story in a few seconds, in a folder of your choice";
+
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub struct Args {
     /// Folder for the demo's database, CSV and reports [default: a new massup-demo-TIME folder here]
     #[arg(long)]
@@ -26,6 +33,10 @@ pub struct Args {
     /// Less latency and a shorter token life: the same story in a few seconds (for tests).
     #[arg(long)]
     pub fast: bool,
+    /// Print one JSON object on stdout at the end (docs/JSON.md): each step's own JSON
+    /// object and exit code, and what the mock saw.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
@@ -62,10 +73,12 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let written = write_sample_csv(&csv, &ids, args.rows)?;
     let db = dir.join("massup.db");
     let say = |text: &str| {
-        if !global.quiet {
+        if !global.quiet && !global.json {
             crate::outln!("{text}");
         }
     };
+    // With --json, every step prints its own JSON object; they are collected here.
+    let steps = std::cell::RefCell::new(Vec::<serde_json::Value>::new());
     say(&format!(
         "massup demo: a rehearsal against the embedded mock CRM at {url} (loopback only, no credentials needed)"
     ));
@@ -96,11 +109,9 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             .env(crate::api::budget::STATE_DIR_ENV, &dir)
             .env_remove("ZOHO_ACCESS_TOKEN")
             .env_remove("MASSUP_DB");
-        if global.quiet {
-            command.arg("--quiet");
-        }
-        let status = command.status()?;
-        Ok(status.code().unwrap_or(1))
+        child_flags(&mut command, global);
+        let code = run_step(&mut command, args, global, &steps)?;
+        Ok(code)
     };
     let csv_arg = csv.display().to_string();
     let connection = ["--api-domain", url.as_str(), "--accounts-url", url.as_str()];
@@ -118,15 +129,17 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             "4",
             "--rate",
             rate,
+            // A rehearsal against the mock: no question on a terminal.
+            "--yes",
         ];
         args.extend(connection);
         massup(&args)
     };
     let first = run_of(&csv_arg)?;
-    let mut retry_args = vec!["retry"];
+    let mut retry_args = vec!["retry", "--yes"];
     retry_args.extend(connection);
     let second = massup(&retry_args)?;
-    let reports = write_reports(&dir, &db, global, &exe, &say)?;
+    let reports = write_reports(&dir, &db, global, &exe, &say, &steps)?;
     // A spreadsheet migration: every record its own email, phone and city. mass_update
     // would need a call per record per field (and cannot write Email at all); the hybrid
     // planner sends it in Update Records batches of 100.
@@ -156,6 +169,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             "--module",
             "Leads",
             "--new-run",
+            "--yes",
         ];
         args.extend(keyed_args);
         massup(&args)?
@@ -179,7 +193,63 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             return Err(anyhow::anyhow!("the demo's `{what}` exited with {code}"));
         }
     }
+    if global.json {
+        crate::render::json::print_result(
+            "demo",
+            Exit::Success,
+            serde_json::json!({
+                "dir": dir.display().to_string(),
+                "db": db.display().to_string(),
+                "files": reports,
+                "steps": steps.into_inner(),
+                "mock": {
+                    "mass_update_calls": ledger.requests,
+                    "update_records_calls": ledger.update_requests,
+                    "tokens_minted": ledger.refreshes,
+                    "max_concurrency_seen": ledger.max_concurrency_seen,
+                },
+            }),
+        );
+    }
     Ok(Exit::Success)
+}
+
+/// The flags of the demo's own invocation that its steps take too: how quiet, how much
+/// log detail, and in what format.
+fn child_flags(command: &mut Command, global: &GlobalArgs) {
+    if global.quiet {
+        command.arg("--quiet");
+    }
+    for _ in 0..global.verbose {
+        command.arg("-v");
+    }
+    if global.log_format == crate::global::LogFormat::Json {
+        command.args(["--log-format", "json"]);
+    }
+}
+
+/// Runs one step of the demo and returns its exit code. With --json the step prints its
+/// own JSON object, which is kept in `steps` (stdout is the demo's one object).
+fn run_step(
+    command: &mut Command,
+    args: &[&str],
+    global: &GlobalArgs,
+    steps: &std::cell::RefCell<Vec<serde_json::Value>>,
+) -> anyhow::Result<i32> {
+    if !global.json {
+        return Ok(command.status()?.code().unwrap_or(1));
+    }
+    command.arg("--json");
+    let output = command.stderr(std::process::Stdio::inherit()).output()?;
+    let code = output.status.code().unwrap_or(1);
+    let result: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
+    steps.borrow_mut().push(serde_json::json!({
+        "args": args,
+        "exit_code": code,
+        "result": result,
+    }));
+    Ok(code)
 }
 
 /// Writes `rows` rows cycling over the sample's value sets with the mock's ids, plus a few
@@ -276,14 +346,18 @@ fn write_reports(
     global: &GlobalArgs,
     exe: &Path,
     say: &dyn Fn(&str),
+    results: &std::cell::RefCell<Vec<serde_json::Value>>,
 ) -> anyhow::Result<String> {
     let report = dir.join("report.csv");
     let failed = dir.join("failed.csv");
+    let html = dir.join("report.html");
     let report_arg = report.display().to_string();
     let failed_arg = failed.display().to_string();
-    let steps: [&[&str]; 3] = [
+    let html_arg = html.display().to_string();
+    let steps: [&[&str]; 4] = [
         &["status"],
         &["report", "--out", &report_arg],
+        &["report", "--format", "html", "--out", &html_arg],
         &[
             "report",
             "--only",
@@ -301,16 +375,18 @@ fn write_reports(
         ));
         let mut command = Command::new(exe);
         command.arg("--db").arg(db).args(args);
-        if global.quiet {
-            command.arg("--quiet");
-        }
-        let status = command.status()?;
-        if !status.success() {
+        child_flags(&mut command, global);
+        let code = run_step(&mut command, args, global, results)?;
+        if code != 0 {
             return Err(anyhow::anyhow!(
-                "the demo's `{}` exited with {status}",
+                "the demo's `{}` exited with {code}",
                 args[0]
             ));
         }
     }
-    Ok("massup.db (the run), leads.csv (the input), report.csv (every row's outcome), failed.csv (the rows to fix, as massup input)".into())
+    say(&format!(
+        "\n  open {} in a browser: the run in pictures",
+        html.display()
+    ));
+    Ok("massup.db (the run), leads.csv (the input), report.csv (every row's outcome), report.html (the run in pictures), failed.csv (the rows to fix, as massup input)".into())
 }

@@ -99,7 +99,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     if args.json {
         let rows: Vec<FieldRow<'_>> = fields.iter().map(FieldRow::of).collect();
         let document = serde_json::json!({"module": module, "source": source, "fields": rows});
-        crate::outln!("{}", serde_json::to_string_pretty(&document)?);
+        crate::render::json::print_result("fields", Exit::Success, document);
     } else {
         crate::out!("{}", table(&module, &fields));
     }

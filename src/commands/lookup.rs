@@ -208,12 +208,12 @@ fn look_up_keys(
     let max_rows = max_rows_per_query(&session.api_version);
     let queries = keys.len().div_ceil(MAX_IN_VALUES);
     if !quiet {
-        eprintln!(
-            "looking up {} distinct {} key(s) in {}: {queries} COQL quer{} of up to {MAX_IN_VALUES} keys",
-            keys.len(),
-            field.api_name(),
-            field.module(),
-            if queries == 1 { "y" } else { "ies" },
+        tracing::info!(
+            keys = keys.len(),
+            field = field.api_name(),
+            module = field.module(),
+            queries,
+            "looking up the keys of --match-by ({MAX_IN_VALUES} a query)"
         );
     }
     let mut matches = Matches::new(field.clone(), keys);

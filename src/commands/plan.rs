@@ -85,7 +85,15 @@ pub struct PlanFlags {
     pub new_run: bool,
 }
 
+const EXAMPLES: &str = "Examples:
+  massup plan --csv changes.csv --module Leads
+      validate and group the file; show the calls it needs (no API call)
+  massup plan --csv changes.tsv --module Deals --delimiter '\\t' --strict
+      a tab-separated file; refuse it whole if any row is invalid
+  massup plan --csv changes.csv --module Leads --fields samples/fields/Leads.json --json";
+
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub struct Args {
     #[command(flatten)]
     pub plan: PlanFlags,
@@ -97,7 +105,7 @@ pub struct Args {
     /// Call nothing: no live field metadata even with credentials set (--match-by needs the API).
     #[arg(long)]
     pub offline: bool,
-    /// Print the summary as JSON.
+    /// Print one JSON object on stdout (docs/JSON.md), whatever happens.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -319,9 +327,10 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
                 run.id
             );
             if args.json {
-                crate::outln!(
-                    "{}",
-                    serde_json::json!({"existing_run": run.id, "state": run.state, "message": message})
+                crate::render::json::print_result(
+                    "plan",
+                    Exit::Success,
+                    serde_json::json!({"existing_run": run.id, "state": run.state, "message": message}),
                 );
             } else {
                 crate::outln!("{message}");
@@ -329,29 +338,31 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             Ok(Exit::Success)
         }
         PlanOutcome::Planned(summary) => {
+            super::send::log_planned(&summary);
             let diff = match (&connected, args.diff) {
                 (Some(connected), true) => {
                     Some(super::lookup::diff_run(db, summary.run_id, connected)?)
                 }
                 _ => None,
             };
+            let exit = if summary.totals.invalid_rows > 0 {
+                Exit::Failures
+            } else {
+                Exit::Success
+            };
             if args.json {
                 let mut document = serde_json::to_value(&summary)?;
                 if let Some(diff) = &diff {
                     document["diff"] = serde_json::to_value(diff)?;
                 }
-                crate::outln!("{}", serde_json::to_string_pretty(&document)?);
+                crate::render::json::print_result("plan", exit, document);
             } else {
                 crate::out!("{}", render::plan_summary(&summary, db));
                 if let Some(diff) = &diff {
                     crate::out!("{}", render::plan_diff(diff));
                 }
             }
-            Ok(if summary.totals.invalid_rows > 0 {
-                Exit::Failures
-            } else {
-                Exit::Success
-            })
+            Ok(exit)
         }
     }
 }

@@ -18,7 +18,8 @@ use crate::summary::{self, ReportRow, RowOutcome};
 const AFTER_HELP: &str = "\
 Columns: line (where the row starts in the input file), the id column under its input name, \
 the field columns as given, then outcome (succeeded | failed | retryable | invalid | pending), \
-code, message, attempts, last_attempt_at and carried_by (mass_update, update_records, or \
+code, message, attempts (the calls that carried the row's most-tried record update, re-sends by \
+retry included: 1 for a row whose fields all succeeded first time), last_attempt_at and carried_by (mass_update, update_records, or \
 mass_update+update_records: the kinds of call that carried the row's fields). A report column whose name an input column \
 already uses is written as massup_<name>. --only is exact: --only failed lists the rows Zoho \
 refused, not the invalid ones massup never sent; name both (failed,invalid) for every row to fix.
@@ -28,6 +29,12 @@ return gets a leading ' so that a spreadsheet shows it as text instead of runnin
 formula (so -5 is written '-5). --format json writes one JSON array, one object per line, \
 with the same keys and the values unescaped (line and attempts are numbers; a missing code, \
 message or time is null).
+
+--format html writes one self-contained page (no external script, style, font or image; \
+charts are inline SVG): the run's numbers as `status` gives them, rows by outcome, record \
+updates by code, calls and latency over time, changes per field, and a filterable table of \
+the first 1,000 rows that did not succeed with their codes and messages (the rest counted), \
+so a page for a 1M-row run stays small.
 
 --as-input writes a file massup takes back as input: only the id column (first) and the \
 field columns, in the run's delimiter, values exactly as given (not formula-escaped). Combine it \
@@ -39,24 +46,37 @@ command prints them). Invalid rows whose cells were not stored as given (a row w
 wrong number of cells, a cell that is not UTF-8) are left out of such a file with a warning: \
 written back they could pass as valid rows with changed values; fix them in the original file.";
 
+const EXAMPLES: &str = "Examples:
+  massup report --out report.csv
+      every row of the latest run with its outcome, code and message
+  massup report --only failed,invalid --as-input --out fix.csv
+      the rows to fix, as a file massup run takes back
+  massup report --format html --out run.html
+      one page with charts, for people
+  massup report --run 7 --out - | grep RECORD_LOCKED
+      to stdout";
+
 #[derive(clap::Args, Debug)]
-#[command(after_long_help = AFTER_HELP)]
+#[command(after_help = EXAMPLES, after_long_help = format!("{AFTER_HELP}\n\n{EXAMPLES}"))]
 pub struct Args {
     /// Run to report [default: the latest]
     #[arg(long)]
     pub run: Option<i64>,
-    /// File to write; replaced whole if it exists, and left untouched if writing fails.
+    /// File to write (`-` for stdout); replaced whole if it exists, and left untouched if writing fails.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
     /// Only rows with exactly these outcomes: succeeded, failed, retryable, invalid, pending (comma-separated or repeated, e.g. failed,invalid) [default: every row]
     #[arg(long, value_name = "OUTCOME", value_delimiter = ',', value_parser = parse_outcome)]
     pub only: Vec<RowOutcome>,
-    /// Output format: csv, or json (an array of objects, one per line) [default: csv]
+    /// Output format: csv, json (an array of objects, one per line) or html (one page with charts) [default: csv]
     #[arg(long, value_enum)]
     pub format: Option<Format>,
     /// Write a massup input CSV: the id and field columns only, values exactly as given, not formula-escaped (see --help).
     #[arg(long)]
     pub as_input: bool,
+    /// Print one JSON object on stdout about what was written (docs/JSON.md); not with --out -.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub db: DbArg,
 }
@@ -65,6 +85,8 @@ pub struct Args {
 pub enum Format {
     Csv,
     Json,
+    /// One self-contained page with charts (see --help).
+    Html,
 }
 
 fn parse_outcome(text: &str) -> Result<RowOutcome, String> {
@@ -82,16 +104,19 @@ enum Layout {
     Json,
     /// A massup input file: id and field columns, values as stored.
     Input,
+    /// One HTML page: summaries, charts and the first rows that did not succeed.
+    Html,
 }
 
 impl Layout {
     fn from_args(args: &Args) -> Result<Layout, UsageError> {
         match (args.as_input, args.format) {
-            (true, Some(Format::Json)) => Err(UsageError::new(
-                "--as-input writes a CSV massup can read back; it cannot be combined with --format json",
+            (true, Some(Format::Json | Format::Html)) => Err(UsageError::new(
+                "--as-input writes a CSV massup can read back; it cannot be combined with --format json or html",
             )),
             (true, _) => Ok(Layout::Input),
             (false, Some(Format::Json)) => Ok(Layout::Json),
+            (false, Some(Format::Html)) => Ok(Layout::Html),
             (false, _) => Ok(Layout::Csv),
         }
     }
@@ -99,11 +124,20 @@ impl Layout {
 
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let layout = Layout::from_args(&args)?;
+    let to_stdout = args.out.as_os_str() == "-";
+    if to_stdout && args.json {
+        return Err(UsageError::new(
+            "--out - writes the report itself on stdout; drop --json, or name a file",
+        )
+        .into());
+    }
     let workspace = Workspace::new(global, &args.db)?;
     let conn = workspace.open_existing()?;
     let run = workspace.pick_run(&conn, args.run, Latest::Any)?;
     let db = &workspace.db;
-    refuse_to_overwrite(&args.out, db, &run)?;
+    if !to_stdout {
+        refuse_to_overwrite(&args.out, db, &run)?;
+    }
     let settings: PlanSettings = serde_json::from_str(&run.settings_json)
         .with_context(|| format!("run {}: cannot read its stored plan settings", run.id))?;
     // `plan` accepts only ASCII delimiters, so the fallback is never taken.
@@ -112,31 +146,48 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     // One read transaction: the outcomes and the rows come from the same snapshot even if
     // a run is writing to the database meanwhile.
     let snapshot = conn.unchecked_transaction()?;
-    let (file, out) = AtomicFile::create(&args.out)?;
-    let mut writer = ReportWriter::new(layout, &run, delimiter, out)?;
-    let mut written = 0u64;
-    // Rows `--as-input` cannot write back: how many, and the first lines to show.
-    let mut left_out = 0u64;
-    let mut left_out_lines: Vec<String> = Vec::new();
-    summary::for_each_row(&snapshot, run.id, |row| -> anyhow::Result<()> {
-        if !args.only.is_empty() && !args.only.contains(&row.outcome) {
-            return Ok(());
-        }
-        if layout == Layout::Input && !stored_as_given(&row) {
-            left_out += 1;
-            if left_out_lines.len() < PROBLEMS_SHOWN {
-                left_out_lines.push(row.line.to_string());
+    let written = if layout == Layout::Html {
+        let html = html_page(&snapshot, &run)?;
+        let rows = html.1;
+        if to_stdout {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(html.0.as_bytes()).and_then(|()| out.flush()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(Exit::Success),
+                Err(e) => return Err(e.into()),
             }
-            return Ok(());
+        } else {
+            let (file, mut out) = AtomicFile::create(&args.out)?;
+            out.write_all(html.0.as_bytes())?;
+            file.commit(out)
+                .with_context(|| format!("cannot write {}", args.out.display()))?;
         }
-        writer.row(&row)?;
-        written += 1;
-        Ok(())
-    })?;
+        Written {
+            rows,
+            left_out: 0,
+            left_out_lines: Vec::new(),
+        }
+    } else if to_stdout {
+        let stdout = BufWriter::with_capacity(256 * 1024, std::io::stdout().lock());
+        match write_rows(&snapshot, layout, &run, delimiter, &args.only, stdout).and_then(
+            |(mut out, written)| {
+                out.flush()?;
+                Ok(written)
+            },
+        ) {
+            Ok(written) => written,
+            // `massup report --out - | head`: the reader is done; so are we.
+            Err(e) if is_broken_pipe(&e) => return Ok(Exit::Success),
+            Err(e) => return Err(e),
+        }
+    } else {
+        let (file, out) = AtomicFile::create(&args.out)?;
+        let (out, written) = write_rows(&snapshot, layout, &run, delimiter, &args.only, out)?;
+        file.commit(out)
+            .with_context(|| format!("cannot write {}", args.out.display()))?;
+        written
+    };
     drop(snapshot);
-    let out = writer.finish()?;
-    file.commit(out)
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
 
     let only = if args.only.is_empty() {
         String::new()
@@ -144,29 +195,223 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         let names: Vec<&str> = args.only.iter().map(|o| o.as_str()).collect();
         format!("; only {}", names.join(","))
     };
-    crate::outln!(
-        "Wrote {written} row(s) of run {} ({} input rows{only}) to {}",
-        run.id,
-        run.input_rows,
-        args.out.display()
-    );
-    if left_out > 0 {
-        eprintln!(
-            "warning: left out {left_out} invalid row(s) whose cells were not stored as given (wrong number of cells or not UTF-8), at line(s) {}{}; fix them in {}",
-            left_out_lines.join(", "),
-            if left_out > PROBLEMS_SHOWN as u64 { ", ..." } else { "" },
-            run.csv_path
+    let shown = if to_stdout {
+        "stdout".to_string()
+    } else {
+        args.out.display().to_string()
+    };
+    let wrote = if layout == Layout::Html {
+        format!(
+            "Wrote the HTML report of run {} ({} input rows; {} row(s) that did not succeed listed) to {shown}",
+            run.id, run.input_rows, written.rows,
+        )
+    } else {
+        format!(
+            "Wrote {} row(s) of run {} ({} input rows{only}) to {shown}",
+            written.rows, run.id, run.input_rows,
+        )
+    };
+    // Stdout is the report's (--out -) or the JSON's: the line goes to stderr then.
+    if to_stdout || args.json {
+        if !global.quiet {
+            crate::logging::notice(
+                crate::logging::Level::Info,
+                "report_written",
+                &wrote,
+                serde_json::json!({ "run": run.id, "rows": written.rows }),
+            );
+        }
+    } else {
+        crate::outln!("{wrote}");
+    }
+    if written.left_out > 0 {
+        crate::logging::notice(
+            crate::logging::Level::Warn,
+            "rows_left_out",
+            &format!(
+                "warning: left out {} invalid row(s) whose cells were not stored as given (wrong number of cells or not UTF-8), at line(s) {}{}; fix them in {}",
+                written.left_out,
+                written.left_out_lines.join(", "),
+                if written.left_out > PROBLEMS_SHOWN as u64 { ", ..." } else { "" },
+                run.csv_path
+            ),
+            serde_json::json!({ "run": run.id, "left_out": written.left_out }),
         );
     }
-    if layout == Layout::Input && written > 0 {
-        crate::outln!(
-            "Send it with: massup --db {} run --csv {}{} (or `plan` with the same flags to check it first)",
+    let resend = (layout == Layout::Input && written.rows > 0).then(|| {
+        format!(
+            "massup --db {} run --csv {}{}",
             db.display(),
             args.out.display(),
             replan_flags(&settings)
+        )
+    });
+    if args.json {
+        let format = match layout {
+            Layout::Csv => "csv",
+            Layout::Json => "json",
+            Layout::Input => "input",
+            Layout::Html => "html",
+        };
+        crate::render::json::print_result(
+            "report",
+            Exit::Success,
+            serde_json::json!({
+                "run_id": run.id,
+                "out": args.out.display().to_string(),
+                "format": format,
+                "only": args.only.iter().map(|o| o.as_str()).collect::<Vec<_>>(),
+                "rows_written": written.rows,
+                "input_rows": run.input_rows,
+                "left_out": written.left_out,
+                "next": resend,
+            }),
         );
+    } else if let Some(resend) = resend.filter(|_| !to_stdout) {
+        crate::outln!("Send it with: {resend} (or `plan` with the same flags to check it first)");
     }
     Ok(Exit::Success)
+}
+
+/// Writes the rows of `run` whose outcome is one of `only` as a CSV report (the columns of
+/// `massup report`, the run's delimiter) to `path`, atomically. Returns the rows written.
+/// For `--results`: the success and error files a send leaves behind.
+pub fn write_csv(
+    conn: &rusqlite::Connection,
+    run: &RunInfo,
+    only: &[RowOutcome],
+    path: &Path,
+) -> anyhow::Result<u64> {
+    let settings: PlanSettings = serde_json::from_str(&run.settings_json)
+        .with_context(|| format!("run {}: cannot read its stored plan settings", run.id))?;
+    let delimiter = u8::try_from(settings.delimiter).unwrap_or(b',');
+    let snapshot = conn.unchecked_transaction()?;
+    let (file, out) = AtomicFile::create(path)?;
+    let (out, written) = write_rows(&snapshot, Layout::Csv, run, delimiter, only, out)?;
+    file.commit(out)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(written.rows)
+}
+
+/// What a report walk wrote.
+struct Written {
+    rows: u64,
+    /// Rows `--as-input` cannot write back: how many, and the first lines to show.
+    left_out: u64,
+    left_out_lines: Vec<String>,
+}
+
+/// Streams the run's rows (those `only` names) into `out` in `layout`; hands `out` back.
+fn write_rows<W: Write>(
+    conn: &rusqlite::Connection,
+    layout: Layout,
+    run: &RunInfo,
+    delimiter: u8,
+    only: &[RowOutcome],
+    out: W,
+) -> anyhow::Result<(W, Written)> {
+    let mut writer = ReportWriter::new(layout, run, delimiter, out)?;
+    let mut written = Written {
+        rows: 0,
+        left_out: 0,
+        left_out_lines: Vec::new(),
+    };
+    summary::for_each_row(conn, run.id, |row| -> anyhow::Result<()> {
+        if !only.is_empty() && !only.contains(&row.outcome) {
+            return Ok(());
+        }
+        if layout == Layout::Input && !stored_as_given(&row) {
+            written.left_out += 1;
+            if written.left_out_lines.len() < PROBLEMS_SHOWN {
+                written.left_out_lines.push(row.line.to_string());
+            }
+            return Ok(());
+        }
+        writer.row(&row)?;
+        written.rows += 1;
+        Ok(())
+    })?;
+    Ok((writer.finish()?, written))
+}
+
+/// The HTML page of a run and the rows it lists (those that did not succeed, at most
+/// [`crate::render::html::FAILED_ROWS_SHOWN`]).
+fn html_page(conn: &rusqlite::Connection, run: &RunInfo) -> anyhow::Result<(String, u64)> {
+    use crate::render::html::{self, FailedRow, FieldChanges, HtmlReport};
+    let counts = summary::run_counts(conn, run)?;
+    let mut fields: Vec<FieldChanges> = run
+        .columns
+        .iter()
+        .map(|c| FieldChanges {
+            field: c.clone(),
+            ..FieldChanges::default()
+        })
+        .collect();
+    let mut failed = Vec::new();
+    let mut failed_total = 0u64;
+    summary::for_each_row(conn, run.id, |row| -> anyhow::Result<()> {
+        let ok = row.outcome == RowOutcome::Succeeded;
+        for (field, value) in fields.iter_mut().zip(&row.values) {
+            if !value.trim().is_empty() {
+                if ok {
+                    field.succeeded += 1;
+                } else {
+                    field.not_succeeded += 1;
+                }
+            }
+        }
+        if !ok {
+            failed_total += 1;
+            if failed.len() < html::FAILED_ROWS_SHOWN {
+                failed.push(FailedRow {
+                    line: row.line,
+                    record_id: row.record_id,
+                    outcome: row.outcome,
+                    code: row.code.unwrap_or_default(),
+                    message: row.message.unwrap_or_default(),
+                });
+            }
+        }
+        Ok(())
+    })?;
+    let first = counts
+        .first_call_at
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+    let mut calls = Vec::new();
+    if let Some(first) = first {
+        crate::store::calls::for_each_call(conn, run.id, |call| {
+            if let Ok(at) = chrono::DateTime::parse_from_rfc3339(&call.started_at) {
+                let offset = (at - first).num_milliseconds().max(0) as f64 / 1000.0;
+                calls.push((offset, call.duration_ms, call.http_status.is_some()));
+            }
+        })?;
+    }
+    let (timeline, bucket_secs) = html::timeline(&calls);
+    let shown = failed.len() as u64;
+    let page = html::page(&HtmlReport {
+        run,
+        counts: &counts,
+        fields,
+        failed,
+        failed_total,
+        timeline,
+        bucket_secs,
+    });
+    // Server text in messages passes the redactor like every other output.
+    Ok((crate::redact::redact(&page).into_owned(), shown))
+}
+
+/// Whether `error` is a write to a reader that went away.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            || cause
+                .downcast_ref::<csv::Error>()
+                .is_some_and(|e| matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == io::ErrorKind::BrokenPipe))
+    })
 }
 
 /// A report must never replace the database or the run's own input file.
@@ -274,15 +519,15 @@ fn own_column_names(run: &RunInfo) -> Vec<String> {
 }
 
 /// Writes rows in one of the layouts; `finish` flushes and hands back the buffered file.
-enum ReportWriter {
+enum ReportWriter<W: Write> {
     Csv {
-        csv: Box<csv::Writer<BufWriter<File>>>,
+        csv: Box<csv::Writer<W>>,
         /// Input layout: id and field columns only, values exact.
         as_input: bool,
         columns: usize,
     },
     Json {
-        out: BufWriter<File>,
+        out: W,
         /// Keys in column order, JSON-encoded once.
         keys: Vec<String>,
         columns: usize,
@@ -290,13 +535,13 @@ enum ReportWriter {
     },
 }
 
-impl ReportWriter {
+impl<W: Write> ReportWriter<W> {
     fn new(
         layout: Layout,
         run: &RunInfo,
         delimiter: u8,
-        mut out: BufWriter<File>,
-    ) -> anyhow::Result<ReportWriter> {
+        mut out: W,
+    ) -> anyhow::Result<ReportWriter<W>> {
         let own = own_column_names(run);
         let mut header: Vec<&str> = Vec::with_capacity(run.columns.len() + own.len() + 1);
         if layout != Layout::Input {
@@ -309,6 +554,9 @@ impl ReportWriter {
         }
         let columns = run.columns.len();
         Ok(match layout {
+            Layout::Html => {
+                anyhow::bail!("the HTML page is written whole (html_page), not row by row")
+            }
             Layout::Json => {
                 out.write_all(b"[")?;
                 ReportWriter::Json {
@@ -395,7 +643,7 @@ impl ReportWriter {
         Ok(())
     }
 
-    fn finish(self) -> anyhow::Result<BufWriter<File>> {
+    fn finish(self) -> anyhow::Result<W> {
         match self {
             ReportWriter::Csv { csv, .. } => csv
                 .into_inner()

@@ -6,15 +6,26 @@ use crate::exit::Exit;
 use crate::global::{DbArg, GlobalArgs};
 use crate::store;
 
+const EXAMPLES: &str = "Examples:
+  massup resume
+      continue the latest unfinished run where it stopped
+  massup resume --run 7 --rate 5/s
+      continue run 7, more slowly than it was sent
+  massup resume --wait-credits --probe-every 600
+      when the daily credits are spent, wait for them (probing every 10 minutes)";
+
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub struct Args {
     /// Run to continue [default: the latest unfinished run, else the latest]
     #[arg(long)]
     pub run: Option<i64>,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Connection options")]
     pub connection: ConnectionFlags,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Dispatch options")]
     pub dispatch: DispatchFlags,
+    #[command(flatten, next_help_heading = "Output options")]
+    pub results: super::send::ResultsFlag,
     /// When the daily API credits are spent, wait for them instead of stopping: probe with
     /// one call every --probe-every seconds, for at most --wait-hours, then send the rest.
     #[arg(long)]
@@ -35,6 +46,9 @@ pub struct Args {
         requires = "wait_credits"
     )]
     pub wait_hours: f64,
+    /// Print one JSON object on stdout (docs/JSON.md), whatever happens.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub db: DbArg,
 }
@@ -60,7 +74,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         "massup resume",
     )?;
     drop(conn);
-    if !global.quiet {
+    if !global.quiet && !global.json {
         let run = &stored.run;
         crate::outln!("Resuming run {} ({}, {})", run.id, run.module, run.csv_path);
     }
@@ -75,5 +89,13 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         probe_every: std::time::Duration::from_secs(args.probe_every.max(1)),
         give_up_after: std::time::Duration::from_secs_f64(args.wait_hours.max(0.0) * 3600.0),
     });
-    stored.send(&workspace.db, global, wait)
+    let outcome = stored.send(&workspace.db, global, wait)?;
+    let results = args.results.write(&workspace.db, &outcome.run);
+    if global.json {
+        let (error, mut body) = outcome.to_json(&workspace.db);
+        body["results"] = results;
+        let value = crate::render::json::envelope("resume", outcome.exit, error, body);
+        crate::render::json::print(&value);
+    }
+    Ok(outcome.exit)
 }

@@ -7,7 +7,16 @@ use crate::exit::Exit;
 use crate::global::{DbArg, GlobalArgs};
 use crate::plan::requeue::{requeue, Requeue};
 
+const EXAMPLES: &str = "Examples:
+  massup retry
+      re-send the latest run's locked and not-approved records, regrouped
+  massup retry --run 7 --codes INVALID_DATA --yes
+      re-send run 7's records refused with INVALID_DATA (after fixing the data in Zoho)
+  massup retry --json --results out/
+      for cron: one JSON object on stdout, success and error files in out/";
+
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub struct Args {
     /// Run to retry [default: the latest run]
     #[arg(long)]
@@ -15,10 +24,19 @@ pub struct Args {
     /// Re-queue records whose last code is one of these (retryable or failed), e.g. RECORD_LOCKED,INVALID_DATA [default: every retryable record]
     #[arg(long, value_delimiter = ',')]
     pub codes: Option<Vec<String>>,
-    #[command(flatten)]
+    /// Print one JSON object on stdout (docs/JSON.md), whatever happens.
+    #[arg(long)]
+    pub json: bool,
+    /// Send without asking. The question is only asked when stdin is a terminal (never
+    /// under cron or in a pipe) and not with --json.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    #[command(flatten, next_help_heading = "Connection options")]
     pub connection: ConnectionFlags,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Dispatch options")]
     pub dispatch: DispatchFlags,
+    #[command(flatten, next_help_heading = "Output options")]
+    pub results: super::send::ResultsFlag,
     #[command(flatten)]
     pub db: DbArg,
 }
@@ -47,11 +65,20 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     };
     let (items, chunks) = requeue(&mut conn, stored.run.id, &which, stored.plan.chunk_size)?;
     drop(conn);
-    if !global.quiet {
+    if !global.quiet && !global.json {
         crate::outln!(
             "Run {}: {items} record update(s) re-queued into {chunks} call(s)",
             stored.run.id
         );
     }
-    stored.send(&workspace.db, global, None)
+    let outcome = stored.send(&workspace.db, global, None)?;
+    let results = args.results.write(&workspace.db, &outcome.run);
+    if global.json {
+        let (error, mut body) = outcome.to_json(&workspace.db);
+        body["results"] = results;
+        body["requeued"] = serde_json::json!({ "updates": items, "calls": chunks });
+        let value = crate::render::json::envelope("retry", outcome.exit, error, body);
+        crate::render::json::print(&value);
+    }
+    Ok(outcome.exit)
 }

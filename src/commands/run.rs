@@ -9,14 +9,34 @@ use crate::plan::PlanOutcome;
 use crate::render;
 use crate::store::{self, RunState};
 
+const EXAMPLES: &str = "Examples:
+  massup run --csv changes.csv --module Leads --dc eu
+      plan, show what will be sent and ask, then send (on a terminal)
+  massup run --csv changes.csv --module Leads --rate 10/s --concurrency 5 --yes
+      send without asking, at most 10 calls a second, 5 at once
+  massup -q run --csv nightly.csv --module Leads --json --results out/
+      for cron: one JSON object on stdout, success and error files in out/
+  massup run --csv fix.csv --module Leads --fields samples/fields/Leads.json --max-calls 100
+      field metadata from a file; stop (resumable) after 100 calls";
+
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub struct Args {
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Plan options")]
     pub plan: PlanFlags,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Connection options")]
     pub connection: ConnectionFlags,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Dispatch options")]
     pub dispatch: DispatchFlags,
+    #[command(flatten, next_help_heading = "Output options")]
+    pub results: super::send::ResultsFlag,
+    /// Print one JSON object on stdout (docs/JSON.md), whatever happens.
+    #[arg(long)]
+    pub json: bool,
+    /// Send without asking. The question is only asked when stdin is a terminal (never
+    /// under cron or in a pipe) and not with --json.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
     #[command(flatten)]
     pub db: DbArg,
 }
@@ -61,11 +81,14 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         let planned = tokio::task::block_in_place(|| {
             super::lookup::plan_file(&db, &job, Some(&connected))
         })?;
+        let mut plan_json = serde_json::Value::Null;
         let run = match planned {
             PlanOutcome::Planned(summary) => {
-                if !global.quiet {
+                if !global.quiet && !global.json {
                     crate::out!("{}", render::plan_summary(&summary, &db));
                 }
+                super::send::log_planned(&summary);
+                plan_json = serde_json::to_value(&summary)?;
                 store::runs::run(&store::open(&db)?, summary.run_id)?
                     .ok_or_else(|| anyhow::anyhow!("run {} vanished after planning", summary.run_id))?
             }
@@ -77,7 +100,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
                     ))
                     .into());
                 }
-                if !global.quiet {
+                if !global.quiet && !global.json {
                     crate::outln!(
                         "{} was already planned as run {} ({}); continuing it",
                         args.plan.csv.display(),
@@ -91,6 +114,15 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         // One sender per run: a second `run` of the same file (or a `resume`) that finds
         // it being sent exits 4 naming the holder, or queues behind it with --wait.
         let _lease = super::send::hold_run(&db, run.id, "massup run", args.dispatch.wait, Some(&stop))?;
-        Ok(send_run(&db, &run, &send, &session, stop, global).await?.0)
+        let outcome = send_run(&db, &run, &send, &session, stop, global).await?;
+        let results = args.results.write(&db, &outcome.run);
+        if global.json {
+            let (error, mut body) = outcome.to_json(&db);
+            body["plan"] = plan_json;
+            body["results"] = results;
+            let value = crate::render::json::envelope("run", outcome.exit, error, body);
+            crate::render::json::print(&value);
+        }
+        Ok(outcome.exit)
     })
 }

@@ -1,6 +1,7 @@
 //! What `run`, `resume` and `retry` share: the connection and dispatch flags, the
 //! validated send settings they resolve to (over the stored run and massup.toml), and the
 //! send itself with its closing summary.
+use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -19,6 +20,68 @@ use crate::lease;
 use crate::render::{self, progress::with_progress};
 use crate::store::{self, RunInfo, RunState, StoreError};
 use crate::summary;
+
+/// `--results DIR`: the files a send leaves behind.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ResultsFlag {
+    /// When the send ends, write run-ID-success.csv (rows that succeeded) and
+    /// run-ID-errors.csv (every other row, with its code and message) into this folder, one
+    /// line per input row with its input line number, like Data Loader's files.
+    #[arg(long, value_name = "DIR")]
+    pub results: Option<std::path::PathBuf>,
+}
+
+impl ResultsFlag {
+    /// Writes the files if asked for; their paths and rows, for the JSON (null if not
+    /// asked for, or when they could not be written: a warning says why, and the send's
+    /// own exit code stands).
+    pub fn write(&self, db: &Path, run: &RunInfo) -> serde_json::Value {
+        self.try_write(db, run).unwrap_or_else(|e| {
+            crate::logging::notice(
+                crate::logging::Level::Warn,
+                "results_failed",
+                &format!("warning: cannot write the --results files: {e:#}"),
+                serde_json::json!({ "run": run.id }),
+            );
+            serde_json::Value::Null
+        })
+    }
+
+    fn try_write(&self, db: &Path, run: &RunInfo) -> anyhow::Result<serde_json::Value> {
+        let Some(dir) = &self.results else {
+            return Ok(serde_json::Value::Null);
+        };
+        std::fs::create_dir_all(dir).map_err(|e| {
+            UsageError::new(format!(
+                "--results {}: cannot create it: {e}",
+                dir.display()
+            ))
+        })?;
+        use crate::summary::RowOutcome::*;
+        let conn = store::open(db)?;
+        let success = dir.join(format!("run-{}-success.csv", run.id));
+        let errors = dir.join(format!("run-{}-errors.csv", run.id));
+        let succeeded = super::report::write_csv(&conn, run, &[Succeeded], &success)?;
+        let others =
+            super::report::write_csv(&conn, run, &[Failed, Retryable, Invalid, Pending], &errors)?;
+        crate::logging::notice(
+            crate::logging::Level::Info,
+            "results_written",
+            &format!(
+                "Results: {} row(s) that succeeded in {}, {} other row(s) in {}",
+                render::count(succeeded),
+                success.display(),
+                render::count(others),
+                errors.display()
+            ),
+            serde_json::json!({ "run": run.id, "succeeded": succeeded, "others": others }),
+        );
+        Ok(serde_json::json!({
+            "success": { "path": success.display().to_string(), "rows": succeeded },
+            "errors": { "path": errors.display().to_string(), "rows": others },
+        }))
+    }
+}
 
 /// Where to send calls.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -213,7 +276,12 @@ pub fn hold_run(
     let stopped = || stop.is_some_and(CancellationToken::is_cancelled);
     let mut on_wait = |holder: Option<&lease::Holder>| {
         let who = holder.map_or_else(|| "another process".to_string(), |h| h.to_string());
-        eprintln!("run {run_id} is being sent by {who}; waiting for it to end (--wait)");
+        crate::logging::notice(
+            crate::logging::Level::Info,
+            "lease_wait",
+            &format!("run {run_id} is being sent by {who}; waiting for it to end (--wait)"),
+            serde_json::json!({ "run": run_id }),
+        );
     };
     match lease::acquire_blocking(&path, command, wait, &stopped, &mut on_wait) {
         Ok(lease) => Ok(lease),
@@ -246,6 +314,83 @@ pub fn holding_plan_lock<T>(
     Ok(plan())
 }
 
+/// The lifecycle event of a stored plan (at the default level).
+pub fn log_planned(summary: &crate::plan::PlanSummary) {
+    let t = &summary.totals;
+    tracing::info!(
+        run = summary.run_id,
+        module = %summary.module,
+        input_rows = t.input_rows,
+        valid_rows = t.valid_rows,
+        invalid_rows = t.invalid_rows,
+        calls = t.calls,
+        min_calls = t.min_calls,
+        "plan done"
+    );
+}
+
+/// How a send ended: the exit code, why, and the run and its counts as it left them.
+#[derive(Debug, Clone)]
+pub struct SendOutcome {
+    pub exit: Exit,
+    pub end: SendEnd,
+    pub run: RunInfo,
+    pub counts: summary::RunCounts,
+}
+
+impl SendOutcome {
+    /// The body of the JSON a sending command prints (docs/JSON.md): the run, its counts,
+    /// how the send ended, timing and what to do next; the error when it did not finish.
+    pub fn to_json(&self, db: &Path) -> (Option<serde_json::Value>, serde_json::Value) {
+        let resume = format!("massup --db {} resume --run {}", db.display(), self.run.id);
+        let state = self.end.state_name();
+        let error = match &self.end {
+            SendEnd::Finished => None,
+            SendEnd::Fatal { code, message } => Some(render::json::error(
+                "fatal",
+                &format!("stopped on {code}: {message}"),
+                Some(&format!("fix that, then: {resume}")),
+                serde_json::json!({ "code": code }),
+            )),
+            SendEnd::Stopped(reason) => Some(render::json::error(
+                "resumable",
+                &format!("stopped ({reason})"),
+                Some(&resume),
+                serde_json::Value::Null,
+            )),
+            SendEnd::Declined => Some(render::json::error(
+                "resumable",
+                "declined at the prompt; nothing was sent",
+                Some(&resume),
+                serde_json::Value::Null,
+            )),
+            SendEnd::CallsKeptFailing => Some(render::json::error(
+                "resumable",
+                "some calls kept failing within this invocation's attempts",
+                Some(&resume),
+                serde_json::Value::Null,
+            )),
+        };
+        let stop = match &self.end {
+            SendEnd::Fatal { code, message } => serde_json::json!({
+                "reason": "fatal", "code": code, "message": message
+            }),
+            SendEnd::Stopped(reason) => serde_json::to_value(reason).unwrap_or_default(),
+            _ => serde_json::Value::Null,
+        };
+        let (duration_secs, records_per_sec) = render::timing(&self.run, &self.counts);
+        let body = serde_json::json!({
+            "run": &self.run,
+            "counts": &self.counts,
+            "end": { "state": state, "stop": stop },
+            "duration_secs": duration_secs,
+            "records_per_sec": records_per_sec,
+            "next": render::next_steps(&self.run, &self.counts, db),
+        });
+        (error, body)
+    }
+}
+
 /// Sends a run's pending chunks and ends with its summary, its exit code and how it ended.
 pub async fn send_run(
     db: &Path,
@@ -254,23 +399,31 @@ pub async fn send_run(
     session: &Session,
     stop: CancellationToken,
     global: &GlobalArgs,
-) -> anyhow::Result<(Exit, SendEnd)> {
+) -> anyhow::Result<SendOutcome> {
     let conn = store::open(db)?;
     store::check_before_sending(&conn, db)?;
     store::chunks::reset_in_flight(&conn, run.id)?;
     send.save(&conn, run.id)?;
+    // A first token before the URL is fixed. Refused credentials are left for the dispatch
+    // to report; but when the accounts server cannot be reached at all (its refresh already
+    // retried), the workers would only wait for the same, so the run stops here, resumable.
+    let first_token = session.tokens.token().await;
+    let endpoint = session.endpoint(&run.module).await?;
+    if global.ask_first && std::io::stdin().is_terminal() {
+        let work = store::chunks::pending_work(&conn, run.id)?;
+        if work.calls > 0 && !confirm(run, &work, &endpoint.mass_update_url).await? {
+            drop(conn);
+            return declined(db, run);
+        }
+    }
     store::runs::set_run_state(&conn, run.id, RunState::Running)?;
+    let send_id = store::sends::begin(&conn, run.id, global.command_name)?;
     let progress = Arc::new(Progress::default());
     progress.items_total.store(
         store::chunks::unsettled_items(&conn, run.id)?,
         Ordering::Relaxed,
     );
     drop(conn);
-    // A first token before the URL is fixed. Refused credentials are left for the dispatch
-    // to report; but when the accounts server cannot be reached at all (its refresh already
-    // retried), the workers would only wait for the same, so the run stops here, resumable.
-    let first_token = session.tokens.token().await;
-    let endpoint = session.endpoint(&run.module).await?;
     tracing::debug!(run = run.id, url = %endpoint.mass_update_url, "sending");
     let report = match first_token {
         Err(AuthError::Unavailable(message)) => DispatchReport {
@@ -296,7 +449,69 @@ pub async fn send_run(
             .await?
         }
     };
-    finish_run(db, run.id, &report, global)
+    finish_run(db, run.id, send_id, &report, global)
+}
+
+/// Says what sending would do and asks the person at the terminal (stdin) to confirm:
+/// "About to update 21,519 field values on 5,000 Leads records at www.zohoapis.eu in 44
+/// calls (run 3). Send? [y/N]". Only `y` or `yes` sends; anything else, or end of input,
+/// does not.
+async fn confirm(
+    run: &RunInfo,
+    work: &store::chunks::PendingWork,
+    url: &str,
+) -> anyhow::Result<bool> {
+    let host = url::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            u.host_str()
+                .map(|h| u.port().map_or(h.to_string(), |p| format!("{h}:{p}")))
+        })
+        .unwrap_or_else(|| url.to_string());
+    let question = format!(
+        "About to update {} field values on {} {} records at {host} in {} calls (run {}). Send? [y/N] ",
+        render::count(work.field_values),
+        render::count(work.records),
+        run.module,
+        render::count(work.calls),
+        run.id
+    );
+    // Blocking reads belong off the runtime's workers.
+    let answer = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+        use std::io::Write;
+        let mut err = std::io::stderr().lock();
+        err.write_all(question.as_bytes())?;
+        err.flush()?;
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        Ok(line)
+    })
+    .await??;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+/// The end of a send the person at the terminal declined: nothing sent, the run left as
+/// it was for `resume`.
+fn declined(db: &Path, run: &RunInfo) -> anyhow::Result<SendOutcome> {
+    let conn = store::open(db)?;
+    let run = store::runs::run(&conn, run.id)?.ok_or_else(|| no_run(run.id, db))?;
+    let counts = summary::run_counts(&conn, &run)?;
+    let resume = format!("massup --db {} resume --run {}", db.display(), run.id);
+    crate::logging::notice(
+        crate::logging::Level::Warn,
+        "declined",
+        &format!("Nothing sent. Send it later with: {resume}"),
+        serde_json::json!({ "run": run.id, "next": &resume }),
+    );
+    Ok(SendOutcome {
+        exit: exit_for_send(&SendEnd::Declined, &counts),
+        end: SendEnd::Declined,
+        run,
+        counts,
+    })
 }
 
 /// The dispatch settings with what the run's plan decided: whether it takes a snapshot
@@ -314,9 +529,11 @@ fn with_plan(mut settings: DispatchSettings, run: &RunInfo) -> DispatchSettings 
 pub fn finish_run(
     db: &Path,
     run_id: i64,
+    send_id: i64,
     report: &DispatchReport,
     global: &GlobalArgs,
-) -> anyhow::Result<(Exit, SendEnd)> {
+) -> anyhow::Result<SendOutcome> {
+    use crate::logging::{notice, Level};
     let conn = store::open(db)?;
     let run = store::runs::run(&conn, run_id)?.ok_or_else(|| no_run(run_id, db))?;
     let counts = summary::run_counts(&conn, &run)?;
@@ -326,31 +543,61 @@ pub fn finish_run(
         _ => RunState::Interrupted,
     };
     store::runs::set_run_state(&conn, run_id, state)?;
+    store::sends::end(&conn, send_id, report.calls, end.state_name())?;
     let run = store::runs::run(&conn, run_id)?.ok_or_else(|| no_run(run_id, db))?;
-    if global.quiet {
-        eprintln!("{}", render::run_line(&run, &counts));
-    } else {
+    // Counted again: the send just recorded belongs in the times.
+    let counts = summary::run_counts(&conn, &run)?;
+    let exit = exit_for_send(&end, &counts);
+    // The summary line: what --quiet keeps, and with --log-format json always (a job
+    // reading the log gets the outcome without the human table on stdout).
+    if global.quiet || crate::logging::format() == crate::global::LogFormat::Json {
+        let fields = serde_json::json!({
+            "run": run.id,
+            "state": run.state,
+            "rows": &counts.rows,
+            "calls": counts.calls,
+            "min_calls": counts.min_calls,
+            "exit_code": exit.code(),
+        });
+        notice(
+            Level::Info,
+            "run_summary",
+            &render::run_line(&run, &counts),
+            fields,
+        );
+    }
+    if !global.quiet && !global.json {
         crate::out!("{}", render::run_status(&run, &counts, db));
     }
     let resume = format!("massup --db {} resume --run {}", db.display(), run.id);
+    let fields = serde_json::json!({ "run": run.id, "next": &resume });
     match &end {
-        SendEnd::Fatal { code, message } => {
-            eprintln!(
-                "error: stopped on {code}: {}",
-                crate::redact::redact(message)
-            );
-            eprintln!("Fix that, then continue with: {resume}");
-        }
-        SendEnd::Stopped(reason) => eprintln!(
-            "stopped ({}); continue with: {resume}",
-            crate::redact::redact(&reason.to_string())
+        SendEnd::Fatal { code, message } => notice(
+            Level::Error,
+            "stopped",
+            &format!("error: stopped on {code}: {message}\nFix that, then continue with: {resume}"),
+            serde_json::json!({ "run": run.id, "code": code, "next": &resume }),
         ),
-        SendEnd::CallsKeptFailing => {
-            eprintln!("some calls kept failing (see `massup status`); continue with: {resume}")
-        }
-        SendEnd::Finished => {}
+        SendEnd::Stopped(reason) => notice(
+            Level::Warn,
+            "stopped",
+            &format!("stopped ({reason}); continue with: {resume}"),
+            fields,
+        ),
+        SendEnd::CallsKeptFailing => notice(
+            Level::Warn,
+            "stopped",
+            &format!("some calls kept failing (see `massup status`); continue with: {resume}"),
+            fields,
+        ),
+        SendEnd::Finished | SendEnd::Declined => {}
     }
-    Ok((exit_for_send(&end, &counts), end))
+    Ok(SendOutcome {
+        exit,
+        end,
+        run,
+        counts,
+    })
 }
 
 fn no_run(run_id: i64, db: &Path) -> anyhow::Error {
@@ -400,26 +647,18 @@ impl StoredRun {
         db: &Path,
         global: &GlobalArgs,
         wait: Option<CreditWait>,
-    ) -> anyhow::Result<Exit> {
+    ) -> anyhow::Result<SendOutcome> {
         runtime()?.block_on(async {
             let stop = CancellationToken::new();
             install_signal_handlers(stop.clone(), global.quiet);
             let session = Session::new(&self.send, self.credentials, stop.clone())?;
-            let (exit, end) =
+            let outcome =
                 send_run(db, &self.run, &self.send, &session, stop.clone(), global).await?;
             let Some(wait) = wait else {
-                return Ok(exit);
+                return Ok(outcome);
             };
-            wait.until_credits(
-                db,
-                &self.run,
-                &self.send,
-                &session,
-                stop,
-                global,
-                (exit, end),
-            )
-            .await
+            wait.until_credits(db, &self.run, &self.send, &session, stop, global, outcome)
+                .await
         })
     }
 }
@@ -445,8 +684,8 @@ impl CreditWait {
         session: &Session,
         stop: CancellationToken,
         global: &GlobalArgs,
-        mut last: (Exit, SendEnd),
-    ) -> anyhow::Result<Exit> {
+        mut last: SendOutcome,
+    ) -> anyhow::Result<SendOutcome> {
         let deadline = tokio::time::Instant::now() + self.give_up_after;
         // One call at a time: a probe that is refused costs nothing and spends nothing.
         let mut probe = send.clone();
@@ -454,25 +693,36 @@ impl CreditWait {
             dispatch.concurrency = 1;
             dispatch.max_calls = Some(1);
         }
-        while last.1 == SendEnd::Stopped(StopReason::CreditsExhausted) {
+        use crate::logging::{notice, Level};
+        while last.end == SendEnd::Stopped(StopReason::CreditsExhausted) {
             let next = tokio::time::Instant::now() + self.probe_every;
             if next > deadline {
-                eprintln!(
-                    "still no API credits after waiting {}s; giving up for now (resumable)",
-                    self.give_up_after.as_secs()
+                notice(
+                    Level::Warn,
+                    "credits_wait_over",
+                    &format!(
+                        "still no API credits after waiting {}s; giving up for now (resumable)",
+                        self.give_up_after.as_secs()
+                    ),
+                    serde_json::json!({ "waited_secs": self.give_up_after.as_secs() }),
                 );
                 break;
             }
-            eprintln!(
-                "waiting {}s for the 24-hour window to free API credits, then probing with one call (Ctrl-C stops)",
-                self.probe_every.as_secs()
+            notice(
+                Level::Info,
+                "credits_wait",
+                &format!(
+                    "waiting {}s for the 24-hour window to free API credits, then probing with one call (Ctrl-C stops)",
+                    self.probe_every.as_secs()
+                ),
+                serde_json::json!({ "probe_in_secs": self.probe_every.as_secs() }),
             );
             tokio::select! {
                 _ = tokio::time::sleep_until(next) => {}
                 _ = stop.cancelled() => break,
             }
             let probed = send_run(db, run, &probe, session, stop.clone(), global).await?;
-            last = match probed.1 {
+            last = match probed.end {
                 // The probe got through: credits are back, send the rest at full speed.
                 SendEnd::Stopped(StopReason::MaxCalls { .. }) => {
                     send_run(db, run, send, session, stop.clone(), global).await?
@@ -482,6 +732,6 @@ impl CreditWait {
         }
         // A probe stored its one-call settings with the run; the run keeps the real ones.
         send.save(&store::open(db)?, run.id)?;
-        Ok(last.0)
+        Ok(last)
     }
 }

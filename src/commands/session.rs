@@ -103,11 +103,21 @@ pub fn install_signal_handlers(stop: CancellationToken, quiet: bool) {
             seen += 1;
             if seen == 1 {
                 if !quiet {
-                    eprintln!("\nstopping: no new calls; waiting for calls in flight (press Ctrl-C again to quit at once)");
+                    crate::logging::notice(
+                        crate::logging::Level::Warn,
+                        "signal",
+                        "\nstopping: no new calls; waiting for calls in flight (press Ctrl-C again to quit at once)",
+                        serde_json::Value::Null,
+                    );
                 }
                 stop.cancel();
             } else {
-                eprintln!("\nquitting now; `massup resume` continues the run");
+                crate::logging::notice(
+                    crate::logging::Level::Warn,
+                    "signal",
+                    "\nquitting now; `massup resume` continues the run",
+                    serde_json::Value::Null,
+                );
                 std::process::exit(Exit::Resumable.code().into());
             }
         }

@@ -9,15 +9,24 @@ use crate::render;
 use crate::store::{self, RunInfo};
 use crate::summary::{self, RunCounts};
 
+const EXAMPLES: &str = "Examples:
+  massup status
+      the latest run: rows by outcome, record updates, calls, time per invocation, next steps
+  massup status --all
+      every run with its rows by outcome, calls and state
+  massup status --run 7 --json | jq '.counts.rows'
+      for scripts: one JSON object (docs/JSON.md)";
+
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub struct Args {
     /// Run to show [default: the latest]
     #[arg(long)]
     pub run: Option<i64>,
-    /// List every run instead of showing one.
+    /// List every run with its rows by outcome, calls and state, instead of showing one.
     #[arg(long)]
     pub all: bool,
-    /// Print JSON (see README, "status --json").
+    /// Print one JSON object on stdout (docs/JSON.md), whatever happens.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -39,28 +48,28 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let conn = workspace.open_existing()?;
     if args.all {
         let runs = store::runs::runs(&conn)?;
+        let mut listed = Vec::with_capacity(runs.len());
+        for run in runs {
+            let counts = summary::run_counts(&conn, &run)?;
+            listed.push((run, counts));
+        }
         if args.json {
-            crate::outln!("{}", serde_json::to_string_pretty(&runs)?);
-        } else {
-            crate::outln!(
-                "{:>4}  {:<10} {:<11} {:<24} {:<24} csv",
-                "id",
-                "module",
-                "state",
-                "created",
-                "finished"
+            let runs: Vec<serde_json::Value> = listed
+                .iter()
+                .map(|(run, counts)| {
+                    let mut value = serde_json::to_value(run).unwrap_or_default();
+                    value["rows"] = serde_json::to_value(&counts.rows).unwrap_or_default();
+                    value["calls"] = counts.calls.into();
+                    value
+                })
+                .collect();
+            render::json::print_result(
+                "status",
+                Exit::Success,
+                serde_json::json!({ "runs": runs }),
             );
-            for run in runs {
-                crate::outln!(
-                    "{:>4}  {:<10} {:<11} {:<24} {:<24} {}",
-                    run.id,
-                    run.module,
-                    run.state,
-                    run.created_at,
-                    run.finished_at.as_deref().unwrap_or("-"),
-                    run.csv_path
-                );
-            }
+        } else {
+            crate::out!("{}", render::run_list(&listed));
         }
         return Ok(Exit::Success);
     }
@@ -76,7 +85,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             records_per_sec,
             next: render::next_steps(&run, &counts, db),
         };
-        crate::outln!("{}", serde_json::to_string_pretty(&status)?);
+        render::json::print_result("status", Exit::Success, serde_json::to_value(&status)?);
     } else {
         crate::out!("{}", render::run_status(&run, &counts, db));
     }

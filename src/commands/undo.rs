@@ -29,10 +29,17 @@ pub struct Args {
     /// Write the old values back even where a record changed since the run wrote it.
     #[arg(long)]
     pub force: bool,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Connection options")]
     pub connection: ConnectionFlags,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Dispatch options")]
     pub dispatch: DispatchFlags,
+    /// Print one JSON object on stdout (docs/JSON.md), whatever happens.
+    #[arg(long)]
+    pub json: bool,
+    /// Send without asking. The question is only asked when stdin is a terminal (never
+    /// under cron or in a pipe) and not with --json.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
     #[command(flatten)]
     pub db: DbArg,
 }
@@ -200,7 +207,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let PlanOutcome::Planned(summary) = planned else {
         unreachable!("an undo is always planned as a new run");
     };
-    if !global.quiet {
+    if !global.quiet && !global.json {
         crate::outln!(
             "Undoing run {} as run {}: {} record(s), {} field value(s) to write back{}{}",
             undone.id,
@@ -235,5 +242,13 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         "massup undo",
     )?;
     drop(conn);
-    stored.send(&workspace.db, global, None)
+    let outcome = stored.send(&workspace.db, global, None)?;
+    if global.json {
+        let (error, mut body) = outcome.to_json(&workspace.db);
+        body["undone_run"] = serde_json::json!(undone.id);
+        body["plan"] = serde_json::to_value(&summary)?;
+        let value = crate::render::json::envelope("undo", outcome.exit, error, body);
+        crate::render::json::print(&value);
+    }
+    Ok(outcome.exit)
 }

@@ -28,6 +28,14 @@ impl CallKind {
         }
     }
 
+    /// The kind's name in logs, reports and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            CallKind::MassUpdate => "mass_update",
+            CallKind::UpdateRecords => "update_records",
+        }
+    }
+
     /// The request body for the items `sent` (indices into the chunk's members).
     pub fn body(self, chunk: &ClaimedChunk, sent: &[usize], settings: &DispatchSettings) -> String {
         let ids: Vec<i64> = sent.iter().map(|&i| chunk.members[i].record_id).collect();

@@ -174,6 +174,13 @@ pub async fn dispatch(
     let mut conn = store::open_for_writer(db)?;
     let pending = store::chunks::pending_chunk_ids(&conn, run_id)?;
     let expectations = snapshot::Expectations::load(&conn, run_id)?;
+    tracing::info!(
+        run = run_id,
+        chunks = pending.len(),
+        concurrency = settings.concurrency,
+        rate = settings.rate.map(|r| r.to_string()),
+        "dispatch started"
+    );
     let (writer_tx, writer_rx) = mpsc::channel(4 * WRITER_BATCH);
     let db_path: PathBuf = db.to_path_buf();
     let writer = std::thread::Builder::new()
@@ -304,6 +311,13 @@ pub async fn dispatch(
     }
     let stop_reason =
         stop_reason.or_else(|| stop.is_cancelled().then_some(StopReason::Interrupted));
+    tracing::info!(
+        run = run_id,
+        calls,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        stop = stop_reason.as_ref().map(|r| r.to_string()),
+        "dispatch ended"
+    );
     Ok(DispatchReport {
         calls,
         stop: stop_reason,

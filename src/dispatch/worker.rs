@@ -314,13 +314,29 @@ async fn attempt_until_end(ctx: &SendContext, chunk: &mut ClaimedChunk) -> Chunk
             // credentials' fault.
             ctx.endpoint.tokens.accepted(generation);
         }
+        // One event per call at -v: enough to reconstruct a night from its log.
+        let (credits, retry_after_ms) = match &exchange {
+            Exchange::Answered {
+                credits_remaining,
+                retry_after,
+                ..
+            } => (
+                *credits_remaining,
+                retry_after.map(|d| d.as_millis() as u64),
+            ),
+            _ => (None, None),
+        };
         tracing::debug!(
             chunk = chunk.id,
+            kind = kind.name(),
             ids = pending.len(),
             attempt = attempts + 1,
             http_status = http_status.map(i64::from).unwrap_or(-1),
             code = %call_code,
+            codes = %codes_counted(chunk, &pending, &call_code),
             latency_ms = took.as_millis() as u64,
+            credits_remaining = credits,
+            retry_after_ms,
             "call"
         );
         if matches!(step, Step::Fatal { .. } | Step::CreditsExhausted { .. }) {
@@ -441,9 +457,11 @@ async fn attempt_until_end(ctx: &SendContext, chunk: &mut ClaimedChunk) -> Chunk
         let delay = backoff_delay(&ctx.settings, attempts, retry_after, &mut rng);
         tracing::debug!(
             chunk = chunk.id,
+            kind = kind.name(),
             attempt = attempts,
-            delay_ms = delay.as_millis() as u64,
-            "backing off"
+            backoff_ms = delay.as_millis() as u64,
+            retry_after_ms = retry_after.map(|d| d.as_millis() as u64),
+            "backoff"
         );
         if !sleep_unless_stopped(&ctx.stop, delay).await {
             return ChunkEnd::pending();
@@ -456,6 +474,28 @@ async fn sleep_unless_stopped(stop: &CancellationToken, delay: Duration) -> bool
         _ = tokio::time::sleep(delay) => true,
         _ = stop.cancelled() => false,
     }
+}
+
+/// The codes an answer gave the items it carried, counted: `SUCCESS=480,RECORD_LOCKED=20`
+/// (a call-level code, such as a 500's, counts once for the call).
+fn codes_counted(chunk: &ClaimedChunk, sent: &[usize], call_code: &str) -> String {
+    let mut counted: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    for &i in sent {
+        let code = match ItemState::from_byte(chunk.outcomes[i]) {
+            ItemState::Succeeded => "SUCCESS",
+            ItemState::Pending => continue,
+            _ => chunk
+                .details
+                .get(&(i as u32))
+                .map_or(call_code, |(code, _)| code.as_str()),
+        };
+        *counted.entry(code).or_default() += 1;
+    }
+    if counted.is_empty() {
+        return format!("{call_code}=1");
+    }
+    let parts: Vec<String> = counted.iter().map(|(c, n)| format!("{c}={n}")).collect();
+    parts.join(",")
 }
 
 fn count_settled(ctx: &SendContext, chunk: &ClaimedChunk, were_pending: &[usize]) {

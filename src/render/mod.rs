@@ -1,10 +1,13 @@
 //! What people read: the plan summary, a run's status, the line `--quiet` prints, and the
 //! progress display. Commands decide what to show; this module decides how it looks.
+pub mod html;
+pub mod json;
 pub mod progress;
 
 use std::fmt::Write;
 use std::path::Path;
 
+use crate::outcome::ItemState;
 use crate::plan::PlanSummary;
 use crate::store::RunInfo;
 use crate::summary::{RowOutcome, RunCounts};
@@ -12,34 +15,114 @@ use crate::summary::{RowOutcome, RunCounts};
 /// A run's counts on one line, for `--quiet`.
 pub fn run_line(run: &RunInfo, counts: &RunCounts) -> String {
     format!(
-        "run {}: {} succeeded, {} retryable, {} failed, {} invalid, {} pending; {} calls",
+        "run {}: {} rows: {} succeeded, {} retryable, {} failed, {} invalid, {} pending; {} calls",
         run.id,
-        counts.rows(RowOutcome::Succeeded),
-        counts.rows(RowOutcome::Retryable),
-        counts.rows(RowOutcome::Failed),
-        counts.rows(RowOutcome::Invalid),
-        counts.rows(RowOutcome::Pending),
-        counts.calls
+        count(run.input_rows.max(0) as u64),
+        count(counts.rows(RowOutcome::Succeeded)),
+        count(counts.rows(RowOutcome::Retryable)),
+        count(counts.rows(RowOutcome::Failed)),
+        count(counts.rows(RowOutcome::Invalid)),
+        count(counts.rows(RowOutcome::Pending)),
+        count(counts.calls)
     )
 }
 
-/// How long a run took and its record updates per second, from its stored times.
-pub fn timing(run: &RunInfo, counts: &RunCounts) -> (Option<f64>, Option<f64>) {
-    let parse = |t: &Option<String>| {
-        t.as_deref()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-    };
-    let start = parse(&run.started_at).or_else(|| parse(&counts.first_call_at));
-    let end = parse(&run.finished_at).or_else(|| parse(&counts.last_call_at));
-    match (start, end) {
-        (Some(s), Some(e)) if e >= s => {
-            let secs = (e - s).num_milliseconds() as f64 / 1000.0;
-            let done = counts.items.values().sum::<u64>()
-                - counts.items.get("pending").copied().unwrap_or(0);
-            (Some(secs), (secs > 0.0).then(|| done as f64 / secs))
-        }
-        _ => (None, None),
+/// Every run of a database, one line each, with its rows by outcome (`status --all`).
+pub fn run_list(runs: &[(RunInfo, RunCounts)]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:>4}  {:<10} {:<11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}  {:<25} csv",
+        "id",
+        "module",
+        "state",
+        "rows",
+        "succeeded",
+        "retryable",
+        "failed",
+        "invalid",
+        "pending",
+        "calls",
+        "created"
+    );
+    for (run, counts) in runs {
+        let _ = writeln!(
+            out,
+            "{:>4}  {:<10} {:<11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}  {:<25} {}",
+            run.id,
+            run.module,
+            run.state.to_string(),
+            run.input_rows,
+            counts.rows(RowOutcome::Succeeded),
+            counts.rows(RowOutcome::Retryable),
+            counts.rows(RowOutcome::Failed),
+            counts.rows(RowOutcome::Invalid),
+            counts.rows(RowOutcome::Pending),
+            counts.calls,
+            run.created_at,
+            run.csv_path
+        );
     }
+    out
+}
+
+/// `n` with thousands separators: `21,519`.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A rate for people: whole units with separators (`7,183/s`), one decimal below 10.
+pub fn rate(per_sec: f64) -> String {
+    if per_sec < 10.0 {
+        format!("{per_sec:.1}/s")
+    } else {
+        format!("{}/s", count(per_sec.round() as u64))
+    }
+}
+
+fn parse_time(t: Option<&str>) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    t.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+}
+
+/// Seconds an invocation sent for (None while it sends or when it was killed).
+pub fn send_secs(send: &crate::store::sends::Send) -> Option<f64> {
+    let start = parse_time(Some(&send.started_at))?;
+    let end = parse_time(send.ended_at.as_deref())?;
+    (end >= start).then(|| (end - start).num_milliseconds() as f64 / 1000.0)
+}
+
+/// How long the run sent and its record updates settled per second of sending. Time is
+/// the sum of the invocations' own times (not the span from the first to the last, which
+/// counts the hours between a run and its retry); runs sent before invocations were
+/// recorded fall back to that span.
+pub fn timing(run: &RunInfo, counts: &RunCounts) -> (Option<f64>, Option<f64>) {
+    let ended: Vec<f64> = counts.sends.iter().filter_map(send_secs).collect();
+    let secs = if ended.is_empty() {
+        let start = parse_time(run.started_at.as_deref())
+            .or_else(|| parse_time(counts.first_call_at.as_deref()));
+        let end = parse_time(run.finished_at.as_deref())
+            .or_else(|| parse_time(counts.last_call_at.as_deref()));
+        match (start, end) {
+            (Some(s), Some(e)) if e >= s => Some((e - s).num_milliseconds() as f64 / 1000.0),
+            _ => None,
+        }
+    } else {
+        Some(ended.iter().sum::<f64>())
+    };
+    let done =
+        counts.items.values().sum::<u64>() - counts.items.get("pending").copied().unwrap_or(0);
+    let per_sec = secs
+        .filter(|&s| s > 0.0)
+        .map(|s| (done as f64 / s * 10.0).round() / 10.0);
+    (secs, per_sec)
 }
 
 /// Commands worth running next, most useful first.
@@ -72,17 +155,31 @@ pub fn run_status(run: &RunInfo, counts: &RunCounts, db: &Path) -> String {
     let _ = writeln!(
         out,
         "  rows      {:>9} total: {} succeeded, {} retryable, {} failed, {} invalid, {} pending",
-        run.input_rows,
-        counts.rows(RowOutcome::Succeeded),
-        counts.rows(RowOutcome::Retryable),
-        counts.rows(RowOutcome::Failed),
-        counts.rows(RowOutcome::Invalid),
-        counts.rows(RowOutcome::Pending)
+        count(run.input_rows as u64),
+        count(counts.rows(RowOutcome::Succeeded)),
+        count(counts.rows(RowOutcome::Retryable)),
+        count(counts.rows(RowOutcome::Failed)),
+        count(counts.rows(RowOutcome::Invalid)),
+        count(counts.rows(RowOutcome::Pending))
     );
+    let updates: u64 = counts.items.values().sum();
+    if updates > 0 {
+        let _ = writeln!(
+            out,
+            "  updates   {:>9} record updates (a record's values in one call): {} succeeded, {} retryable, {} failed, {} pending",
+            count(updates),
+            count(counts.items(ItemState::Succeeded)),
+            count(counts.items(ItemState::Retryable)),
+            count(counts.items(ItemState::Failed)),
+            count(counts.items(ItemState::Pending))
+        );
+    }
     let _ = write!(
         out,
         "  calls     {:>9} made (theoretical minimum {}), {} retries",
-        counts.calls, counts.min_calls, counts.retries
+        count(counts.calls),
+        count(counts.min_calls),
+        count(counts.retries)
     );
     if counts.calls_unlogged_at_most > 0 {
         let _ = write!(
@@ -100,13 +197,33 @@ pub fn run_status(run: &RunInfo, counts: &RunCounts, db: &Path) -> String {
             .collect();
         let _ = writeln!(out, "  by code   {}", codes.join(", "));
     }
-    let (secs, rate) = timing(run, counts);
+    let (secs, per_sec) = timing(run, counts);
     if let Some(secs) = secs {
-        let _ = write!(out, "  time      {secs:>9.1} s");
-        if let Some(rate) = rate {
-            let _ = write!(out, " ({rate:.0} record updates/s)");
+        let _ = write!(out, "  time      {secs:>9.1} s sending");
+        if !counts.sends.is_empty() {
+            let each: Vec<String> = counts
+                .sends
+                .iter()
+                .map(|send| match send_secs(send) {
+                    Some(s) => format!(
+                        "{} {s:.1} s ({} call{})",
+                        send.command,
+                        count(send.calls),
+                        if send.calls == 1 { "" } else { "s" }
+                    ),
+                    None => format!("{} (did not end)", send.command),
+                })
+                .collect();
+            let _ = write!(out, ": {}", each.join(", "));
         }
         out.push('\n');
+        if let Some(per_sec) = per_sec {
+            let _ = writeln!(
+                out,
+                "  rate      {:>11} record updates while sending",
+                rate(per_sec)
+            );
+        }
     }
     let next = next_steps(run, counts, db);
     if !next.is_empty() {
@@ -241,4 +358,19 @@ pub fn plan_summary(summary: &PlanSummary, db: &Path) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_rates_read_as_people_write_them() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(21_519), "21,519");
+        assert_eq!(count(1_000_000), "1,000,000");
+        assert_eq!(rate(7183.3275), "7,183/s");
+        assert_eq!(rate(2.345), "2.3/s");
+    }
 }

@@ -18,24 +18,36 @@ pub async fn with_progress<T>(
     if quiet {
         return work.await;
     }
-    let terminal = std::io::stderr().is_terminal();
+    // With --log-format json every stderr line is a JSON object: log lines, never a bar.
+    let terminal = std::io::stderr().is_terminal()
+        && crate::logging::format() == crate::global::LogFormat::Human;
     let bar = terminal.then(|| {
         let bar = indicatif::ProgressBar::new(total);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} records  {per_sec}  ETA {eta}  {msg}",
+                "{bar:30} {human_pos}/{human_len} record updates  ETA {eta}  {msg}",
             )
             .expect("static template"),
         );
         bar
     });
+    let started = std::time::Instant::now();
+    // Record updates: one record's values in one call (a row whose three fields go in
+    // three calls is three); the rate is rounded, as people read it.
     let describe = |p: &Progress| {
+        let settled = p.items_settled.load(Ordering::Relaxed);
+        let secs = started.elapsed().as_secs_f64();
+        let per_sec = if secs > 0.0 {
+            super::rate(settled as f64 / secs)
+        } else {
+            "-".into()
+        };
         format!(
-            "calls {}  ok {}  retryable {}  failed {}",
-            p.calls.load(Ordering::Relaxed),
-            p.succeeded.load(Ordering::Relaxed),
-            p.retryable.load(Ordering::Relaxed),
-            p.failed.load(Ordering::Relaxed)
+            "{per_sec}  calls {}  ok {}  retryable {}  failed {}",
+            super::count(p.calls.load(Ordering::Relaxed)),
+            super::count(p.succeeded.load(Ordering::Relaxed)),
+            super::count(p.retryable.load(Ordering::Relaxed)),
+            super::count(p.failed.load(Ordering::Relaxed))
         )
     };
     let tick = if terminal {
@@ -56,7 +68,14 @@ pub async fn with_progress<T>(
                         bar.set_position(settled);
                         bar.set_message(describe(&progress));
                     }
-                    None => tracing::info!("{settled}/{total} records settled; {}", describe(&progress)),
+                    None => tracing::info!(
+                        settled,
+                        total,
+                        "{}/{} record updates settled; {}",
+                        super::count(settled),
+                        super::count(total),
+                        describe(&progress)
+                    ),
                 }
             }
         }

@@ -52,3 +52,33 @@ pub fn stats(conn: &Connection, run_id: i64) -> Result<CallStats, StoreError> {
         },
     )?)
 }
+
+/// One logged call, as the HTML report's timeline reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedCall {
+    pub started_at: String,
+    pub duration_ms: u64,
+    /// None when no answer came.
+    pub http_status: Option<u16>,
+}
+
+/// Calls `each` with every logged call of a run, oldest first.
+pub fn for_each_call(
+    conn: &Connection,
+    run_id: i64,
+    mut each: impl FnMut(LoggedCall),
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT started_at, duration_ms, http_status FROM calls
+         WHERE run_id = ?1 ORDER BY started_at, id",
+    )?;
+    let mut rows = stmt.query(params![run_id])?;
+    while let Some(r) = rows.next()? {
+        each(LoggedCall {
+            started_at: r.get(0)?,
+            duration_ms: r.get::<_, i64>(1)?.max(0) as u64,
+            http_status: r.get::<_, Option<i64>>(2)?.map(|s| s as u16),
+        });
+    }
+    Ok(())
+}

@@ -175,6 +175,60 @@ pub fn unsettled_items(conn: &Connection, run_id: i64) -> Result<u64, StoreError
     Ok(total)
 }
 
+/// What sending a run's unsettled chunks would do, for the question `run` and `retry` ask
+/// on a terminal before sending.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PendingWork {
+    /// Calls (chunks not done).
+    pub calls: u64,
+    /// Record updates still pending.
+    pub updates: u64,
+    /// Field values those updates write (an update of three fields writes three).
+    pub field_values: u64,
+    /// Distinct records they touch.
+    pub records: u64,
+}
+
+pub fn pending_work(conn: &Connection, run_id: i64) -> Result<PendingWork, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT c.members, c.outcomes, c.kind, c.payloads, g.payload_json
+         FROM chunks c JOIN groups g ON g.id = c.group_id
+         WHERE c.run_id = ?1 AND c.state <> ?2",
+    )?;
+    let mut rows = stmt.query(params![run_id, ChunkState::Done.as_str()])?;
+    let mut work = PendingWork::default();
+    let mut records = std::collections::HashSet::new();
+    let fields_of = |json: &str| -> u64 {
+        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json)
+            .map_or(0, |m| m.keys().filter(|k| *k != "id").count() as u64)
+    };
+    while let Some(r) = rows.next()? {
+        let members = decode_members(&r.get::<_, Vec<u8>>(0)?);
+        let outcomes: Vec<u8> = r.get(1)?;
+        let kind: ChunkKind = r.get(2)?;
+        let payloads = decode_payloads(r.get::<_, Option<String>>(3)?.as_deref());
+        let group_fields = fields_of(&r.get::<_, String>(4)?);
+        let mut any = false;
+        for (i, member) in members.iter().enumerate() {
+            if ItemState::from_byte(outcomes.get(i).copied().unwrap_or(0)) != ItemState::Pending {
+                continue;
+            }
+            any = true;
+            work.updates += 1;
+            records.insert(member.record_id);
+            work.field_values += match (kind, &payloads) {
+                (ChunkKind::UpdateRecords, Some(p)) => p.get(i).map_or(0, |o| fields_of(o)),
+                _ => group_fields,
+            };
+        }
+        if any {
+            work.calls += 1;
+        }
+    }
+    work.records = records.len() as u64;
+    Ok(work)
+}
+
 /// Puts chunks left in flight by a crash or kill back to pending, counting the reset (its
 /// calls may have been sent without being logged). Returns how many.
 pub fn reset_in_flight(conn: &Connection, run_id: i64) -> Result<usize, StoreError> {

@@ -7,6 +7,10 @@
 //! - [`chunks`]: groups (request bodies) and chunks (one call's items, packed), with the
 //!   codec for the packed columns; claim, attempt, requeue and in-flight reset.
 //! - [`calls`]: the log of every HTTP attempt.
+//! - [`sends`]: the invocations that sent a run, for time per invocation.
+//! - [`lookups`]: the keys a `--match-by` plan resolved, with their record ids.
+//! - [`befores`]: each record's values before a run wrote them (undo), and an undo run's
+//!   expectations.
 pub mod befores;
 pub mod calls;
 pub mod chunks;
@@ -14,6 +18,7 @@ pub mod codec;
 pub mod lookups;
 pub mod rows;
 pub mod runs;
+pub mod sends;
 
 use std::path::Path;
 
@@ -29,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_update_records.sql"),
     include_str!("../../migrations/0004_match_by.sql"),
     include_str!("../../migrations/0005_snapshots.sql"),
+    include_str!("../../migrations/0006_sends.sql"),
 ];
 
 /// How long a statement waits for a lock held by another massup process before failing.

@@ -1,0 +1,54 @@
+//! The invocations that sent a run (`run`, `resume`, `retry`): when each started and
+//! ended, its calls and how it ended, for `status`'s time per invocation.
+use rusqlite::{params, Connection};
+use serde::Serialize;
+
+use super::runs::expect_one_changed;
+use super::{now, StoreError};
+
+/// One invocation that sent (part of) a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Send {
+    pub command: String,
+    pub started_at: String,
+    /// None while it sends, or when its process was killed.
+    pub ended_at: Option<String>,
+    pub calls: u64,
+    pub end_state: Option<String>,
+}
+
+/// Records that `command` starts sending `run_id`; returns the send's id.
+pub fn begin(conn: &Connection, run_id: i64, command: &str) -> Result<i64, StoreError> {
+    conn.execute(
+        "INSERT INTO sends (run_id, command, started_at) VALUES (?1, ?2, ?3)",
+        params![run_id, command, now()],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Records how a send ended.
+pub fn end(conn: &Connection, send_id: i64, calls: u64, end_state: &str) -> Result<(), StoreError> {
+    let changed = conn.execute(
+        "UPDATE sends SET ended_at = ?2, calls = ?3, end_state = ?4 WHERE id = ?1",
+        params![send_id, now(), calls as i64, end_state],
+    )?;
+    expect_one_changed(changed)
+}
+
+/// A run's sends, oldest first.
+pub fn sends(conn: &Connection, run_id: i64) -> Result<Vec<Send>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT command, started_at, ended_at, calls, end_state FROM sends
+         WHERE run_id = ?1 ORDER BY id",
+    )?;
+    let rows = stmt.query_map(params![run_id], |r| {
+        Ok(Send {
+            command: r.get(0)?,
+            started_at: r.get(1)?,
+            ended_at: r.get(2)?,
+            calls: r.get::<_, i64>(3)? as u64,
+            end_state: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
