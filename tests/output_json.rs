@@ -485,7 +485,8 @@ fn demo_json_collects_each_steps_own_object() {
         .collect();
     assert_eq!(
         commands,
-        ["run", "retry", "status", "report", "report", "report", "run"],
+        // The last two: the spreadsheet migration, and the sheet keyed by Email.
+        ["run", "retry", "status", "report", "report", "report", "run", "run"],
         "{value:#}"
     );
     for step in steps {
