@@ -87,6 +87,8 @@ pub struct RowResult {
     /// The kinds of call that carried its items: bit 1 mass_update, bit 2 Update Records.
     pub kinds: u8,
     pub last_attempt_at: Option<Arc<str>>,
+    /// The record the row's items went to (for a `--match-by` row, the id its key found).
+    pub record: Option<i64>,
 }
 
 impl RowResult {
@@ -190,6 +192,7 @@ pub fn row_results(
                     (ItemState::Pending, None) if chunk.attempts == 0 => (None, Some(&not_sent)),
                     (_, None) => (chunk_code.as_ref(), chunk_message.as_ref()),
                 };
+                result.record = Some(member.record_id);
                 result.add(
                     chunk.group_id,
                     state,
@@ -223,6 +226,8 @@ pub struct ReportRow {
     pub last_attempt_at: Option<String>,
     /// Which kinds of call carried the row's fields (None for a row never planned).
     pub carried_by: Option<&'static str>,
+    /// The record its items went to (None for a row never planned).
+    pub record: Option<i64>,
 }
 
 /// Calls `each` with every input row of the run in input order, with its outcome. The
@@ -278,6 +283,7 @@ pub fn for_each_row<E: From<StoreError>>(
                 3 => Some("mass_update+update_records"),
                 _ => None,
             },
+            record: result.record,
         })
     })
 }
@@ -301,6 +307,10 @@ pub struct RunCounts {
     pub last_call_at: Option<String>,
     /// The invocations that sent the run, oldest first (time per invocation).
     pub sends: Vec<store::sends::Send>,
+    /// Values the run's snapshot keeps (record x field): 0 means it cannot be undone.
+    pub snapshot_values: u64,
+    /// The command that takes the run back, when it can be undone.
+    pub undo_command: Option<String>,
 }
 
 impl RunCounts {
@@ -322,8 +332,12 @@ impl RunCounts {
 pub fn run_counts(conn: &Connection, run: &RunInfo) -> Result<RunCounts, StoreError> {
     let mut counts = RunCounts {
         min_calls: run.min_calls as u64,
+        snapshot_values: store::befores::count(conn, run.id)?,
         ..RunCounts::default()
     };
+    if counts.snapshot_values > 0 {
+        counts.undo_command = Some(format!("massup undo --run {}", run.id));
+    }
     for outcome in [
         RowOutcome::Succeeded,
         RowOutcome::Retryable,

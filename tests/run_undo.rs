@@ -118,6 +118,28 @@ async fn undo_restores_exactly_the_earlier_values_in_grouped_calls() {
     )
     .await;
     let (server, ws) = (&scene.server, &scene.ws);
+    // Run 2's report shows what each record held before it.
+    let report = ws
+        .massup(
+            &["report", "--run", "2", "--format", "json", "--out", "-"],
+            &Creds::mock_token(),
+        )
+        .await;
+    report.expect_code(0);
+    let rows: Vec<Value> = serde_json::from_slice(&report.output.stdout).unwrap();
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(
+            row["before:Lead_Status"], scene.after_first[i].0,
+            "row {i}: {row}"
+        );
+        if i.is_multiple_of(2) {
+            assert_eq!(row["before:City"], scene.after_first[i].1, "row {i}: {row}");
+        }
+    }
+    ws.massup(&["status", "--run", "2"], &Creds::mock_token())
+        .await
+        .expect_code(0)
+        .expect_in(Stream::Out, &["`massup undo --run 2` takes the run back"]);
     let before = server.ledger();
     let ran = ws
         .massup(

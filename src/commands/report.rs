@@ -310,7 +310,12 @@ fn write_rows<W: Write>(
     only: &[RowOutcome],
     out: W,
 ) -> anyhow::Result<(W, Written)> {
-    let mut writer = ReportWriter::new(layout, run, delimiter, out)?;
+    let befores = if layout == Layout::Input {
+        Befores::default()
+    } else {
+        Befores::load(conn, run)?
+    };
+    let mut writer = ReportWriter::new(layout, run, delimiter, out, befores)?;
     let mut written = Written {
         rows: 0,
         left_out: 0,
@@ -525,6 +530,7 @@ enum ReportWriter<W: Write> {
         /// Input layout: id and field columns only, values exact.
         as_input: bool,
         columns: usize,
+        befores: Befores,
     },
     Json {
         out: W,
@@ -532,7 +538,50 @@ enum ReportWriter<W: Write> {
         keys: Vec<String>,
         columns: usize,
         first: bool,
+        befores: Befores,
     },
+}
+
+/// A run's snapshot, for the `before:FIELD` columns: each record's values before the run
+/// wrote them (JSON), by record and field.
+#[derive(Default)]
+struct Befores {
+    fields: Vec<String>,
+    values: std::collections::HashMap<(i64, usize), String>,
+}
+
+impl Befores {
+    fn load(conn: &rusqlite::Connection, run: &RunInfo) -> anyhow::Result<Befores> {
+        let mut befores = Befores::default();
+        let kept = crate::store::befores::befores(conn, run.id)?;
+        if kept.is_empty() {
+            return Ok(befores);
+        }
+        let fields: std::collections::BTreeSet<&str> =
+            kept.iter().map(|v| v.field.as_str()).collect();
+        // In the order of the run's columns.
+        befores.fields = run
+            .columns
+            .iter()
+            .filter(|c| fields.contains(c.as_str()))
+            .cloned()
+            .collect();
+        for value in kept {
+            if let Some(at) = befores.fields.iter().position(|f| *f == value.field) {
+                befores
+                    .values
+                    .insert((value.record_id, at), value.value_json);
+            }
+        }
+        Ok(befores)
+    }
+
+    /// The before value of field `at` for the row's record ("" when none was read).
+    fn of(&self, row: &ReportRow, at: usize) -> &str {
+        row.record
+            .and_then(|record| self.values.get(&(record, at)))
+            .map_or("", String::as_str)
+    }
 }
 
 impl<W: Write> ReportWriter<W> {
@@ -541,8 +590,14 @@ impl<W: Write> ReportWriter<W> {
         run: &RunInfo,
         delimiter: u8,
         mut out: W,
+        befores: Befores,
     ) -> anyhow::Result<ReportWriter<W>> {
         let own = own_column_names(run);
+        let before_names: Vec<String> = befores
+            .fields
+            .iter()
+            .map(|f| format!("before:{f}"))
+            .collect();
         let mut header: Vec<&str> = Vec::with_capacity(run.columns.len() + own.len() + 1);
         if layout != Layout::Input {
             header.push(&own[0]);
@@ -551,6 +606,7 @@ impl<W: Write> ReportWriter<W> {
         header.extend(run.columns.iter().map(String::as_str));
         if layout != Layout::Input {
             header.extend(own[1..].iter().map(String::as_str));
+            header.extend(before_names.iter().map(String::as_str));
         }
         let columns = run.columns.len();
         Ok(match layout {
@@ -567,6 +623,7 @@ impl<W: Write> ReportWriter<W> {
                         .collect(),
                     columns,
                     first: true,
+                    befores,
                 }
             }
             Layout::Csv | Layout::Input => {
@@ -578,6 +635,7 @@ impl<W: Write> ReportWriter<W> {
                     csv: Box::new(csv),
                     as_input: layout == Layout::Input,
                     columns,
+                    befores,
                 }
             }
         })
@@ -590,6 +648,7 @@ impl<W: Write> ReportWriter<W> {
                 csv,
                 as_input: true,
                 columns,
+                ..
             } => {
                 csv.write_field(&row.record_id)?;
                 for i in 0..*columns {
@@ -601,6 +660,7 @@ impl<W: Write> ReportWriter<W> {
                 csv,
                 as_input: false,
                 columns,
+                befores,
             } => {
                 let text = neutralise_formula;
                 csv.write_field(row.line.to_string())?;
@@ -614,6 +674,9 @@ impl<W: Write> ReportWriter<W> {
                 csv.write_field(row.attempts.to_string())?;
                 csv.write_field(row.last_attempt_at.as_deref().unwrap_or_default())?;
                 csv.write_field(row.carried_by.unwrap_or_default())?;
+                for at in 0..befores.fields.len() {
+                    csv.write_field(text(befores.of(row, at)).as_bytes())?;
+                }
                 csv.write_record(None::<&[u8]>)?;
             }
             ReportWriter::Json {
@@ -621,6 +684,7 @@ impl<W: Write> ReportWriter<W> {
                 keys,
                 columns,
                 first,
+                befores,
             } => {
                 out.write_all(if *first { b"\n{" } else { b",\n{" })?;
                 *first = false;
@@ -637,6 +701,12 @@ impl<W: Write> ReportWriter<W> {
                 json_pair(out, key(), &row.attempts, true)?;
                 json_pair(out, key(), &row.last_attempt_at, true)?;
                 json_pair(out, key(), &row.carried_by, true)?;
+                for at in 0..befores.fields.len() {
+                    // The value as Zoho answered it, or null when none was read.
+                    let before: serde_json::Value = serde_json::from_str(befores.of(row, at))
+                        .unwrap_or(serde_json::Value::Null);
+                    json_pair(out, key(), &before, true)?;
+                }
                 out.write_all(b"}")?;
             }
         }
@@ -816,6 +886,7 @@ mod tests {
             attempts: 0,
             last_attempt_at: None,
             carried_by: None,
+            record: None,
         }
     }
 

@@ -189,6 +189,27 @@ pub fn run_status(run: &RunInfo, counts: &RunCounts, db: &Path) -> String {
         );
     }
     out.push('\n');
+    match &counts.undo_command {
+        Some(command) => {
+            let _ = writeln!(
+                out,
+                "  undo      {} value(s) kept before they were written: `{command}` takes the run back",
+                count(counts.snapshot_values)
+            );
+        }
+        None if run.settings["snapshot"] == serde_json::json!(true) => {
+            let _ = writeln!(
+                out,
+                "  undo      values are kept as chunks are sent; none yet"
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "  undo      no snapshot: this run cannot be undone (plan with --snapshot)"
+            );
+        }
+    }
     if !counts.items_by_code.is_empty() {
         let codes: Vec<String> = counts
             .items_by_code
