@@ -17,6 +17,8 @@ fn every_command_has_examples_and_global_options_apart() {
         "run",
         "resume",
         "retry",
+        "fields",
+        "undo",
         "status",
         "report",
         "demo",

@@ -15,7 +15,14 @@ use crate::fields::{FieldMeta, ModuleFields};
 use crate::global::{DbArg, GlobalArgs};
 use crate::plan::PlanSettings;
 
+const EXAMPLES: &str = "Examples:
+  massup fields Leads --dc eu
+      the org's Leads fields: API name, label, type, which calls can write them
+  massup fields Deals --fields samples/fields/Deals.json --json
+      from a saved settings/fields answer, as JSON";
+
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub struct Args {
     /// Module API name: Leads, Contacts, Accounts, Deals, ... [or `module` in massup.toml]
     pub module: Option<String>,

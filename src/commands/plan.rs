@@ -90,7 +90,13 @@ const EXAMPLES: &str = "Examples:
       validate and group the file; show the calls it needs (no API call)
   massup plan --csv changes.tsv --module Deals --delimiter '\\t' --strict
       a tab-separated file; refuse it whole if any row is invalid
-  massup plan --csv changes.csv --module Leads --fields samples/fields/Leads.json --json";
+  massup plan --csv changes.csv --module Leads --fields samples/fields/Leads.json --json
+  massup plan --csv contacts.csv --module Leads --match-by Email --dc eu
+      a sheet keyed by email address: the keys are looked up (50 a call) and shown
+  massup plan --csv kunden.csv --module Leads --decimal-comma --date-format %d.%m.%Y
+      a sheet as Excel saves it in Germany (';' is found by itself)
+  massup plan --csv changes.csv --module Leads --diff
+      also read the records' current values: how many would change, with samples";
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = EXAMPLES)]

@@ -21,7 +21,16 @@ use crate::plan::{PlanOutcome, PlanSettings};
 use crate::store::befores::FieldValue;
 use crate::store::{self, RunInfo};
 
+const EXAMPLES: &str = "Examples:
+  massup undo --run 7
+      write back what run 7 overwrote; records changed since are left alone (CONFLICT)
+  massup undo --run 7 --force --yes
+      overwrite those too, without asking
+  massup resume
+      finish an undo that was interrupted, as any run";
+
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub struct Args {
     /// The run to take back [default: the latest run]
     #[arg(long)]
