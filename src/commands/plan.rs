@@ -165,6 +165,27 @@ fn parse_type_override(text: &str) -> Result<(String, String), String> {
 }
 
 impl PlanFlags {
+    /// The file to plan, as these flags describe it.
+    pub fn job<'a>(
+        &'a self,
+        settings: &'a PlanSettings,
+        send_json: Option<&'a str>,
+        quiet: bool,
+        command: &'a str,
+    ) -> super::lookup::PlanJob<'a> {
+        super::lookup::PlanJob {
+            csv: &self.csv,
+            settings,
+            fields_file: self.fields.as_deref(),
+            strict: self.strict,
+            new_run: self.new_run,
+            send_json,
+            quiet,
+            command,
+            expectations: None,
+        }
+    }
+
     /// Resolves flags over the config file into the settings stored with the run.
     pub fn settings(&self, config: &Config) -> Result<PlanSettings, UsageError> {
         let module = self
@@ -291,17 +312,12 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             });
     let send_json = connection.as_ref().map(|(_, _, send, _)| send.to_json());
     let db = &workspace.db;
-    let job = super::lookup::PlanJob {
-        csv: &args.plan.csv,
-        settings: &settings,
-        fields_file: args.plan.fields.as_deref(),
-        strict: args.plan.strict,
-        new_run: args.plan.new_run,
-        send_json: send_json.as_deref(),
-        quiet: global.quiet || args.json,
-        command: "massup plan",
-        expectations: None,
-    };
+    let job = args.plan.job(
+        &settings,
+        send_json.as_deref(),
+        global.quiet || args.json,
+        "massup plan",
+    );
     let outcome = super::lookup::plan_file(db, &job, connected.as_ref())
         .with_context(|| format!("planning {}", args.plan.csv.display()))?;
     match outcome {

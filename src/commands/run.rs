@@ -65,17 +65,12 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             dispatch: send.dispatch(),
             stop: stop.clone(),
         };
-        let job = super::lookup::PlanJob {
-            csv: &args.plan.csv,
-            settings: &settings,
-            fields_file: args.plan.fields.as_deref(),
-            strict: args.plan.strict,
-            new_run: args.plan.new_run,
-            send_json: Some(&send_json),
-            quiet: global.quiet,
-            command: "massup run",
-            expectations: None,
-        };
+        let job = args.plan.job(
+            &settings,
+            Some(&send_json),
+            global.quiet || global.json,
+            "massup run",
+        );
         // Planning is synchronous (and blocks on the runtime for lookups): it runs in
         // place, off the runtime's task scheduling.
         let planned = tokio::task::block_in_place(|| {

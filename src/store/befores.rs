@@ -21,17 +21,7 @@ pub fn store_snapshot(
     chunk_id: i64,
     values: &[FieldValue],
 ) -> Result<(), StoreError> {
-    let mut insert = conn.prepare_cached(
-        "INSERT OR IGNORE INTO befores (run_id, record_id, field, value_json) VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    for value in values {
-        insert.execute(params![
-            run_id,
-            value.record_id,
-            value.field,
-            value.value_json
-        ])?;
-    }
+    insert(conn, "INSERT OR IGNORE INTO befores", run_id, values)?;
     conn.prepare_cached("UPDATE chunks SET snapshotted = 1 WHERE id = ?1 AND run_id = ?2")?
         .execute(params![chunk_id, run_id])?;
     Ok(())
@@ -57,9 +47,19 @@ pub fn insert_expectations(
     run_id: i64,
     values: &[FieldValue],
 ) -> Result<(), StoreError> {
-    let mut insert = conn.prepare_cached(
-        "INSERT OR REPLACE INTO expectations (run_id, record_id, field, value_json) VALUES (?1, ?2, ?3, ?4)",
-    )?;
+    insert(conn, "INSERT OR REPLACE INTO expectations", run_id, values)
+}
+
+/// `verb` (an INSERT into one of the two tables) for every value.
+fn insert(
+    conn: &Connection,
+    verb: &str,
+    run_id: i64,
+    values: &[FieldValue],
+) -> Result<(), StoreError> {
+    let mut insert = conn.prepare_cached(&format!(
+        "{verb} (run_id, record_id, field, value_json) VALUES (?1, ?2, ?3, ?4)"
+    ))?;
     for value in values {
         insert.execute(params![
             run_id,
