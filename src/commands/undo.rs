@@ -43,11 +43,11 @@ pub struct Args {
     #[command(flatten, next_help_heading = "Dispatch options")]
     pub dispatch: DispatchFlags,
     /// Print one JSON object on stdout (docs/JSON.md), whatever happens.
-    #[arg(long)]
+    #[arg(long, help_heading = "Output options")]
     pub json: bool,
     /// Send without asking. The question is only asked when stdin is a terminal (never
     /// under cron or in a pipe) and not with --json.
-    #[arg(long, short = 'y')]
+    #[arg(long, short = 'y', help_heading = "Output options")]
     pub yes: bool,
     #[command(flatten)]
     pub db: DbArg,
