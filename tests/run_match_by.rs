@@ -123,6 +123,20 @@ async fn a_sheet_keyed_by_mixed_case_emails_updates_exactly_the_unambiguous_rows
             "{message}"
         );
     }
+    // The report names the record each key found.
+    let report = ws
+        .massup(
+            &["report", "--format", "json", "--out", "-"],
+            &Creds::mock_token(),
+        )
+        .await;
+    let report: Vec<serde_json::Value> = serde_json::from_slice(&report.output.stdout).unwrap();
+    assert_eq!(report[0]["record_id"], ids[0].as_str());
+    assert_eq!(report[0]["Email"], emails[0].to_uppercase());
+    assert!(
+        report[n]["record_id"].is_null(),
+        "an unknown key found no record"
+    );
     let status = ws.massup(&["status", "--json"], &Creds::mock_token()).await;
     let status = status.json();
     assert_eq!(status["counts"]["rows"]["succeeded"], (n - 4) as u64);

@@ -311,9 +311,9 @@ fn write_rows<W: Write>(
     out: W,
 ) -> anyhow::Result<(W, Written)> {
     let befores = if layout == Layout::Input {
-        Befores::default()
+        ExtraColumns::default()
     } else {
-        Befores::load(conn, run)?
+        ExtraColumns::load(conn, run)?
     };
     let mut writer = ReportWriter::new(layout, run, delimiter, out, befores)?;
     let mut written = Written {
@@ -530,7 +530,7 @@ enum ReportWriter<W: Write> {
         /// Input layout: id and field columns only, values exact.
         as_input: bool,
         columns: usize,
-        befores: Befores,
+        befores: ExtraColumns,
     },
     Json {
         out: W,
@@ -538,21 +538,26 @@ enum ReportWriter<W: Write> {
         keys: Vec<String>,
         columns: usize,
         first: bool,
-        befores: Befores,
+        befores: ExtraColumns,
     },
 }
 
-/// A run's snapshot, for the `before:FIELD` columns: each record's values before the run
-/// wrote them (JSON), by record and field.
+/// Columns after the report's own: for a run keyed by `--match-by`, `record_id` (the id
+/// each key found); for a run with a snapshot, `before:FIELD` (each record's values before
+/// the run wrote them, JSON), by record and field.
 #[derive(Default)]
-struct Befores {
+struct ExtraColumns {
+    record_id: bool,
     fields: Vec<String>,
     values: std::collections::HashMap<(i64, usize), String>,
 }
 
-impl Befores {
-    fn load(conn: &rusqlite::Connection, run: &RunInfo) -> anyhow::Result<Befores> {
-        let mut befores = Befores::default();
+impl ExtraColumns {
+    fn load(conn: &rusqlite::Connection, run: &RunInfo) -> anyhow::Result<ExtraColumns> {
+        let mut befores = ExtraColumns {
+            record_id: run.settings["match_by"].is_string(),
+            ..ExtraColumns::default()
+        };
         let kept = crate::store::befores::befores(conn, run.id)?;
         if kept.is_empty() {
             return Ok(befores);
@@ -590,13 +595,14 @@ impl<W: Write> ReportWriter<W> {
         run: &RunInfo,
         delimiter: u8,
         mut out: W,
-        befores: Befores,
+        befores: ExtraColumns,
     ) -> anyhow::Result<ReportWriter<W>> {
         let own = own_column_names(run);
         let before_names: Vec<String> = befores
-            .fields
-            .iter()
-            .map(|f| format!("before:{f}"))
+            .record_id
+            .then(|| "record_id".to_string())
+            .into_iter()
+            .chain(befores.fields.iter().map(|f| format!("before:{f}")))
             .collect();
         let mut header: Vec<&str> = Vec::with_capacity(run.columns.len() + own.len() + 1);
         if layout != Layout::Input {
@@ -674,6 +680,9 @@ impl<W: Write> ReportWriter<W> {
                 csv.write_field(row.attempts.to_string())?;
                 csv.write_field(row.last_attempt_at.as_deref().unwrap_or_default())?;
                 csv.write_field(row.carried_by.unwrap_or_default())?;
+                if befores.record_id {
+                    csv.write_field(row.record.map(|id| id.to_string()).unwrap_or_default())?;
+                }
                 for at in 0..befores.fields.len() {
                     csv.write_field(text(befores.of(row, at)).as_bytes())?;
                 }
@@ -701,6 +710,9 @@ impl<W: Write> ReportWriter<W> {
                 json_pair(out, key(), &row.attempts, true)?;
                 json_pair(out, key(), &row.last_attempt_at, true)?;
                 json_pair(out, key(), &row.carried_by, true)?;
+                if befores.record_id {
+                    json_pair(out, key(), &row.record.map(|id| id.to_string()), true)?;
+                }
                 for at in 0..befores.fields.len() {
                     // The value as Zoho answered it, or null when none was read.
                     let before: serde_json::Value = serde_json::from_str(befores.of(row, at))
