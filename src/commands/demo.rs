@@ -177,8 +177,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let ledger = server.ledger();
     rt.block_on(server.shutdown());
     say(&format!(
-        "\nThe mock saw {} mass_update, {} Update Records and {} lookup (COQL) calls, minted {} tokens, and never more than {} calls at once.",
-        ledger.requests, ledger.update_requests, ledger.coql_requests, ledger.refreshes, ledger.max_concurrency_seen
+        "\nThe mock saw {} mass_update and {} Update Records calls, {} lookup (COQL) and {} Get Records (snapshot) calls, minted {} tokens, and never more than {} calls at once.",
+        ledger.requests, ledger.update_requests, ledger.coql_requests, ledger.get_records_requests, ledger.refreshes, ledger.max_concurrency_seen
     ));
     say(&format!("Everything is in {}: {reports}", dir.display()));
     // The demo's failures are on purpose: the run and the retry end with exit 3 (some rows
