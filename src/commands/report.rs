@@ -462,6 +462,14 @@ fn replan_flags(settings: &PlanSettings) -> String {
     if settings.null_marker != defaults.null_marker {
         flags.push_str(&format!(" --null-marker {:?}", settings.null_marker));
     }
+    // A sheet keyed by Email (or another field) is looked up again: a record may have
+    // changed its key since.
+    if let Some(field) = &settings.match_by {
+        flags.push_str(&format!(" --match-by {field}"));
+    }
+    if let Some(timezone) = &settings.timezone {
+        flags.push_str(&format!(" --timezone {timezone:?}"));
+    }
     // Cells are written back as given, so they are read back the same way.
     if settings.decimal_comma {
         flags.push_str(" --decimal-comma");
