@@ -88,14 +88,36 @@ async fn two_runs(config: MockConfig, n: usize) -> Before {
         .iter()
         .map(|id| (held(&ledger, id, "Lead_Status"), held(&ledger, id, "City")))
         .collect();
+    let before = server.ledger();
     ws.run(
         &second,
-        &["--api", "auto", "--snapshot"],
+        &["--api", "mass", "--snapshot", "--concurrency", "1"],
         &Creds::mock_token(),
     )
     .await
     .expect_code(0);
     let ledger = server.ledger();
+    // Each record is read once, all its fields, in the first call that carries it: at
+    // least one read per 100 records, and never more than reading each call's records.
+    let reads = ledger.get_records_requests - before.get_records_requests;
+    let conn = ws.open_db();
+    let per_call: i64 = conn
+        .query_row(
+            "SELECT sum((size + 99) / 100) FROM chunks WHERE run_id = 2",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        (n.div_ceil(100) as u64..=per_call as u64).contains(&reads),
+        "{reads} snapshot reads for {n} records ({per_call} reading each call's records)"
+    );
+    let kept: i64 = conn
+        .query_row("SELECT count(*) FROM befores WHERE run_id = 2", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(kept as usize, 2 * n, "both fields of every record kept");
     for id in &ids {
         assert_eq!(held(&ledger, id, "Lead_Status"), "Attempted to Contact");
     }

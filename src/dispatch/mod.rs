@@ -174,6 +174,9 @@ pub async fn dispatch(
     let mut conn = store::open_for_writer(db)?;
     let pending = store::chunks::pending_chunk_ids(&conn, run_id)?;
     let expectations = snapshot::Expectations::load(&conn, run_id)?;
+    let columns = store::runs::run(&conn, run_id)?
+        .map(|run| run.columns)
+        .unwrap_or_default();
     tracing::info!(
         run = run_id,
         chunks = pending.len(),
@@ -208,6 +211,8 @@ pub async fn dispatch(
         writer_failed: AtomicBool::new(false),
         expectations,
         reads: AtomicU64::new(0),
+        columns,
+        records_read: Mutex::new(Default::default()),
     });
     let mut workers = tokio::task::JoinSet::new();
     // Chunks are claimed ahead of the calls so that a claim's commit overlaps with calls

@@ -86,17 +86,41 @@ pub async fn before_first_call(
         return Ok(());
     }
     let writes = written(chunk, &pending);
-    let fields: Vec<String> = writes
-        .iter()
-        .flat_map(|(_, w)| w.keys().cloned())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let ids: Vec<i64> = pending
-        .iter()
-        .map(|&i| chunk.members[i].record_id)
-        .collect();
-    let current = read_values(ctx, &ids, &fields).await?;
+    // A plain snapshot (nothing to compare before the call) reads each record once, every
+    // field the run writes, in the first chunk that carries it: a record in three chunks
+    // (a field each, by mass_update) is read once, not three times. The first value stored
+    // for a (record, field) wins and is committed before its chunk's call, so a read that
+    // comes after another chunk wrote a field never replaces what that chunk kept.
+    let plain = !ctx.settings.skip_unchanged && ctx.expectations.0.is_empty();
+    if plain && chunk.snapshotted {
+        return Ok(());
+    }
+    let (ids, fields): (Vec<i64>, Vec<String>) = if plain {
+        let read = ctx.records_read.lock().expect("records read lock");
+        let ids: Vec<i64> = pending
+            .iter()
+            .map(|&i| chunk.members[i].record_id)
+            .filter(|id| !read.contains(id))
+            .collect();
+        (ids, ctx.columns.clone())
+    } else {
+        let ids = pending
+            .iter()
+            .map(|&i| chunk.members[i].record_id)
+            .collect();
+        let fields = writes
+            .iter()
+            .flat_map(|(_, w)| w.keys().cloned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        (ids, fields)
+    };
+    let current = if ids.is_empty() {
+        HashMap::new()
+    } else {
+        read_values(ctx, &ids, &fields).await?
+    };
     if !chunk.snapshotted {
         let mut values = Vec::with_capacity(ids.len() * fields.len());
         for id in &ids {
@@ -131,6 +155,15 @@ pub async fn before_first_call(
             })));
         }
         chunk.snapshotted = true;
+        if plain {
+            ctx.records_read
+                .lock()
+                .expect("records read lock")
+                .extend(ids.iter().copied());
+        }
+    }
+    if plain {
+        return Ok(());
     }
     for (i, write) in &writes {
         let record_id = chunk.members[*i].record_id;

@@ -48,6 +48,11 @@ pub struct SendContext {
     pub expectations: super::snapshot::Expectations,
     /// Get Records calls made for snapshots.
     pub reads: AtomicU64,
+    /// The run's field columns: what a snapshot reads of a record.
+    pub columns: Vec<String>,
+    /// Records whose values this invocation has read and stored (a plain snapshot reads a
+    /// record once).
+    pub records_read: Mutex<rustc_hash::FxHashSet<i64>>,
 }
 
 impl SendContext {

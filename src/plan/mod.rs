@@ -315,6 +315,12 @@ pub fn plan_input(
             "no field metadata: values are sent as text unless --type says otherwise; pass --fields FILE (or let `run` fetch it) to check types before sending".into(),
         );
     }
+    // A plain snapshot reads each record once, all its fields; comparing before each call
+    // (--skip-unchanged, an undo) reads each chunk's records.
+    if !(settings.skip_unchanged || settings.undo_of.is_some()) {
+        snapshot_calls =
+            snapshot_calls.min(totals.valid_rows.div_ceil(MAX_IDS_PER_READ as u64) * reads_per_100);
+    }
     // Whether the run keeps its records' values before writing them (undo): as asked, or
     // by what it costs; --skip-unchanged needs the values to compare.
     let snapshot = settings.skip_unchanged
