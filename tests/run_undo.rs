@@ -64,6 +64,22 @@ async fn edit(server: &massup::mock::MockServer, id: &str, field: &str, value: &
     assert!(response.status().is_success());
 }
 
+/// Every record holds what run 1 left (run 2 gave every other record a city; those that had
+/// none are cleared again), written back once per field at most since `before`: one write a
+/// field by mass_update (one field a call for Leads), or one a record by Update Records.
+fn assert_restored(scene: &Before, ledger: &massup::mock::Ledger, before: &massup::mock::Ledger) {
+    for (i, id) in scene.ids.iter().enumerate() {
+        let (status, city) = &scene.after_first[i];
+        assert_eq!(&held(ledger, id, "Lead_Status"), status, "record {i}");
+        assert_eq!(&held(ledger, id, "City"), city, "record {i}");
+        let written = ledger.applied[id] - before.applied[id];
+        assert!(
+            (1..=fields_undone(i)).contains(&written),
+            "record {i} written {written} times"
+        );
+    }
+}
+
 struct Before {
     server: massup::mock::MockServer,
     ws: Workspace,
@@ -182,19 +198,7 @@ async fn undo_restores_exactly_the_earlier_values_in_grouped_calls() {
         &["Undoing run 2 as run 3: 600 record(s), 900 field value(s)"],
     );
     let ledger = server.ledger();
-    for (i, id) in scene.ids.iter().enumerate() {
-        let (status, city) = &scene.after_first[i];
-        assert_eq!(&held(&ledger, id, "Lead_Status"), status, "record {i}");
-        // Run 2 gave every other record a city; those that had none are cleared again.
-        assert_eq!(&held(&ledger, id, "City"), city, "record {i}");
-        // One write a field by mass_update (one field a call for Leads), or one a record by
-        // Update Records.
-        let written = ledger.applied[id] - before.applied[id];
-        assert!(
-            (1..=fields_undone(i)).contains(&written),
-            "record {i} written {written} times"
-        );
-    }
+    assert_restored(&scene, &ledger, &before);
     // Grouped: three old statuses and four old cities (or none) over 600 records take a
     // handful of calls, not one per record.
     let calls =
@@ -338,18 +342,8 @@ async fn an_undo_survives_kill_9_and_resume() {
     ws.massup(&["resume", "--backoff-ms", "5"], &Creds::mock_token())
         .await
         .expect_code(0);
-    let ledger = server.ledger();
-    for (i, id) in scene.ids.iter().enumerate() {
-        let (status, city) = &scene.after_first[i];
-        assert_eq!(&held(&ledger, id, "Lead_Status"), status, "record {i}");
-        assert_eq!(&held(&ledger, id, "City"), city, "record {i}");
-        // Resent chunks read the records first: one already restored is not written again.
-        let written = ledger.applied[id] - start.applied[id];
-        assert!(
-            (1..=fields_undone(i)).contains(&written),
-            "record {i} written {written} times"
-        );
-    }
+    // Resent chunks read the records first: one already restored is not written again.
+    assert_restored(&scene, &server.ledger(), &start);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
