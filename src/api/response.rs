@@ -175,6 +175,17 @@ pub fn parse_entries(body: &[u8]) -> Option<Vec<EntryAnswer<'_>>> {
     Some(out)
 }
 
+/// The record id of a row Zoho answered (Get Records, COQL): `"id"` as a string of digits
+/// (as Zoho writes it) or a number.
+pub fn row_record_id(row: &serde_json::Map<String, serde_json::Value>) -> Option<i64> {
+    match row.get("id") {
+        Some(serde_json::Value::String(s)) => s.parse().ok(),
+        Some(serde_json::Value::Number(n)) => n.as_i64(),
+        _ => None,
+    }
+    .filter(|&id| id > 0)
+}
+
 /// Parses the body of an answer with HTTP status `status`.
 pub fn parse_body(status: u16, body: &[u8]) -> CallAnswer<'_> {
     let envelope: Envelope = match serde_json::from_slice(body) {

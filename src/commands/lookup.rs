@@ -20,6 +20,7 @@ use crate::plan::matching::{
 use crate::plan::{
     self, PlanError, PlanInput, PlanOutcome, PlanRequest, PlanSettings, SettingsError,
 };
+use crate::store::codec::member_writes;
 
 /// `GET settings/fields` for `module`, parsed, and its text (stored with the run). An
 /// unknown module is a usage error that names the nearest module of the org.
@@ -111,6 +112,9 @@ pub struct PlanJob<'a> {
     pub csv: &'a Path,
     pub settings: &'a PlanSettings,
     pub fields_file: Option<&'a Path>,
+    /// Field metadata kept with an earlier run (an undo plans with its run's), when no
+    /// file is given.
+    pub stored_fields: Option<&'a str>,
     pub strict: bool,
     pub new_run: bool,
     pub send_json: Option<&'a str>,
@@ -140,13 +144,19 @@ pub fn plan_file(
                 return Ok(PlanOutcome::Existing(run));
             }
         }
-        let fields = match (job.fields_file, connected) {
-            (Some(path), _) => Some(super::plan::read_fields_file(path)?),
-            (None, Some(c)) => Some(
+        let fields = match (job.fields_file, job.stored_fields, connected) {
+            (Some(path), _, _) => Some(super::plan::read_fields_file(path)?),
+            (None, Some(text), _) => Some((
+                ModuleFields::from_zoho_json(text.as_bytes()).map_err(|e| {
+                    anyhow::anyhow!("the run's stored field metadata cannot be read: {e}")
+                })?,
+                text.to_string(),
+            )),
+            (None, None, Some(c)) => Some(
                 c.handle
                     .block_on(live_metadata(c.session, &settings.module))?,
             ),
-            (None, None) => None,
+            (None, None, None) => None,
         };
         let field = match &fields {
             Some((fields, _)) => match_field(settings, fields)?,
@@ -262,27 +272,17 @@ pub fn diff_run(db: &Path, run_id: i64, connected: &Connected<'_>) -> anyhow::Re
     let run = crate::store::runs::run(&conn, run_id)?
         .ok_or_else(|| anyhow::anyhow!("run {run_id} vanished after planning"))?;
     let groups = crate::store::chunks::group_payloads(&conn, run_id)?;
-    let object = |text: &str| match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(serde_json::Value::Object(map)) => map,
-        _ => serde_json::Map::new(),
-    };
     // Per chunk: its records and what each is to get.
     let mut work: Vec<Vec<(i64, serde_json::Map<String, serde_json::Value>)>> = Vec::new();
     crate::store::chunks::for_each_chunk(&conn, run_id, |chunk| -> anyhow::Result<()> {
         let payloads = chunk.payloads();
-        let shared = object(groups.get(&chunk.group_id).map_or("{}", String::as_str));
+        let shared = groups.get(&chunk.group_id).map_or("{}", String::as_str);
+        let writes = member_writes(shared, payloads.as_deref(), 0..chunk.members.len());
         work.push(
-            chunk
-                .members
-                .iter()
-                .enumerate()
-                .map(|(i, m)| {
-                    let write = match &payloads {
-                        Some(objects) => object(objects.get(i).map_or("{}", String::as_str)),
-                        None => shared.clone(),
-                    };
-                    (m.record_id, write)
-                })
+            writes
+                .into_iter()
+                .zip(&chunk.members)
+                .map(|((_, write), m)| (m.record_id, write))
                 .collect(),
         );
         Ok(())

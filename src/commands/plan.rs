@@ -177,6 +177,7 @@ impl PlanFlags {
             csv: &self.csv,
             settings,
             fields_file: self.fields.as_deref(),
+            stored_fields: None,
             strict: self.strict,
             new_run: self.new_run,
             send_json,

@@ -19,6 +19,7 @@ use crate::global::{DbArg, GlobalArgs};
 use crate::outcome::ItemState;
 use crate::plan::{PlanOutcome, PlanSettings};
 use crate::store::befores::FieldValue;
+use crate::store::codec::member_writes;
 use crate::store::{self, RunInfo};
 
 const EXAMPLES: &str = "Examples:
@@ -73,10 +74,6 @@ fn takeback(conn: &rusqlite::Connection, run: &RunInfo) -> anyhow::Result<Takeba
         })
         .collect();
     let groups = store::chunks::group_payloads(conn, run.id)?;
-    let object = |text: &str| match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(map)) => map,
-        _ => serde_json::Map::new(),
-    };
     let mut take = Takeback {
         fields: Vec::new(),
         before: BTreeMap::new(),
@@ -86,23 +83,18 @@ fn takeback(conn: &rusqlite::Connection, run: &RunInfo) -> anyhow::Result<Takeba
     let mut fields = BTreeSet::new();
     store::chunks::for_each_chunk(conn, run.id, |chunk| -> anyhow::Result<()> {
         let payloads = chunk.payloads();
-        let shared = object(groups.get(&chunk.group_id).map_or("{}", String::as_str));
-        for (i, member) in chunk.members.iter().enumerate() {
-            if ItemState::from_byte(chunk.outcomes[i]) != ItemState::Succeeded {
-                continue;
-            }
-            // A record left out because it held the values already was not written.
-            if chunk
-                .details
-                .get(&(i as u32))
-                .is_some_and(|(code, _)| code == "UNCHANGED")
-            {
-                continue;
-            }
-            let wrote = match &payloads {
-                Some(objects) => object(objects.get(i).map_or("{}", String::as_str)),
-                None => shared.clone(),
-            };
+        let shared = groups.get(&chunk.group_id).map_or("{}", String::as_str);
+        // What succeeded was written; a record left out because it held the values already
+        // (UNCHANGED) was not.
+        let written = (0..chunk.members.len()).filter(|&i| {
+            ItemState::from_byte(chunk.outcomes[i]) == ItemState::Succeeded
+                && chunk
+                    .details
+                    .get(&(i as u32))
+                    .is_none_or(|(code, _)| code != "UNCHANGED")
+        });
+        for (i, wrote) in member_writes(shared, payloads.as_deref(), written) {
+            let member = &chunk.members[i];
             for (field, value) in wrote {
                 let Some(before) = befores.get(&(member.record_id, field.clone())) else {
                     take.unknown += 1;
@@ -171,14 +163,6 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     }
     writer.flush()?;
     drop(writer);
-    let fields_file = match &undone.fields_json {
-        Some(text) => {
-            let path = dir.join(format!("undo-of-run-{}-{stamp}.fields.json", undone.id));
-            std::fs::write(&path, text)?;
-            Some(path)
-        }
-        None => None,
-    };
     let mut settings = PlanSettings::new(&undone.module);
     settings.max_fields_per_call = plan.max_fields_per_call;
     settings.trigger = plan.trigger.clone();
@@ -201,7 +185,9 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let job = PlanJob {
         csv: &csv_path,
         settings: &settings,
-        fields_file: fields_file.as_deref(),
+        fields_file: None,
+        // The field metadata run N was planned with.
+        stored_fields: undone.fields_json.as_deref(),
         strict: false,
         new_run: true,
         send_json: send_json.as_deref(),
@@ -210,9 +196,6 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         expectations: (!args.force).then_some(take.expectations.as_slice()),
     };
     let planned = plan_file(&workspace.db, &job, None)?;
-    if let Some(path) = &fields_file {
-        let _ = std::fs::remove_file(path);
-    }
     let PlanOutcome::Planned(summary) = planned else {
         unreachable!("an undo is always planned as a new run");
     };

@@ -24,7 +24,8 @@ use crate::fields::same_value;
 use crate::outcome::ItemState;
 use crate::plan::settings::{MAX_FIELDS_PER_READ, MAX_IDS_PER_READ};
 use crate::store::befores::FieldValue;
-use crate::store::chunks::{ChunkKind, ClaimedChunk};
+use crate::store::chunks::ClaimedChunk;
+use crate::store::codec::member_writes;
 use crate::store::StoreError;
 
 /// What an undo run expects each (record, field) to hold: what the undone run wrote.
@@ -50,29 +51,6 @@ impl Expectations {
     }
 }
 
-/// The fields each pending item writes, in member order.
-fn written(chunk: &ClaimedChunk, pending: &[usize]) -> Vec<(usize, Map<String, Value>)> {
-    let parse = |text: &str| -> Map<String, Value> {
-        serde_json::from_str::<Value>(text)
-            .ok()
-            .and_then(|v| match v {
-                Value::Object(map) => Some(map),
-                _ => None,
-            })
-            .unwrap_or_default()
-    };
-    match (chunk.kind, &chunk.payloads) {
-        (ChunkKind::UpdateRecords, Some(objects)) => pending
-            .iter()
-            .map(|&i| (i, parse(objects.get(i).map_or("{}", String::as_str))))
-            .collect(),
-        _ => {
-            let shared = parse(&chunk.payload);
-            pending.iter().map(|&i| (i, shared.clone())).collect()
-        }
-    }
-}
-
 /// Reads the chunk's records' current values, keeps them the first time, and settles the
 /// items that need no call. `Err` ends the chunk (a stop, or reads that kept failing).
 pub async fn before_first_call(
@@ -85,7 +63,11 @@ pub async fn before_first_call(
     if pending.is_empty() {
         return Ok(());
     }
-    let writes = written(chunk, &pending);
+    let writes = member_writes(
+        &chunk.payload,
+        chunk.payloads.as_deref(),
+        pending.iter().copied(),
+    );
     // A plain snapshot (nothing to compare before the call) reads each record once, every
     // field the run writes, in the first chunk that carries it: a record in three chunks
     // (a field each, by mass_update) is read once, not three times. The first value stored
@@ -305,11 +287,7 @@ impl Reader<'_> {
                 )
                 .await?;
                 for row in rows {
-                    let id = match row.get("id") {
-                        Some(Value::String(s)) => s.parse::<i64>().ok(),
-                        Some(Value::Number(n)) => n.as_i64(),
-                        _ => None,
-                    };
+                    let id = crate::api::response::row_record_id(&row);
                     if let Some(id) = id {
                         current.entry(id).or_default().extend(row);
                     }

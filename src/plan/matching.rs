@@ -224,13 +224,7 @@ impl Matches {
         &mut self,
         row: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<(), String> {
-        let id = match row.get("id") {
-            Some(serde_json::Value::String(s)) => s.parse::<i64>().ok(),
-            Some(serde_json::Value::Number(n)) => n.as_i64(),
-            _ => None,
-        }
-        .filter(|&id| id > 0)
-        .ok_or_else(|| {
+        let id = crate::api::response::row_record_id(row).ok_or_else(|| {
             format!(
                 "a lookup answer row has no record id: {}",
                 serde_json::Value::Object(row.clone())

@@ -253,6 +253,7 @@ pub fn plan_input(
     let settings_json = serde_json::to_string(settings).expect("settings serialize");
     // API names (a header may name a field by its label): later stages send them as they are.
     let columns_json = serde_json::to_string(&planner.api_names()).expect("names serialize");
+    let column_count = planner.api_names().len();
     let column_mapping = planner.mapping().to_vec();
     let absolute = if spooled {
         PathBuf::from(given)
@@ -287,9 +288,7 @@ pub fn plan_input(
         store::rows::mark_invalid(&tx, run_id, *row_no, message)?;
     }
     // A snapshot reads each chunk's records, 100 a call, 50 fields a call.
-    let reads_per_100 = (planner_columns(&columns_json))
-        .div_ceil(MAX_FIELDS_PER_READ)
-        .max(1) as u64;
+    let reads_per_100 = column_count.div_ceil(MAX_FIELDS_PER_READ).max(1) as u64;
     let mut snapshot_calls = 0u64;
     for group in planned.groups() {
         let group_id =
@@ -374,11 +373,6 @@ pub fn plan_input(
         snapshot,
         snapshot_calls: if snapshot { snapshot_calls } else { 0 },
     }))
-}
-
-/// Field columns of a run, from its stored list.
-fn planner_columns(columns_json: &str) -> usize {
-    serde_json::from_str::<Vec<String>>(columns_json).map_or(1, |c| c.len())
 }
 
 /// Rows per message between the threads: large enough that handing over is rare.

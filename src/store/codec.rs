@@ -44,6 +44,30 @@ pub fn decode_details(json: Option<&str>) -> Details {
         .unwrap_or_default()
 }
 
+/// What the members `at` of a chunk write: each its own object of fields (an Update Records
+/// chunk's `payloads`) or all the group's value set (`shared`, a mass_update chunk's
+/// payload), parsed; `{}` where the stored text is not an object.
+pub fn member_writes(
+    shared: &str,
+    payloads: Option<&[String]>,
+    at: impl IntoIterator<Item = usize>,
+) -> Vec<(usize, serde_json::Map<String, serde_json::Value>)> {
+    let object = |text: &str| match serde_json::from_str(text) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    match payloads {
+        Some(objects) => at
+            .into_iter()
+            .map(|i| (i, object(objects.get(i).map_or("{}", String::as_str))))
+            .collect(),
+        None => {
+            let shared = object(shared);
+            at.into_iter().map(|i| (i, shared.clone())).collect()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
