@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod bodies;
 pub mod budget;
+pub mod limits;
 pub mod response;
 
 use std::net::IpAddr;

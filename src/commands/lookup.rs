@@ -6,6 +6,7 @@ use std::path::Path;
 use tokio_util::sync::CancellationToken;
 
 use super::session::Session;
+use crate::api::limits::{max_rows_per_query, MAX_IN_VALUES};
 use crate::api::{self, MetadataError};
 use crate::dispatch::lookup::look_up;
 use crate::dispatch::snapshot::Reader;
@@ -14,9 +15,7 @@ use crate::exit::UsageError;
 use crate::fields::{ColumnMatch, ModuleFields};
 use crate::input::CsvOptions;
 use crate::plan::diff::PlanDiff;
-use crate::plan::matching::{
-    collect_keys, max_rows_per_query, LookupError, MatchField, Matches, MAX_IN_VALUES,
-};
+use crate::plan::matching::{collect_keys, LookupError, MatchField, Matches};
 use crate::plan::{
     self, PlanError, PlanInput, PlanOutcome, PlanRequest, PlanSettings, SettingsError,
 };

@@ -16,10 +16,11 @@ use super::pacing::{backoff_delay, limiter, until_ready};
 use super::settings::DispatchSettings;
 use super::Endpoint;
 use crate::api::auth::AuthError;
+use crate::api::limits::MAX_IN_VALUES;
 use crate::api::response::{credits_exhausted, parse_body, CallAnswer};
 use crate::api::{send_call, Exchange};
 use crate::outcome::{classify_code, AnswerClass};
-use crate::plan::matching::{LookupError, Matches, MAX_IN_VALUES};
+use crate::plan::matching::{LookupError, Matches};
 
 /// One query's answer: the rows and whether more lie beyond them, or the next step.
 #[derive(Debug)]

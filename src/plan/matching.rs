@@ -14,25 +14,7 @@ use serde::Serialize;
 use crate::fields::{FieldMeta, FieldType};
 use crate::input::{CsvInput, CsvOptions, InputError};
 
-/// Values in one COQL `in (...)`: 50 in every version's "Query API - Limitations" page
-/// (v2 to v8; one stored copy of the v7 page says 100, another 50: the lower is used).
-pub const MAX_IN_VALUES: usize = 50;
-
-/// Rows one COQL query may return (its LIMIT): 200 up to v3, 2,000 from v4 (the COQL
-/// limitations page of each version).
-pub fn max_rows_per_query(api_version: &str) -> usize {
-    let major = api_version
-        .trim_start_matches(['v', 'V'])
-        .split('.')
-        .next()
-        .and_then(|n| n.parse::<u32>().ok())
-        .unwrap_or(2);
-    if major >= 4 {
-        2_000
-    } else {
-        200
-    }
-}
+use crate::api::limits::MAX_IN_VALUES;
 
 /// A key longer than this is not a key (Zoho's longest single-line fields hold 255).
 const MAX_KEY_CHARS: usize = 1_000;
@@ -382,9 +364,6 @@ mod tests {
         assert!(field
             .query(&keys, 200, 400)
             .ends_with("limit 200 offset 400"));
-        assert_eq!(max_rows_per_query("v2"), 200);
-        assert_eq!(max_rows_per_query("v3"), 200);
-        assert_eq!(max_rows_per_query("v8"), 2_000);
     }
 
     #[test]

@@ -22,15 +22,14 @@ use crate::store::rows::NewRow;
 use crate::store::{self, RunInfo, StoreError};
 use matching::Matches;
 
+use crate::api::limits::{MAX_FIELDS_PER_READ, MAX_IDS_PER_READ};
+pub use crate::api::limits::{MAX_IDS_PER_CALL, MAX_RECORDS_PER_UPDATE};
 pub use planner::{
     balanced_chunks, parse_record_id, ColumnMapping, PlanTotals, Planner, RowProblem,
     PROBLEMS_SHOWN,
 };
-pub use settings::{
-    default_field_limit, ApiChoice, FromHeader, PlanSettings, SettingsError, MAX_IDS_PER_CALL,
-    MAX_RECORDS_PER_UPDATE,
-};
-use settings::{snapshot_by_default, MAX_FIELDS_PER_READ, MAX_IDS_PER_READ};
+use settings::snapshot_by_default;
+pub use settings::{default_field_limit, ApiChoice, FromHeader, PlanSettings, SettingsError};
 
 /// Problems that stop a plan before anything is stored. All are input or usage errors.
 #[derive(Debug, thiserror::Error)]

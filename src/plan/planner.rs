@@ -17,10 +17,9 @@ use rustc_hash::{FxBuildHasher, FxHashMap};
 use serde::Serialize;
 
 use super::matching::Matches;
-use super::settings::{
-    ApiChoice, PlanSettings, SettingsError, MAX_IDS_PER_CALL, MAX_RECORDS_PER_UPDATE,
-};
+use super::settings::{ApiChoice, PlanSettings, SettingsError};
 use super::PlanError;
+use crate::api::limits::{MAX_IDS_PER_CALL, MAX_RECORDS_PER_UPDATE};
 use crate::fields::{
     self, CoerceOptions, ColumnMatch, ColumnProblem, ColumnProblemKind, FieldMeta, FieldType,
     ModuleFields,

@@ -7,7 +7,7 @@
 use rusqlite::Connection;
 
 use super::planner::balanced_chunks;
-use super::settings::MAX_RECORDS_PER_UPDATE;
+use crate::api::limits::MAX_RECORDS_PER_UPDATE;
 use crate::outcome::ItemState;
 use crate::store::chunks::{ChunkKind, StoredChunk};
 use crate::store::{self, StoreError};

@@ -11,18 +11,8 @@ use crate::fields::{CoerceOptions, DateFormat, FieldType};
 #[error("{0}")]
 pub struct SettingsError(pub String);
 
-/// Zoho updates at most 500 records per `mass_update` call when ids are given (the cvid
-/// mode allows more but schedules a background job, which massup does not use).
-pub const MAX_IDS_PER_CALL: usize = 500;
-
-/// Zoho's documented field limit per mass update: one field, three for Deals.
-pub fn default_field_limit(module: &str) -> usize {
-    if module.eq_ignore_ascii_case("Deals") {
-        3
-    } else {
-        1
-    }
-}
+pub use crate::api::limits::default_field_limit;
+use crate::api::limits::MAX_IDS_PER_CALL;
 
 /// What decides how a file is planned; stored with the run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -104,15 +94,6 @@ pub enum ApiChoice {
     /// Update Records only (`PUT .../{module}`, 100 records, each its own values).
     Update,
 }
-
-/// Update Records takes at most 100 records a call (Zoho's update-records page; the
-/// mock answers LIMIT_EXCEEDED above it, as Zoho's OpenAPI examples show).
-pub const MAX_RECORDS_PER_UPDATE: usize = 100;
-
-/// Get Records returns at most 100 records a call (Zoho's get-records page; see
-/// docs/ZOHO_API_NOTES.md) and at most 50 fields.
-pub const MAX_IDS_PER_READ: usize = 100;
-pub const MAX_FIELDS_PER_READ: usize = 50;
 
 /// Whether a run takes a snapshot when the user did not say: when reading the values costs
 /// at most as many calls as writing them. An Update Records batch of 100 costs one read; a

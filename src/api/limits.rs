@@ -1,0 +1,172 @@
+//! Zoho's numbers in one place: how much one call may carry, and what each kind of call
+//! costs in API credits (the unit Zoho bills, over a rolling 24 hours). Every number names
+//! the page it comes from; docs/ZOHO_API_NOTES.md says which were confirmed and how.
+
+/// Zoho updates at most 500 records per `mass_update` call when ids are given (the cvid
+/// mode allows more but schedules a background job, which massup does not use). Mass
+/// Update API page, <https://www.zoho.com/crm/developer/docs/api/mass-update-records.html>.
+pub const MAX_IDS_PER_CALL: usize = 500;
+
+/// Update Records takes at most 100 records a call (Zoho's update-records page; the mock
+/// answers LIMIT_EXCEEDED above it, as Zoho's OpenAPI examples show).
+pub const MAX_RECORDS_PER_UPDATE: usize = 100;
+
+/// Get Records returns at most 100 records a call and at most 50 fields (Zoho's
+/// get-records page; see docs/ZOHO_API_NOTES.md).
+pub const MAX_IDS_PER_READ: usize = 100;
+pub const MAX_FIELDS_PER_READ: usize = 50;
+
+/// Values in one COQL `in (...)`: 50 in every version's "Query API - Limitations" page
+/// (v2 to v8; one stored copy of the v7 page says 100, another 50: the lower is used).
+pub const MAX_IN_VALUES: usize = 50;
+
+/// Records an Insert, Update or Upsert call is billed by: one credit for each started
+/// group of this many (API limits page, "credit deduction" table).
+pub const RECORDS_PER_WRITE_CREDIT: usize = 10;
+
+/// Insert, Update and Upsert calls carrying more than this many records have their own
+/// concurrency cap per org, whatever the edition (API limits page, "sub-concurrency").
+pub const SUB_CONCURRENCY_RECORDS: usize = 10;
+/// That cap: calls of that kind in flight at once per org.
+pub const SUB_CONCURRENCY_LIMIT: usize = 10;
+
+/// Zoho's documented field limit per mass update: one field, three for Deals (Mass Update
+/// API page).
+pub fn default_field_limit(module: &str) -> usize {
+    if module.eq_ignore_ascii_case("Deals") {
+        3
+    } else {
+        1
+    }
+}
+
+/// Rows one COQL query may return (its LIMIT): 200 up to v3, 2,000 from v4 (the COQL
+/// limitations page of each version).
+pub fn max_rows_per_query(api_version: &str) -> usize {
+    if major_version(api_version) >= 4 {
+        2_000
+    } else {
+        200
+    }
+}
+
+fn major_version(api_version: &str) -> u32 {
+    api_version
+        .trim_start_matches(['v', 'V'])
+        .split('.')
+        .next()
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or(2)
+}
+
+/// Every kind of call massup makes to Zoho: what the attempt loop sends, what a chunk
+/// stores, and what the price list prices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallKind {
+    /// `POST .../{module}/actions/mass_update`: one value set for up to 500 ids.
+    MassUpdate,
+    /// `PUT .../{module}`: up to 100 records, each with its own values.
+    UpdateRecords,
+    /// `GET .../{module}?ids=...&fields=...`: the snapshot's reads.
+    GetRecords,
+    /// `POST .../coql`: the `--match-by` lookups.
+    Coql,
+    /// `GET .../settings/...`: field and module metadata.
+    Metadata,
+}
+
+impl CallKind {
+    /// The kind's name in logs, the database, reports and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            CallKind::MassUpdate => "mass_update",
+            CallKind::UpdateRecords => "update_records",
+            CallKind::GetRecords => "get_records",
+            CallKind::Coql => "coql",
+            CallKind::Metadata => "metadata",
+        }
+    }
+
+    /// The kind named `name` (as [`CallKind::name`] writes it).
+    pub fn from_name(name: &str) -> Option<CallKind> {
+        [
+            CallKind::MassUpdate,
+            CallKind::UpdateRecords,
+            CallKind::GetRecords,
+            CallKind::Coql,
+            CallKind::Metadata,
+        ]
+        .into_iter()
+        .find(|k| k.name() == name)
+    }
+
+    /// Whether the kind writes records (and so is a chunk's kind).
+    pub fn writes(self) -> bool {
+        matches!(self, CallKind::MassUpdate | CallKind::UpdateRecords)
+    }
+}
+
+/// What one call of `kind` costs in API credits. `size` is what the price depends on:
+/// the records an Update Records call carries, a COQL query's LIMIT; ignored by the rest.
+///
+/// Zoho's API limits page (v2 to v8, "credit deduction" table,
+/// <https://www.zoho.com/crm/developer/docs/api/v8/api-limits.html>): Insert, Update and
+/// Upsert 1 credit per 10 records; COQL by LIMIT from v4 (1 to 200 one credit, 201 to
+/// 1,000 two, 1,001 to 2,000 three); every call not in the table one (mass_update, Get
+/// Records by ids, metadata).
+pub fn credits(kind: CallKind, size: usize) -> u64 {
+    match kind {
+        CallKind::UpdateRecords => write_credits(size),
+        CallKind::Coql => match size {
+            0..=200 => 1,
+            201..=1_000 => 2,
+            _ => 3,
+        },
+        CallKind::MassUpdate | CallKind::GetRecords | CallKind::Metadata => 1,
+    }
+}
+
+/// Credits of one Insert, Update or Upsert call of `records` records (at least one).
+pub fn write_credits(records: usize) -> u64 {
+    records.div_ceil(RECORDS_PER_WRITE_CREDIT).max(1) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prices_follow_zohos_table() {
+        assert_eq!(credits(CallKind::MassUpdate, 500), 1);
+        assert_eq!(credits(CallKind::UpdateRecords, 100), 10);
+        assert_eq!(credits(CallKind::UpdateRecords, 91), 10);
+        assert_eq!(credits(CallKind::UpdateRecords, 90), 9);
+        assert_eq!(credits(CallKind::UpdateRecords, 1), 1);
+        assert_eq!(credits(CallKind::UpdateRecords, 0), 1);
+        assert_eq!(credits(CallKind::GetRecords, 100), 1);
+        assert_eq!(credits(CallKind::Coql, 200), 1);
+        assert_eq!(credits(CallKind::Coql, 201), 2);
+        assert_eq!(credits(CallKind::Coql, 1_000), 2);
+        assert_eq!(credits(CallKind::Coql, 2_000), 3);
+        assert_eq!(credits(CallKind::Metadata, 0), 1);
+    }
+
+    #[test]
+    fn versions_and_kinds() {
+        assert_eq!(max_rows_per_query("v2"), 200);
+        assert_eq!(max_rows_per_query("v3"), 200);
+        assert_eq!(max_rows_per_query("v8"), 2_000);
+        for kind in [
+            CallKind::MassUpdate,
+            CallKind::UpdateRecords,
+            CallKind::GetRecords,
+            CallKind::Coql,
+            CallKind::Metadata,
+        ] {
+            assert_eq!(CallKind::from_name(kind.name()), Some(kind));
+        }
+        assert_eq!(default_field_limit("deals"), 3);
+        assert_eq!(default_field_limit("Leads"), 1);
+    }
+}
