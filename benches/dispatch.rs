@@ -197,7 +197,8 @@ async fn dispatch_once(
         stop.clone(),
     ));
     let endpoint = Endpoint {
-        mass_update_url: format!("{}/crm/v2/Leads/actions/mass_update", server.url()),
+        urls: massup::api::Endpoints::new(&server.url(), "v2"),
+        module: "Leads".into(),
         http,
         tokens,
     };
@@ -208,7 +209,7 @@ async fn dispatch_once(
 
     let cpu_before = cpu_seconds();
     let started = Instant::now();
-    let report = dispatch::dispatch(db, planned.run_id, settings, endpoint, stop, progress)
+    let report = dispatch::dispatch(db, planned.run_id, settings, endpoint, stop, progress, 0)
         .await
         .expect("dispatch runs");
     let secs = started.elapsed().as_secs_f64();

@@ -27,6 +27,9 @@ pub struct Config {
     /// Take a snapshot (undo) on every run (`true`), never (`false`), or when it is cheap
     /// (left out).
     pub snapshot: Option<bool>,
+    /// A budget in API credits for each run (`--max-credits`): a plan estimated above it
+    /// is refused, and a send stops (resumable) before crossing it.
+    pub max_credits: Option<u64>,
     /// Per-module field limits, e.g. `Deals = 3`.
     #[serde(default)]
     pub field_limits: BTreeMap<String, usize>,

@@ -111,6 +111,12 @@ pub fn exit_for_error(error: &anyhow::Error) -> Exit {
         if let Some(plan) = cause.downcast_ref::<crate::plan::PlanError>() {
             return match plan {
                 crate::plan::PlanError::Store(_) => Exit::Fatal,
+                // No token could be had (the accounts server down) or a budget was
+                // reached: nothing was planned, and planning again later goes on.
+                crate::plan::PlanError::Lookup(
+                    crate::plan::matching::LookupError::TokenUnavailable { .. }
+                    | crate::plan::matching::LookupError::Budget { .. },
+                ) => Exit::Resumable,
                 // Zoho could not answer every lookup (credits, a refused token, the
                 // network): nothing is wrong with the input.
                 crate::plan::PlanError::Lookup(_) => Exit::Fatal,
@@ -118,6 +124,10 @@ pub fn exit_for_error(error: &anyhow::Error) -> Exit {
             };
         }
         if cause.is::<crate::lease::RunBusy>() {
+            return Exit::Resumable;
+        }
+        // The accounts server could not be reached: later may work, nothing was sent.
+        if let Some(crate::api::auth::AuthError::Unavailable(_)) = cause.downcast_ref() {
             return Exit::Resumable;
         }
         if cause.is::<crate::plan::SettingsError>() {

@@ -31,6 +31,7 @@
 pub mod aimd;
 pub mod api;
 pub mod cli;
+pub mod codes;
 pub mod commands;
 pub mod config;
 pub mod dispatch;

@@ -8,7 +8,8 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::outcome::ItemState;
-use crate::store::chunks::{self, ChunkKind, ChunkState, StoredChunk};
+use crate::api::limits::CallKind;
+use crate::store::chunks::{self, ChunkState, StoredChunk};
 use crate::store::rows::{self, RowStatus, StoredRow};
 use crate::store::{self, RunInfo, StoreError};
 
@@ -202,8 +203,8 @@ pub fn row_results(
                     at.as_ref(),
                 );
                 result.kinds |= match chunk.kind {
-                    ChunkKind::MassUpdate => 1,
-                    ChunkKind::UpdateRecords => 2,
+                    CallKind::UpdateRecords => 2,
+                    _ => 1,
                 };
             }
             Ok(())
@@ -311,6 +312,19 @@ pub struct RunCounts {
     pub snapshot_values: u64,
     /// The command that takes the run back, when it can be undone.
     pub undo_command: Option<String>,
+    /// API credits the run has spent (Zoho's unit of cost), every kind of call counted:
+    /// writes and their retries, snapshot reads, lookups and metadata while planning.
+    pub credits: u64,
+    /// Calls and credits by kind of call (`mass_update`, `update_records`,
+    /// `get_records`, `coql`, `metadata`).
+    pub spend: BTreeMap<&'static str, Spend>,
+}
+
+/// Calls of one kind and what they cost.
+#[derive(Debug, Clone, Copy, Serialize, Default, PartialEq, Eq)]
+pub struct Spend {
+    pub calls: u64,
+    pub credits: u64,
 }
 
 impl RunCounts {
@@ -409,6 +423,26 @@ pub fn run_counts(conn: &Connection, run: &RunInfo) -> Result<RunCounts, StoreEr
         *counts.rows.entry(outcome.as_str()).or_default() += 1;
     }
     let calls = store::calls::stats(conn, run.id)?;
+    let plan = store::runs::plan_spend(conn, run.id)?;
+    let mut spend = |kind: CallKind, calls: u64, credits: u64| {
+        if calls > 0 {
+            let entry = counts.spend.entry(kind.name()).or_default();
+            entry.calls += calls;
+            entry.credits += credits;
+            counts.credits += credits;
+        }
+    };
+    spend(CallKind::Coql, plan.lookup_calls, plan.lookup_credits);
+    spend(
+        CallKind::Metadata,
+        plan.metadata_calls,
+        plan.metadata_calls * crate::api::limits::credits(CallKind::Metadata, 0),
+    );
+    for (kind, calls, credits) in &calls.by_kind {
+        if let Some(kind) = CallKind::from_name(kind) {
+            spend(kind, *calls, *credits);
+        }
+    }
     counts.calls = calls.calls;
     counts.calls_unlogged_at_most = chunks::resets(conn, run.id)?;
     counts.retries = calls.calls - calls.chunks_called;

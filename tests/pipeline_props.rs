@@ -171,7 +171,8 @@ async fn check(case: Case) -> Result<(), TestCaseError> {
         massup::store::chunks::reset_in_flight(&conn, run_id).unwrap();
         drop(conn);
         let endpoint = Endpoint {
-            mass_update_url: format!("{}/crm/v2/Leads/actions/mass_update", mock.url()),
+            urls: massup::api::Endpoints::new(&mock.url(), "v2"),
+            module: "Leads".into(),
             http: http.clone(),
             tokens: tokens.clone(),
         };
@@ -182,6 +183,7 @@ async fn check(case: Case) -> Result<(), TestCaseError> {
             endpoint,
             stop.clone(),
             Arc::new(Progress::default()),
+            0,
         )
         .await
         .unwrap();

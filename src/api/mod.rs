@@ -57,6 +57,63 @@ pub fn data_centre(code: &str) -> Result<(&'static str, &'static str), UsageErro
         })
 }
 
+/// Every Zoho URL massup calls, built from one API domain (checked) and version: the only
+/// place that knows Zoho's paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    domain: String,
+    version: String,
+}
+
+impl Endpoints {
+    pub fn new(domain: &str, version: &str) -> Endpoints {
+        Endpoints {
+            domain: domain.trim_end_matches('/').to_string(),
+            version: version.to_string(),
+        }
+    }
+
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// `POST .../crm/{v}/{module}/actions/mass_update`.
+    pub fn mass_update(&self, module: &str) -> String {
+        format!("{}/actions/mass_update", self.records(module))
+    }
+
+    /// `.../crm/{v}/{module}`: Update Records (PUT) and Get Records (GET).
+    pub fn records(&self, module: &str) -> String {
+        format!("{}/crm/{}/{module}", self.domain, self.version)
+    }
+
+    /// `GET .../crm/{v}/{module}?ids=...&fields=...`: the current values of records.
+    pub fn get_records(&self, module: &str, ids: &[i64], fields: &[String]) -> String {
+        let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+        format!(
+            "{}?ids={}&fields={}",
+            self.records(module),
+            ids.join(","),
+            fields.join(",")
+        )
+    }
+
+    /// `POST .../crm/{v}/coql`.
+    pub fn coql(&self) -> String {
+        format!("{}/crm/{}/coql", self.domain, self.version)
+    }
+
+    /// `GET .../crm/{v}/settings/fields` (with `module=` as a query parameter).
+    pub fn fields(&self) -> String {
+        format!("{}/crm/{}/settings/fields", self.domain, self.version)
+    }
+
+    /// `GET .../crm/{v}/settings/modules`.
+    pub fn modules(&self) -> String {
+        format!("{}/crm/{}/settings/modules", self.domain, self.version)
+    }
+}
+
 /// Checks a base URL: https, or http to a loopback address only (the embedded mock), so a
 /// token is never sent in clear over a network.
 pub fn check_base_url(what: &str, url: &str) -> Result<String, UsageError> {
@@ -292,7 +349,7 @@ pub async fn fetch_fields(
     module: &str,
     token: &auth::Secret,
 ) -> Result<String, MetadataError> {
-    let url = format!("{api_domain}/crm/{api_version}/settings/fields");
+    let url = Endpoints::new(api_domain, api_version).fields();
     get_metadata(
         http,
         api_domain,
@@ -320,7 +377,7 @@ pub async fn fetch_module_names(
     api_version: &str,
     token: &auth::Secret,
 ) -> Result<Vec<String>, MetadataError> {
-    let url = format!("{api_domain}/crm/{api_version}/settings/modules");
+    let url = Endpoints::new(api_domain, api_version).modules();
     let body = get_metadata(http, api_domain, &url, &[], token, "the module list").await?;
     #[derive(serde::Deserialize)]
     struct Modules {

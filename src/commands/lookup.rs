@@ -8,9 +8,11 @@ use tokio_util::sync::CancellationToken;
 use super::session::Session;
 use crate::api::limits::{max_rows_per_query, MAX_IN_VALUES};
 use crate::api::{self, MetadataError};
+use crate::api::limits::CallKind;
+use crate::dispatch::attempt::Caller;
 use crate::dispatch::lookup::look_up;
-use crate::dispatch::snapshot::Reader;
-use crate::dispatch::DispatchSettings;
+use crate::dispatch::read::current_values;
+use crate::dispatch::{DispatchSettings, Endpoint, Progress};
 use crate::exit::UsageError;
 use crate::fields::{ColumnMatch, ModuleFields};
 use crate::input::CsvOptions;
@@ -31,7 +33,7 @@ pub async fn live_metadata(
         .tokens
         .token()
         .await
-        .map_err(|e| anyhow::anyhow!("cannot get an access token: {e}"))?;
+        .map_err(|e| anyhow::Error::new(e).context("cannot get an access token"))?;
     let domain = session.api_domain().await?;
     let version = &session.api_version;
     let text = match api::fetch_fields(&session.http, &domain, version, module, &token).await {
@@ -106,6 +108,20 @@ pub struct Connected<'a> {
     pub stop: CancellationToken,
 }
 
+impl Connected<'_> {
+    /// What the plan's calls go through: the run's pace and budgets. A stop the calls
+    /// call for (credits spent, a fatal answer) ends this caller's work only.
+    pub fn caller(&self, endpoint: Endpoint) -> Caller {
+        Caller::new(
+            self.dispatch.clone(),
+            endpoint,
+            self.stop.child_token(),
+            std::sync::Arc::new(Progress::default()),
+            0,
+        )
+    }
+}
+
 /// A file to plan, as `plan` and `run` describe it.
 pub struct PlanJob<'a> {
     pub csv: &'a Path,
@@ -143,6 +159,7 @@ pub fn plan_file(
                 return Ok(PlanOutcome::Existing(run));
             }
         }
+        let mut metadata_calls = 0;
         let fields = match (job.fields_file, job.stored_fields, connected) {
             (Some(path), _, _) => Some(super::plan::read_fields_file(path)?),
             (None, Some(text), _) => Some((
@@ -151,10 +168,13 @@ pub fn plan_file(
                 })?,
                 text.to_string(),
             )),
-            (None, None, Some(c)) => Some(
-                c.handle
-                    .block_on(live_metadata(c.session, &settings.module))?,
-            ),
+            (None, None, Some(c)) => {
+                metadata_calls = 1;
+                Some(
+                    c.handle
+                        .block_on(live_metadata(c.session, &settings.module))?,
+                )
+            }
             (None, None, None) => None,
         };
         let field = match &fields {
@@ -198,7 +218,12 @@ pub fn plan_file(
             resolve_keys: resolver.as_ref().map(|r| r as &plan::KeyResolver<'_>),
             expectations: job.expectations,
         };
-        Ok(plan::plan_input(&mut conn, &input, &request)?)
+        let outcome = plan::plan_input(&mut conn, &input, &request)?;
+        if let PlanOutcome::Planned(summary) = &outcome {
+            // Metadata is one call and one credit (Zoho's API limits page).
+            crate::store::runs::set_metadata_calls(&conn, summary.run_id, metadata_calls)?;
+        }
+        Ok(outcome)
     })?
 }
 
@@ -226,11 +251,17 @@ fn look_up_keys(
         );
     }
     let mut matches = Matches::new(field.clone(), keys);
-    let unreachable = |message: String| {
-        PlanError::Lookup(LookupError::Failed {
-            field: field.api_name().to_string(),
-            code: "AUTHENTICATION_FAILURE".into(),
-            message,
+    let unreachable = |problem: crate::api::auth::AuthError| {
+        let field = field.api_name().to_string();
+        PlanError::Lookup(match problem {
+            crate::api::auth::AuthError::Unavailable(message) => {
+                LookupError::TokenUnavailable { field, message }
+            }
+            other => LookupError::Failed {
+                field,
+                code: "AUTHENTICATION_FAILURE".into(),
+                message: format!("cannot get an access token: {other}"),
+            },
         })
     };
     connected.handle.block_on(async {
@@ -239,25 +270,13 @@ fn look_up_keys(
             .tokens
             .token()
             .await
-            .map_err(|e| unreachable(format!("cannot get an access token: {e}")))?;
+            .map_err(unreachable)?;
         let endpoint = session
             .endpoint(field.module())
             .await
             .map_err(|e| PlanError::Settings(SettingsError(e.to_string())))?;
-        let domain = session
-            .api_domain()
-            .await
-            .map_err(|e| PlanError::Settings(SettingsError(e.to_string())))?;
-        let url = format!("{domain}/crm/{}/coql", session.api_version);
-        look_up(
-            &endpoint,
-            &url,
-            &mut matches,
-            max_rows,
-            &connected.dispatch,
-            &connected.stop,
-        )
-        .await?;
+        let caller = connected.caller(endpoint);
+        look_up(&caller, &mut matches, max_rows).await?;
         Ok::<(), PlanError>(())
     })?;
     Ok(matches)
@@ -295,18 +314,7 @@ pub fn diff_run(db: &Path, run_id: i64, connected: &Connected<'_>) -> anyhow::Re
             .await
             .map_err(|e| anyhow::anyhow!("cannot get an access token: {e}"))?;
         let endpoint = session.endpoint(&run.module).await?;
-        let pace = connected
-            .dispatch
-            .rate
-            .map(crate::dispatch::pacing::limiter);
-        let calls = std::sync::atomic::AtomicU64::new(0);
-        let reader = Reader {
-            endpoint: &endpoint,
-            settings: &connected.dispatch,
-            pace: pace.as_ref(),
-            calls: &calls,
-            stop: &connected.stop,
-        };
+        let caller = connected.caller(endpoint);
         let mut diff = PlanDiff::default();
         for chunk in &work {
             let ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
@@ -316,8 +324,7 @@ pub fn diff_run(db: &Path, run_id: i64, connected: &Connected<'_>) -> anyhow::Re
                 .collect::<std::collections::BTreeSet<_>>()
                 .into_iter()
                 .collect();
-            let current = reader
-                .current_values(&ids, &fields)
+            let current = current_values(&caller, &ids, &fields, None)
                 .await
                 .map_err(|e| anyhow::anyhow!("reading the records' current values: {e}"))?;
             for (id, write) in chunk {
@@ -328,6 +335,6 @@ pub fn diff_run(db: &Path, run_id: i64, connected: &Connected<'_>) -> anyhow::Re
                 }
             }
         }
-        Ok(diff.finish(calls.load(std::sync::atomic::Ordering::SeqCst)))
+        Ok(diff.finish(caller.spent.calls(CallKind::GetRecords)))
     })
 }

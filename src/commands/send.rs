@@ -118,9 +118,15 @@ pub struct DispatchFlags {
     /// Stop cleanly (resumable) after this many calls.
     #[arg(long, value_name = "N")]
     pub max_calls: Option<u64>,
-    /// Stop cleanly (resumable) when Zoho reports fewer API credits left than this.
+    /// Stop cleanly (resumable) before the org's API credits left (as Zoho reports them)
+    /// would fall below this, counting the next call's price and the calls in flight.
     #[arg(long, value_name = "N")]
     pub min_credits: Option<u64>,
+    /// A budget for the run in API credits (every call counted: writes, retries, snapshot
+    /// reads, lookups): refuse a plan estimated above it, and stop cleanly (resumable)
+    /// before a call would cross it. `resume --max-credits` with a higher budget goes on.
+    #[arg(long, value_name = "N")]
+    pub max_credits: Option<u64>,
     /// If another process is sending this run, wait for it to end instead of exiting (4).
     #[arg(long)]
     pub wait: bool,
@@ -203,6 +209,10 @@ impl SendSettings {
             trigger: plan.trigger.clone(),
             max_calls: flags.max_calls,
             min_credits: flags.min_credits.or(base.min_credits),
+            max_credits: flags
+                .max_credits
+                .or(base.max_credits)
+                .or(config.max_credits),
             ..base
         };
         if let Some(n) = flags.concurrency {
@@ -411,7 +421,7 @@ pub async fn send_run(
     let endpoint = session.endpoint(&run.module).await?;
     if global.ask_first && std::io::stdin().is_terminal() {
         let work = store::chunks::pending_work(&conn, run.id)?;
-        if work.calls > 0 && !confirm(run, &work, &endpoint.mass_update_url).await? {
+        if work.calls > 0 && !confirm(run, &work, &endpoint.urls.records(&run.module)).await? {
             drop(conn);
             return declined(db, run);
         }
@@ -424,10 +434,16 @@ pub async fn send_run(
         Ordering::Relaxed,
     );
     drop(conn);
-    tracing::debug!(run = run.id, url = %endpoint.mass_update_url, "sending");
+    tracing::debug!(run = run.id, url = %endpoint.urls.records(&run.module), "sending");
+    let credits_before = {
+        let conn = store::open(db)?;
+        summary::run_counts(&conn, run)?.credits
+    };
     let report = match first_token {
         Err(AuthError::Unavailable(message)) => DispatchReport {
             calls: 0,
+            all_calls: 0,
+            credits: 0,
             stop: Some(StopReason::TokenUnavailable { message }),
             elapsed: Duration::ZERO,
         },
@@ -444,6 +460,7 @@ pub async fn send_run(
                     // send only; Ctrl-C (the parent) ends every one.
                     stop.child_token(),
                     progress,
+                    credits_before,
                 ),
             )
             .await?
@@ -543,7 +560,13 @@ pub fn finish_run(
         _ => RunState::Interrupted,
     };
     store::runs::set_run_state(&conn, run_id, state)?;
-    store::sends::end(&conn, send_id, report.calls, end.state_name())?;
+    store::sends::end(
+        &conn,
+        send_id,
+        report.calls,
+        report.credits,
+        end.state_name(),
+    )?;
     let run = store::runs::run(&conn, run_id)?.ok_or_else(|| no_run(run_id, db))?;
     // Counted again: the send just recorded belongs in the times.
     let counts = summary::run_counts(&conn, &run)?;
@@ -555,6 +578,7 @@ pub fn finish_run(
             "run": run.id,
             "state": run.state,
             "rows": &counts.rows,
+            "credits": counts.credits,
             "calls": counts.calls,
             "min_calls": counts.min_calls,
             "exit_code": exit.code(),

@@ -68,15 +68,13 @@ impl Session {
         }
     }
 
-    /// The mass_update endpoint. Call after a first `tokens.token()`: a refresh answer may
-    /// name the API domain.
+    /// Where calls for `module` go. Call after a first `tokens.token()`: a refresh answer
+    /// may name the API domain.
     pub async fn endpoint(&self, module: &str) -> Result<Endpoint, UsageError> {
         let domain = self.api_domain().await?;
         Ok(Endpoint {
-            mass_update_url: format!(
-                "{domain}/crm/{}/{module}/actions/mass_update",
-                self.api_version
-            ),
+            urls: api::Endpoints::new(&domain, &self.api_version),
+            module: module.to_string(),
             http: self.http.clone(),
             tokens: self.tokens.clone(),
         })

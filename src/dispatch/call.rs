@@ -1,88 +1,222 @@
-//! Kinds of call. A kind owns how its request body is built and how its answer is read;
-//! the feeder, workers, pacing and writer are the same for every kind: `mass_update` (one
-//! value set for up to 500 ids) and Update Records (up to 100 records, each its own
-//! values).
+//! The write kinds of call: `mass_update` (one value set for up to 500 ids) and Update
+//! Records (up to 100 records, each its own values). Each owns how its request body is
+//! built and how its answer is read; the attempt loop, pacing and writer are the same for
+//! every kind.
+use std::sync::atomic::Ordering;
+
 use rustc_hash::FxHashMap;
 
-use super::interpret::{interpret, interpret_in_order, Interpretation};
+use super::attempt::{Call, Request, Verdict};
+use super::interpret::{interpret, interpret_in_order, Interpretation, Step};
 use super::settings::DispatchSettings;
+use super::worker::SendContext;
 use super::Endpoint;
+use crate::api::limits::{credits, CallKind};
 use crate::api::{bodies, Exchange};
-use crate::store::chunks::{ChunkKind, ClaimedChunk};
+use crate::outcome::ItemState;
+use crate::store::chunks::{CallRecord, ChunkUpdate, ClaimedChunk};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallKind {
-    /// `POST .../{module}/actions/mass_update`: `data` holds the one value set, `ids` the
-    /// records (as strings of digits, as the seed collection sends them).
-    MassUpdate,
-    /// `PUT .../{module}`: `data` holds one object per record, its `id` and its own values;
-    /// the answer has one entry per record, in request order.
-    UpdateRecords,
+/// The request body for the items `sent` (indices into the chunk's members), as the
+/// chunk's kind writes it.
+pub fn body(chunk: &ClaimedChunk, sent: &[usize], settings: &DispatchSettings) -> String {
+    let ids: Vec<i64> = sent.iter().map(|&i| chunk.members[i].record_id).collect();
+    match chunk.kind {
+        CallKind::UpdateRecords => {
+            let objects: Vec<&str> = sent
+                .iter()
+                .map(|&i| {
+                    chunk
+                        .payloads
+                        .as_ref()
+                        .and_then(|p| p.get(i))
+                        .map_or("{}", String::as_str)
+                })
+                .collect();
+            bodies::update_records(&ids, &objects, settings.trigger.as_deref())
+        }
+        _ => bodies::mass_update(&chunk.payload, settings.over_write, &ids),
+    }
 }
 
-impl CallKind {
-    pub fn of(kind: ChunkKind) -> CallKind {
-        match kind {
-            ChunkKind::MassUpdate => CallKind::MassUpdate,
-            ChunkKind::UpdateRecords => CallKind::UpdateRecords,
+/// The URL and method of a chunk's kind of call.
+pub fn target(kind: CallKind, endpoint: &Endpoint) -> (reqwest::Method, String) {
+    match kind {
+        CallKind::UpdateRecords => (
+            reqwest::Method::PUT,
+            endpoint.urls.records(&endpoint.module),
+        ),
+        _ => (
+            reqwest::Method::POST,
+            endpoint.urls.mass_update(&endpoint.module),
+        ),
+    }
+}
+
+/// What an exchange means for the chunk's items (updated in place) and for the worker.
+/// `sent` are the items the call carried, in request order; `index` maps a record id to
+/// its item; `can_refresh` says whether a refused token can be replaced.
+pub fn read_answer(
+    exchange: &Exchange,
+    chunk: &mut ClaimedChunk,
+    sent: &[usize],
+    index: &FxHashMap<i64, usize>,
+    can_refresh: bool,
+) -> Interpretation {
+    if chunk.kind == CallKind::UpdateRecords {
+        if let Some(read) = interpret_in_order(exchange, chunk, sent) {
+            return read;
+        }
+    }
+    interpret(exchange, chunk, index, can_refresh)
+}
+
+/// One chunk's write call (mass_update or Update Records) as the attempt loop drives it:
+/// each attempt carries the items still unanswered.
+pub struct WriteCall<'a> {
+    pub ctx: &'a SendContext,
+    pub chunk: &'a mut ClaimedChunk,
+    index: FxHashMap<i64, usize>,
+    /// The items the last request carried.
+    sent: Vec<usize>,
+    /// The attempt that ended the call, stored with the chunk's end.
+    pub last_call: Option<CallRecord>,
+}
+
+impl<'a> WriteCall<'a> {
+    pub fn new(ctx: &'a SendContext, chunk: &'a mut ClaimedChunk) -> WriteCall<'a> {
+        let index = chunk
+            .members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.record_id, i))
+            .collect();
+        WriteCall {
+            ctx,
+            chunk,
+            index,
+            sent: Vec::new(),
+            last_call: None,
         }
     }
 
-    /// The kind's name in logs, reports and JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            CallKind::MassUpdate => "mass_update",
-            CallKind::UpdateRecords => "update_records",
+    /// The items still waiting for an answer.
+    pub fn pending(&self) -> Vec<usize> {
+        (0..self.chunk.members.len())
+            .filter(|&i| ItemState::from_byte(self.chunk.outcomes[i]) == ItemState::Pending)
+            .collect()
+    }
+
+    fn count_settled(&self) {
+        let progress = &self.ctx.caller.progress;
+        for &i in &self.sent {
+            let counter = match ItemState::from_byte(self.chunk.outcomes[i]) {
+                ItemState::Succeeded => &progress.succeeded,
+                ItemState::Failed => &progress.failed,
+                ItemState::Retryable => &progress.retryable,
+                _ => continue,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            progress.items_settled.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Call for WriteCall<'_> {
+    type Output = String;
+
+    fn request(&self) -> Request {
+        let sent = self.pending();
+        let kind = self.chunk.kind;
+        let (method, url) = target(kind, &self.ctx.caller.endpoint);
+        Request {
+            kind,
+            method,
+            url,
+            body: body(self.chunk, &sent, &self.ctx.caller.settings),
+            records: sent.len(),
+            credits: credits(kind, sent.len()),
         }
     }
 
-    /// The request body for the items `sent` (indices into the chunk's members).
-    pub fn body(self, chunk: &ClaimedChunk, sent: &[usize], settings: &DispatchSettings) -> String {
-        let ids: Vec<i64> = sent.iter().map(|&i| chunk.members[i].record_id).collect();
-        match self {
-            CallKind::MassUpdate => bodies::mass_update(&chunk.payload, settings.over_write, &ids),
-            CallKind::UpdateRecords => {
-                let objects: Vec<&str> = sent
-                    .iter()
-                    .map(|&i| {
-                        chunk
-                            .payloads
-                            .as_ref()
-                            .and_then(|p| p.get(i))
-                            .map_or("{}", String::as_str)
+    /// Done with the code for the call as a whole once every item has its answer.
+    fn read(&mut self, exchange: &Exchange, can_refresh: bool) -> Verdict<String> {
+        self.sent = self.pending();
+        let Interpretation {
+            step,
+            http_status,
+            call_code,
+        } = read_answer(exchange, self.chunk, &self.sent, &self.index, can_refresh);
+        let outcome = match step {
+            Step::Settled => {
+                self.count_settled();
+                if self.pending().is_empty() {
+                    Ok(call_code.clone())
+                } else {
+                    // Some records were not in the answer: send those again.
+                    Err(Step::Again {
+                        code: crate::codes::NO_ANSWER_FOR_RECORD.into(),
+                        message: "the answer did not name every record; sending the rest again"
+                            .into(),
+                        retry_after: None,
                     })
-                    .collect();
-                bodies::update_records(&ids, &objects, settings.trigger.as_deref())
+                }
             }
+            other => Err(other),
+        };
+        Verdict {
+            outcome,
+            http_status,
+            call_code,
         }
     }
 
-    /// The URL and method of this kind of call.
-    pub fn target(self, endpoint: &Endpoint) -> (reqwest::Method, &str) {
-        match self {
-            CallKind::MassUpdate => (reqwest::Method::POST, endpoint.mass_update_url.as_str()),
-            CallKind::UpdateRecords => (reqwest::Method::PUT, endpoint.records_url()),
-        }
+    fn codes(&self, call_code: &str) -> String {
+        codes_counted(self.chunk, &self.sent, call_code)
     }
 
-    /// What an exchange means for the chunk's items (updated in place) and for the worker.
-    /// `sent` are the items the call carried, in request order; `index` maps a record id
-    /// to its item; `can_refresh` says whether a refused token can be replaced.
-    pub fn interpret(
-        self,
-        exchange: &Exchange,
-        chunk: &mut ClaimedChunk,
-        sent: &[usize],
-        index: &FxHashMap<i64, usize>,
-        can_refresh: bool,
-    ) -> Interpretation {
-        if self == CallKind::UpdateRecords {
-            if let Some(read) = interpret_in_order(exchange, chunk, sent) {
-                return read;
-            }
-        }
-        interpret(exchange, chunk, index, can_refresh)
+    fn chunk(&self) -> Option<i64> {
+        Some(self.chunk.id)
     }
+
+    async fn attempted(&mut self, call: CallRecord, retry: Option<(String, String)>) {
+        match retry {
+            Some(answer) => {
+                let update = ChunkUpdate {
+                    chunk_id: self.chunk.id,
+                    outcomes: self.chunk.outcomes.clone(),
+                    details: self.chunk.details.clone(),
+                    code: Some(answer.0),
+                    message: Some(answer.1),
+                    leaves_as: None,
+                    call: Some(call),
+                };
+                self.ctx.store(update).await;
+            }
+            None => self.last_call = Some(call),
+        }
+    }
+}
+
+/// The codes an answer gave the items it carried, counted: `SUCCESS=480,RECORD_LOCKED=20`
+/// (a call-level code, such as a 500's, counts once for the call).
+fn codes_counted(chunk: &ClaimedChunk, sent: &[usize], call_code: &str) -> String {
+    let mut counted: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    for &i in sent {
+        let code = match ItemState::from_byte(chunk.outcomes[i]) {
+            ItemState::Succeeded => crate::codes::SUCCESS,
+            ItemState::Pending => continue,
+            _ => chunk
+                .details
+                .get(&(i as u32))
+                .map_or(call_code, |(code, _)| code.as_str()),
+        };
+        *counted.entry(code).or_default() += 1;
+    }
+    if counted.is_empty() {
+        return format!("{call_code}=1");
+    }
+    let parts: Vec<String> = counted.iter().map(|(c, n)| format!("{c}={n}")).collect();
+    parts.join(",")
 }
 
 #[cfg(test)]
@@ -102,7 +236,7 @@ mod tests {
         };
         let chunk = ClaimedChunk {
             id: 1,
-            kind: ChunkKind::MassUpdate,
+            kind: CallKind::MassUpdate,
             payload: r#"{"Lead_Status":"Contacted"}"#.into(),
             payloads: None,
             members: members(&[1, 22]),
@@ -114,14 +248,14 @@ mod tests {
             over_write: true,
             ..DispatchSettings::default()
         };
-        let body = CallKind::MassUpdate.body(&chunk, &[0, 1], &settings);
+        let body = super::body(&chunk, &[0, 1], &settings);
         let json: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(
             json,
             serde_json::json!({"data": [{"Lead_Status": "Contacted"}], "over_write": true, "ids": ["1", "22"]})
         );
         let chunk = ClaimedChunk {
-            kind: ChunkKind::UpdateRecords,
+            kind: CallKind::UpdateRecords,
             payload: "{}".into(),
             payloads: Some(vec![
                 r#"{"Email":"a@x.io"}"#.into(),
@@ -134,7 +268,7 @@ mod tests {
             ..DispatchSettings::default()
         };
         // Only the items sent, in the order sent.
-        let body = CallKind::UpdateRecords.body(&chunk, &[1], &settings);
+        let body = super::body(&chunk, &[1], &settings);
         let json: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(
             json,

@@ -292,7 +292,7 @@ mod tests {
         let index = ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
         let chunk = ClaimedChunk {
             id: 1,
-            kind: crate::store::chunks::ChunkKind::MassUpdate,
+            kind: crate::api::limits::CallKind::MassUpdate,
             payloads: None,
             payload: "{}".into(),
             outcomes: vec![ItemState::Pending as u8; ids.len()],

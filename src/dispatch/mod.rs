@@ -12,19 +12,26 @@
 //!
 //! - [`settings`]: how a run is sent (rate, concurrency, attempts, budgets).
 //! - [`pacing`]: the rate limiter and the backoff.
-//! - [`call`]: kinds of call, each owning its body builder and answer interpreter.
-//! - [`interpret`]: what one exchange means, a pure function.
-//! - [`worker`]: one chunk's attempts, ending as a `ChunkEnd`.
+//! - [`attempt`]: the one attempt loop every call goes through (admission, token, send,
+//!   interpret, decide), with the [`attempt::Caller`] that holds the pace and budgets.
+//! - [`call`]: the write kinds (mass_update, Update Records): bodies and answers.
+//! - [`read`]: the reading kinds (Get Records, COQL): rows.
+//! - [`interpret`]: what one write exchange means, a pure function.
+//! - [`worker`]: one chunk: its snapshot, then its call, ending as a `ChunkEnd`.
+//! - [`snapshot`]: the values a chunk overwrites, read and kept before its first call.
+//! - [`lookup`]: the `--match-by` lookups a plan sends.
 //! - [`writer`]: the single owner of the database connection.
 //!
 //! Failures are data: every attempt, answered or not, becomes a stored chunk update. A chunk
 //! is `in_flight` in the database (committed) before its first request leaves, so a crash
 //! at any moment leaves it for `resume` to send again; resending a mass update writes the
 //! same values, which is harmless.
+pub mod attempt;
 pub mod call;
 pub mod interpret;
 pub mod lookup;
 pub mod pacing;
+pub mod read;
 pub mod settings;
 pub mod snapshot;
 pub mod worker;
@@ -32,18 +39,19 @@ pub mod writer;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::aimd::{AdaptiveLimit, Aimd};
 use crate::api::auth::TokenSource;
+use crate::api::limits::CallKind;
+use crate::api::Endpoints;
 use crate::store::chunks::ClaimedChunk;
 use crate::store::{self, StoreError};
-use pacing::limiter;
+use attempt::Caller;
 use worker::{send_chunk, ChunkEnd, SendContext};
 use writer::{run_writer, WriterMsg, WRITER_BATCH};
 
@@ -57,6 +65,14 @@ pub enum StopReason {
     Interrupted,
     MaxCalls {
         calls: u64,
+    },
+    /// The next call would take the run's credits past --max-credits.
+    MaxCredits {
+        /// Credits the run has spent (or has in flight).
+        spent: u64,
+        max: u64,
+        /// What the next call costs.
+        next: u64,
     },
     /// Zoho reported fewer credits left than --min-credits keeps in reserve.
     Credits {
@@ -81,6 +97,10 @@ impl std::fmt::Display for StopReason {
         match self {
             StopReason::Interrupted => write!(f, "interrupted"),
             StopReason::MaxCalls { calls } => write!(f, "--max-calls reached ({calls} calls)"),
+            StopReason::MaxCredits { spent, max, next } => write!(
+                f,
+                "--max-credits {max} reached: the run has spent {spent} credits and the next call costs {next}"
+            ),
             StopReason::Credits { remaining } => {
                 write!(
                     f,
@@ -100,7 +120,6 @@ impl std::fmt::Display for StopReason {
 }
 
 /// Counters the progress display reads while workers run.
-#[derive(Default)]
 pub struct Progress {
     pub items_total: AtomicU64,
     pub items_settled: AtomicU64,
@@ -109,32 +128,43 @@ pub struct Progress {
     pub retryable: AtomicU64,
     pub calls: AtomicU64,
     pub retries: AtomicU64,
+    /// What Zoho last said is left (`X-API-CREDITS-REMAINING`); `u64::MAX` until it says.
     pub credits_remaining: AtomicU64,
+}
+
+impl Default for Progress {
+    fn default() -> Progress {
+        Progress {
+            items_total: AtomicU64::new(0),
+            items_settled: AtomicU64::new(0),
+            succeeded: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            retryable: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            credits_remaining: AtomicU64::new(u64::MAX),
+        }
+    }
 }
 
 /// What a dispatch did.
 #[derive(Debug, Clone)]
 pub struct DispatchReport {
+    /// Write calls made.
     pub calls: u64,
+    /// Calls of every kind (writes and snapshot reads) and the credits they cost.
+    pub all_calls: u64,
+    pub credits: u64,
     pub stop: Option<StopReason>,
     pub elapsed: Duration,
 }
 
-/// Where and how to send.
+/// Where and how to send: the URLs, the module, the HTTP client and the tokens.
 pub struct Endpoint {
-    /// Full URL of `.../crm/{version}/{module}/actions/mass_update`.
-    pub mass_update_url: String,
+    pub urls: Endpoints,
+    pub module: String,
     pub http: reqwest::Client,
     pub tokens: Arc<TokenSource>,
-}
-
-impl Endpoint {
-    /// `.../crm/{version}/{module}`: where Update Records calls go.
-    pub fn records_url(&self) -> &str {
-        self.mass_update_url
-            .strip_suffix("/actions/mass_update")
-            .unwrap_or(&self.mass_update_url)
-    }
 }
 
 /// Adds a claim's chunks to `ready`; false when the claim failed (the writer is gone).
@@ -162,6 +192,8 @@ fn take_claimed(
 
 /// Sends every pending chunk of `run_id`. Returns when all are done, or when stopped
 /// (by `stop`, a budget, or a fatal answer); chunks not finished are left pending.
+/// `credits_before` is what the run spent before this send (its --max-credits budget
+/// counts them).
 pub async fn dispatch(
     db: &Path,
     run_id: i64,
@@ -169,6 +201,7 @@ pub async fn dispatch(
     endpoint: Endpoint,
     stop: CancellationToken,
     progress: Arc<Progress>,
+    credits_before: u64,
 ) -> Result<DispatchReport, StoreError> {
     let started = tokio::time::Instant::now();
     let mut conn = store::open_for_writer(db)?;
@@ -177,6 +210,16 @@ pub async fn dispatch(
     let columns = store::runs::run(&conn, run_id)?
         .map(|run| run.columns)
         .unwrap_or_default();
+    // Records a plain snapshot has kept already (an earlier invocation) are not read again.
+    let records_read = if settings.snapshot && !settings.skip_unchanged && expectations.is_empty()
+    {
+        store::befores::records(&conn, run_id)?
+            .into_iter()
+            .map(|id| (id, snapshot::ReadState::Read))
+            .collect()
+    } else {
+        Default::default()
+    };
     tracing::info!(
         run = run_id,
         chunks = pending.len(),
@@ -198,21 +241,12 @@ pub async fn dispatch(
         .expect("spawn the writer thread");
     let concurrency = settings.concurrency.max(1);
     let ctx = Arc::new(SendContext {
-        call_slots: AdaptiveLimit::new(Aimd::new(concurrency)),
-        calls_in_flight: AtomicUsize::new(0),
-        limiter: settings.rate.map(limiter),
-        settings,
-        endpoint,
+        caller: Caller::new(settings, endpoint, stop.clone(), progress, credits_before),
         writer: writer_tx,
-        stop: stop.clone(),
-        stop_reason: Mutex::new(None),
-        progress,
-        calls_counted: AtomicU64::new(0),
         writer_failed: AtomicBool::new(false),
         expectations,
-        reads: AtomicU64::new(0),
         columns,
-        records_read: Mutex::new(Default::default()),
+        records_read: Mutex::new(records_read),
     });
     let mut workers = tokio::task::JoinSet::new();
     // Chunks are claimed ahead of the calls so that a claim's commit overlaps with calls
@@ -300,8 +334,18 @@ pub async fn dispatch(
             tracing::error!("a worker failed: {e}");
         }
     }
-    let calls = ctx.progress.calls.load(Ordering::Relaxed);
-    let stop_reason = ctx.stop_reason.lock().expect("stop lock").clone();
+    let calls = ctx.caller.progress.calls.load(Ordering::Relaxed);
+    let spent = &ctx.caller.spent;
+    let all_calls = [
+        CallKind::MassUpdate,
+        CallKind::UpdateRecords,
+        CallKind::GetRecords,
+    ]
+    .into_iter()
+    .map(|k| spent.calls(k))
+    .sum();
+    let credits = spent.total_credits();
+    let stop_reason = ctx.caller.stop_reason();
     let writer_failed = ctx.writer_failed.load(Ordering::Relaxed);
     drop(ctx); // closes the writer's channel
     let written = tokio::task::spawn_blocking(move || writer.join())
@@ -312,19 +356,24 @@ pub async fn dispatch(
         Err(_) => panic!("the database writer thread panicked"),
     }
     if writer_failed {
-        return Err(StoreError::Sql(rusqlite::Error::InvalidQuery));
+        return Err(StoreError::WriterFailed {
+            path: db.display().to_string(),
+        });
     }
     let stop_reason =
         stop_reason.or_else(|| stop.is_cancelled().then_some(StopReason::Interrupted));
     tracing::info!(
         run = run_id,
         calls,
+        credits,
         elapsed_ms = started.elapsed().as_millis() as u64,
         stop = stop_reason.as_ref().map(|r| r.to_string()),
         "dispatch ended"
     );
     Ok(DispatchReport {
         calls,
+        all_calls,
+        credits,
         stop: stop_reason,
         elapsed: started.elapsed(),
     })

@@ -58,6 +58,9 @@ pub struct DispatchSettings {
     pub max_calls: Option<u64>,
     /// Stop (resumable) once Zoho reports fewer credits left than this.
     pub min_credits: Option<u64>,
+    /// Stop (resumable) before the run's credits would pass this (retries count).
+    #[serde(default)]
+    pub max_credits: Option<u64>,
     /// First backoff step; each retry doubles it up to `backoff_max`, with full jitter.
     pub backoff_base: Duration,
     pub backoff_max: Duration,
@@ -84,6 +87,7 @@ impl Default for DispatchSettings {
             timeout: Duration::from_secs(60),
             max_calls: None,
             min_credits: None,
+            max_credits: None,
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
             over_write: false,

@@ -16,11 +16,10 @@ use rusqlite::Connection;
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
-use super::lookup::{read_rows, ReadFailure, RowRequest};
+use super::attempt::Failure;
 use super::worker::{ChunkEnd, SendContext};
 use super::writer::WriterMsg;
 use super::StopReason;
-use crate::api::limits::{MAX_FIELDS_PER_READ, MAX_IDS_PER_READ};
 use crate::fields::same_value;
 use crate::outcome::ItemState;
 use crate::store::befores::FieldValue;
@@ -33,17 +32,26 @@ use crate::store::StoreError;
 pub struct Expectations(HashMap<(i64, String), Value>);
 
 impl Expectations {
+    /// A stored value that cannot be read is damage: the undo stops naming the record and
+    /// field rather than take it for an empty field (and clear what is there).
     pub fn load(conn: &Connection, run_id: i64) -> Result<Expectations, StoreError> {
         let values = crate::store::befores::expectations(conn, run_id)?;
-        Ok(Expectations(
-            values
-                .into_iter()
-                .map(|v| {
-                    let value = serde_json::from_str(&v.value_json).unwrap_or(Value::Null);
-                    ((v.record_id, v.field), value)
-                })
-                .collect(),
-        ))
+        let mut expected = HashMap::with_capacity(values.len());
+        for v in values {
+            let value = serde_json::from_str(&v.value_json).map_err(|e| StoreError::Damaged {
+                what: format!(
+                    "the value run {run_id} expects in field {} of record {}",
+                    v.field, v.record_id
+                ),
+                problem: e.to_string(),
+            })?;
+            expected.insert((v.record_id, v.field), value);
+        }
+        Ok(Expectations(expected))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     fn get(&self, record: i64, field: &str) -> Option<&Value> {
@@ -68,84 +76,26 @@ pub async fn before_first_call(
         chunk.payloads.as_deref(),
         pending.iter().copied(),
     );
-    // A plain snapshot (nothing to compare before the call) reads each record once, every
-    // field the run writes, in the first chunk that carries it: a record in three chunks
-    // (a field each, by mass_update) is read once, not three times. The first value stored
-    // for a (record, field) wins and is committed before its chunk's call, so a read that
-    // comes after another chunk wrote a field never replaces what that chunk kept.
-    let plain = !ctx.settings.skip_unchanged && ctx.expectations.0.is_empty();
-    if plain && chunk.snapshotted {
-        return Ok(());
-    }
-    let (ids, fields): (Vec<i64>, Vec<String>) = if plain {
-        let read = ctx.records_read.lock().expect("records read lock");
-        let ids: Vec<i64> = pending
-            .iter()
-            .map(|&i| chunk.members[i].record_id)
-            .filter(|id| !read.contains(id))
-            .collect();
-        (ids, ctx.columns.clone())
-    } else {
-        let ids = pending
-            .iter()
-            .map(|&i| chunk.members[i].record_id)
-            .collect();
-        let fields = writes
-            .iter()
-            .flat_map(|(_, w)| w.keys().cloned())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        (ids, fields)
-    };
-    let current = if ids.is_empty() {
-        HashMap::new()
-    } else {
-        read_values(ctx, &ids, &fields).await?
-    };
-    if !chunk.snapshotted {
-        let mut values = Vec::with_capacity(ids.len() * fields.len());
-        for id in &ids {
-            let Some(record) = current.get(id) else {
-                continue; // no such record: the call will say so
-            };
-            for field in &fields {
-                values.push(FieldValue {
-                    record_id: *id,
-                    field: field.clone(),
-                    value_json: record.get(field).unwrap_or(&Value::Null).to_string(),
-                });
-            }
-        }
-        let (reply, stored) = oneshot::channel();
-        let message = WriterMsg::Snapshot {
-            chunk_id: chunk.id,
-            values,
-            reply,
-        };
-        let committed = match ctx.writer.send(message).await {
-            Ok(()) => stored.await.ok().and_then(Result::ok).is_some(),
-            Err(_) => false,
-        };
-        if !committed {
-            // Without the values on disk the run could not be undone: send nothing.
-            ctx.writer_failed.store(true, Ordering::SeqCst);
-            return Err(ChunkEnd::pending().stopping(Some(StopReason::Fatal {
-                code: "SNAPSHOT_NOT_STORED".into(),
-                message: "the values read before writing could not be stored; nothing was sent"
-                    .into(),
-            })));
-        }
-        chunk.snapshotted = true;
-        if plain {
-            ctx.records_read
-                .lock()
-                .expect("records read lock")
-                .extend(ids.iter().copied());
-        }
-    }
+    let settings = &ctx.caller.settings;
+    let plain = !settings.skip_unchanged && ctx.expectations.0.is_empty();
     if plain {
-        return Ok(());
+        return plain_snapshot(ctx, chunk, &pending).await;
+    }
+    // Comparing before the call (--skip-unchanged, an undo) reads the chunk's records just
+    // before it, every time: what they hold now decides what is sent.
+    let ids: Vec<i64> = pending
+        .iter()
+        .map(|&i| chunk.members[i].record_id)
+        .collect();
+    let fields: Vec<String> = writes
+        .iter()
+        .flat_map(|(_, w)| w.keys().cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let current = read_values(ctx, chunk.id, &ids, &fields).await?;
+    if !chunk.snapshotted {
+        keep(ctx, chunk, &ids, &fields, &current).await?;
     }
     for (i, write) in &writes {
         let record_id = chunk.members[*i].record_id;
@@ -156,12 +106,12 @@ pub async fn before_first_call(
         let unchanged = write
             .iter()
             .all(|(field, value)| same_value(held(field), value));
-        if unchanged && ctx.settings.skip_unchanged {
+        if unchanged && settings.skip_unchanged {
             chunk.outcomes[*i] = ItemState::Succeeded as u8;
             chunk.details.insert(
                 *i as u32,
                 (
-                    "UNCHANGED".into(),
+                    crate::codes::UNCHANGED.into(),
                     "the record held these values already; nothing was sent".into(),
                 ),
             );
@@ -185,7 +135,7 @@ pub async fn before_first_call(
             chunk.details.insert(
                 *i as u32,
                 (
-                    "CONFLICT".into(),
+                    crate::codes::CONFLICT.into(),
                     format!(
                         "changed since the undone run wrote it ({}); left alone: `massup undo --force` overwrites it",
                         changed.join("; ")
@@ -197,103 +147,160 @@ pub async fn before_first_call(
     Ok(())
 }
 
-/// Current values of `fields` for `ids` in the worker: under a call slot, mapping a
-/// failure to how the chunk ends.
+/// A plain snapshot (nothing to compare before the call) reads each record once per run,
+/// every field the run writes, in the first chunk that carries it: a record in three
+/// chunks (a field each, by mass_update) is read once, not three times, whatever the
+/// concurrency. A record another chunk is reading is waited for (its values must be on
+/// disk before anything writes it); if that read fails, this chunk reads it. The first
+/// value stored for a (record, field) wins and is committed before its chunk's call.
+async fn plain_snapshot(
+    ctx: &SendContext,
+    chunk: &mut ClaimedChunk,
+    pending: &[usize],
+) -> Result<(), ChunkEnd> {
+    if chunk.snapshotted {
+        return Ok(());
+    }
+    let records: Vec<i64> = pending
+        .iter()
+        .map(|&i| chunk.members[i].record_id)
+        .collect();
+    loop {
+        let mut waits = Vec::new();
+        let mut mine = Vec::new();
+        let claim = {
+            let mut read = ctx.records_read.lock().expect("records read lock");
+            for id in &records {
+                match read.get(id) {
+                    Some(ReadState::Read) => {}
+                    Some(ReadState::Reading(done)) => waits.push(done.clone()),
+                    None => mine.push(*id),
+                }
+            }
+            (!mine.is_empty()).then(|| {
+                let (tx, rx) = tokio::sync::watch::channel(false);
+                for id in &mine {
+                    read.insert(*id, ReadState::Reading(rx.clone()));
+                }
+                tx
+            })
+        };
+        if let Some(done) = claim {
+            let read = match read_values(ctx, chunk.id, &mine, &ctx.columns).await {
+                Ok(current) => keep(ctx, chunk, &mine, &ctx.columns, &current).await,
+                Err(end) => Err(end),
+            };
+            let mut states = ctx.records_read.lock().expect("records read lock");
+            for id in &mine {
+                match read {
+                    Ok(()) => states.insert(*id, ReadState::Read),
+                    // Whoever waits for these reads them itself.
+                    Err(_) => states.remove(id),
+                };
+            }
+            drop(states);
+            let _ = done.send(true);
+            read?;
+        }
+        if waits.is_empty() {
+            chunk.snapshotted = true;
+            return Ok(());
+        }
+        for mut done in waits {
+            tokio::select! {
+                _ = done.wait_for(|d| *d) => {}
+                _ = ctx.caller.stop.cancelled() => return Err(ChunkEnd::pending()),
+            }
+        }
+    }
+}
+
+/// Where a record's plain snapshot stands in this run.
+#[derive(Debug, Clone)]
+pub enum ReadState {
+    /// Read by a chunk whose read is under way; the channel turns true when it ends.
+    Reading(tokio::sync::watch::Receiver<bool>),
+    /// Read and stored.
+    Read,
+}
+
+/// Stores the values read for `ids` as the chunk's snapshot, committed before anything
+/// is sent.
+async fn keep(
+    ctx: &SendContext,
+    chunk: &mut ClaimedChunk,
+    ids: &[i64],
+    fields: &[String],
+    current: &HashMap<i64, Map<String, Value>>,
+) -> Result<(), ChunkEnd> {
+    let mut values = Vec::with_capacity(ids.len() * fields.len());
+    for id in ids {
+        let Some(record) = current.get(id) else {
+            continue; // no such record: the call will say so
+        };
+        for field in fields {
+            values.push(FieldValue {
+                record_id: *id,
+                field: field.clone(),
+                value_json: record.get(field).unwrap_or(&Value::Null).to_string(),
+            });
+        }
+    }
+    let (reply, stored) = oneshot::channel();
+    let message = WriterMsg::Snapshot {
+        chunk_id: chunk.id,
+        values,
+        reply,
+    };
+    let committed = match ctx.writer.send(message).await {
+        Ok(()) => stored.await.ok().and_then(Result::ok).is_some(),
+        Err(_) => false,
+    };
+    if !committed {
+        // Without the values on disk the run could not be undone: send nothing.
+        ctx.writer_failed.store(true, Ordering::SeqCst);
+        return Err(ChunkEnd::pending().stopping(Some(StopReason::Fatal {
+            code: crate::codes::SNAPSHOT_NOT_STORED.into(),
+            message: "the values read before writing could not be stored; nothing was sent"
+                .into(),
+        })));
+    }
+    chunk.snapshotted = true;
+    Ok(())
+}
+
+/// Current values of `fields` for `ids` in the worker, each read logged with the chunk,
+/// mapping a failure to how the chunk ends. Reads take their slots per attempt like every
+/// call, so a read in backoff holds none.
 async fn read_values(
     ctx: &SendContext,
+    chunk_id: i64,
     ids: &[i64],
     fields: &[String],
 ) -> Result<HashMap<i64, Map<String, Value>>, ChunkEnd> {
-    let slot = tokio::select! {
-        biased;
-        _ = ctx.stop.cancelled() => return Err(ChunkEnd::pending()),
-        slot = ctx.call_slots.acquire() => slot,
-    };
-    let reader = Reader {
-        endpoint: &ctx.endpoint,
-        settings: &ctx.settings,
-        pace: ctx.limiter.as_ref(),
-        calls: &ctx.reads,
-        stop: &ctx.stop,
-    };
-    let read = reader.current_values(ids, fields).await;
-    drop(slot);
-    read.map_err(|failure| match failure {
-        ReadFailure::Stopped => ChunkEnd::pending(),
-        ReadFailure::CreditsExhausted { message, .. } => {
-            ctx.stop.cancel();
-            ChunkEnd::pending()
-                .stopping(Some(StopReason::CreditsExhausted))
-                .answered("TOO_MANY_REQUESTS".into(), message)
-        }
-        ReadFailure::AttemptsUsed { code, message } => ChunkEnd::pending().answered(
-            code,
-            format!("reading the values before writing: {message}"),
-        ),
-        ReadFailure::Fatal { code, message } => {
-            ctx.stop.cancel();
-            let message = format!("reading the values before writing: {message}");
-            ChunkEnd::pending()
-                .stopping(Some(StopReason::Fatal {
-                    code: code.clone(),
-                    message: message.clone(),
-                }))
-                .answered(code, message)
-        }
-    })
-}
-
-/// Reads records' current values (Get Records) at a pace, with retries.
-pub struct Reader<'a> {
-    pub endpoint: &'a super::Endpoint,
-    pub settings: &'a super::DispatchSettings,
-    pub pace: Option<&'a super::Limiter>,
-    /// Calls made, counted here.
-    pub calls: &'a std::sync::atomic::AtomicU64,
-    pub stop: &'a tokio_util::sync::CancellationToken,
-}
-
-impl Reader<'_> {
-    /// Current values of `fields` for `ids`, by record id (100 ids and 50 fields a call);
-    /// records Zoho does not return are left out.
-    pub async fn current_values(
-        &self,
-        ids: &[i64],
-        fields: &[String],
-    ) -> Result<HashMap<i64, Map<String, Value>>, ReadFailure> {
-        let mut current: HashMap<i64, Map<String, Value>> = HashMap::with_capacity(ids.len());
-        for batch in ids.chunks(MAX_IDS_PER_READ) {
-            for columns in fields.chunks(MAX_FIELDS_PER_READ) {
-                let listed: Vec<String> = batch.iter().map(i64::to_string).collect();
-                let url = format!(
-                    "{}?ids={}&fields={}",
-                    self.endpoint.records_url(),
-                    listed.join(","),
-                    columns.join(",")
-                );
-                let request = RowRequest {
-                    method: reqwest::Method::GET,
-                    url: &url,
-                    body: String::new(),
-                    kind: "get_records",
-                };
-                let (rows, _) = read_rows(
-                    self.endpoint,
-                    &request,
-                    self.settings,
-                    self.pace,
-                    self.calls,
-                    self.stop,
-                )
-                .await?;
-                for row in rows {
-                    let id = crate::api::response::row_record_id(&row);
-                    if let Some(id) = id {
-                        current.entry(id).or_default().extend(row);
+    super::read::current_values(&ctx.caller, ids, fields, Some((ctx, chunk_id)))
+        .await
+        .map_err(|failure| {
+            ChunkEnd::from(match failure {
+                Failure::AttemptsUsed { code, message } => Failure::AttemptsUsed {
+                    code,
+                    message: format!("reading the values before writing: {message}"),
+                },
+                Failure::Stop {
+                    reason: StopReason::Fatal { code, message },
+                    ..
+                } => {
+                    let message = format!("reading the values before writing: {message}");
+                    Failure::Stop {
+                        reason: StopReason::Fatal {
+                            code: code.clone(),
+                            message: message.clone(),
+                        },
+                        code,
+                        message,
                     }
                 }
-            }
-        }
-        Ok(current)
-    }
+                other => other,
+            })
+        })
 }

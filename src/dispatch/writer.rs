@@ -15,6 +15,11 @@ pub enum WriterMsg {
     },
     /// Store what an attempt did to a chunk.
     Attempt(Box<ChunkUpdate>),
+    /// Log a call that changed no item (a snapshot's read), with its chunk.
+    Call {
+        chunk_id: i64,
+        call: crate::store::chunks::CallRecord,
+    },
     /// Store a chunk's snapshot; answered once committed, so no call leaves before the
     /// values it overwrites are on disk.
     Snapshot {
@@ -49,6 +54,9 @@ pub fn run_writer(
                     replies.push((reply, claimed));
                 }
                 WriterMsg::Attempt(update) => chunks::record_attempt(&tx, run_id, &update)?,
+                WriterMsg::Call { chunk_id, call } => {
+                    crate::store::calls::insert(&tx, run_id, chunk_id, &call)?
+                }
                 WriterMsg::Snapshot {
                     chunk_id,
                     values,

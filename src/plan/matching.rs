@@ -14,7 +14,6 @@ use serde::Serialize;
 use crate::fields::{FieldMeta, FieldType};
 use crate::input::{CsvInput, CsvOptions, InputError};
 
-use crate::api::limits::MAX_IN_VALUES;
 
 /// A key longer than this is not a key (Zoho's longest single-line fields hold 255).
 const MAX_KEY_CHARS: usize = 1_000;
@@ -107,7 +106,7 @@ impl MatchField {
         }
     }
 
-    /// The query for one batch of at most [`MAX_IN_VALUES`] normalised keys: ids and the
+    /// The query for one batch of at most [`crate::api::limits::MAX_IN_VALUES`] normalised keys: ids and the
     /// field, `limit` rows from `offset`.
     pub fn query(&self, keys: &[String], limit: usize, offset: usize) -> String {
         let mut query = format!(
@@ -148,6 +147,12 @@ pub enum LookupError {
         message: String,
         calls: u64,
     },
+    /// No access token could be had (the accounts server unreachable): resumable.
+    #[error("looking up {field} keys: no access token ({message}); nothing was planned. Plan again when the accounts server answers")]
+    TokenUnavailable { field: String, message: String },
+    /// The lookups would cross a budget (--max-credits, --max-calls).
+    #[error("looking up {field} keys: {message}; nothing was planned")]
+    Budget { field: String, message: String },
     #[error("looking up {field} keys: {code}: {message}; nothing was planned")]
     Failed {
         field: String,
@@ -180,6 +185,8 @@ pub struct Matches {
     ids: HashMap<Box<str>, Vec<i64>>,
     /// Lookup calls spent.
     pub calls: u64,
+    /// Their credits (a COQL query is priced by its LIMIT).
+    pub credits: u64,
 }
 
 impl Matches {
@@ -192,6 +199,7 @@ impl Matches {
                 .map(|k| (k.into_boxed_str(), Vec::new()))
                 .collect(),
             calls: 0,
+            credits: 0,
         }
     }
 

@@ -352,7 +352,13 @@ pub fn plan_input(
         },
     )?;
     if let Some(matches) = &matches {
-        store::lookups::insert(&tx, run_id, matches.entries(), matches.calls)?;
+        store::lookups::insert(
+            &tx,
+            run_id,
+            matches.entries(),
+            matches.calls,
+            matches.credits,
+        )?;
     }
     if let Some(expectations) = request.expectations {
         store::befores::insert_expectations(&tx, run_id, expectations)?;

@@ -9,7 +9,8 @@ use rusqlite::Connection;
 use super::planner::balanced_chunks;
 use crate::api::limits::MAX_RECORDS_PER_UPDATE;
 use crate::outcome::ItemState;
-use crate::store::chunks::{ChunkKind, StoredChunk};
+use crate::api::limits::CallKind;
+use crate::store::chunks::StoredChunk;
 use crate::store::{self, StoreError};
 
 /// Which items `retry` sends again.
@@ -63,8 +64,8 @@ pub fn requeue(
         |chunk| which.chosen(chunk),
         |kind, count| {
             let size = match kind {
-                ChunkKind::MassUpdate => chunk_size,
-                ChunkKind::UpdateRecords => MAX_RECORDS_PER_UPDATE,
+                CallKind::UpdateRecords => MAX_RECORDS_PER_UPDATE,
+                _ => chunk_size,
             };
             let all: Vec<()> = vec![(); count];
             balanced_chunks(&all, size).map(<[()]>::len).collect()

@@ -15,7 +15,7 @@ use crate::summary::{RowOutcome, RunCounts};
 /// A run's counts on one line, for `--quiet`.
 pub fn run_line(run: &RunInfo, counts: &RunCounts) -> String {
     format!(
-        "run {}: {} rows: {} succeeded, {} retryable, {} failed, {} invalid, {} pending; {} calls",
+        "run {}: {} rows: {} succeeded, {} retryable, {} failed, {} invalid, {} pending; {} credits, {} calls",
         run.id,
         count(run.input_rows.max(0) as u64),
         count(counts.rows(RowOutcome::Succeeded)),
@@ -23,6 +23,7 @@ pub fn run_line(run: &RunInfo, counts: &RunCounts) -> String {
         count(counts.rows(RowOutcome::Failed)),
         count(counts.rows(RowOutcome::Invalid)),
         count(counts.rows(RowOutcome::Pending)),
+        count(counts.credits),
         count(counts.calls)
     )
 }
@@ -32,7 +33,7 @@ pub fn run_list(runs: &[(RunInfo, RunCounts)]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:>4}  {:<10} {:<11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}  {:<25} csv",
+        "{:>4}  {:<10} {:<11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>7}  {:<25} csv",
         "id",
         "module",
         "state",
@@ -42,13 +43,14 @@ pub fn run_list(runs: &[(RunInfo, RunCounts)]) -> String {
         "failed",
         "invalid",
         "pending",
+        "credits",
         "calls",
         "created"
     );
     for (run, counts) in runs {
         let _ = writeln!(
             out,
-            "{:>4}  {:<10} {:<11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}  {:<25} {}",
+            "{:>4}  {:<10} {:<11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>7}  {:<25} {}",
             run.id,
             run.module,
             run.state.to_string(),
@@ -58,6 +60,7 @@ pub fn run_list(runs: &[(RunInfo, RunCounts)]) -> String {
             counts.rows(RowOutcome::Failed),
             counts.rows(RowOutcome::Invalid),
             counts.rows(RowOutcome::Pending),
+            counts.credits,
             counts.calls,
             run.created_at,
             run.csv_path
@@ -174,9 +177,15 @@ pub fn run_status(run: &RunInfo, counts: &RunCounts, db: &Path) -> String {
             count(counts.items(ItemState::Pending))
         );
     }
+    let _ = writeln!(
+        out,
+        "  credits   {:>9} API credits spent{}",
+        count(counts.credits),
+        spend_by_kind(counts)
+    );
     let _ = write!(
         out,
-        "  calls     {:>9} made (theoretical minimum {}), {} retries",
+        "  calls     {:>9} write calls made (theoretical minimum {}), {} retries",
         count(counts.calls),
         count(counts.min_calls),
         count(counts.retries)
@@ -227,8 +236,9 @@ pub fn run_status(run: &RunInfo, counts: &RunCounts, db: &Path) -> String {
                 .iter()
                 .map(|send| match send_secs(send) {
                     Some(s) => format!(
-                        "{} {s:.1} s ({} call{})",
+                        "{} {s:.1} s ({} credits, {} call{})",
                         send.command,
+                        count(send.credits),
                         count(send.calls),
                         if send.calls == 1 { "" } else { "s" }
                     ),
@@ -254,6 +264,27 @@ pub fn run_status(run: &RunInfo, counts: &RunCounts, db: &Path) -> String {
         }
     }
     out
+}
+
+/// What the credits went on, by kind of call: ` (update_records 1,000 in 100 calls,
+/// get_records 100 in 100 calls)`; empty when nothing was spent.
+pub fn spend_by_kind(counts: &RunCounts) -> String {
+    if counts.spend.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = counts
+        .spend
+        .iter()
+        .map(|(kind, spend)| {
+            format!(
+                "{kind} {} in {} call{}",
+                count(spend.credits),
+                count(spend.calls),
+                if spend.calls == 1 { "" } else { "s" }
+            )
+        })
+        .collect();
+    format!(" ({})", parts.join(", "))
 }
 
 /// The human summary of a plan.

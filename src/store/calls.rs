@@ -5,15 +5,15 @@ use rusqlite::{params, Connection};
 use super::chunks::CallRecord;
 use super::StoreError;
 
-pub(super) fn insert(
+pub fn insert(
     conn: &Connection,
     run_id: i64,
     chunk_id: i64,
     call: &CallRecord,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO calls (run_id, chunk_id, started_at, duration_ms, http_status, code, ids)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO calls (run_id, chunk_id, started_at, duration_ms, http_status, code, ids, kind, credits)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         run_id,
@@ -22,7 +22,9 @@ pub(super) fn insert(
         call.duration.as_millis() as i64,
         call.http_status,
         call.code,
-        call.ids
+        call.ids,
+        call.kind.name(),
+        call.credits as i64
     ])?;
     Ok(())
 }
@@ -30,17 +32,20 @@ pub(super) fn insert(
 /// What the call log says about a run.
 #[derive(Debug, Clone, Default)]
 pub struct CallStats {
+    /// Write calls (mass_update, Update Records).
     pub calls: u64,
-    /// Distinct chunks called: calls beyond these are retries.
+    /// Distinct chunks written: write calls beyond these are retries.
     pub chunks_called: u64,
     pub first_call_at: Option<String>,
     pub last_call_at: Option<String>,
+    /// Every logged call by kind (name): calls and credits.
+    pub by_kind: Vec<(String, u64, u64)>,
 }
 
 pub fn stats(conn: &Connection, run_id: i64) -> Result<CallStats, StoreError> {
-    Ok(conn.query_row(
+    let mut stats = conn.query_row(
         "SELECT COUNT(*), COUNT(DISTINCT chunk_id), MIN(started_at), MAX(started_at)
-         FROM calls WHERE run_id = ?1",
+         FROM calls WHERE run_id = ?1 AND kind IN ('mass_update', 'update_records')",
         params![run_id],
         |r| {
             Ok(CallStats {
@@ -48,9 +53,22 @@ pub fn stats(conn: &Connection, run_id: i64) -> Result<CallStats, StoreError> {
                 chunks_called: r.get(1)?,
                 first_call_at: r.get(2)?,
                 last_call_at: r.get(3)?,
+                by_kind: Vec::new(),
             })
         },
-    )?)
+    )?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT kind, COUNT(*), SUM(credits) FROM calls WHERE run_id = ?1 GROUP BY kind",
+    )?;
+    let rows = stmt.query_map(params![run_id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)? as u64,
+            r.get::<_, i64>(2)? as u64,
+        ))
+    })?;
+    stats.by_kind = rows.collect::<Result<_, _>>()?;
+    Ok(stats)
 }
 
 /// One logged call, as the HTML report's timeline reads it.
@@ -70,7 +88,8 @@ pub fn for_each_call(
 ) -> Result<(), StoreError> {
     let mut stmt = conn.prepare(
         "SELECT started_at, duration_ms, http_status FROM calls
-         WHERE run_id = ?1 ORDER BY started_at, id",
+         WHERE run_id = ?1 AND kind IN ('mass_update', 'update_records')
+         ORDER BY started_at, id",
     )?;
     let mut rows = stmt.query(params![run_id])?;
     while let Some(r) = rows.next()? {

@@ -6,6 +6,7 @@ use rusqlite::{params, Connection};
 use super::codec::{decode_details, decode_members, encode_details, encode_members, Details};
 use super::runs::expect_one_changed;
 use super::{now, StoreError};
+use crate::api::limits::CallKind;
 use crate::outcome::{ItemState, Member};
 
 /// Where a chunk stands. Stored as its snake_case name.
@@ -45,34 +46,14 @@ impl rusqlite::types::FromSql for ChunkState {
     }
 }
 
-/// The kind of call a chunk is sent as. Stored as its snake_case name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChunkKind {
-    /// One value set (the group's payload) for every member.
-    MassUpdate,
-    /// Each member with its own values (`payloads`).
-    UpdateRecords,
-}
-
-impl ChunkKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChunkKind::MassUpdate => "mass_update",
-            ChunkKind::UpdateRecords => "update_records",
-        }
-    }
-}
-
-impl rusqlite::types::FromSql for ChunkKind {
+/// The kind of call a chunk is sent as: [`CallKind::MassUpdate`] or
+/// [`CallKind::UpdateRecords`], stored as its name.
+impl rusqlite::types::FromSql for CallKind {
     fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-        match value.as_str()? {
-            "mass_update" => Ok(ChunkKind::MassUpdate),
-            "update_records" => Ok(ChunkKind::UpdateRecords),
-            other => Err(rusqlite::types::FromSqlError::Other(
-                format!("unknown chunk kind {other:?}").into(),
-            )),
-        }
+        let text = value.as_str()?;
+        CallKind::from_name(text).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(format!("unknown call kind {text:?}").into())
+        })
     }
 }
 
@@ -119,8 +100,8 @@ pub fn insert_chunk_of(
     payloads: Option<&[String]>,
 ) -> Result<(), StoreError> {
     let kind = match payloads {
-        Some(_) => ChunkKind::UpdateRecords,
-        None => ChunkKind::MassUpdate,
+        Some(_) => CallKind::UpdateRecords,
+        None => CallKind::MassUpdate,
     };
     conn.prepare_cached(
         "INSERT INTO chunks (run_id, group_id, state, size, members, outcomes, created_at, kind, payloads)
@@ -134,7 +115,7 @@ pub fn insert_chunk_of(
         encode_members(members.iter().copied()),
         vec![ItemState::Pending as u8; members.len()],
         now(),
-        kind.as_str(),
+        kind.name(),
         encode_payloads(payloads)
     ])?;
     Ok(())
@@ -205,7 +186,7 @@ pub fn pending_work(conn: &Connection, run_id: i64) -> Result<PendingWork, Store
     while let Some(r) = rows.next()? {
         let members = decode_members(&r.get::<_, Vec<u8>>(0)?);
         let outcomes: Vec<u8> = r.get(1)?;
-        let kind: ChunkKind = r.get(2)?;
+        let kind: CallKind = r.get(2)?;
         let payloads = decode_payloads(r.get::<_, Option<String>>(3)?.as_deref());
         let group_fields = fields_of(&r.get::<_, String>(4)?);
         let mut any = false;
@@ -217,7 +198,7 @@ pub fn pending_work(conn: &Connection, run_id: i64) -> Result<PendingWork, Store
             work.updates += 1;
             records.insert(member.record_id);
             work.field_values += match (kind, &payloads) {
-                (ChunkKind::UpdateRecords, Some(p)) => p.get(i).map_or(0, |o| fields_of(o)),
+                (CallKind::UpdateRecords, Some(p)) => p.get(i).map_or(0, |o| fields_of(o)),
                 _ => group_fields,
             };
         }
@@ -246,7 +227,7 @@ pub fn reset_in_flight(conn: &Connection, run_id: i64) -> Result<usize, StoreErr
 #[derive(Debug, Clone)]
 pub struct ClaimedChunk {
     pub id: i64,
-    pub kind: ChunkKind,
+    pub kind: CallKind,
     /// The group's value set (mass_update); `{}` for Update Records.
     pub payload: String,
     /// Update Records: one object of fields per member.
@@ -290,7 +271,7 @@ pub fn claim(
                     r.get::<_, Vec<u8>>(1)?,
                     r.get::<_, Option<String>>(2)?,
                     r.get::<_, String>(3)?,
-                    r.get::<_, ChunkKind>(4)?,
+                    r.get::<_, CallKind>(4)?,
                     r.get::<_, Option<String>>(5)?,
                     r.get::<_, bool>(6)?,
                 ))
@@ -312,11 +293,14 @@ pub fn claim(
 /// One HTTP attempt, as logged in `calls`.
 #[derive(Debug, Clone)]
 pub struct CallRecord {
+    pub kind: CallKind,
     pub started_at: String,
     pub duration: std::time::Duration,
     pub http_status: Option<u16>,
     pub code: Option<String>,
     pub ids: usize,
+    /// What Zoho charged for it (nothing for a call refused at the door).
+    pub credits: u64,
 }
 
 /// The state of an in-flight chunk after one attempt (or after a decision not to send it).
@@ -402,7 +386,7 @@ fn redacted(details: &Details) -> Option<Details> {
 pub struct StoredChunk {
     pub id: i64,
     pub group_id: i64,
-    pub kind: ChunkKind,
+    pub kind: CallKind,
     /// Update Records: the members' objects, as stored (a JSON array); read them with
     /// [`StoredChunk::payloads`]. Kept as text because only `retry` needs them, and `status`
     /// walks every chunk.
@@ -481,11 +465,11 @@ pub fn requeue(
     conn: &mut Connection,
     run_id: i64,
     mut select: impl FnMut(&StoredChunk) -> Vec<usize>,
-    sizes: impl Fn(ChunkKind, usize) -> Vec<usize>,
+    sizes: impl Fn(CallKind, usize) -> Vec<usize>,
 ) -> Result<(u64, u64), StoreError> {
     let tx = conn.transaction()?;
     type Moved = (Vec<Member>, Vec<String>);
-    let mut by_group: std::collections::BTreeMap<(i64, ChunkKind), Moved> = Default::default();
+    let mut by_group: std::collections::BTreeMap<(i64, CallKind), Moved> = Default::default();
     let mut changed: Vec<(i64, Vec<u8>)> = Vec::new();
     for_each_chunk(
         &tx,
@@ -527,7 +511,7 @@ pub fn requeue(
         let mut start = 0;
         for size in sizes(kind, members.len()) {
             let part = start..start + size;
-            let values = (kind == ChunkKind::UpdateRecords).then(|| &payloads[part.clone()]);
+            let values = (kind == CallKind::UpdateRecords).then(|| &payloads[part.clone()]);
             insert_chunk_of(&tx, run_id, group_id, &members[part], values)?;
             // Every re-queued item was sent before, so its values before any call were read
             // (if the run takes snapshots) in the chunk it came from: never read them again.

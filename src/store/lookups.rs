@@ -10,6 +10,7 @@ pub fn insert<'a>(
     run_id: i64,
     keys: impl IntoIterator<Item = (&'a str, &'a [i64])>,
     calls: u64,
+    credits: u64,
 ) -> Result<(), StoreError> {
     let mut stmt =
         conn.prepare_cached("INSERT INTO lookups (run_id, key, ids) VALUES (?1, ?2, ?3)")?;
@@ -25,19 +26,10 @@ pub fn insert<'a>(
         stmt.execute(params![run_id, key, ids_text])?;
     }
     conn.execute(
-        "UPDATE runs SET lookup_calls = ?2 WHERE id = ?1",
-        params![run_id, calls],
+        "UPDATE runs SET lookup_calls = ?2, lookup_credits = ?3 WHERE id = ?1",
+        params![run_id, calls, credits],
     )?;
     Ok(())
-}
-
-/// The lookup calls a run's plan spent (0 for a run keyed by record ids).
-pub fn calls(conn: &Connection, run_id: i64) -> Result<u64, StoreError> {
-    Ok(conn.query_row(
-        "SELECT lookup_calls FROM runs WHERE id = ?1",
-        [run_id],
-        |r| r.get::<_, i64>(0),
-    )? as u64)
 }
 
 /// Every key of a run with the ids it resolved to, in key order.

@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0004_match_by.sql"),
     include_str!("../../migrations/0005_snapshots.sql"),
     include_str!("../../migrations/0006_sends.sql"),
+    include_str!("../../migrations/0007_credits.sql"),
 ];
 
 /// How long a statement waits for a lock held by another massup process before failing.
@@ -68,6 +69,15 @@ pub enum StoreError {
     },
     #[error("database {path} is damaged ({detail}); nothing was sent. Restore it from a backup, or plan the file again into a new --db")]
     Corrupt { path: String, detail: String },
+    #[error("cannot take the schema lock of database {path}: {message}")]
+    SchemaLock { path: String, message: String },
+    /// The dispatch's database writer stopped (its own error was logged when it failed):
+    /// outcomes after that point were not stored, and `resume` sends those chunks again.
+    #[error("the database writer for {path} stopped before the send ended; `massup resume` continues the run")]
+    WriterFailed { path: String },
+    /// A stored value that cannot be read back: damage, found before it is used.
+    #[error("the database holds a damaged value: {what} ({problem}); nothing was sent. `massup report` still gets the outcomes out")]
+    Damaged { what: String, problem: String },
     #[error(transparent)]
     Sql(#[from] rusqlite::Error),
 }
@@ -93,9 +103,9 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
             &|| false,
             &mut |_| {},
         )
-        .map_err(|e| StoreError::Open {
+        .map_err(|e| StoreError::SchemaLock {
             path: shown.clone(),
-            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            message: e.to_string(),
         })
     };
     // A new database is set up (page size, WAL, tables) by one process at a time: two

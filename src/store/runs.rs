@@ -271,3 +271,34 @@ pub(super) fn expect_one_changed(changed: usize) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+/// The metadata calls the plan made (one credit each).
+pub fn set_metadata_calls(conn: &Connection, run_id: i64, calls: u64) -> Result<(), StoreError> {
+    let changed = conn.execute(
+        "UPDATE runs SET metadata_calls = ?2 WHERE id = ?1",
+        params![run_id, calls as i64],
+    )?;
+    expect_one_changed(changed)
+}
+
+/// What planning a run spent: lookup calls and credits, metadata calls (one credit each).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanSpend {
+    pub lookup_calls: u64,
+    pub lookup_credits: u64,
+    pub metadata_calls: u64,
+}
+
+pub fn plan_spend(conn: &Connection, run_id: i64) -> Result<PlanSpend, StoreError> {
+    Ok(conn.query_row(
+        "SELECT lookup_calls, lookup_credits, metadata_calls FROM runs WHERE id = ?1",
+        params![run_id],
+        |r| {
+            Ok(PlanSpend {
+                lookup_calls: r.get::<_, i64>(0)? as u64,
+                lookup_credits: r.get::<_, i64>(1)? as u64,
+                metadata_calls: r.get::<_, i64>(2)? as u64,
+            })
+        },
+    )?)
+}

@@ -14,6 +14,8 @@ pub struct Send {
     /// None while it sends, or when its process was killed.
     pub ended_at: Option<String>,
     pub calls: u64,
+    /// Credits of every call it made (writes and snapshot reads).
+    pub credits: u64,
     pub end_state: Option<String>,
 }
 
@@ -27,10 +29,16 @@ pub fn begin(conn: &Connection, run_id: i64, command: &str) -> Result<i64, Store
 }
 
 /// Records how a send ended.
-pub fn end(conn: &Connection, send_id: i64, calls: u64, end_state: &str) -> Result<(), StoreError> {
+pub fn end(
+    conn: &Connection,
+    send_id: i64,
+    calls: u64,
+    credits: u64,
+    end_state: &str,
+) -> Result<(), StoreError> {
     let changed = conn.execute(
-        "UPDATE sends SET ended_at = ?2, calls = ?3, end_state = ?4 WHERE id = ?1",
-        params![send_id, now(), calls as i64, end_state],
+        "UPDATE sends SET ended_at = ?2, calls = ?3, credits = ?4, end_state = ?5 WHERE id = ?1",
+        params![send_id, now(), calls as i64, credits as i64, end_state],
     )?;
     expect_one_changed(changed)
 }
@@ -38,7 +46,7 @@ pub fn end(conn: &Connection, send_id: i64, calls: u64, end_state: &str) -> Resu
 /// A run's sends, oldest first.
 pub fn sends(conn: &Connection, run_id: i64) -> Result<Vec<Send>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT command, started_at, ended_at, calls, end_state FROM sends
+        "SELECT command, started_at, ended_at, calls, credits, end_state FROM sends
          WHERE run_id = ?1 ORDER BY id",
     )?;
     let rows = stmt.query_map(params![run_id], |r| {
@@ -47,7 +55,8 @@ pub fn sends(conn: &Connection, run_id: i64) -> Result<Vec<Send>, StoreError> {
             started_at: r.get(1)?,
             ended_at: r.get(2)?,
             calls: r.get::<_, i64>(3)? as u64,
-            end_state: r.get(4)?,
+            credits: r.get::<_, i64>(4)? as u64,
+            end_state: r.get(5)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

@@ -1,0 +1,26 @@
+//! massup's own codes: the ones it writes beside Zoho's in the database, reports and JSON,
+//! for outcomes Zoho did not answer itself. One place, so a report reader and the code
+//! that writes a code cannot drift apart.
+
+/// Zoho's code for a record written; massup uses it for the call as a whole too.
+pub const SUCCESS: &str = "SUCCESS";
+/// The message stored with [`SUCCESS`].
+pub const SUCCESS_MESSAGE: &str = "record updated";
+/// A call whose records got different codes.
+pub const MIXED: &str = "MIXED";
+/// `--skip-unchanged` (and every undo): the record held the values already; nothing sent.
+pub const UNCHANGED: &str = "UNCHANGED";
+/// An undo found the record changed since the undone run wrote it; left alone.
+pub const CONFLICT: &str = "CONFLICT";
+/// No HTTP answer: a timeout, a dropped connection, a body cut off.
+pub const NO_ANSWER: &str = "NO_ANSWER";
+/// An answer that is not what Zoho sends.
+pub const UNREADABLE_ANSWER: &str = "UNREADABLE_ANSWER";
+/// An answer that named some of the call's records but not all.
+pub const NO_ANSWER_FOR_RECORD: &str = "NO_ANSWER_FOR_RECORD";
+/// No access token could be had (the accounts server unreachable).
+pub const TOKEN_UNAVAILABLE: &str = "TOKEN_UNAVAILABLE";
+/// A redirect, never followed.
+pub const REDIRECTED: &str = "REDIRECTED";
+/// The snapshot's values could not be stored, so nothing was sent.
+pub const SNAPSHOT_NOT_STORED: &str = "SNAPSHOT_NOT_STORED";

@@ -1,0 +1,312 @@
+//! The reading kinds of call: COQL queries (the `--match-by` lookups) and Get Records by
+//! ids (the snapshot, `plan --diff`). Both answer rows (`data`, `info.more_records`; 204
+//! for none) and go through the attempt loop like the writes.
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use super::attempt::{attempt, Call, Caller, Failure, Request, Verdict};
+use super::interpret::Step;
+use super::worker::SendContext;
+use crate::api::limits::{credits, CallKind, MAX_FIELDS_PER_READ, MAX_IDS_PER_READ};
+use crate::api::response::{credits_exhausted, parse_body, CallAnswer};
+use crate::api::Exchange;
+use crate::outcome::{classify_code, AnswerClass};
+use crate::store::chunks::CallRecord;
+
+pub type Rows = Vec<Map<String, Value>>;
+
+/// One query's answer: the rows and whether more lie beyond them, or the next step.
+#[derive(Debug)]
+pub enum QueryAnswer {
+    Rows {
+        rows: Vec<serde_json::Map<String, serde_json::Value>>,
+        more: bool,
+    },
+    Step(Step),
+}
+
+/// What a COQL exchange means (pure): rows, or what to do instead.
+pub fn interpret_query(exchange: &Exchange, can_refresh: bool) -> QueryAnswer {
+    let (status, body, retry_after, remaining) = match exchange {
+        Exchange::Redirected { status, location } => {
+            return QueryAnswer::Step(Step::Fatal {
+                code: "REDIRECTED".into(),
+                message: format!(
+                    "the API answered HTTP {status} redirecting to {location}; massup follows no redirect: check --api-domain / --dc"
+                ),
+            })
+        }
+        Exchange::NoAnswer { reason } => {
+            return QueryAnswer::Step(Step::Again {
+                code: "NO_ANSWER".into(),
+                message: reason.clone(),
+                retry_after: None,
+            })
+        }
+        Exchange::Answered {
+            status,
+            body,
+            retry_after,
+            credits_remaining,
+        } => (*status, body, *retry_after, *credits_remaining),
+    };
+    // A query that found nothing: 204 and no body.
+    if status == 204 {
+        return QueryAnswer::Rows {
+            rows: Vec::new(),
+            more: false,
+        };
+    }
+    if status == 200 {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            data: Vec<serde_json::Map<String, serde_json::Value>>,
+            #[serde(default)]
+            info: Option<Info>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Info {
+            #[serde(default)]
+            more_records: bool,
+        }
+        if let Ok(page) = serde_json::from_slice::<Page>(body) {
+            return QueryAnswer::Rows {
+                more: page.info.is_some_and(|i| i.more_records),
+                rows: page.data,
+            };
+        }
+    }
+    if credits_exhausted(status, body, remaining.filter(|_| status != 200)) {
+        let message = match parse_body(status, body) {
+            CallAnswer::Request { code, message } => format!("{code}: {message}"),
+            _ => format!("HTTP {status}"),
+        };
+        return QueryAnswer::Step(Step::CreditsExhausted {
+            code: "TOO_MANY_REQUESTS".into(),
+            message,
+        });
+    }
+    let (code, message) = match parse_body(status, body) {
+        CallAnswer::Request { code, message } => (code, message),
+        CallAnswer::Unreadable { reason } => {
+            return QueryAnswer::Step(Step::Again {
+                code: "UNREADABLE_ANSWER".into(),
+                message: reason,
+                retry_after,
+            })
+        }
+        CallAnswer::Records(_) => (
+            "UNREADABLE_ANSWER".to_string(),
+            format!("HTTP {status}: record entries where query rows were expected"),
+        ),
+    };
+    if status == 429 || status >= 500 {
+        return QueryAnswer::Step(Step::Again {
+            code,
+            message,
+            retry_after,
+        });
+    }
+    let class = if code == "AUTHENTICATION_FAILURE" && can_refresh {
+        AnswerClass::TokenExpired
+    } else {
+        classify_code(&code)
+    };
+    QueryAnswer::Step(match class {
+        AnswerClass::TokenExpired => Step::Token { code, message },
+        AnswerClass::Transient => Step::Again {
+            code,
+            message,
+            retry_after,
+        },
+        // A query that the server refuses (a field COQL cannot filter on, a module it does
+        // not serve) is refused the same way every time.
+        _ => Step::Fatal { code, message },
+    })
+}
+
+/// One request that answers rows, as the attempt loop drives it. A snapshot's read is
+/// logged with the chunk it reads for.
+pub struct RowsCall<'a> {
+    request: Request,
+    log_with: Option<(&'a SendContext, i64)>,
+}
+
+impl<'a> RowsCall<'a> {
+    /// A COQL query (priced by its LIMIT).
+    pub fn coql(caller: &Caller, query: String, limit: usize) -> RowsCall<'a> {
+        RowsCall {
+            request: Request {
+                kind: CallKind::Coql,
+                method: reqwest::Method::POST,
+                url: caller.endpoint.urls.coql(),
+                body: serde_json::json!({ "select_query": query }).to_string(),
+                records: 0,
+                credits: credits(CallKind::Coql, limit),
+            },
+            log_with: None,
+        }
+    }
+
+    /// Get Records of `ids` (at most 100) and `fields` (at most 50).
+    pub fn get_records(
+        caller: &Caller,
+        ids: &[i64],
+        fields: &[String],
+        log_with: Option<(&'a SendContext, i64)>,
+    ) -> RowsCall<'a> {
+        let endpoint = &caller.endpoint;
+        RowsCall {
+            request: Request {
+                kind: CallKind::GetRecords,
+                method: reqwest::Method::GET,
+                url: endpoint.urls.get_records(&endpoint.module, ids, fields),
+                body: String::new(),
+                records: ids.len(),
+                credits: credits(CallKind::GetRecords, ids.len()),
+            },
+            log_with,
+        }
+    }
+}
+
+impl Call for RowsCall<'_> {
+    /// The rows, and whether more lie beyond them.
+    type Output = (Rows, bool);
+
+    fn request(&self) -> Request {
+        self.request.clone()
+    }
+
+    fn read(&mut self, exchange: &Exchange, can_refresh: bool) -> Verdict<(Rows, bool)> {
+        let http_status = match exchange {
+            Exchange::Answered { status, .. } | Exchange::Redirected { status, .. } => {
+                Some(*status)
+            }
+            Exchange::NoAnswer { .. } => None,
+        };
+        match interpret_query(exchange, can_refresh) {
+            QueryAnswer::Rows { rows, more } => Verdict {
+                outcome: Ok((rows, more)),
+                http_status,
+                call_code: crate::codes::SUCCESS.into(),
+            },
+            QueryAnswer::Step(step) => {
+                let call_code = match &step {
+                    Step::Again { code, .. }
+                    | Step::Token { code, .. }
+                    | Step::Fatal { code, .. }
+                    | Step::CreditsExhausted { code, .. } => code.clone(),
+                    Step::Settled => crate::codes::SUCCESS.into(),
+                };
+                Verdict {
+                    outcome: Err(step),
+                    http_status,
+                    call_code,
+                }
+            }
+        }
+    }
+
+    async fn attempted(&mut self, call: CallRecord, _retry: Option<(String, String)>) {
+        if let Some((ctx, chunk_id)) = self.log_with {
+            ctx.log_call(chunk_id, call).await;
+        }
+    }
+}
+
+/// Current values of `fields` for `ids`, by record id (100 ids and 50 fields a call);
+/// records Zoho does not return are left out. `log_with` logs each call with a chunk.
+pub async fn current_values(
+    caller: &Caller,
+    ids: &[i64],
+    fields: &[String],
+    log_with: Option<(&SendContext, i64)>,
+) -> Result<HashMap<i64, Map<String, Value>>, Failure> {
+    let mut current: HashMap<i64, Map<String, Value>> = HashMap::with_capacity(ids.len());
+    for batch in ids.chunks(MAX_IDS_PER_READ) {
+        for columns in fields.chunks(MAX_FIELDS_PER_READ) {
+            let mut call = RowsCall::get_records(caller, batch, columns, log_with);
+            let (rows, _) = attempt(caller, &mut call).await?;
+            for row in rows {
+                if let Some(id) = crate::api::response::row_record_id(&row) {
+                    current.entry(id).or_default().extend(row);
+                }
+            }
+        }
+    }
+    Ok(current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(status: u16, body: &str, remaining: Option<u64>) -> Exchange {
+        Exchange::Answered {
+            status,
+            body: bytes::Bytes::from(body.to_string()),
+            credits_remaining: remaining,
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn query_answers_are_read_as_zoho_writes_them() {
+        let page = answered(
+            200,
+            r#"{"data":[{"id":"5","Email":"a@x.com"}],"info":{"count":1,"more_records":true}}"#,
+            None,
+        );
+        match interpret_query(&page, true) {
+            QueryAnswer::Rows { rows, more } => assert!(more && rows.len() == 1),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            interpret_query(&answered(204, "", None), true),
+            QueryAnswer::Rows { more: false, .. }
+        ));
+        let refused = answered(
+            401,
+            r#"{"code":"INVALID_TOKEN","details":{},"message":"invalid oauth token","status":"error"}"#,
+            None,
+        );
+        assert!(matches!(
+            interpret_query(&refused, true),
+            QueryAnswer::Step(Step::Token { .. })
+        ));
+        let bad = answered(
+            400,
+            r#"{"code":"INVALID_QUERY","details":{"column_name":"Description"},"message":"unsupported column","status":"error"}"#,
+            None,
+        );
+        assert!(matches!(
+            interpret_query(&bad, true),
+            QueryAnswer::Step(Step::Fatal { .. })
+        ));
+        let spent = answered(
+            429,
+            r#"{"code":"TOO_MANY_REQUESTS","details":{},"message":"API credits exhausted","status":"error"}"#,
+            Some(0),
+        );
+        assert!(matches!(
+            interpret_query(&spent, true),
+            QueryAnswer::Step(Step::CreditsExhausted { .. })
+        ));
+        let busy = answered(
+            429,
+            r#"{"code":"TOO_MANY_REQUESTS","details":{},"message":"The concurrency limit of the user for the app is exceeded","status":"error"}"#,
+            None,
+        );
+        assert!(matches!(
+            interpret_query(&busy, true),
+            QueryAnswer::Step(Step::Again { .. })
+        ));
+        assert!(matches!(
+            interpret_query(&Exchange::NoAnswer { reason: "x".into() }, true),
+            QueryAnswer::Step(Step::Again { .. })
+        ));
+    }
+}
