@@ -123,6 +123,12 @@ async fn update_records(
     if method != Method::PUT {
         return call.reject(Reject::InvalidRequestMethod);
     }
+    // Parsed before admission, so the call can be priced by the records it carries; its errors
+    // are answered after.
+    let body = match serde_json::from_slice::<Value>(raw) {
+        Ok(Value::Object(body)) => Some(body),
+        _ => None,
+    };
     let admission = match call.admit(1).await {
         Ok(admission) => admission,
         Err(answer) => return answer,
@@ -138,7 +144,7 @@ async fn update_records(
         target,
         echo: echo.as_deref(),
     };
-    let (status, body) = update.process(raw, &mut counts);
+    let (status, body) = update.process(body.as_ref(), &mut counts);
     call.answer(&admission, status, json_bytes(&body).into(), &counts)
         .await
 }
@@ -155,17 +161,22 @@ struct Update<'a> {
 struct Refusal(Code, Value, &'static str);
 
 impl Update<'_> {
-    fn process(&self, raw: &[u8], counts: &mut [u64; CODE_COUNT]) -> (StatusCode, Value) {
+    /// Answers a call whose body is `body` (None: not a JSON object).
+    fn process(
+        &self,
+        body: Option<&Map<String, Value>>,
+        counts: &mut [u64; CODE_COUNT],
+    ) -> (StatusCode, Value) {
         let bad_request =
             |code: Code, details: Value, message: &str, counts: &mut [u64; CODE_COUNT]| {
                 counts[code as usize] += 1;
                 (StatusCode::BAD_REQUEST, top_level(code, details, message))
             };
-        let body = match serde_json::from_slice::<Value>(raw) {
-            Ok(Value::Object(body)) => body,
+        let body = match body {
+            Some(body) => body,
             // Zoho's words for a body that is not JSON are not documented; mass_update's are
             // used (with the Authorization header in echo mode).
-            _ => {
+            None => {
                 let message = "the given body is not a valid JSON for this request";
                 let message = match self.echo {
                     Some(echo) => format!("{message} ({echo})"),
