@@ -305,6 +305,10 @@ pub struct Ledger {
     pub not_approved: Vec<String>,
     /// Credits left, when a credit limit is set.
     pub credits_remaining: Option<u64>,
+    /// Credits charged for admitted calls, at their prices, with or without a credit limit.
+    /// A call refused for rate, concurrency or want of credits is charged nothing.
+    #[serde(default)]
+    pub credits_charged: u64,
     /// Redirects answered (token endpoint and API together).
     #[serde(default)]
     pub redirects: u64,

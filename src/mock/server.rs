@@ -180,7 +180,8 @@ pub(crate) struct Shared {
     /// Sequence number of admitted calls (every endpoint): the fault draws are a function of
     /// it and the seed.
     pub admitted: AtomicU64,
-    credits_used: AtomicU64,
+    /// Credits charged so far (counted with or without a credit limit).
+    credits_charged: AtomicU64,
     rate_window: Mutex<VecDeque<Instant>>,
     api_domain: String,
     pub buffers: Arc<BufferPool>,
@@ -230,7 +231,8 @@ impl Shared {
             credits_remaining: self
                 .config
                 .daily_credits
-                .map(|d| d.saturating_sub(self.credits_used.load(Ordering::Relaxed))),
+                .map(|d| d.saturating_sub(self.credits_charged.load(Ordering::Relaxed))),
+            credits_charged: self.credits_charged.load(Ordering::Relaxed),
             redirects: self.redirects.load(Ordering::Relaxed),
             jobs: self.jobs.all(),
             ..Ledger::default()
@@ -332,13 +334,21 @@ impl Shared {
                 ));
             }
         }
+        self.charge(cost)
+    }
+
+    /// Charges `cost` credits, or refuses the call with nothing charged when fewer than `cost`
+    /// are left. Returns the credits left once half are used, for the
+    /// `X-API-CREDITS-REMAINING` header.
+    pub(crate) fn charge(&self, cost: u64) -> Result<Option<u64>, Reject> {
         let Some(daily) = self.config.daily_credits else {
+            self.credits_charged.fetch_add(cost, Ordering::Relaxed);
             return Ok(None);
         };
         let used = self
-            .credits_used
+            .credits_charged
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
-                (u + cost <= daily).then_some(u + cost)
+                u.checked_add(cost).filter(|after| *after <= daily)
             })
             .map_err(|_| Reject::CreditsExhausted)?
             + cost;
@@ -624,7 +634,7 @@ impl MockServer {
             in_flight: AtomicU64::new(0),
             max_in_flight: AtomicU64::new(0),
             admitted: AtomicU64::new(0),
-            credits_used: AtomicU64::new(0),
+            credits_charged: AtomicU64::new(0),
             rate_window: Mutex::new(VecDeque::new()),
             api_domain: format!("http://{addr}"),
             buffers: Arc::default(),
