@@ -53,7 +53,9 @@ pub struct MockServerArgs {
     /// Record calls in flight at once before 429.
     #[arg(long)]
     pub concurrency: Option<usize>,
-    /// API credits; each record call costs one (COQL from v4: 2 above LIMIT 200, 3 above 1000).
+    /// API credits, each call charged Zoho's price: Update Records 1 per 10 records (at least
+    /// 1), COQL from v4 by LIMIT (2 above 200, 3 above 1000), any other call 1 (mass_update,
+    /// Get Records, metadata, job polls). A call costing more than is left gets 429.
     #[arg(long)]
     pub daily_credits: Option<u64>,
     /// Mean injected latency per call, in milliseconds.

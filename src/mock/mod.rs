@@ -31,14 +31,23 @@
 //! - A locked / not-approved record refuses `unlock_after` / `approve_after` attempts and
 //!   succeeds on the next one, whichever endpoint the attempts came through.
 //! - The n-th admitted record call (any endpoint) draws its latency and fault from (seed, n),
-//!   so a client that sends the same calls in the same order sees the same faults. Rate,
-//!   concurrency and credits are counted across the record endpoints.
+//!   so a client that sends the same calls in the same order sees the same faults. Rate and
+//!   concurrency are counted across the record endpoints, credits across every API call.
 //! - Ids and lookup ids are taken as JSON strings or numbers, as Zoho does (its SDKs send
 //!   numbers). `ids` and `cvid` are exclusive; a `cvid` call schedules a job over one of the
 //!   module's custom views.
-//! - Metadata calls (`settings/*`) and job status polls cost no credit, so a client's credit
-//!   arithmetic counts its record calls only (a COQL query by its LIMIT). Once the credits are
-//!   gone a call gets 429 TOO_MANY_REQUESTS with `X-API-CREDITS-REMAINING: 0`.
+//! - Credits follow Zoho's prices (API limits page, v2 to v8, "credit deduction" table): Update
+//!   Records one per 10 records or part of 10 in the body's `data`, at least one (100 records
+//!   cost 10; a body the mock cannot read costs one); a COQL query by its LIMIT (from v4);
+//!   mass_update, Get Records, metadata calls (`settings/*`) and job status polls one each
+//!   (not in the table, so its "every other call"). A call is priced when it is admitted,
+//!   before any work, and charged even if it is then refused for what it holds. The ledger's
+//!   `credits_charged` is the total. Metadata calls and polls meet neither the rate nor the
+//!   concurrency limit and draw no fault.
+//! - A call refused for rate, concurrency or credits is charged nothing. A call that costs more
+//!   than the credits left is refused as if they were all gone (the mock's choice; Zoho's pages
+//!   do not say): 429 TOO_MANY_REQUESTS with `X-API-CREDITS-REMAINING: 0`, nothing charged,
+//!   and a cheaper call may still pass afterwards.
 //! - Every record has an email (`MockConfig::record_emails`), optionally shared by pairs of
 //!   records and stored in mixed case, for key look-ups through COQL.
 //! - Faults that are not Zoho behaviour, off by default: redirects from the token endpoint or
@@ -63,6 +72,7 @@ pub use coql::{
 };
 pub use jobs::{JobPhase, JobStatus};
 pub use metadata::{SAMPLE_VIEW_SIZE, USERS};
+pub use records::{credits as records_credits, RECORDS_PER_CREDIT};
 
 pub use cli::{run_cli, MockServerArgs};
 pub use server::MockServer;
@@ -123,8 +133,10 @@ pub struct MockConfig {
     pub rate_per_sec: Option<u32>,
     /// Record calls (every record endpoint) in flight at once; beyond -> 429.
     pub max_concurrency: Option<usize>,
-    /// Credits for the server's life; each admitted record call costs one (a COQL query from
-    /// v4 costs more for a LIMIT above 200).
+    /// Credits for the server's life, each admitted call charged its price (see the module
+    /// docs: Update Records one per 10 records, a COQL query from v4 by its LIMIT, any other
+    /// call one, metadata and job polls included). None = unlimited (still counted in the
+    /// ledger's `credits_charged`).
     pub daily_credits: Option<u64>,
     /// Each admitted call is answered `latency_mean ± latency_spread` (uniform) after it
     /// arrived; the mock's own processing happens inside that time.

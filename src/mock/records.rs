@@ -31,6 +31,20 @@ const TRIGGERS: [&str; 5] = [
     "orchestration",
 ];
 
+/// Records a write call (Insert, Update, Upsert Records) carries per credit it costs.
+pub const RECORDS_PER_CREDIT: usize = 10;
+
+/// Credits an Insert, Update or Upsert Records call carrying `records` records costs: one per
+/// 10 records or part of 10, at least one (Zoho's API limits page, v2 to v8, "credit
+/// deduction" table: a 100-record call costs 10). At most 10, the most the same page says such
+/// a call is charged, so a body over the 100-record limit costs 10 (and is refused after).
+pub fn credits(records: usize) -> u64 {
+    records
+        .min(MAX_UPDATE_RECORDS)
+        .div_ceil(RECORDS_PER_CREDIT)
+        .max(1) as u64
+}
+
 /// `/crm/{version}/{module}`: GET reads records, any other method is an update.
 pub(crate) async fn collection(
     State(shared): State<Arc<Shared>>,
@@ -124,12 +138,18 @@ async fn update_records(
         return call.reject(Reject::InvalidRequestMethod);
     }
     // Parsed before admission, so the call can be priced by the records it carries; its errors
-    // are answered after.
+    // are answered after. A body the mock cannot read, or one without a `data` array, costs
+    // one credit.
     let body = match serde_json::from_slice::<Value>(raw) {
         Ok(Value::Object(body)) => Some(body),
         _ => None,
     };
-    let admission = match call.admit(1).await {
+    let records = body
+        .as_ref()
+        .and_then(|b| b.get("data"))
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let admission = match call.admit(credits(records)).await {
         Ok(admission) => admission,
         Err(answer) => return answer,
     };
@@ -479,6 +499,7 @@ async fn get_records(
     if let Some(redirect) = call.redirect() {
         return redirect;
     }
+    // One credit a call (Kaizen #60), whatever the number of ids.
     let admission = match call.admit(1).await {
         Ok(admission) => admission,
         Err(answer) => return answer,

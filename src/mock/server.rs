@@ -162,6 +162,10 @@ impl Counters {
     }
 }
 
+/// Credits a metadata call (`settings/*`) or a scheduled job's status poll costs: one, Zoho's
+/// price for every call its credit table does not list.
+pub(crate) const METADATA_CREDITS: u64 = 1;
+
 /// How many Update Records calls the ledger remembers the `trigger` of (the latest ones), so
 /// a long soak does not grow the ledger without bound.
 pub(crate) const TRIGGERS_KEPT: usize = 10_000;
@@ -308,7 +312,8 @@ impl Shared {
 
     /// The limits a call must pass before any work: rate, concurrency, then credits (a call
     /// refused for rate or concurrency costs no credit). `cost` is the call's price in credits
-    /// (one for most calls; a COQL query's grows with its LIMIT). Returns the credits left once
+    /// (one for most calls; Update Records one per 10 records; a COQL query's grows with its
+    /// LIMIT). Returns the credits left once
     /// half are used, for the `X-API-CREDITS-REMAINING` header.
     pub(crate) fn admit(&self, cost: u64) -> Result<Option<u64>, Reject> {
         if let Some(rate) = self.config.rate_per_sec {
@@ -753,15 +758,17 @@ async fn serve_connection(stream: TcpStream, router: Router) {
     }
 }
 
-/// A metadata request that passed the method and token checks: its query parameters and the
-/// token's expiry for the answer's headers.
+/// A metadata request that passed the method, token and credit checks: its query parameters,
+/// and the token's expiry and the credits left for the answer's headers.
 struct MetadataCall {
     params: HashMap<String, String>,
     expiry: Option<Instant>,
+    credits: Option<u64>,
 }
 
-/// The checks every `settings/*` GET shares: method, then token. Metadata calls cost no
-/// credit in the mock (see the module docs).
+/// The checks every `settings/*` GET shares: method, token, then one credit (Zoho's price for
+/// a call its credit table does not list). Metadata calls meet neither the rate nor the
+/// concurrency limit, and draw no fault (see the module docs).
 // The error is the finished answer to send, on a cold path (once per metadata call); boxing
 // it would only add an allocation for the lint's sake.
 #[allow(clippy::result_large_err)]
@@ -777,8 +784,15 @@ fn metadata_call(
     let expiry = shared
         .authenticate(headers)
         .map_err(|reject| shared.refuse(reject, headers))?;
+    let credits = shared
+        .charge(METADATA_CREDITS)
+        .map_err(|reject| shared.refuse(reject, headers))?;
     let params = serde_urlencoded::from_str(query.unwrap_or("")).unwrap_or_default();
-    Ok(MetadataCall { params, expiry })
+    Ok(MetadataCall {
+        params,
+        expiry,
+        credits,
+    })
 }
 
 impl MetadataCall {
@@ -811,7 +825,13 @@ impl MetadataCall {
     }
 
     fn answer_bytes(&self, status: StatusCode, body: Bytes) -> Response {
-        zoho_response(status, body, HeaderProfile::Api, Some(self.expiry), None)
+        zoho_response(
+            status,
+            body,
+            HeaderProfile::Api,
+            Some(self.expiry),
+            self.credits,
+        )
     }
 }
 
