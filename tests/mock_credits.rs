@@ -1,7 +1,7 @@
 //! The mock's credit prices, over real HTTP: Update Records one credit per 10 records,
 //! mass_update, Get Records, metadata calls and job polls one each; the ledger's
 //! `credits_charged`, the `X-API-CREDITS-REMAINING` header and the 429 when a call costs more
-//! than is left.
+//! than is left; the sub-concurrency limit of Update Records calls of more than 10 records.
 
 use massup::mock::{records_credits, MockConfig, MockServer};
 use serde_json::{json, Value};
@@ -237,5 +237,91 @@ async fn a_call_costing_more_than_is_left_is_refused_and_charged_nothing() {
     let fourth = update_records(&server, &ids[200..205]).await;
     assert_eq!(status_and_credits(&fourth), (200, some("4")));
     assert_eq!(server.ledger().credits_charged, 21);
+    server.shutdown().await;
+}
+
+/// Sends one Update Records call per group of `ids`, all at once, held in flight by the mock's
+/// latency; returns the statuses.
+async fn concurrent_updates(server: &MockServer, groups: &[&[String]]) -> Vec<u16> {
+    let answers =
+        futures::future::join_all(groups.iter().map(|ids| update_records(server, ids))).await;
+    answers.iter().map(|a| a.status().as_u16()).collect()
+}
+
+fn count(statuses: &[u16], status: u16) -> usize {
+    statuses.iter().filter(|s| **s == status).count()
+}
+
+#[tokio::test]
+async fn eleven_large_writes_at_once_meet_the_sub_concurrency_limit() {
+    let server = start(MockConfig {
+        latency_mean: std::time::Duration::from_millis(600),
+        ..MockConfig::default()
+    })
+    .await;
+    let ids = server.config().record_ids();
+    // 11 calls of 11 records each: one over Zoho's 10.
+    let groups: Vec<&[String]> = ids.chunks(11).take(11).collect();
+    let statuses = concurrent_updates(&server, &groups).await;
+    assert_eq!(
+        (count(&statuses, 200), count(&statuses, 429)),
+        (10, 1),
+        "{statuses:?}"
+    );
+    let ledger = server.ledger();
+    assert_eq!(ledger.max_sub_concurrency_seen, 10);
+    assert_eq!(ledger.update_by_code["TOO_MANY_REQUESTS"], 1);
+    // The refused call is charged nothing: 10 calls of 2 credits.
+    assert_eq!(ledger.credits_charged, 20);
+
+    // 11 calls of 10 records each are not under the sub-limit.
+    let groups: Vec<&[String]> = ids[200..].chunks(10).take(11).collect();
+    let statuses = concurrent_updates(&server, &groups).await;
+    assert_eq!(count(&statuses, 200), 11, "{statuses:?}");
+    assert_eq!(server.ledger().max_sub_concurrency_seen, 10);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_sub_concurrency_limit_is_configurable_and_answers_as_the_concurrency_limit() {
+    let server = start(MockConfig {
+        latency_mean: std::time::Duration::from_millis(600),
+        sub_concurrency: Some(2),
+        ..MockConfig::default()
+    })
+    .await;
+    let ids = server.config().record_ids();
+    let groups: Vec<&[String]> = ids.chunks(20).take(3).collect();
+    let answers =
+        futures::future::join_all(groups.iter().map(|ids| update_records(&server, ids))).await;
+    let mut refused = Vec::new();
+    for answer in answers {
+        if answer.status().as_u16() == 429 {
+            assert_eq!(status_and_credits(&answer), (429, None));
+            refused.push(answer.json::<Value>().await.expect("JSON"));
+        }
+    }
+    assert_eq!(
+        refused,
+        [json!({
+            "code": "TOO_MANY_REQUESTS",
+            "details": {},
+            "message": "The number of concurrent API requests has exceeded the allowed limit",
+            "status": "error",
+        })]
+    );
+    server.shutdown().await;
+
+    // No sub-limit: 11 large writes at once all pass.
+    let server = start(MockConfig {
+        latency_mean: std::time::Duration::from_millis(300),
+        sub_concurrency: None,
+        ..MockConfig::default()
+    })
+    .await;
+    let groups: Vec<&[String]> = ids.chunks(11).take(11).collect();
+    let statuses = concurrent_updates(&server, &groups).await;
+    assert_eq!(count(&statuses, 200), 11, "{statuses:?}");
+    assert_eq!(server.ledger().max_sub_concurrency_seen, 11);
     server.shutdown().await;
 }

@@ -44,7 +44,13 @@
 //!   before any work, and charged even if it is then refused for what it holds. The ledger's
 //!   `credits_charged` is the total. Metadata calls and polls meet neither the rate nor the
 //!   concurrency limit and draw no fault.
-//! - A call refused for rate, concurrency or credits is charged nothing. A call that costs more
+//! - Zoho's sub-concurrency limit: Update Records calls carrying more than [`LARGE_WRITE`]
+//!   records are held to [`MockConfig::sub_concurrency`] in flight at once (10 by default, as
+//!   on every Zoho edition), apart from `max_concurrency`; the next one gets the concurrency
+//!   limit's 429. Such a call takes its place once admitted (rate and concurrency passed) and
+//!   keeps it until it is answered or dropped. mass_update, Get Records and COQL are not
+//!   sub-limited (COQL's own sub-limit is not modelled).
+//! - A call refused for rate, concurrency, sub-concurrency or credits is charged nothing. A call that costs more
 //!   than the credits left is refused as if they were all gone (the mock's choice; Zoho's pages
 //!   do not say): 429 TOO_MANY_REQUESTS with `X-API-CREDITS-REMAINING: 0`, nothing charged,
 //!   and a cheaper call may still pass afterwards.
@@ -85,6 +91,12 @@ use std::time::Duration;
 pub const MAX_IDS_PER_CALL: usize = 500;
 /// The most records one Update Records call may carry.
 pub const MAX_UPDATE_RECORDS: usize = 100;
+/// A write call (Insert, Update, Upsert Records) carrying more records than this is under
+/// Zoho's sub-concurrency limit.
+pub const LARGE_WRITE: usize = 10;
+/// Zoho's sub-concurrency limit: write calls of more than [`LARGE_WRITE`] records in flight at
+/// once per org, on every edition.
+pub const SUB_CONCURRENCY: usize = 10;
 /// The most ids one Get Records call may name.
 pub const MAX_GET_IDS: usize = 100;
 /// The most fields one Get Records call may name.
@@ -133,6 +145,10 @@ pub struct MockConfig {
     pub rate_per_sec: Option<u32>,
     /// Record calls (every record endpoint) in flight at once; beyond -> 429.
     pub max_concurrency: Option<usize>,
+    /// Update Records calls carrying more than [`LARGE_WRITE`] records in flight at once,
+    /// whatever `max_concurrency` ([`SUB_CONCURRENCY`], Zoho's limit on every edition, by
+    /// default); beyond -> 429 with the `max_concurrency` answer. None = unlimited.
+    pub sub_concurrency: Option<usize>,
     /// Credits for the server's life, each admitted call charged its price (see the module
     /// docs: Update Records one per 10 records, a COQL query from v4 by its LIMIT, any other
     /// call one, metadata and job polls included). None = unlimited (still counted in the
@@ -225,6 +241,7 @@ impl Default for MockConfig {
             approve_after: 0,
             rate_per_sec: None,
             max_concurrency: None,
+            sub_concurrency: Some(SUB_CONCURRENCY),
             daily_credits: None,
             latency_mean: Duration::ZERO,
             latency_spread: Duration::ZERO,
@@ -311,6 +328,10 @@ pub struct Ledger {
     /// Highest number of record API calls (mass_update, Update Records, Get Records, COQL) in
     /// flight at once, 429s included.
     pub max_concurrency_seen: u64,
+    /// Highest number of admitted Update Records calls of more than [`LARGE_WRITE`] records in
+    /// flight at once (the sub-concurrency limit's count).
+    #[serde(default)]
+    pub max_sub_concurrency_seen: u64,
     /// Ids currently locked.
     pub locked: Vec<String>,
     /// Ids currently not approved.

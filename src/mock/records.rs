@@ -149,7 +149,7 @@ async fn update_records(
         .and_then(|b| b.get("data"))
         .and_then(Value::as_array)
         .map_or(0, Vec::len);
-    let admission = match call.admit(credits(records)).await {
+    let admission = match call.admit_write(records).await {
         Ok(admission) => admission,
         Err(answer) => return answer,
     };

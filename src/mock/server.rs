@@ -162,6 +162,11 @@ impl Counters {
     }
 }
 
+/// The message of a 429 for too many calls in flight (the overall limit and the
+/// sub-concurrency limit of large writes alike).
+const CONCURRENCY_EXCEEDED: &str =
+    "The number of concurrent API requests has exceeded the allowed limit";
+
 /// Credits a metadata call (`settings/*`) or a scheduled job's status poll costs: one, Zoho's
 /// price for every call its credit table does not list.
 pub(crate) const METADATA_CREDITS: u64 = 1;
@@ -181,6 +186,10 @@ pub(crate) struct Shared {
     /// Record API calls in flight now (every endpoint: Zoho's concurrency limit is per org).
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
+    /// Admitted write calls of more than [`LARGE_WRITE`](super::LARGE_WRITE) records in
+    /// flight now, for the sub-concurrency limit, and the most seen at once.
+    large_writes: AtomicU64,
+    max_large_writes: AtomicU64,
     /// Sequence number of admitted calls (every endpoint): the fault draws are a function of
     /// it and the seed.
     pub admitted: AtomicU64,
@@ -231,6 +240,7 @@ impl Shared {
             coql_requests: coql.requests(),
             coql_by_code: coql.by_code(),
             max_concurrency_seen: self.max_in_flight.load(Ordering::Relaxed),
+            max_sub_concurrency_seen: self.max_large_writes.load(Ordering::Relaxed),
             refreshes: lock(&self.tokens).refreshes,
             credits_remaining: self
                 .config
@@ -310,12 +320,10 @@ impl Shared {
         }
     }
 
-    /// The limits a call must pass before any work: rate, concurrency, then credits (a call
-    /// refused for rate or concurrency costs no credit). `cost` is the call's price in credits
-    /// (one for most calls; Update Records one per 10 records; a COQL query's grows with its
-    /// LIMIT). Returns the credits left once
-    /// half are used, for the `X-API-CREDITS-REMAINING` header.
-    pub(crate) fn admit(&self, cost: u64) -> Result<Option<u64>, Reject> {
+    /// The first limits a record call must pass before any work: rate, then concurrency. The
+    /// sub-concurrency limit of large writes ([`InFlight::enter_large_write`]) and the credits
+    /// ([`Shared::charge`]) come after, so a call refused here costs no credit.
+    pub(crate) fn pass_limits(&self) -> Result<(), Reject> {
         if let Some(rate) = self.config.rate_per_sec {
             let now = Instant::now();
             let mut window = lock(&self.rate_window);
@@ -334,12 +342,10 @@ impl Shared {
         }
         if let Some(max) = self.config.max_concurrency {
             if self.in_flight.load(Ordering::Relaxed) > max as u64 {
-                return Err(Reject::TooManyRequests(
-                    "The number of concurrent API requests has exceeded the allowed limit",
-                ));
+                return Err(Reject::TooManyRequests(CONCURRENCY_EXCEEDED));
             }
         }
-        self.charge(cost)
+        Ok(())
     }
 
     /// Charges `cost` credits, or refuses the call with nothing charged when fewer than `cost`
@@ -363,8 +369,12 @@ impl Shared {
 }
 
 /// Counts a record API call in flight for as long as it lives, including while it waits for
-/// injected latency and when its connection is dropped (the guard drops with the handler).
-pub(crate) struct InFlight<'a>(&'a Shared);
+/// injected latency and when its connection is dropped (the guard drops with the handler); and,
+/// once admitted as a large write, holds one of the sub-concurrency limit's places.
+pub(crate) struct InFlight<'a> {
+    shared: &'a Shared,
+    large_write: bool,
+}
 
 impl<'a> InFlight<'a> {
     pub(crate) fn enter(shared: &'a Shared, endpoint: Endpoint) -> InFlight<'a> {
@@ -374,13 +384,44 @@ impl<'a> InFlight<'a> {
             .fetch_add(1, Ordering::Relaxed);
         let now = shared.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         shared.max_in_flight.fetch_max(now, Ordering::Relaxed);
-        InFlight(shared)
+        InFlight {
+            shared,
+            large_write: false,
+        }
+    }
+
+    /// Takes a place under the sub-concurrency limit of writes carrying more than
+    /// [`LARGE_WRITE`](super::LARGE_WRITE) records, held until the call ends; refused (429,
+    /// the overall limit's answer) when every place is taken. Unlike the overall limit, which
+    /// counts calls from their arrival, this counts admitted calls only, so exactly the calls
+    /// beyond the limit are refused.
+    pub(crate) fn enter_large_write(&mut self) -> Result<(), Reject> {
+        if self.large_write {
+            return Ok(());
+        }
+        let limit = self.shared.config.sub_concurrency.map(|n| n as u64);
+        let now = self
+            .shared
+            .large_writes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                limit.is_none_or(|limit| n < limit).then_some(n + 1)
+            })
+            .map_err(|_| Reject::TooManyRequests(CONCURRENCY_EXCEEDED))?
+            + 1;
+        self.shared
+            .max_large_writes
+            .fetch_max(now, Ordering::Relaxed);
+        self.large_write = true;
+        Ok(())
     }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if self.large_write {
+            self.shared.large_writes.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -638,6 +679,8 @@ impl MockServer {
             counters: Default::default(),
             in_flight: AtomicU64::new(0),
             max_in_flight: AtomicU64::new(0),
+            large_writes: AtomicU64::new(0),
+            max_large_writes: AtomicU64::new(0),
             admitted: AtomicU64::new(0),
             credits_charged: AtomicU64::new(0),
             rate_window: Mutex::new(VecDeque::new()),
