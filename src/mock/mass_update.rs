@@ -123,8 +123,8 @@ pub(crate) async fn handle(
 
 /// `GET .../{module}/actions/mass_update?job_id=J`: a scheduled job's progress, in Zoho's
 /// shape `{"data":[{"Status", "Total_Count", "Updated_Count", "Not_Updated_Count",
-/// "Failed_Count"}]}`. A poll costs one credit (as any call Zoho's credit table does not list),
-/// meets neither the rate nor the concurrency limit, and draws no fault.
+/// "Failed_Count"}]}`. A poll costs one credit (Zoho's credit table does not list it: "all
+/// other APIs"), meets neither the rate nor the concurrency limit, and draws no fault.
 fn job_status(call: &ApiCall<'_>, module: &str, query: Option<&str>) -> Response {
     let shared = call.shared;
     let expiry = match call.authenticate() {

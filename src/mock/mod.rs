@@ -37,13 +37,13 @@
 //!   numbers). `ids` and `cvid` are exclusive; a `cvid` call schedules a job over one of the
 //!   module's custom views.
 //! - Credits follow Zoho's prices (API limits page, v2 to v8, "credit deduction" table): Update
-//!   Records one per 10 records or part of 10 in the body's `data`, at least one (100 records
-//!   cost 10; a body the mock cannot read costs one); a COQL query by its LIMIT (from v4);
-//!   mass_update, Get Records, metadata calls (`settings/*`) and job status polls one each
-//!   (not in the table, so its "every other call"). A call is priced when it is admitted,
-//!   before any work, and charged even if it is then refused for what it holds. The ledger's
-//!   `credits_charged` is the total. Metadata calls and polls meet neither the rate nor the
-//!   concurrency limit and draw no fault.
+//!   Records one per 10 records or part of 10 in the body's `data`, at least one, at most 10
+//!   (100 records cost 10; a body the mock cannot read costs one); a COQL query by its LIMIT
+//!   (from v4); metadata calls (`settings/*`) one, as the table says; mass_update, Get Records
+//!   and job status polls one each (the table's "all other APIs"). A call is priced when it is
+//!   admitted, before any work, and charged even if it is then refused for what it holds. The
+//!   ledger's `credits_charged` is the total. Metadata calls and polls meet neither the rate
+//!   nor the concurrency limit and draw no fault.
 //! - Zoho's sub-concurrency limit: Update Records calls carrying more than [`LARGE_WRITE`]
 //!   records are held to [`MockConfig::sub_concurrency`] in flight at once (10 by default, as
 //!   on every Zoho edition), apart from `max_concurrency`; the next one gets the concurrency

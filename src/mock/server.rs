@@ -167,8 +167,8 @@ impl Counters {
 const CONCURRENCY_EXCEEDED: &str =
     "The number of concurrent API requests has exceeded the allowed limit";
 
-/// Credits a metadata call (`settings/*`) or a scheduled job's status poll costs: one, Zoho's
-/// price for every call its credit table does not list.
+/// Credits a metadata call (`settings/*`) or a scheduled job's status poll costs: one, the
+/// price Zoho's credit table gives metadata calls and "all other APIs" (a poll is not listed).
 pub(crate) const METADATA_CREDITS: u64 = 1;
 
 /// How many Update Records calls the ledger remembers the `trigger` of (the latest ones), so
@@ -810,7 +810,7 @@ struct MetadataCall {
 }
 
 /// The checks every `settings/*` GET shares: method, token, then one credit (Zoho's price for
-/// a call its credit table does not list). Metadata calls meet neither the rate nor the
+/// a metadata call). Metadata calls meet neither the rate nor the
 /// concurrency limit, and draw no fault (see the module docs).
 // The error is the finished answer to send, on a cold path (once per metadata call); boxing
 // it would only add an allocation for the lint's sake.
