@@ -730,6 +730,11 @@ async fn the_ledger_endpoint_and_field_metadata() {
     let applied: Vec<u64> = ids.iter().map(|id| ledger.applied[id]).collect();
     assert_eq!(applied, [1, 1, 2, 2, 1, 1, 0, 0, 0, 0]);
     assert_eq!(ledger.max_concurrency_seen, 1);
+    // Counted without a credit limit too: one credit a mass_update.
+    assert_eq!(
+        (ledger.credits_charged, ledger.credits_remaining),
+        (2, None)
+    );
 
     let get = |path: String, auth: bool| {
         let request = client().get(format!("{}{path}", server.url()));

@@ -359,6 +359,8 @@ async fn exhausted_credits_answer_429_with_none_remaining() {
     }
     let ledger = server.ledger();
     assert_eq!(ledger.credits_remaining, Some(0));
+    // The refused calls are charged nothing.
+    assert_eq!(ledger.credits_charged, 2);
     assert_eq!(ledger.by_code["TOO_MANY_REQUESTS"], 2);
     assert_eq!(ledger.by_code["SUCCESS"], 4);
     // A refused call applies nothing.

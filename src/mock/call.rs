@@ -1,8 +1,8 @@
 //! The life of one record API call (mass_update, Update Records, Get Records, COQL) from
 //! arrival to answer, shared by every record endpoint so each meets the same limits and the
 //! same faults, drawn the same way: counted and in flight from arrival, then token, rate,
-//! concurrency and credits, then the seeded fault of the n-th admitted call, and the answer
-//! `latency` after arrival (or no answer at all).
+//! concurrency, the sub-concurrency limit of large writes and credits, then the seeded fault of
+//! the n-th admitted call, and the answer `latency` after arrival (or no answer at all).
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
@@ -14,11 +14,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::time::Instant;
 
+use super::records;
 use super::server::{
     drop_connection, zoho_response, Code, ConnAbort, Counters, Endpoint, HeaderProfile, InFlight,
     Reject, Shared, CODE_COUNT,
 };
-use super::MockConfig;
+use super::{MockConfig, LARGE_WRITE};
 
 /// Spreads request sequence numbers over the seed space so neighbours draw unrelated faults.
 const FAULT_SALT: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -156,8 +157,29 @@ impl<'a> ApiCall<'a> {
     /// n-th admitted call. A fault that leaves the call unapplied (500, drop before, garbage)
     /// is answered here, after the call's latency; the others go on to be processed.
     pub(crate) async fn admit(&mut self, cost: u64) -> Result<Admission, Response> {
+        self.admit_as(cost, false).await
+    }
+
+    /// [`ApiCall::admit`] for a write call (Insert, Update, Upsert Records) carrying `records`
+    /// records: priced by them, and, above [`LARGE_WRITE`] records, under the sub-concurrency
+    /// limit (after the overall concurrency limit, before the credits).
+    pub(crate) async fn admit_write(&mut self, records: usize) -> Result<Admission, Response> {
+        self.admit_as(records::credits(records), records > LARGE_WRITE)
+            .await
+    }
+
+    async fn admit_as(&mut self, cost: u64, large_write: bool) -> Result<Admission, Response> {
         let expiry = self.authenticate()?;
-        let credits = self.shared.admit(cost).map_err(|r| self.reject(r))?;
+        self.shared.pass_limits().map_err(|r| self.reject(r))?;
+        if large_write {
+            if let Some(in_flight) = self.in_flight.as_mut() {
+                if let Err(reject) = in_flight.enter_large_write() {
+                    return Err(self.reject(reject));
+                }
+            }
+        }
+        // A call refused here gives its sub-concurrency place back as it ends, at once.
+        let credits = self.shared.charge(cost).map_err(|r| self.reject(r))?;
         let seq = self.shared.admitted.fetch_add(1, Ordering::Relaxed);
         let (latency, fault) = draw(&self.shared.config, seq);
         // Latency is the server's response time: the answer leaves `latency` after the call

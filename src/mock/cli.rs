@@ -7,7 +7,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{default_field_limits, MockConfig, MockServer, Redirect};
+use super::{default_field_limits, MockConfig, MockServer, Redirect, SUB_CONCURRENCY};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct MockServerArgs {
@@ -53,7 +53,13 @@ pub struct MockServerArgs {
     /// Record calls in flight at once before 429.
     #[arg(long)]
     pub concurrency: Option<usize>,
-    /// API credits; each record call costs one (COQL from v4: 2 above LIMIT 200, 3 above 1000).
+    /// Update Records calls of more than 10 records in flight at once before 429, whatever
+    /// --concurrency (Zoho: 10 on every edition; 0 = no such limit).
+    #[arg(long, default_value_t = SUB_CONCURRENCY, value_name = "N")]
+    pub sub_concurrency: usize,
+    /// API credits, each call charged Zoho's price: Update Records 1 per 10 records (at least
+    /// 1), COQL from v4 by LIMIT (2 above 200, 3 above 1000), any other call 1 (mass_update,
+    /// Get Records, metadata, job polls). A call costing more than is left gets 429.
     #[arg(long)]
     pub daily_credits: Option<u64>,
     /// Mean injected latency per call, in milliseconds.
@@ -209,6 +215,7 @@ impl MockServerArgs {
             approve_after: self.approve_after,
             rate_per_sec: self.rate,
             max_concurrency: self.concurrency,
+            sub_concurrency: (self.sub_concurrency > 0).then_some(self.sub_concurrency),
             daily_credits: self.daily_credits,
             latency_mean: Duration::from_millis(self.latency_ms),
             latency_spread: Duration::from_millis(self.latency_spread_ms),
@@ -334,6 +341,11 @@ mod tests {
         assert_eq!(config.token_lifetime, Some(Duration::from_millis(1500)));
         assert_eq!(config.drop_after_rate, 0.1);
         assert_eq!(config.extra_records.len(), 2);
+        assert_eq!(config.sub_concurrency, Some(10));
+        let config = parse(&["--sub-concurrency", "3"]).expect("valid flags");
+        assert_eq!(config.sub_concurrency, Some(3));
+        let config = parse(&["--sub-concurrency", "0"]).expect("valid flags");
+        assert_eq!(config.sub_concurrency, None);
     }
 
     #[test]

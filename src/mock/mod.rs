@@ -31,14 +31,29 @@
 //! - A locked / not-approved record refuses `unlock_after` / `approve_after` attempts and
 //!   succeeds on the next one, whichever endpoint the attempts came through.
 //! - The n-th admitted record call (any endpoint) draws its latency and fault from (seed, n),
-//!   so a client that sends the same calls in the same order sees the same faults. Rate,
-//!   concurrency and credits are counted across the record endpoints.
+//!   so a client that sends the same calls in the same order sees the same faults. Rate and
+//!   concurrency are counted across the record endpoints, credits across every API call.
 //! - Ids and lookup ids are taken as JSON strings or numbers, as Zoho does (its SDKs send
 //!   numbers). `ids` and `cvid` are exclusive; a `cvid` call schedules a job over one of the
 //!   module's custom views.
-//! - Metadata calls (`settings/*`) and job status polls cost no credit, so a client's credit
-//!   arithmetic counts its record calls only (a COQL query by its LIMIT). Once the credits are
-//!   gone a call gets 429 TOO_MANY_REQUESTS with `X-API-CREDITS-REMAINING: 0`.
+//! - Credits follow Zoho's prices (API limits page, v2 to v8, "credit deduction" table): Update
+//!   Records one per 10 records or part of 10 in the body's `data`, at least one, at most 10
+//!   (100 records cost 10; a body the mock cannot read costs one); a COQL query by its LIMIT
+//!   (from v4); metadata calls (`settings/*`) one, as the table says; mass_update, Get Records
+//!   and job status polls one each (the table's "all other APIs"). A call is priced when it is
+//!   admitted, before any work, and charged even if it is then refused for what it holds. The
+//!   ledger's `credits_charged` is the total. Metadata calls and polls meet neither the rate
+//!   nor the concurrency limit and draw no fault.
+//! - Zoho's sub-concurrency limit: Update Records calls carrying more than [`LARGE_WRITE`]
+//!   records are held to [`MockConfig::sub_concurrency`] in flight at once (10 by default, as
+//!   on every Zoho edition), apart from `max_concurrency`; the next one gets the concurrency
+//!   limit's 429. Such a call takes its place once admitted (rate and concurrency passed) and
+//!   keeps it until it is answered or dropped. mass_update, Get Records and COQL are not
+//!   sub-limited (COQL's own sub-limit is not modelled).
+//! - A call refused for rate, concurrency, sub-concurrency or credits is charged nothing. A call that costs more
+//!   than the credits left is refused as if they were all gone (the mock's choice; Zoho's pages
+//!   do not say): 429 TOO_MANY_REQUESTS with `X-API-CREDITS-REMAINING: 0`, nothing charged,
+//!   and a cheaper call may still pass afterwards.
 //! - Every record has an email (`MockConfig::record_emails`), optionally shared by pairs of
 //!   records and stored in mixed case, for key look-ups through COQL.
 //! - Faults that are not Zoho behaviour, off by default: redirects from the token endpoint or
@@ -63,6 +78,7 @@ pub use coql::{
 };
 pub use jobs::{JobPhase, JobStatus};
 pub use metadata::{SAMPLE_VIEW_SIZE, USERS};
+pub use records::{credits as records_credits, RECORDS_PER_CREDIT};
 
 pub use cli::{run_cli, MockServerArgs};
 pub use server::MockServer;
@@ -75,6 +91,12 @@ use std::time::Duration;
 pub const MAX_IDS_PER_CALL: usize = 500;
 /// The most records one Update Records call may carry.
 pub const MAX_UPDATE_RECORDS: usize = 100;
+/// A write call (Insert, Update, Upsert Records) carrying more records than this is under
+/// Zoho's sub-concurrency limit.
+pub const LARGE_WRITE: usize = 10;
+/// Zoho's sub-concurrency limit: write calls of more than [`LARGE_WRITE`] records in flight at
+/// once per org, on every edition.
+pub const SUB_CONCURRENCY: usize = 10;
 /// The most ids one Get Records call may name.
 pub const MAX_GET_IDS: usize = 100;
 /// The most fields one Get Records call may name.
@@ -123,8 +145,14 @@ pub struct MockConfig {
     pub rate_per_sec: Option<u32>,
     /// Record calls (every record endpoint) in flight at once; beyond -> 429.
     pub max_concurrency: Option<usize>,
-    /// Credits for the server's life; each admitted record call costs one (a COQL query from
-    /// v4 costs more for a LIMIT above 200).
+    /// Update Records calls carrying more than [`LARGE_WRITE`] records in flight at once,
+    /// whatever `max_concurrency` ([`SUB_CONCURRENCY`], Zoho's limit on every edition, by
+    /// default); beyond -> 429 with the `max_concurrency` answer. None = unlimited.
+    pub sub_concurrency: Option<usize>,
+    /// Credits for the server's life, each admitted call charged its price (see the module
+    /// docs: Update Records one per 10 records, a COQL query from v4 by its LIMIT, any other
+    /// call one, metadata and job polls included). None = unlimited (still counted in the
+    /// ledger's `credits_charged`).
     pub daily_credits: Option<u64>,
     /// Each admitted call is answered `latency_mean ± latency_spread` (uniform) after it
     /// arrived; the mock's own processing happens inside that time.
@@ -213,6 +241,7 @@ impl Default for MockConfig {
             approve_after: 0,
             rate_per_sec: None,
             max_concurrency: None,
+            sub_concurrency: Some(SUB_CONCURRENCY),
             daily_credits: None,
             latency_mean: Duration::ZERO,
             latency_spread: Duration::ZERO,
@@ -299,12 +328,20 @@ pub struct Ledger {
     /// Highest number of record API calls (mass_update, Update Records, Get Records, COQL) in
     /// flight at once, 429s included.
     pub max_concurrency_seen: u64,
+    /// Highest number of admitted Update Records calls of more than [`LARGE_WRITE`] records in
+    /// flight at once (the sub-concurrency limit's count).
+    #[serde(default)]
+    pub max_sub_concurrency_seen: u64,
     /// Ids currently locked.
     pub locked: Vec<String>,
     /// Ids currently not approved.
     pub not_approved: Vec<String>,
     /// Credits left, when a credit limit is set.
     pub credits_remaining: Option<u64>,
+    /// Credits charged for admitted calls, at their prices, with or without a credit limit.
+    /// A call refused for rate, concurrency or want of credits is charged nothing.
+    #[serde(default)]
+    pub credits_charged: u64,
     /// Redirects answered (token endpoint and API together).
     #[serde(default)]
     pub redirects: u64,

@@ -31,6 +31,20 @@ const TRIGGERS: [&str; 5] = [
     "orchestration",
 ];
 
+/// Records a write call (Insert, Update, Upsert Records) carries per credit it costs.
+pub const RECORDS_PER_CREDIT: usize = 10;
+
+/// Credits an Insert, Update or Upsert Records call carrying `records` records costs: one per
+/// 10 records or part of 10, at least one (Zoho's API limits page, v2 to v8, "credit
+/// deduction" table: a 100-record call costs 10). At most 10, the most the same page says such
+/// a call is charged, so a body over the 100-record limit costs 10 (and is refused after).
+pub fn credits(records: usize) -> u64 {
+    records
+        .min(MAX_UPDATE_RECORDS)
+        .div_ceil(RECORDS_PER_CREDIT)
+        .max(1) as u64
+}
+
 /// `/crm/{version}/{module}`: GET reads records, any other method is an update.
 pub(crate) async fn collection(
     State(shared): State<Arc<Shared>>,
@@ -123,7 +137,19 @@ async fn update_records(
     if method != Method::PUT {
         return call.reject(Reject::InvalidRequestMethod);
     }
-    let admission = match call.admit(1).await {
+    // Parsed before admission, so the call can be priced by the records it carries; its errors
+    // are answered after. A body the mock cannot read, or one without a `data` array, costs
+    // one credit.
+    let body = match serde_json::from_slice::<Value>(raw) {
+        Ok(Value::Object(body)) => Some(body),
+        _ => None,
+    };
+    let records = body
+        .as_ref()
+        .and_then(|b| b.get("data"))
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let admission = match call.admit_write(records).await {
         Ok(admission) => admission,
         Err(answer) => return answer,
     };
@@ -138,7 +164,7 @@ async fn update_records(
         target,
         echo: echo.as_deref(),
     };
-    let (status, body) = update.process(raw, &mut counts);
+    let (status, body) = update.process(body.as_ref(), &mut counts);
     call.answer(&admission, status, json_bytes(&body).into(), &counts)
         .await
 }
@@ -155,17 +181,22 @@ struct Update<'a> {
 struct Refusal(Code, Value, &'static str);
 
 impl Update<'_> {
-    fn process(&self, raw: &[u8], counts: &mut [u64; CODE_COUNT]) -> (StatusCode, Value) {
+    /// Answers a call whose body is `body` (None: not a JSON object).
+    fn process(
+        &self,
+        body: Option<&Map<String, Value>>,
+        counts: &mut [u64; CODE_COUNT],
+    ) -> (StatusCode, Value) {
         let bad_request =
             |code: Code, details: Value, message: &str, counts: &mut [u64; CODE_COUNT]| {
                 counts[code as usize] += 1;
                 (StatusCode::BAD_REQUEST, top_level(code, details, message))
             };
-        let body = match serde_json::from_slice::<Value>(raw) {
-            Ok(Value::Object(body)) => body,
+        let body = match body {
+            Some(body) => body,
             // Zoho's words for a body that is not JSON are not documented; mass_update's are
             // used (with the Authorization header in echo mode).
-            _ => {
+            None => {
                 let message = "the given body is not a valid JSON for this request";
                 let message = match self.echo {
                     Some(echo) => format!("{message} ({echo})"),
@@ -468,6 +499,7 @@ async fn get_records(
     if let Some(redirect) = call.redirect() {
         return redirect;
     }
+    // One credit a call (Kaizen #60), whatever the number of ids.
     let admission = match call.admit(1).await {
         Ok(admission) => admission,
         Err(answer) => return answer,

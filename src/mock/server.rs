@@ -162,6 +162,15 @@ impl Counters {
     }
 }
 
+/// The message of a 429 for too many calls in flight (the overall limit and the
+/// sub-concurrency limit of large writes alike).
+const CONCURRENCY_EXCEEDED: &str =
+    "The number of concurrent API requests has exceeded the allowed limit";
+
+/// Credits a metadata call (`settings/*`) or a scheduled job's status poll costs: one, the
+/// price Zoho's credit table gives metadata calls and "all other APIs" (a poll is not listed).
+pub(crate) const METADATA_CREDITS: u64 = 1;
+
 /// How many Update Records calls the ledger remembers the `trigger` of (the latest ones), so
 /// a long soak does not grow the ledger without bound.
 pub(crate) const TRIGGERS_KEPT: usize = 10_000;
@@ -177,10 +186,15 @@ pub(crate) struct Shared {
     /// Record API calls in flight now (every endpoint: Zoho's concurrency limit is per org).
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
+    /// Admitted write calls of more than [`LARGE_WRITE`](super::LARGE_WRITE) records in
+    /// flight now, for the sub-concurrency limit, and the most seen at once.
+    large_writes: AtomicU64,
+    max_large_writes: AtomicU64,
     /// Sequence number of admitted calls (every endpoint): the fault draws are a function of
     /// it and the seed.
     pub admitted: AtomicU64,
-    credits_used: AtomicU64,
+    /// Credits charged so far (counted with or without a credit limit).
+    credits_charged: AtomicU64,
     rate_window: Mutex<VecDeque<Instant>>,
     api_domain: String,
     pub buffers: Arc<BufferPool>,
@@ -226,11 +240,13 @@ impl Shared {
             coql_requests: coql.requests(),
             coql_by_code: coql.by_code(),
             max_concurrency_seen: self.max_in_flight.load(Ordering::Relaxed),
+            max_sub_concurrency_seen: self.max_large_writes.load(Ordering::Relaxed),
             refreshes: lock(&self.tokens).refreshes,
             credits_remaining: self
                 .config
                 .daily_credits
-                .map(|d| d.saturating_sub(self.credits_used.load(Ordering::Relaxed))),
+                .map(|d| d.saturating_sub(self.credits_charged.load(Ordering::Relaxed))),
+            credits_charged: self.credits_charged.load(Ordering::Relaxed),
             redirects: self.redirects.load(Ordering::Relaxed),
             jobs: self.jobs.all(),
             ..Ledger::default()
@@ -304,11 +320,10 @@ impl Shared {
         }
     }
 
-    /// The limits a call must pass before any work: rate, concurrency, then credits (a call
-    /// refused for rate or concurrency costs no credit). `cost` is the call's price in credits
-    /// (one for most calls; a COQL query's grows with its LIMIT). Returns the credits left once
-    /// half are used, for the `X-API-CREDITS-REMAINING` header.
-    pub(crate) fn admit(&self, cost: u64) -> Result<Option<u64>, Reject> {
+    /// The first limits a record call must pass before any work: rate, then concurrency. The
+    /// sub-concurrency limit of large writes ([`InFlight::enter_large_write`]) and the credits
+    /// ([`Shared::charge`]) come after, so a call refused here costs no credit.
+    pub(crate) fn pass_limits(&self) -> Result<(), Reject> {
         if let Some(rate) = self.config.rate_per_sec {
             let now = Instant::now();
             let mut window = lock(&self.rate_window);
@@ -327,18 +342,24 @@ impl Shared {
         }
         if let Some(max) = self.config.max_concurrency {
             if self.in_flight.load(Ordering::Relaxed) > max as u64 {
-                return Err(Reject::TooManyRequests(
-                    "The number of concurrent API requests has exceeded the allowed limit",
-                ));
+                return Err(Reject::TooManyRequests(CONCURRENCY_EXCEEDED));
             }
         }
+        Ok(())
+    }
+
+    /// Charges `cost` credits, or refuses the call with nothing charged when fewer than `cost`
+    /// are left. Returns the credits left once half are used, for the
+    /// `X-API-CREDITS-REMAINING` header.
+    pub(crate) fn charge(&self, cost: u64) -> Result<Option<u64>, Reject> {
         let Some(daily) = self.config.daily_credits else {
+            self.credits_charged.fetch_add(cost, Ordering::Relaxed);
             return Ok(None);
         };
         let used = self
-            .credits_used
+            .credits_charged
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
-                (u + cost <= daily).then_some(u + cost)
+                u.checked_add(cost).filter(|after| *after <= daily)
             })
             .map_err(|_| Reject::CreditsExhausted)?
             + cost;
@@ -348,8 +369,12 @@ impl Shared {
 }
 
 /// Counts a record API call in flight for as long as it lives, including while it waits for
-/// injected latency and when its connection is dropped (the guard drops with the handler).
-pub(crate) struct InFlight<'a>(&'a Shared);
+/// injected latency and when its connection is dropped (the guard drops with the handler); and,
+/// once admitted as a large write, holds one of the sub-concurrency limit's places.
+pub(crate) struct InFlight<'a> {
+    shared: &'a Shared,
+    large_write: bool,
+}
 
 impl<'a> InFlight<'a> {
     pub(crate) fn enter(shared: &'a Shared, endpoint: Endpoint) -> InFlight<'a> {
@@ -359,13 +384,44 @@ impl<'a> InFlight<'a> {
             .fetch_add(1, Ordering::Relaxed);
         let now = shared.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         shared.max_in_flight.fetch_max(now, Ordering::Relaxed);
-        InFlight(shared)
+        InFlight {
+            shared,
+            large_write: false,
+        }
+    }
+
+    /// Takes a place under the sub-concurrency limit of writes carrying more than
+    /// [`LARGE_WRITE`](super::LARGE_WRITE) records, held until the call ends; refused (429,
+    /// the overall limit's answer) when every place is taken. Unlike the overall limit, which
+    /// counts calls from their arrival, this counts admitted calls only, so exactly the calls
+    /// beyond the limit are refused.
+    pub(crate) fn enter_large_write(&mut self) -> Result<(), Reject> {
+        if self.large_write {
+            return Ok(());
+        }
+        let limit = self.shared.config.sub_concurrency.map(|n| n as u64);
+        let now = self
+            .shared
+            .large_writes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                limit.is_none_or(|limit| n < limit).then_some(n + 1)
+            })
+            .map_err(|_| Reject::TooManyRequests(CONCURRENCY_EXCEEDED))?
+            + 1;
+        self.shared
+            .max_large_writes
+            .fetch_max(now, Ordering::Relaxed);
+        self.large_write = true;
+        Ok(())
     }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if self.large_write {
+            self.shared.large_writes.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -623,8 +679,10 @@ impl MockServer {
             counters: Default::default(),
             in_flight: AtomicU64::new(0),
             max_in_flight: AtomicU64::new(0),
+            large_writes: AtomicU64::new(0),
+            max_large_writes: AtomicU64::new(0),
             admitted: AtomicU64::new(0),
-            credits_used: AtomicU64::new(0),
+            credits_charged: AtomicU64::new(0),
             rate_window: Mutex::new(VecDeque::new()),
             api_domain: format!("http://{addr}"),
             buffers: Arc::default(),
@@ -743,15 +801,17 @@ async fn serve_connection(stream: TcpStream, router: Router) {
     }
 }
 
-/// A metadata request that passed the method and token checks: its query parameters and the
-/// token's expiry for the answer's headers.
+/// A metadata request that passed the method, token and credit checks: its query parameters,
+/// and the token's expiry and the credits left for the answer's headers.
 struct MetadataCall {
     params: HashMap<String, String>,
     expiry: Option<Instant>,
+    credits: Option<u64>,
 }
 
-/// The checks every `settings/*` GET shares: method, then token. Metadata calls cost no
-/// credit in the mock (see the module docs).
+/// The checks every `settings/*` GET shares: method, token, then one credit (Zoho's price for
+/// a metadata call). Metadata calls meet neither the rate nor the
+/// concurrency limit, and draw no fault (see the module docs).
 // The error is the finished answer to send, on a cold path (once per metadata call); boxing
 // it would only add an allocation for the lint's sake.
 #[allow(clippy::result_large_err)]
@@ -767,8 +827,15 @@ fn metadata_call(
     let expiry = shared
         .authenticate(headers)
         .map_err(|reject| shared.refuse(reject, headers))?;
+    let credits = shared
+        .charge(METADATA_CREDITS)
+        .map_err(|reject| shared.refuse(reject, headers))?;
     let params = serde_urlencoded::from_str(query.unwrap_or("")).unwrap_or_default();
-    Ok(MetadataCall { params, expiry })
+    Ok(MetadataCall {
+        params,
+        expiry,
+        credits,
+    })
 }
 
 impl MetadataCall {
@@ -801,7 +868,13 @@ impl MetadataCall {
     }
 
     fn answer_bytes(&self, status: StatusCode, body: Bytes) -> Response {
-        zoho_response(status, body, HeaderProfile::Api, Some(self.expiry), None)
+        zoho_response(
+            status,
+            body,
+            HeaderProfile::Api,
+            Some(self.expiry),
+            self.credits,
+        )
     }
 }
 
