@@ -177,7 +177,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let ledger = server.ledger();
     rt.block_on(server.shutdown());
     say(&format!(
-        "\nThe mock saw {} mass_update and {} Update Records calls, {} lookup (COQL) and {} Get Records (snapshot) calls, minted {} tokens, and never more than {} calls at once.",
+        "\nThe mock charged {} API credits for {} mass_update and {} Update Records calls, {} lookup (COQL) and {} Get Records (snapshot) calls and the metadata; it minted {} tokens and never saw more than {} calls at once.",
+        crate::render::count(ledger.credits_charged),
         ledger.requests, ledger.update_requests, ledger.coql_requests, ledger.get_records_requests, ledger.refreshes, ledger.max_concurrency_seen
     ));
     say(&format!("Everything is in {}: {reports}", dir.display()));
@@ -203,6 +204,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
                 "files": reports,
                 "steps": steps.into_inner(),
                 "mock": {
+                    "credits_charged": ledger.credits_charged,
                     "mass_update_calls": ledger.requests,
                     "update_records_calls": ledger.update_requests,
                     "tokens_minted": ledger.refreshes,

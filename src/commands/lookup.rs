@@ -139,7 +139,14 @@ pub struct PlanJob<'a> {
     pub command: &'a str,
     /// An undo run's expectations (see `PlanRequest::expectations`).
     pub expectations: Option<&'a [crate::store::befores::FieldValue]>,
+    /// Look every `--match-by` key up again (no reuse of a recent lookup).
+    pub fresh_lookups: bool,
 }
+
+/// How long a lookup's answers are reused by a later plan of the same module and field:
+/// long enough for the plan, `--diff`, plan again with another flag, run sequence of one
+/// sitting, short enough that records created or re-keyed since are seen.
+const LOOKUP_REUSE: chrono::Duration = chrono::Duration::hours(1);
 
 /// Plans `job` into `db` under the plan lock. A file planned before is recognised before
 /// anything is fetched; then field metadata (the file, else Zoho's), then `--match-by`
@@ -198,7 +205,8 @@ pub fn plan_file(
         };
         let resolver = match (field, connected) {
             (Some(field), Some(connected)) => Some(move |path: &Path, options: &CsvOptions| {
-                look_up_keys(path, job.csv, options, field.clone(), connected, job.quiet)
+                let reuse = (!job.fresh_lookups).then_some(db);
+                look_up_keys(path, job.csv, options, field.clone(), connected, job.quiet, reuse)
             }),
             (Some(_), None) => {
                 return Err(UsageError::new(
@@ -236,9 +244,23 @@ fn look_up_keys(
     field: MatchField,
     connected: &Connected<'_>,
     quiet: bool,
+    reuse_from: Option<&Path>,
 ) -> Result<Matches, PlanError> {
     let session = connected.session;
     let keys = collect_keys(path, shown, options, &field)?;
+    let mut matches = Matches::new(field.clone(), keys);
+    if let Some(db) = reuse_from {
+        let since = (chrono::Utc::now() - LOOKUP_REUSE)
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let conn = crate::store::open(db)?;
+        let found =
+            crate::store::lookups::recent(&conn, field.module(), field.api_name(), &since)?;
+        matches.reuse(found);
+    }
+    let keys = matches.unresolved();
+    if keys.is_empty() {
+        return Ok(matches);
+    }
     let max_rows = max_rows_per_query(&session.api_version);
     let queries = keys.len().div_ceil(MAX_IN_VALUES);
     if !quiet {
@@ -250,7 +272,6 @@ fn look_up_keys(
             "looking up the keys of --match-by ({MAX_IN_VALUES} a query)"
         );
     }
-    let mut matches = Matches::new(field.clone(), keys);
     let unreachable = |problem: crate::api::auth::AuthError| {
         let field = field.api_name().to_string();
         PlanError::Lookup(match problem {

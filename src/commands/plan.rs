@@ -83,6 +83,10 @@ pub struct PlanFlags {
     /// Plan again even if this exact file was planned for this module before.
     #[arg(long)]
     pub new_run: bool,
+    /// With --match-by: look every key up again, instead of reusing what a lookup of the
+    /// same module and field in this database found within the last hour.
+    #[arg(long)]
+    pub fresh_lookups: bool,
 }
 
 const EXAMPLES: &str = "Examples:
@@ -184,6 +188,7 @@ impl PlanFlags {
             quiet,
             command,
             expectations: None,
+            fresh_lookups: self.fresh_lookups,
         }
     }
 

@@ -486,11 +486,12 @@ async fn confirm(
         })
         .unwrap_or_else(|| url.to_string());
     let question = format!(
-        "About to update {} field values on {} {} records at {host} in {} calls (run {}). Send? [y/N] ",
+        "About to update {} field values on {} {} records at {host} in {} calls costing {} API credits (run {}). Send? [y/N] ",
         render::count(work.field_values),
         render::count(work.records),
         run.module,
         render::count(work.calls),
+        render::count(work.credits),
         run.id
     );
     // Blocking reads belong off the runtime's workers.

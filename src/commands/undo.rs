@@ -194,6 +194,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         quiet: global.quiet,
         command: "massup undo",
         expectations: (!args.force).then_some(take.expectations.as_slice()),
+        fresh_lookups: false,
     };
     let planned = plan_file(&workspace.db, &job, None)?;
     let PlanOutcome::Planned(summary) = planned else {

@@ -19,11 +19,7 @@ pub async fn look_up(
     matches: &mut Matches,
     max_rows: usize,
 ) -> Result<(), LookupError> {
-    let keys: Vec<String> = matches
-        .entries()
-        .into_iter()
-        .map(|(k, _)| k.to_string())
-        .collect();
+    let keys = matches.unresolved();
     let field = matches.field().clone();
     let name = field.api_name().to_string();
     let found = Mutex::new(&mut *matches);

@@ -176,6 +176,11 @@ pub struct LookupTotals {
     pub ambiguous: u64,
     /// COQL queries sent.
     pub calls: u64,
+    /// Their API credits.
+    pub credits: u64,
+    /// Keys whose ids came from a lookup of the same module and field in this database
+    /// within the last hour, instead of a new query (`--fresh-lookups` asks again).
+    pub reused: u64,
 }
 
 /// Every distinct key of a sheet with the record ids Zoho found for it.
@@ -187,6 +192,8 @@ pub struct Matches {
     pub calls: u64,
     /// Their credits (a COQL query is priced by its LIMIT).
     pub credits: u64,
+    /// Keys resolved from an earlier lookup (see [`Matches::reuse`]): not asked again.
+    reused: std::collections::HashSet<Box<str>>,
 }
 
 impl Matches {
@@ -200,7 +207,32 @@ impl Matches {
                 .collect(),
             calls: 0,
             credits: 0,
+            reused: Default::default(),
         }
+    }
+
+    /// Takes the ids an earlier lookup found for keys of this table (the same module and
+    /// field, and so the same normalisation); returns how many keys it resolved.
+    pub fn reuse(&mut self, found: impl IntoIterator<Item = (String, Vec<i64>)>) -> u64 {
+        for (key, ids) in found {
+            if let Some(slot) = self.ids.get_mut(key.as_str()) {
+                *slot = ids;
+                self.reused.insert(key.into_boxed_str());
+            }
+        }
+        self.reused.len() as u64
+    }
+
+    /// The keys still to look up (every key but the reused ones).
+    pub fn unresolved(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .ids
+            .keys()
+            .filter(|k| !self.reused.contains(*k))
+            .map(|k| k.to_string())
+            .collect();
+        keys.sort_unstable();
+        keys
     }
 
     pub fn field(&self) -> &MatchField {
@@ -285,6 +317,8 @@ impl Matches {
             field: self.field.api_name.clone(),
             keys: self.ids.len() as u64,
             calls: self.calls,
+            credits: self.credits,
+            reused: self.reused.len() as u64,
             ..LookupTotals::default()
         };
         for ids in self.ids.values() {

@@ -254,7 +254,15 @@ pub fn page(report: &HtmlReport<'_>) -> String {
         "record updates",
         count(counts.items.values().sum()),
     );
-    cell("calls", "calls made", count(counts.calls));
+    cell("credits", "API credits spent", count(counts.credits));
+    for (kind, spend) in &counts.spend {
+        cell(
+            &format!("credits-{kind}"),
+            &format!("credits, {kind} ({} calls)", count(spend.calls)),
+            count(spend.credits),
+        );
+    }
+    cell("calls", "write calls made", count(counts.calls));
     cell("min-calls", "theoretical minimum", count(counts.min_calls));
     cell("retries", "retries", count(counts.retries));
     let (secs, per_sec) = timing(run, counts);

@@ -168,6 +168,8 @@ pub struct PendingWork {
     pub field_values: u64,
     /// Distinct records they touch.
     pub records: u64,
+    /// What those calls cost in API credits (fault-free; snapshot reads not included).
+    pub credits: u64,
 }
 
 pub fn pending_work(conn: &Connection, run_id: i64) -> Result<PendingWork, StoreError> {
@@ -189,12 +191,12 @@ pub fn pending_work(conn: &Connection, run_id: i64) -> Result<PendingWork, Store
         let kind: CallKind = r.get(2)?;
         let payloads = decode_payloads(r.get::<_, Option<String>>(3)?.as_deref());
         let group_fields = fields_of(&r.get::<_, String>(4)?);
-        let mut any = false;
+        let mut pending = 0usize;
         for (i, member) in members.iter().enumerate() {
             if ItemState::from_byte(outcomes.get(i).copied().unwrap_or(0)) != ItemState::Pending {
                 continue;
             }
-            any = true;
+            pending += 1;
             work.updates += 1;
             records.insert(member.record_id);
             work.field_values += match (kind, &payloads) {
@@ -202,8 +204,9 @@ pub fn pending_work(conn: &Connection, run_id: i64) -> Result<PendingWork, Store
                 _ => group_fields,
             };
         }
-        if any {
+        if pending > 0 {
             work.calls += 1;
+            work.credits += crate::api::limits::credits(kind, pending);
         }
     }
     work.records = records.len() as u64;

@@ -42,12 +42,39 @@ pub fn all(conn: &Connection, run_id: i64) -> Result<Vec<(String, Vec<i64>)>, St
     })?;
     rows.map(|row| {
         let (key, ids) = row?;
-        let ids = ids
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .filter_map(|s| s.parse().ok())
-            .collect();
-        Ok((key, ids))
+        Ok((key, parse_ids(&ids)))
     })
     .collect()
+}
+
+/// Keys looked up for `module` and `field` by runs of this database created at or after
+/// `since`, with the ids each found (the newest run's answer for a key wins).
+pub fn recent(
+    conn: &Connection,
+    module: &str,
+    field: &str,
+    since: &str,
+) -> Result<Vec<(String, Vec<i64>)>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT l.key, l.ids FROM lookups l JOIN runs r ON r.id = l.run_id
+         WHERE r.module = ?1 AND json_extract(r.settings_json, '$.match_by') = ?2
+           AND r.created_at >= ?3
+         ORDER BY r.id",
+    )?;
+    let rows = stmt.query_map(params![module, field, since], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    let mut found = std::collections::HashMap::new();
+    for row in rows {
+        let (key, ids) = row?;
+        found.insert(key, parse_ids(&ids));
+    }
+    Ok(found.into_iter().collect())
+}
+
+fn parse_ids(ids: &str) -> Vec<i64> {
+    ids.split(',')
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| s.parse().ok())
+        .collect()
 }
