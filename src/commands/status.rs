@@ -60,6 +60,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
                     let mut value = serde_json::to_value(run).unwrap_or_default();
                     value["rows"] = serde_json::to_value(&counts.rows).unwrap_or_default();
                     value["calls"] = counts.calls.into();
+                    value["credits"] = counts.credits.into();
                     value
                 })
                 .collect();
