@@ -7,8 +7,8 @@ use std::sync::Arc;
 use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::outcome::ItemState;
 use crate::api::limits::CallKind;
+use crate::outcome::ItemState;
 use crate::store::chunks::{self, ChunkState, StoredChunk};
 use crate::store::rows::{self, RowStatus, StoredRow};
 use crate::store::{self, RunInfo, StoreError};

@@ -67,7 +67,8 @@ async fn an_accounts_outage_during_snapshot_reads_stops_resumably() {
     )
     .await
     .expect("the run ends");
-    ran.expect_code(4).expect_stderr(&["cannot reach", "resume"]);
+    ran.expect_code(4)
+        .expect_stderr(&["cannot reach", "resume"]);
     let ledger = server.ledger();
     assert!(ledger.get_records_requests > 0, "{}", ran.report());
     assert_eq!(total_applied(&ledger), applied, "nothing was written");

@@ -15,7 +15,11 @@ use support::*;
 /// records (one unique City per record with `group` 1), and an optional unique Phone.
 fn sheet(config: &MockConfig, n: usize, group: usize, phone: bool) -> Changes {
     let ids = config.record_ids();
-    let mut text = String::from(if phone { "id,City,Phone\n" } else { "id,City\n" });
+    let mut text = String::from(if phone {
+        "id,City,Phone\n"
+    } else {
+        "id,City\n"
+    });
     let mut expected = BTreeMap::new();
     for (i, id) in ids.iter().take(n).enumerate() {
         let city = format!("City {}", i / group);
@@ -35,12 +39,7 @@ fn sheet(config: &MockConfig, n: usize, group: usize, phone: bool) -> Changes {
 
 /// `status --json`'s counts of the last run.
 async fn status(ws: &Workspace) -> Value {
-    let ran = ws
-        .massup(
-            &["--db", ws.db().to_str().unwrap(), "status", "--json"],
-            &Creds::None,
-        )
-        .await;
+    let ran = ws.massup(&["status", "--json"], &Creds::None).await;
     ran.expect_code(0);
     ran.json()
 }
@@ -59,8 +58,6 @@ async fn a_sheet_of_large_groups_goes_by_mass_update_at_a_fifth_of_the_credits()
     let planned = ws
         .massup(
             &[
-                "--db",
-                ws.db().to_str().unwrap(),
                 "plan",
                 "--csv",
                 csv.to_str().unwrap(),
@@ -93,10 +90,16 @@ async fn a_sheet_of_large_groups_goes_by_mass_update_at_a_fifth_of_the_credits()
     let conn = ws.open_db();
     let run = last_run(&conn);
     assert_all_applied(&conn, run, &ledger, &changes);
-    assert_eq!(ledger.credits_charged, estimate, "the plan's estimate is what Zoho charged");
+    assert_eq!(
+        ledger.credits_charged, estimate,
+        "the plan's estimate is what Zoho charged"
+    );
     let status = status(&ws).await;
     assert_eq!(status["counts"]["credits"], estimate, "{status:#}");
-    assert_eq!(status["counts"]["spend"]["mass_update"]["credits"], estimate);
+    assert_eq!(
+        status["counts"]["spend"]["mass_update"]["credits"],
+        estimate
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,7 +116,15 @@ async fn unique_values_cost_one_credit_per_ten_records() {
     let ran = ws
         .run(
             &csv,
-            &["--api", "auto", "--concurrency", "20", "--rate", "none", "--json"],
+            &[
+                "--api",
+                "auto",
+                "--concurrency",
+                "20",
+                "--rate",
+                "none",
+                "--json",
+            ],
             &Creds::mock_token(),
         )
         .await;
@@ -200,7 +211,10 @@ async fn a_send_stops_at_the_budget_and_resume_with_more_finishes() {
     ran.expect_code(4)
         .expect_stderr(&["--max-credits 200 reached", "resume"]);
     let charged = server.ledger().credits_charged;
-    assert!(charged <= 200, "{charged} credits charged past a budget of 200");
+    assert!(
+        charged <= 200,
+        "{charged} credits charged past a budget of 200"
+    );
     let status = status(&ws).await;
     assert_eq!(status["counts"]["credits"], charged, "{status:#}");
     // Resume with a larger budget finishes, every value applied once.
@@ -283,9 +297,7 @@ async fn lookups_are_not_bought_twice_within_the_hour() {
     let csv = ws.write("sheet.csv", &text);
     let plan = |extra: &'static [&'static str]| {
         let mut args = vec![
-            "--db".to_string(),
-            ws.db().to_str().unwrap().to_string(),
-            "plan".into(),
+            "plan".to_string(),
             "--csv".into(),
             csv.to_str().unwrap().to_string(),
             "--module".into(),
@@ -319,8 +331,6 @@ async fn lookups_are_not_bought_twice_within_the_hour() {
     // --fresh-lookups asks again.
     let fresh = plan(&["--new-run", "--fresh-lookups"]);
     let fresh: Vec<&str> = fresh.iter().map(String::as_str).collect();
-    ws.massup(&fresh, &Creds::mock_token())
-        .await
-        .expect_code(0);
+    ws.massup(&fresh, &Creds::mock_token()).await.expect_code(0);
     assert_eq!(server.ledger().coql_requests, 2 * queries);
 }

@@ -6,9 +6,9 @@ use std::path::Path;
 use tokio_util::sync::CancellationToken;
 
 use super::session::Session;
+use crate::api::limits::CallKind;
 use crate::api::limits::{max_rows_per_query, MAX_IN_VALUES};
 use crate::api::{self, MetadataError};
-use crate::api::limits::CallKind;
 use crate::dispatch::attempt::Caller;
 use crate::dispatch::lookup::look_up;
 use crate::dispatch::read::current_values;
@@ -206,7 +206,15 @@ pub fn plan_file(
         let resolver = match (field, connected) {
             (Some(field), Some(connected)) => Some(move |path: &Path, options: &CsvOptions| {
                 let reuse = (!job.fresh_lookups).then_some(db);
-                look_up_keys(path, job.csv, options, field.clone(), connected, job.quiet, reuse)
+                look_up_keys(
+                    path,
+                    job.csv,
+                    options,
+                    field.clone(),
+                    connected,
+                    job.quiet,
+                    reuse,
+                )
             }),
             (Some(_), None) => {
                 return Err(UsageError::new(
@@ -253,8 +261,7 @@ fn look_up_keys(
         let since = (chrono::Utc::now() - LOOKUP_REUSE)
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let conn = crate::store::open(db)?;
-        let found =
-            crate::store::lookups::recent(&conn, field.module(), field.api_name(), &since)?;
+        let found = crate::store::lookups::recent(&conn, field.module(), field.api_name(), &since)?;
         matches.reuse(found);
     }
     let keys = matches.unresolved();
@@ -287,11 +294,7 @@ fn look_up_keys(
     };
     connected.handle.block_on(async {
         // A first token: its answer may name the API domain.
-        session
-            .tokens
-            .token()
-            .await
-            .map_err(unreachable)?;
+        session.tokens.token().await.map_err(unreachable)?;
         let endpoint = session
             .endpoint(field.module())
             .await

@@ -413,6 +413,19 @@ pub async fn send_run(
     let conn = store::open(db)?;
     store::check_before_sending(&conn, db)?;
     store::chunks::reset_in_flight(&conn, run.id)?;
+    let dispatch_settings = with_plan(send.dispatch(), run);
+    if let Some(max) = dispatch_settings.max_credits {
+        let estimate = CreditEstimate::of(&conn, run, &dispatch_settings)?;
+        if estimate.total() > max {
+            return Err(UsageError::new(format!(
+                "run {}: sending it is estimated to take the run to {} credits ({}), above --max-credits {max}; nothing was sent. Raise --max-credits (or `max_credits` in massup.toml), or send fewer rows",
+                run.id,
+                render::count(estimate.total()),
+                estimate
+            ))
+            .into());
+        }
+    }
     send.save(&conn, run.id)?;
     // A first token before the URL is fixed. Refused credentials are left for the dispatch
     // to report; but when the accounts server cannot be reached at all (its refresh already
@@ -454,7 +467,7 @@ pub async fn send_run(
                 dispatch::dispatch(
                     db,
                     run.id,
-                    with_plan(send.dispatch(), run),
+                    dispatch_settings,
                     endpoint,
                     // A stop the dispatch calls for (credits, a fatal answer) ends this
                     // send only; Ctrl-C (the parent) ends every one.
@@ -467,6 +480,63 @@ pub async fn send_run(
         }
     };
     finish_run(db, run.id, send_id, &report, global)
+}
+
+/// What the rest of a run is expected to cost: the credits spent already, the pending
+/// writes (fault-free) and the snapshot's reads.
+#[derive(Debug, Clone, Copy)]
+pub struct CreditEstimate {
+    pub spent: u64,
+    pub writes: u64,
+    pub reads: u64,
+}
+
+impl CreditEstimate {
+    pub fn of(
+        conn: &rusqlite::Connection,
+        run: &RunInfo,
+        settings: &DispatchSettings,
+    ) -> anyhow::Result<CreditEstimate> {
+        let work = store::chunks::pending_work(conn, run.id)?;
+        let reads_per_record_batch = run
+            .columns
+            .len()
+            .div_ceil(crate::api::limits::MAX_FIELDS_PER_READ)
+            .max(1) as u64;
+        let reads = match (settings.snapshot, settings.skip_unchanged) {
+            (false, _) => 0,
+            // Compared before each call: every chunk reads its records.
+            (true, true) => work.read_calls * reads_per_record_batch,
+            // A plain snapshot reads each record once.
+            (true, false) => {
+                work.read_calls.min(
+                    work.unread_records
+                        .div_ceil(crate::api::limits::MAX_IDS_PER_READ as u64),
+                ) * reads_per_record_batch
+            }
+        };
+        Ok(CreditEstimate {
+            spent: summary::run_counts(conn, run)?.credits,
+            writes: work.credits,
+            reads,
+        })
+    }
+
+    pub fn total(&self) -> u64 {
+        self.spent + self.writes + self.reads
+    }
+}
+
+impl std::fmt::Display for CreditEstimate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} spent, {} for the writes, {} for snapshot reads",
+            render::count(self.spent),
+            render::count(self.writes),
+            render::count(self.reads)
+        )
+    }
 }
 
 /// Says what sending would do and asks the person at the terminal (stdin) to confirm:

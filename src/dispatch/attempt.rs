@@ -504,7 +504,10 @@ pub async fn attempt<C: Call>(caller: &Caller, call: &mut C) -> Result<C::Output
             retry_after_ms,
             "call"
         );
-        if matches!(outcome, Err(Step::Fatal { .. } | Step::CreditsExhausted { .. })) {
+        if matches!(
+            outcome,
+            Err(Step::Fatal { .. } | Step::CreditsExhausted { .. })
+        ) {
             caller.stop.cancel(); // the failure below records why
         }
         drop(slot);

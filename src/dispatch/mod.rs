@@ -211,8 +211,7 @@ pub async fn dispatch(
         .map(|run| run.columns)
         .unwrap_or_default();
     // Records a plain snapshot has kept already (an earlier invocation) are not read again.
-    let records_read = if settings.snapshot && !settings.skip_unchanged && expectations.is_empty()
-    {
+    let records_read = if settings.snapshot && !settings.skip_unchanged && expectations.is_empty() {
         store::befores::records(&conn, run_id)?
             .into_iter()
             .map(|id| (id, snapshot::ReadState::Read))

@@ -261,8 +261,7 @@ async fn keep(
         ctx.writer_failed.store(true, Ordering::SeqCst);
         return Err(ChunkEnd::pending().stopping(Some(StopReason::Fatal {
             code: crate::codes::SNAPSHOT_NOT_STORED.into(),
-            message: "the values read before writing could not be stored; nothing was sent"
-                .into(),
+            message: "the values read before writing could not be stored; nothing was sent".into(),
         })));
     }
     chunk.snapshotted = true;

@@ -115,7 +115,6 @@ impl ChunkEnd {
         self.message = Some(message);
         self
     }
-
 }
 
 impl From<Failure> for ChunkEnd {
@@ -160,8 +159,8 @@ async fn attempt_until_end(ctx: &SendContext, chunk: &mut ClaimedChunk) -> Chunk
     let mut end = match result {
         Ok(call_code) => {
             // A mixed answer has no one message: the stored one is kept.
-            let message =
-                (call_code == crate::codes::SUCCESS).then(|| crate::codes::SUCCESS_MESSAGE.to_string());
+            let message = (call_code == crate::codes::SUCCESS)
+                .then(|| crate::codes::SUCCESS_MESSAGE.to_string());
             let mut end = ChunkEnd::done();
             end.code = Some(call_code);
             end.message = message;

@@ -14,7 +14,6 @@ use serde::Serialize;
 use crate::fields::{FieldMeta, FieldType};
 use crate::input::{CsvInput, CsvOptions, InputError};
 
-
 /// A key longer than this is not a key (Zoho's longest single-line fields hold 255).
 const MAX_KEY_CHARS: usize = 1_000;
 

@@ -7,9 +7,9 @@
 use rusqlite::Connection;
 
 use super::planner::balanced_chunks;
+use crate::api::limits::CallKind;
 use crate::api::limits::MAX_RECORDS_PER_UPDATE;
 use crate::outcome::ItemState;
-use crate::api::limits::CallKind;
 use crate::store::chunks::StoredChunk;
 use crate::store::{self, StoreError};
 

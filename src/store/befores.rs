@@ -92,8 +92,7 @@ fn read(conn: &Connection, table: &str, run_id: i64) -> Result<Vec<FieldValue>, 
 
 /// The records a run's snapshot holds values of.
 pub fn records(conn: &Connection, run_id: i64) -> Result<Vec<i64>, StoreError> {
-    let mut stmt =
-        conn.prepare("SELECT DISTINCT record_id FROM befores WHERE run_id = ?1")?;
+    let mut stmt = conn.prepare("SELECT DISTINCT record_id FROM befores WHERE run_id = ?1")?;
     let rows = stmt.query_map([run_id], |r| r.get(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -170,17 +170,24 @@ pub struct PendingWork {
     pub records: u64,
     /// What those calls cost in API credits (fault-free; snapshot reads not included).
     pub credits: u64,
+    /// Get Records calls (100 ids each) that reading the pending records of chunks not yet
+    /// snapshotted takes, chunk by chunk (what a snapshot comparing before each call
+    /// reads; a plain snapshot reads a record once, at most this).
+    pub read_calls: u64,
+    /// Distinct records of chunks not yet snapshotted.
+    pub unread_records: u64,
 }
 
 pub fn pending_work(conn: &Connection, run_id: i64) -> Result<PendingWork, StoreError> {
     let mut stmt = conn.prepare(
-        "SELECT c.members, c.outcomes, c.kind, c.payloads, g.payload_json
+        "SELECT c.members, c.outcomes, c.kind, c.payloads, g.payload_json, c.snapshotted
          FROM chunks c JOIN groups g ON g.id = c.group_id
          WHERE c.run_id = ?1 AND c.state <> ?2",
     )?;
     let mut rows = stmt.query(params![run_id, ChunkState::Done.as_str()])?;
     let mut work = PendingWork::default();
     let mut records = std::collections::HashSet::new();
+    let mut unread = std::collections::HashSet::new();
     let fields_of = |json: &str| -> u64 {
         serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json)
             .map_or(0, |m| m.keys().filter(|k| *k != "id").count() as u64)
@@ -191,6 +198,7 @@ pub fn pending_work(conn: &Connection, run_id: i64) -> Result<PendingWork, Store
         let kind: CallKind = r.get(2)?;
         let payloads = decode_payloads(r.get::<_, Option<String>>(3)?.as_deref());
         let group_fields = fields_of(&r.get::<_, String>(4)?);
+        let snapshotted: bool = r.get(5)?;
         let mut pending = 0usize;
         for (i, member) in members.iter().enumerate() {
             if ItemState::from_byte(outcomes.get(i).copied().unwrap_or(0)) != ItemState::Pending {
@@ -199,6 +207,9 @@ pub fn pending_work(conn: &Connection, run_id: i64) -> Result<PendingWork, Store
             pending += 1;
             work.updates += 1;
             records.insert(member.record_id);
+            if !snapshotted {
+                unread.insert(member.record_id);
+            }
             work.field_values += match (kind, &payloads) {
                 (CallKind::UpdateRecords, Some(p)) => p.get(i).map_or(0, |o| fields_of(o)),
                 _ => group_fields,
@@ -207,9 +218,13 @@ pub fn pending_work(conn: &Connection, run_id: i64) -> Result<PendingWork, Store
         if pending > 0 {
             work.calls += 1;
             work.credits += crate::api::limits::credits(kind, pending);
+            if !snapshotted {
+                work.read_calls += pending.div_ceil(crate::api::limits::MAX_IDS_PER_READ) as u64;
+            }
         }
     }
     work.records = records.len() as u64;
+    work.unread_records = unread.len() as u64;
     Ok(work)
 }
 
