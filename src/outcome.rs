@@ -40,14 +40,6 @@ impl ItemState {
             ItemState::Requeued => "requeued",
         }
     }
-
-    /// Whether the item needs no more calls in this run.
-    pub fn is_settled(self) -> bool {
-        matches!(
-            self,
-            ItemState::Succeeded | ItemState::Failed | ItemState::Retryable | ItemState::Requeued
-        )
-    }
 }
 
 /// How an answer (for one record, or for a whole call) is to be treated.
@@ -73,7 +65,7 @@ pub enum AnswerClass {
 /// Classifies a Zoho code, per-record or request-level.
 pub fn classify_code(code: &str) -> AnswerClass {
     match code {
-        "SUCCESS" => AnswerClass::Success,
+        crate::codes::SUCCESS => AnswerClass::Success,
         "RECORD_LOCKED" | "NOT_APPROVED" | "CANNOT_PROCESS" | "RECORD_IN_BLUEPRINT" => {
             AnswerClass::Retryable
         }

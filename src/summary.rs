@@ -157,7 +157,7 @@ pub fn row_results(
     rows: usize,
 ) -> Result<Vec<RowResult>, StoreError> {
     let mut results = vec![RowResult::default(); rows];
-    let success: (Arc<str>, Arc<str>) = (Arc::from("SUCCESS"), Arc::from("record updated"));
+    let success: (Arc<str>, Arc<str>) = (Arc::from(crate::codes::SUCCESS), Arc::from(crate::codes::SUCCESS_MESSAGE));
     let not_sent: Arc<str> = Arc::from("not sent yet");
     let mut interned: HashMap<String, Arc<str>> = HashMap::new();
     let mut intern = |text: Option<String>| -> Option<Arc<str>> {
@@ -392,7 +392,7 @@ pub fn run_counts(conn: &Connection, run: &RunInfo) -> Result<RunCounts, StoreEr
                 let code = match (state, chunk.details.get(&(i as u32))) {
                     // A success keeps a detail only when nothing was sent (UNCHANGED).
                     (ItemState::Succeeded, Some((code, _))) => Some(code.as_str()),
-                    (ItemState::Succeeded, None) => Some("SUCCESS"),
+                    (ItemState::Succeeded, None) => Some(crate::codes::SUCCESS),
                     (_, Some((code, _))) => Some(code.as_str()),
                     (_, None) => chunk.code.as_deref(),
                 };

@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use massup::api::auth::{AuthError, Credentials, Secret, TokenSource};
 use massup::api::response::{parse_body, CallAnswer};
-use massup::api::{fetch_fields, http_client, send_mass_update, Exchange};
+use massup::api::{fetch_fields, http_client, send_call, Exchange};
 use massup::redact::{redact, register, RedactingWriter};
 use tokio_util::sync::CancellationToken;
 
@@ -124,7 +124,7 @@ async fn api_errors_that_echo_the_access_token_show_none_of_it() {
     assert_clean("the field metadata error", &err);
 
     let url = format!("{api}/crm/v2/Leads/actions/mass_update");
-    let (exchange, _) = send_mass_update(&http, &url, &token, "{}".into()).await;
+    let (exchange, _) = send_call(&http, reqwest::Method::POST, &url, &token, "{}".into()).await;
     let Exchange::Answered { status, body, .. } = exchange else {
         panic!("expected an answer, got {exchange:?}");
     };

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::http::{header, StatusCode};
 use axum::Router;
 use massup::api::auth::{AuthError, Credentials, Secret, TokenSource};
-use massup::api::{fetch_fields, http_client, send_mass_update, Exchange};
+use massup::api::{fetch_fields, http_client, send_call, Exchange};
 use tokio_util::sync::CancellationToken;
 
 async fn serve(app: Router) -> u16 {
@@ -101,8 +101,9 @@ async fn a_redirected_mass_update_is_reported_not_followed() {
         format!("http://localhost:{target}/crm/v2/Leads/actions/mass_update?access_token=x");
     let (origin, origin_hits) = redirecting_server(StatusCode::TEMPORARY_REDIRECT, location).await;
     let url = format!("http://127.0.0.1:{origin}/crm/v2/Leads/actions/mass_update");
-    let (exchange, _) = send_mass_update(
+    let (exchange, _) = send_call(
         &http_client(Duration::from_secs(2), 1),
+        reqwest::Method::POST,
         &url,
         &Secret::new("redirect-test-access"),
         r#"{"data":[{"Lead_Status":"x"}],"ids":["1"]}"#.to_string(),
@@ -123,8 +124,9 @@ async fn a_redirected_mass_update_is_reported_not_followed() {
 #[tokio::test]
 async fn an_ordinary_answer_is_no_redirect() {
     let (server, _) = counting_server().await;
-    let (exchange, _) = send_mass_update(
+    let (exchange, _) = send_call(
         &http_client(Duration::from_secs(2), 1),
+        reqwest::Method::POST,
         &format!("http://127.0.0.1:{server}/crm/v2/Leads/actions/mass_update"),
         &Secret::new("redirect-test-access"),
         "{}".to_string(),

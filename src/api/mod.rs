@@ -248,16 +248,6 @@ pub enum Exchange {
     NoAnswer { reason: String },
 }
 
-/// Sends one request body to the mass_update endpoint.
-pub async fn send_mass_update(
-    http: &reqwest::Client,
-    url: &str,
-    token: &auth::Secret,
-    body: String,
-) -> (Exchange, Duration) {
-    send_call(http, reqwest::Method::POST, url, token, body).await
-}
-
 /// Sends one JSON request body (a mass_update POST, an Update Records PUT) and reads what
 /// came back, without interpreting it.
 pub async fn send_call(

@@ -91,7 +91,7 @@ fn takeback(conn: &rusqlite::Connection, run: &RunInfo) -> anyhow::Result<Takeba
                 && chunk
                     .details
                     .get(&(i as u32))
-                    .is_none_or(|(code, _)| code != "UNCHANGED")
+                    .is_none_or(|(code, _)| code != crate::codes::UNCHANGED)
         });
         for (i, wrote) in member_writes(shared, payloads.as_deref(), written) {
             let member = &chunk.members[i];

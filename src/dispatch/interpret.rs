@@ -48,7 +48,7 @@ pub fn interpret(
 ) -> Interpretation {
     let (status, body, retry_after) = match exchange {
         Exchange::Redirected { status, location } => {
-            let code = "REDIRECTED".to_string();
+            let code = crate::codes::REDIRECTED.to_string();
             return Interpretation {
                 step: Step::Fatal {
                     code: code.clone(),
@@ -63,12 +63,12 @@ pub fn interpret(
         Exchange::NoAnswer { reason } => {
             return Interpretation {
                 step: Step::Again {
-                    code: "NO_ANSWER".into(),
+                    code: crate::codes::NO_ANSWER.into(),
                     message: reason.clone(),
                     retry_after: None,
                 },
                 http_status: None,
-                call_code: "NO_ANSWER".into(),
+                call_code: crate::codes::NO_ANSWER.into(),
             }
         }
         Exchange::Answered {
@@ -100,12 +100,12 @@ pub fn interpret(
     match answer {
         CallAnswer::Unreadable { reason } => Interpretation {
             step: Step::Again {
-                code: "UNREADABLE_ANSWER".into(),
+                code: crate::codes::UNREADABLE_ANSWER.into(),
                 message: reason,
                 retry_after,
             },
             http_status: Some(status),
-            call_code: "UNREADABLE_ANSWER".into(),
+            call_code: crate::codes::UNREADABLE_ANSWER.into(),
         },
         CallAnswer::Request { code, message } => {
             let class = if transient_status {
@@ -124,7 +124,7 @@ pub fn interpret(
                 },
                 // A request-level SUCCESS names no record: nothing can be marked done.
                 AnswerClass::Success => Step::Again {
-                    code: "UNREADABLE_ANSWER".into(),
+                    code: crate::codes::UNREADABLE_ANSWER.into(),
                     message: "SUCCESS without record ids".into(),
                     retry_after,
                 },
@@ -189,7 +189,7 @@ pub fn interpret(
                     );
                 }
             }
-            let code = if all_success { "SUCCESS" } else { "MIXED" };
+            let code = if all_success { crate::codes::SUCCESS } else { crate::codes::MIXED };
             let step = match unsettled {
                 Some((code, message)) if transient_status => Step::Again {
                     code,
@@ -253,7 +253,7 @@ pub fn interpret_in_order(
     Some(Interpretation {
         step: Step::Settled,
         http_status: Some(*status),
-        call_code: if all_success { "SUCCESS" } else { "MIXED" }.to_string(),
+        call_code: if all_success { crate::codes::SUCCESS } else { crate::codes::MIXED }.to_string(),
     })
 }
 

@@ -31,7 +31,7 @@ pub fn interpret_query(exchange: &Exchange, can_refresh: bool) -> QueryAnswer {
     let (status, body, retry_after, remaining) = match exchange {
         Exchange::Redirected { status, location } => {
             return QueryAnswer::Step(Step::Fatal {
-                code: "REDIRECTED".into(),
+                code: crate::codes::REDIRECTED.into(),
                 message: format!(
                     "the API answered HTTP {status} redirecting to {location}; massup follows no redirect: check --api-domain / --dc"
                 ),
@@ -39,7 +39,7 @@ pub fn interpret_query(exchange: &Exchange, can_refresh: bool) -> QueryAnswer {
         }
         Exchange::NoAnswer { reason } => {
             return QueryAnswer::Step(Step::Again {
-                code: "NO_ANSWER".into(),
+                code: crate::codes::NO_ANSWER.into(),
                 message: reason.clone(),
                 retry_after: None,
             })
@@ -92,13 +92,13 @@ pub fn interpret_query(exchange: &Exchange, can_refresh: bool) -> QueryAnswer {
         CallAnswer::Request { code, message } => (code, message),
         CallAnswer::Unreadable { reason } => {
             return QueryAnswer::Step(Step::Again {
-                code: "UNREADABLE_ANSWER".into(),
+                code: crate::codes::UNREADABLE_ANSWER.into(),
                 message: reason,
                 retry_after,
             })
         }
         CallAnswer::Records(_) => (
-            "UNREADABLE_ANSWER".to_string(),
+            crate::codes::UNREADABLE_ANSWER.to_string(),
             format!("HTTP {status}: record entries where query rows were expected"),
         ),
     };

@@ -290,7 +290,7 @@ pub fn page(report: &HtmlReport<'_>) -> String {
         .items_by_code
         .iter()
         .map(|(code, n)| {
-            let fill = if code == "SUCCESS" {
+            let fill = if code == crate::codes::SUCCESS {
                 "#3a9d5d"
             } else {
                 "#d0453a"
