@@ -61,9 +61,9 @@ impl ResultsFlag {
         let conn = store::open(db)?;
         let success = dir.join(format!("run-{}-success.csv", run.id));
         let errors = dir.join(format!("run-{}-errors.csv", run.id));
-        let succeeded = super::report::write_csv(&conn, run, &[Succeeded], &success)?;
+        let succeeded = crate::render::report::write_csv(&conn, run, &[Succeeded], &success)?;
         let others =
-            super::report::write_csv(&conn, run, &[Failed, Retryable, Invalid, Pending], &errors)?;
+            crate::render::report::write_csv(&conn, run, &[Failed, Retryable, Invalid, Pending], &errors)?;
         crate::logging::notice(
             crate::logging::Level::Info,
             "results_written",

@@ -3,6 +3,7 @@
 pub mod html;
 pub mod json;
 pub mod progress;
+pub mod report;
 
 use std::fmt::Write;
 use std::path::Path;
