@@ -30,6 +30,7 @@
 //! benchmarks; it shares no code with the client side, so it cannot agree with a bug.
 pub mod aimd;
 pub mod api;
+pub mod app;
 pub mod cli;
 pub mod codes;
 pub mod commands;

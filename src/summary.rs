@@ -157,7 +157,10 @@ pub fn row_results(
     rows: usize,
 ) -> Result<Vec<RowResult>, StoreError> {
     let mut results = vec![RowResult::default(); rows];
-    let success: (Arc<str>, Arc<str>) = (Arc::from(crate::codes::SUCCESS), Arc::from(crate::codes::SUCCESS_MESSAGE));
+    let success: (Arc<str>, Arc<str>) = (
+        Arc::from(crate::codes::SUCCESS),
+        Arc::from(crate::codes::SUCCESS_MESSAGE),
+    );
     let not_sent: Arc<str> = Arc::from("not sent yet");
     let mut interned: HashMap<String, Arc<str>> = HashMap::new();
     let mut intern = |text: Option<String>| -> Option<Arc<str>> {

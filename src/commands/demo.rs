@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::commands::session::runtime;
+use crate::app::session::runtime;
 use crate::exit::{Exit, UsageError};
 use crate::global::GlobalArgs;
 use crate::mock::{MockConfig, MockServer};

@@ -7,9 +7,10 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::send::{ConnectionFlags, DispatchFlags, SendSettings};
-use super::session::{require_credentials, runtime, Session};
+use super::flags::ConnectionFlags;
 use super::Workspace;
+use crate::app::send::SendSettings;
+use crate::app::session::{require_credentials, runtime, Session};
 use crate::exit::Exit;
 use crate::fields::{FieldMeta, ModuleFields};
 use crate::global::{DbArg, GlobalArgs};
@@ -83,13 +84,13 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             )
         })?;
     let (fields, source) = match &args.fields {
-        Some(path) => (super::plan::read_fields_file(path)?.0, "file"),
+        Some(path) => (crate::app::planning::read_fields_file(path)?.0, "file"),
         None => {
             let credentials = require_credentials(config)?;
             let send = SendSettings::resolve(
                 &SendSettings::default(),
-                &args.connection,
-                &DispatchFlags::default(),
+                &args.connection.choice(),
+                &crate::app::send::Pace::default(),
                 config,
                 &PlanSettings::new(&module),
             )?;
@@ -99,7 +100,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
                 credentials,
                 tokio_util::sync::CancellationToken::new(),
             )?;
-            let (fields, _) = runtime.block_on(super::lookup::live_metadata(&session, &module))?;
+            let (fields, _) =
+                runtime.block_on(crate::app::planning::live_metadata(&session, &module))?;
             (fields, "api")
         }
     };

@@ -1,5 +1,5 @@
 //! `massup mock-server`: the embedded Zoho-compatible CRM on loopback, for rehearsals.
-use crate::commands::session::runtime;
+use crate::app::session::runtime;
 use crate::exit::{Exit, UsageError};
 use crate::global::GlobalArgs;
 pub use crate::mock::MockServerArgs as Args;

@@ -1,12 +1,11 @@
 //! `massup plan`: read, validate and group a CSV into a stored run, without calling the API.
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 
 use super::Workspace;
 use crate::config::Config;
 use crate::exit::{Exit, UsageError};
-use crate::fields::ModuleFields;
 use crate::global::{DbArg, GlobalArgs};
 use crate::plan::{PlanOutcome, PlanSettings};
 use crate::render;
@@ -108,7 +107,7 @@ pub struct Args {
     #[command(flatten)]
     pub plan: PlanFlags,
     #[command(flatten)]
-    pub connection: super::send::ConnectionFlags,
+    pub connection: super::flags::ConnectionFlags,
     /// After planning, read the records' current values and show per field how many would change and how many hold the value already, with samples (costs Get Records calls, 100 records each; needs credentials).
     #[arg(long, conflicts_with = "offline")]
     pub diff: bool,
@@ -176,8 +175,8 @@ impl PlanFlags {
         send_json: Option<&'a str>,
         quiet: bool,
         command: &'a str,
-    ) -> super::lookup::PlanJob<'a> {
-        super::lookup::PlanJob {
+    ) -> crate::app::planning::PlanJob<'a> {
+        crate::app::planning::PlanJob {
             csv: &self.csv,
             settings,
             fields_file: self.fields.as_deref(),
@@ -253,15 +252,6 @@ impl PlanFlags {
     }
 }
 
-/// Reads a field-metadata file; returns it parsed and as text (stored with the run).
-pub fn read_fields_file(path: &Path) -> anyhow::Result<(ModuleFields, String)> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| UsageError::new(format!("cannot read --fields {}: {e}", path.display())))?;
-    let fields = ModuleFields::from_zoho_json(text.as_bytes())
-        .map_err(|e| UsageError::new(format!("--fields {}: {e}", path.display())))?;
-    Ok((fields, text))
-}
-
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let workspace = Workspace::new(global, &args.db)?;
     let config = &workspace.config;
@@ -293,29 +283,29 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         Some(credentials)
             if settings.match_by.is_some() || args.diff || args.plan.fields.is_none() =>
         {
-            let send = super::send::SendSettings::resolve(
-                &super::send::SendSettings::default(),
-                &args.connection,
-                &super::send::DispatchFlags::default(),
+            let send = crate::app::send::SendSettings::resolve(
+                &crate::app::send::SendSettings::default(),
+                &args.connection.choice(),
+                &crate::app::send::Pace::default(),
                 config,
                 &settings,
             )?;
-            let runtime = super::session::runtime()?;
+            let runtime = crate::app::session::runtime()?;
             let stop = tokio_util::sync::CancellationToken::new();
-            let session = super::session::Session::new(&send, credentials, stop.clone())?;
+            let session = crate::app::session::Session::new(&send, credentials, stop.clone())?;
             Some((runtime, session, send, stop))
         }
         _ => None,
     };
     let connected =
-        connection
-            .as_ref()
-            .map(|(runtime, session, send, stop)| super::lookup::Connected {
+        connection.as_ref().map(
+            |(runtime, session, send, stop)| crate::app::planning::Connected {
                 session,
                 handle: runtime.handle().clone(),
                 dispatch: send.dispatch(),
                 stop: stop.clone(),
-            });
+            },
+        );
     let send_json = connection.as_ref().map(|(_, _, send, _)| send.to_json());
     let db = &workspace.db;
     let job = args.plan.job(
@@ -324,7 +314,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         global.quiet || args.json,
         "massup plan",
     );
-    let outcome = super::lookup::plan_file(db, &job, connected.as_ref())
+    let outcome = crate::app::planning::plan_file(db, &job, connected.as_ref())
         .with_context(|| format!("planning {}", args.plan.csv.display()))?;
     match outcome {
         PlanOutcome::Existing(run) => {
@@ -366,11 +356,13 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             Ok(Exit::Success)
         }
         PlanOutcome::Planned(summary) => {
-            super::send::log_planned(&summary);
+            crate::app::send::log_planned(&summary);
             let diff = match (&connected, args.diff) {
-                (Some(connected), true) => {
-                    Some(super::lookup::diff_run(db, summary.run_id, connected)?)
-                }
+                (Some(connected), true) => Some(crate::app::planning::diff_run(
+                    db,
+                    summary.run_id,
+                    connected,
+                )?),
                 _ => None,
             };
             let exit = if summary.totals.invalid_rows > 0 {

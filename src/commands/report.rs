@@ -10,8 +10,8 @@ use super::{Latest, Workspace};
 use crate::exit::{Exit, UsageError};
 use crate::global::{DbArg, GlobalArgs};
 use crate::plan::{PlanSettings, PROBLEMS_SHOWN};
-use crate::store::RunInfo;
 use crate::render::report::{html_page, write_rows, AtomicFile, Layout, Written};
+use crate::store::RunInfo;
 use crate::summary::RowOutcome;
 
 const AFTER_HELP: &str = "\
@@ -123,8 +123,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     if !to_stdout {
         refuse_to_overwrite(&args.out, db, &run)?;
     }
-    let settings: PlanSettings = serde_json::from_str(&run.settings_json)
-        .with_context(|| format!("run {}: cannot read its stored plan settings", run.id))?;
+    let settings = PlanSettings::of_run(&run)?;
     // `plan` accepts only ASCII delimiters, so the fallback is never taken.
     let delimiter = u8::try_from(settings.delimiter).unwrap_or(b',');
 

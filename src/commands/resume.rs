@@ -1,7 +1,8 @@
 //! `massup resume`: continue a run where it stopped (a kill, Ctrl-C, a budget, a fatal
 //! error since fixed). Chunks left in flight are sent again.
-use super::send::{ConnectionFlags, CreditWait, DispatchFlags, StoredRun};
+use super::flags::{ConnectionFlags, DispatchFlags};
 use super::{Latest, Workspace};
+use crate::app::send::{CreditWait, StoredRun};
 use crate::exit::Exit;
 use crate::global::{DbArg, GlobalArgs};
 use crate::store;
@@ -25,7 +26,7 @@ pub struct Args {
     #[command(flatten, next_help_heading = "Dispatch options")]
     pub dispatch: DispatchFlags,
     #[command(flatten, next_help_heading = "Output options")]
-    pub results: super::send::ResultsFlag,
+    pub results: super::flags::ResultsFlag,
     /// When the daily API credits are spent, wait for them instead of stopping: probe with
     /// one call every --probe-every seconds, for at most --wait-hours, then send the rest.
     #[arg(long)]
@@ -68,8 +69,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let stored = StoredRun::load(
         &conn,
         run,
-        &args.connection,
-        &args.dispatch,
+        &args.connection.choice(),
+        &args.dispatch.choice(),
         &workspace,
         "massup resume",
     )?;

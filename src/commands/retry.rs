@@ -1,8 +1,9 @@
 //! `massup retry`: re-queue a run's retryable records (locked, not approved, ...) or those
 //! with the given codes into fresh chunks, regrouped so that scattered records share calls,
 //! and send them.
-use super::send::{ConnectionFlags, DispatchFlags, StoredRun};
+use super::flags::{ConnectionFlags, DispatchFlags};
 use super::{Latest, Workspace};
+use crate::app::send::StoredRun;
 use crate::exit::Exit;
 use crate::global::{DbArg, GlobalArgs};
 use crate::plan::requeue::{requeue, Requeue};
@@ -36,7 +37,7 @@ pub struct Args {
     #[command(flatten, next_help_heading = "Dispatch options")]
     pub dispatch: DispatchFlags,
     #[command(flatten, next_help_heading = "Output options")]
-    pub results: super::send::ResultsFlag,
+    pub results: super::flags::ResultsFlag,
     #[command(flatten)]
     pub db: DbArg,
 }
@@ -48,8 +49,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let stored = StoredRun::load(
         &conn,
         run,
-        &args.connection,
-        &args.dispatch,
+        &args.connection.choice(),
+        &args.dispatch.choice(),
         &workspace,
         "massup retry",
     )?;

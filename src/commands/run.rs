@@ -1,8 +1,9 @@
 //! `massup run`: plan a CSV (fetching field metadata unless --fields is given) and send it.
+use super::flags::{ConnectionFlags, DispatchFlags};
 use super::plan::PlanFlags;
-use super::send::{send_run, ConnectionFlags, DispatchFlags, SendSettings};
-use super::session::{install_signal_handlers, require_credentials, runtime, Session};
 use super::Workspace;
+use crate::app::send::{send_run, SendSettings};
+use crate::app::session::{install_signal_handlers, require_credentials, runtime, Session};
 use crate::exit::{Exit, UsageError};
 use crate::global::{DbArg, GlobalArgs};
 use crate::plan::PlanOutcome;
@@ -29,7 +30,7 @@ pub struct Args {
     #[command(flatten, next_help_heading = "Dispatch options")]
     pub dispatch: DispatchFlags,
     #[command(flatten, next_help_heading = "Output options")]
-    pub results: super::send::ResultsFlag,
+    pub results: super::flags::ResultsFlag,
     /// Print one JSON object on stdout (docs/JSON.md), whatever happens.
     #[arg(long)]
     pub json: bool,
@@ -48,8 +49,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let credentials = require_credentials(config)?;
     let send = SendSettings::resolve(
         &SendSettings::default(),
-        &args.connection,
-        &args.dispatch,
+        &args.connection.choice(),
+        &args.dispatch.choice(),
         config,
         &settings,
     )?;
@@ -59,7 +60,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         install_signal_handlers(stop.clone(), global.quiet);
         let session = Session::new(&send, credentials, stop.clone())?;
         let send_json = send.to_json();
-        let connected = super::lookup::Connected {
+        let connected = crate::app::planning::Connected {
             session: &session,
             handle: tokio::runtime::Handle::current(),
             dispatch: send.dispatch(),
@@ -74,7 +75,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         // Planning is synchronous (and blocks on the runtime for lookups): it runs in
         // place, off the runtime's task scheduling.
         let planned = tokio::task::block_in_place(|| {
-            super::lookup::plan_file(&db, &job, Some(&connected))
+            crate::app::planning::plan_file(&db, &job, Some(&connected))
         })?;
         let mut plan_json = serde_json::Value::Null;
         let run = match planned {
@@ -82,7 +83,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
                 if !global.quiet && !global.json {
                     crate::out!("{}", render::plan_summary(&summary, &db));
                 }
-                super::send::log_planned(&summary);
+                crate::app::send::log_planned(&summary);
                 plan_json = serde_json::to_value(&summary)?;
                 store::runs::run(&store::open(&db)?, summary.run_id)?
                     .ok_or_else(|| anyhow::anyhow!("run {} vanished after planning", summary.run_id))?
@@ -108,7 +109,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         };
         // One sender per run: a second `run` of the same file (or a `resume`) that finds
         // it being sent exits 4 naming the holder, or queues behind it with --wait.
-        let _lease = super::send::hold_run(&db, run.id, "massup run", args.dispatch.wait, Some(&stop))?;
+        let _lease = crate::app::send::hold_run(&db, run.id, "massup run", args.dispatch.wait, Some(&stop))?;
         let outcome = send_run(&db, &run, &send, &session, stop, global).await?;
         let results = args.results.write(&db, &outcome.run);
         if global.json {

@@ -11,9 +11,10 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use super::lookup::{plan_file, PlanJob};
-use super::send::{ConnectionFlags, DispatchFlags, StoredRun};
+use super::flags::{ConnectionFlags, DispatchFlags};
 use super::{Latest, Workspace};
+use crate::app::planning::{plan_file, PlanJob};
+use crate::app::send::StoredRun;
 use crate::exit::{Exit, UsageError};
 use crate::global::{DbArg, GlobalArgs};
 use crate::outcome::ItemState;
@@ -122,8 +123,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let workspace = Workspace::new(global, &args.db)?;
     let conn = workspace.open_existing()?;
     let undone = workspace.pick_run(&conn, args.run, Latest::Any)?;
-    let plan: PlanSettings = serde_json::from_str(&undone.settings_json)
-        .map_err(|e| anyhow::anyhow!("run {}'s settings cannot be read: {e}", undone.id))?;
+    let plan = PlanSettings::of_run(&undone)?;
     if store::befores::count(&conn, undone.id)? == 0 {
         let why = if plan.snapshot == Some(true) {
             "no record's values were read yet (nothing was sent)"
@@ -229,8 +229,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let stored = StoredRun::load(
         &conn,
         run,
-        &args.connection,
-        &args.dispatch,
+        &args.connection.choice(),
+        &args.dispatch.choice(),
         &workspace,
         "massup undo",
     )?;

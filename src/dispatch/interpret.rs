@@ -189,7 +189,11 @@ pub fn interpret(
                     );
                 }
             }
-            let code = if all_success { crate::codes::SUCCESS } else { crate::codes::MIXED };
+            let code = if all_success {
+                crate::codes::SUCCESS
+            } else {
+                crate::codes::MIXED
+            };
             let step = match unsettled {
                 Some((code, message)) if transient_status => Step::Again {
                     code,
@@ -253,7 +257,12 @@ pub fn interpret_in_order(
     Some(Interpretation {
         step: Step::Settled,
         http_status: Some(*status),
-        call_code: if all_success { crate::codes::SUCCESS } else { crate::codes::MIXED }.to_string(),
+        call_code: if all_success {
+            crate::codes::SUCCESS
+        } else {
+            crate::codes::MIXED
+        }
+        .to_string(),
     })
 }
 

@@ -56,7 +56,7 @@ use worker::{send_chunk, ChunkEnd, SendContext};
 use writer::{run_writer, WriterMsg, WRITER_BATCH};
 
 pub use pacing::{backoff_delay, until_ready, Limiter, TokioClock};
-pub use settings::{DispatchSettings, Rate};
+pub use settings::{DispatchSettings, Rate, RateChoice};
 
 /// Why dispatching stopped before every chunk was done.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

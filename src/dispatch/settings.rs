@@ -46,6 +46,25 @@ impl std::fmt::Display for Rate {
     }
 }
 
+/// `--rate`: a rate, or `none` for no limit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RateChoice {
+    Unlimited,
+    Limit(Rate),
+}
+
+impl std::str::FromStr for RateChoice {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<RateChoice, String> {
+        if text.eq_ignore_ascii_case("none") {
+            Ok(RateChoice::Unlimited)
+        } else {
+            text.parse().map(RateChoice::Limit)
+        }
+    }
+}
+
 /// How a run is sent.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct DispatchSettings {

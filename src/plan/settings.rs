@@ -107,6 +107,15 @@ pub fn snapshot_by_default(update_calls: u64, snapshot_calls: u64) -> bool {
 pub const TRIGGERS: &[&str] = &["workflow", "approval", "blueprint"];
 
 impl PlanSettings {
+    /// The settings a run was planned with, read back from the store; settings that cannot
+    /// be read are damage, named with the run.
+    pub fn of_run(run: &crate::store::RunInfo) -> Result<PlanSettings, crate::store::StoreError> {
+        serde_json::from_str(&run.settings_json).map_err(|e| crate::store::StoreError::Damaged {
+            what: format!("run {}'s stored plan settings", run.id),
+            problem: e.to_string(),
+        })
+    }
+
     pub fn new(module: &str) -> PlanSettings {
         PlanSettings {
             module: module.to_string(),

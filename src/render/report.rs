@@ -36,8 +36,7 @@ pub fn write_csv(
     only: &[RowOutcome],
     path: &Path,
 ) -> anyhow::Result<u64> {
-    let settings: PlanSettings = serde_json::from_str(&run.settings_json)
-        .with_context(|| format!("run {}: cannot read its stored plan settings", run.id))?;
+    let settings = PlanSettings::of_run(run)?;
     let delimiter = u8::try_from(settings.delimiter).unwrap_or(b',');
     let snapshot = conn.unchecked_transaction()?;
     let (file, out) = AtomicFile::create(path)?;
@@ -160,9 +159,6 @@ pub fn html_page(conn: &rusqlite::Connection, run: &RunInfo) -> anyhow::Result<(
     // Server text in messages passes the redactor like every other output.
     Ok((crate::redact::redact(&page).into_owned(), shown))
 }
-
-
-
 
 /// Whether the stored cells are the row exactly as the file gave it. Planning stores a
 /// ragged row cut or padded to the header and a non-UTF-8 cell with replacement
@@ -606,5 +602,4 @@ mod tests {
         pending.outcome = RowOutcome::Pending;
         assert!(stored_as_given(&pending));
     }
-
 }

@@ -168,7 +168,7 @@ pub fn plan_file(
         }
         let mut metadata_calls = 0;
         let fields = match (job.fields_file, job.stored_fields, connected) {
-            (Some(path), _, _) => Some(super::plan::read_fields_file(path)?),
+            (Some(path), _, _) => Some(read_fields_file(path)?),
             (None, Some(text), _) => Some((
                 ModuleFields::from_zoho_json(text.as_bytes()).map_err(|e| {
                     anyhow::anyhow!("the run's stored field metadata cannot be read: {e}")
@@ -361,4 +361,13 @@ pub fn diff_run(db: &Path, run_id: i64, connected: &Connected<'_>) -> anyhow::Re
         }
         Ok(diff.finish(caller.spent.calls(CallKind::GetRecords)))
     })
+}
+
+/// Reads a field-metadata file; returns it parsed and as text (stored with the run).
+pub fn read_fields_file(path: &Path) -> anyhow::Result<(ModuleFields, String)> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError::new(format!("cannot read --fields {}: {e}", path.display())))?;
+    let fields = ModuleFields::from_zoho_json(text.as_bytes())
+        .map_err(|e| UsageError::new(format!("--fields {}: {e}", path.display())))?;
+    Ok((fields, text))
 }

@@ -3,14 +3,56 @@
 //! cancellation token that the signal handlers (or a test) cancel.
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::send::SendSettings;
 use crate::api::auth::{Credentials, TokenSource};
 use crate::api::{self, check_base_url};
 use crate::config::Config;
+use crate::dispatch::DispatchSettings;
 use crate::dispatch::Endpoint;
 use crate::exit::{Exit, UsageError};
+use crate::store::{self, StoreError};
+
+/// How a run is sent, validated: where to connect and the dispatch settings, resolved from
+/// flags over the stored run over massup.toml, with the defaults written once (in
+/// `DispatchSettings::default`). Stored with the run so that `resume` and `retry` connect
+/// the same way. Secrets are not part of it: they come from the environment each time.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct SendSettings {
+    pub api_domain: Option<String>,
+    pub dc: Option<String>,
+    pub accounts_url: Option<String>,
+    pub api_version: Option<String>,
+    pub dispatch: Option<DispatchSettings>,
+}
+
+impl SendSettings {
+    /// What was stored with the run (nothing stored: the defaults). Settings that cannot
+    /// be read are damage, refused naming the run rather than replaced by defaults that
+    /// would send it another way.
+    pub fn load(conn: &rusqlite::Connection, run_id: i64) -> Result<SendSettings, StoreError> {
+        match store::runs::send_settings_json(conn, run_id)? {
+            None => Ok(SendSettings::default()),
+            Some(json) => serde_json::from_str(&json).map_err(|e| StoreError::Damaged {
+                what: format!("run {run_id}'s stored connection and dispatch settings"),
+                problem: e.to_string(),
+            }),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("settings serialize")
+    }
+
+    pub fn save(&self, conn: &rusqlite::Connection, run_id: i64) -> Result<(), StoreError> {
+        store::runs::save_send_settings_json(conn, run_id, &self.to_json())
+    }
+
+    pub fn dispatch(&self) -> DispatchSettings {
+        self.dispatch.clone().unwrap_or_default()
+    }
+}
 
 /// A live connection: HTTP client, tokens, and the API domain to use.
 pub struct Session {

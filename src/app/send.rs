@@ -7,13 +7,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+pub use super::session::SendSettings;
 use super::session::{install_signal_handlers, require_credentials, runtime, Session};
 use crate::api::auth::{AuthError, Credentials};
 use crate::config::Config;
-use crate::dispatch::{self, DispatchReport, DispatchSettings, Progress, Rate, StopReason};
+use crate::dispatch::{self, DispatchReport, DispatchSettings, Progress, RateChoice, StopReason};
 use crate::exit::{exit_for_send, Exit, SendEnd, UsageError};
 use crate::global::GlobalArgs;
 use crate::lease;
@@ -21,180 +21,102 @@ use crate::render::{self, progress::with_progress};
 use crate::store::{self, RunInfo, RunState, StoreError};
 use crate::summary;
 
-/// `--results DIR`: the files a send leaves behind.
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct ResultsFlag {
-    /// When the send ends, write run-ID-success.csv (rows that succeeded) and
-    /// run-ID-errors.csv (every other row, with its code and message) into this folder, one
-    /// line per input row with its input line number, like Data Loader's files.
-    #[arg(long, value_name = "DIR")]
-    pub results: Option<std::path::PathBuf>,
-}
-
-impl ResultsFlag {
-    /// Writes the files if asked for; their paths and rows, for the JSON (null if not
-    /// asked for, or when they could not be written: a warning says why, and the send's
-    /// own exit code stands).
-    pub fn write(&self, db: &Path, run: &RunInfo) -> serde_json::Value {
-        self.try_write(db, run).unwrap_or_else(|e| {
-            crate::logging::notice(
-                crate::logging::Level::Warn,
-                "results_failed",
-                &format!("warning: cannot write the --results files: {e:#}"),
-                serde_json::json!({ "run": run.id }),
-            );
-            serde_json::Value::Null
-        })
-    }
-
-    fn try_write(&self, db: &Path, run: &RunInfo) -> anyhow::Result<serde_json::Value> {
-        let Some(dir) = &self.results else {
-            return Ok(serde_json::Value::Null);
-        };
-        std::fs::create_dir_all(dir).map_err(|e| {
-            UsageError::new(format!(
-                "--results {}: cannot create it: {e}",
-                dir.display()
-            ))
-        })?;
-        use crate::summary::RowOutcome::*;
-        let conn = store::open(db)?;
-        let success = dir.join(format!("run-{}-success.csv", run.id));
-        let errors = dir.join(format!("run-{}-errors.csv", run.id));
-        let succeeded = crate::render::report::write_csv(&conn, run, &[Succeeded], &success)?;
-        let others =
-            crate::render::report::write_csv(&conn, run, &[Failed, Retryable, Invalid, Pending], &errors)?;
-        crate::logging::notice(
-            crate::logging::Level::Info,
-            "results_written",
-            &format!(
-                "Results: {} row(s) that succeeded in {}, {} other row(s) in {}",
-                render::count(succeeded),
-                success.display(),
-                render::count(others),
-                errors.display()
-            ),
-            serde_json::json!({ "run": run.id, "succeeded": succeeded, "others": others }),
-        );
-        Ok(serde_json::json!({
-            "success": { "path": success.display().to_string(), "rows": succeeded },
-            "errors": { "path": errors.display().to_string(), "rows": others },
-        }))
-    }
-}
-
-/// Where to send calls.
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct ConnectionFlags {
-    /// API base URL, e.g. https://www.zohoapis.eu [default: the token answer's api_domain, else the data centre's]
-    #[arg(long, value_name = "URL")]
+/// Where to send calls, as the command line said (None: not said).
+#[derive(Debug, Clone, Default)]
+pub struct Connection {
     pub api_domain: Option<String>,
-    /// Data centre: us, eu, in, au, jp, cn, ca, sa [default: us]
-    #[arg(long, value_name = "DC")]
     pub dc: Option<String>,
-    /// Accounts server for token refresh [default: the data centre's]
-    #[arg(long, value_name = "URL")]
     pub accounts_url: Option<String>,
-    /// CRM API version in the URL path.
-    #[arg(long, value_name = "VERSION")]
     pub api_version: Option<String>,
 }
 
-/// How fast and how hard to send.
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct DispatchFlags {
-    /// Calls per second/minute/hour shared by all workers, e.g. 10/s or 600/min; `none` for no limit [default: none]
-    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
-    pub rate: Option<RateFlag>,
-    /// Calls in flight at once (Zoho allows 5 to 25 per org by edition) [default: 10]
-    #[arg(long, value_name = "N")]
+/// How fast and how hard to send, as the command line said (None: not said).
+#[derive(Debug, Clone, Default)]
+pub struct Pace {
+    pub rate: Option<RateChoice>,
     pub concurrency: Option<usize>,
-    /// Seconds before a call without an answer is given up (and retried) [default: 60]
-    #[arg(long, value_name = "SECS")]
     pub timeout: Option<f64>,
-    /// HTTP attempts per chunk in one invocation before it is left pending [default: 5]
-    #[arg(long, value_name = "N")]
     pub max_attempts: Option<u32>,
-    /// Stop cleanly (resumable) after this many calls.
-    #[arg(long, value_name = "N")]
     pub max_calls: Option<u64>,
-    /// Stop cleanly (resumable) before the org's API credits left (as Zoho reports them)
-    /// would fall below this, counting the next call's price and the calls in flight.
-    #[arg(long, value_name = "N")]
     pub min_credits: Option<u64>,
-    /// A budget for the run in API credits (every call counted: writes, retries, snapshot
-    /// reads, lookups): refuse a plan estimated above it, and stop cleanly (resumable)
-    /// before a call would cross it. `resume --max-credits` with a higher budget goes on.
-    #[arg(long, value_name = "N")]
     pub max_credits: Option<u64>,
-    /// If another process is sending this run, wait for it to end instead of exiting (4).
-    #[arg(long)]
+    /// Queue behind another sender of the run instead of exiting (4).
     pub wait: bool,
-    /// First backoff step in milliseconds (doubles per retry, full jitter) [default: 500]
-    #[arg(long, value_name = "MS", hide = true)]
     pub backoff_ms: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum RateFlag {
-    Unlimited,
-    Limit(Rate),
+/// Writes `--results DIR`'s files if a folder is given; their paths and rows, for the
+/// JSON (null if not asked for, or when they could not be written: a warning says why, and
+/// the send's own exit code stands).
+pub fn write_results(dir: Option<&Path>, db: &Path, run: &RunInfo) -> serde_json::Value {
+    let Some(dir) = dir else {
+        return serde_json::Value::Null;
+    };
+    try_write_results(dir, db, run).unwrap_or_else(|e| {
+        crate::logging::notice(
+            crate::logging::Level::Warn,
+            "results_failed",
+            &format!("warning: cannot write the --results files: {e:#}"),
+            serde_json::json!({ "run": run.id }),
+        );
+        serde_json::Value::Null
+    })
 }
 
-fn parse_rate(text: &str) -> Result<RateFlag, String> {
-    if text.eq_ignore_ascii_case("none") {
-        Ok(RateFlag::Unlimited)
-    } else {
-        text.parse().map(RateFlag::Limit)
-    }
-}
-
-/// How a run is sent, validated: where to connect and the dispatch settings, resolved from
-/// flags over the stored run over massup.toml, with the defaults written once (in
-/// `DispatchSettings::default`). Stored with the run so that `resume` and `retry` connect
-/// the same way. Secrets are not part of it: they come from the environment each time.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-pub struct SendSettings {
-    pub api_domain: Option<String>,
-    pub dc: Option<String>,
-    pub accounts_url: Option<String>,
-    pub api_version: Option<String>,
-    pub dispatch: Option<DispatchSettings>,
+fn try_write_results(dir: &Path, db: &Path, run: &RunInfo) -> anyhow::Result<serde_json::Value> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        UsageError::new(format!(
+            "--results {}: cannot create it: {e}",
+            dir.display()
+        ))
+    })?;
+    use crate::summary::RowOutcome::*;
+    let conn = store::open(db)?;
+    let success = dir.join(format!("run-{}-success.csv", run.id));
+    let errors = dir.join(format!("run-{}-errors.csv", run.id));
+    let succeeded = crate::render::report::write_csv(&conn, run, &[Succeeded], &success)?;
+    let others = crate::render::report::write_csv(
+        &conn,
+        run,
+        &[Failed, Retryable, Invalid, Pending],
+        &errors,
+    )?;
+    crate::logging::notice(
+        crate::logging::Level::Info,
+        "results_written",
+        &format!(
+            "Results: {} row(s) that succeeded in {}, {} other row(s) in {}",
+            render::count(succeeded),
+            success.display(),
+            render::count(others),
+            errors.display()
+        ),
+        serde_json::json!({ "run": run.id, "succeeded": succeeded, "others": others }),
+    );
+    Ok(serde_json::json!({
+        "success": { "path": success.display().to_string(), "rows": succeeded },
+        "errors": { "path": errors.display().to_string(), "rows": others },
+    }))
 }
 
 impl SendSettings {
-    /// What was stored with the run (nothing stored, or unreadable: the defaults).
-    pub fn load(conn: &rusqlite::Connection, run_id: i64) -> Result<SendSettings, StoreError> {
-        Ok(store::runs::send_settings_json(conn, run_id)?
-            .and_then(|j| serde_json::from_str(&j).ok())
-            .unwrap_or_default())
-    }
-
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("settings serialize")
-    }
-
-    pub fn save(&self, conn: &rusqlite::Connection, run_id: i64) -> Result<(), StoreError> {
-        store::runs::save_send_settings_json(conn, run_id, &self.to_json())
-    }
-
     /// Flags override what was stored, which overrides massup.toml.
     pub fn resolve(
         stored: &SendSettings,
-        conn_flags: &ConnectionFlags,
-        flags: &DispatchFlags,
+        conn_flags: &Connection,
+        flags: &Pace,
         config: &Config,
         plan: &crate::plan::PlanSettings,
     ) -> Result<SendSettings, UsageError> {
         let config_rate = config
             .rate
             .as_deref()
-            .map(parse_rate)
+            .map(str::parse::<RateChoice>)
             .transpose()
             .map_err(|e| UsageError::new(format!("massup.toml rate: {e}")))?
             .and_then(|r| match r {
-                RateFlag::Limit(rate) => Some(rate),
-                RateFlag::Unlimited => None,
+                RateChoice::Limit(rate) => Some(rate),
+                RateChoice::Unlimited => None,
             });
         let base = stored.dispatch.clone().unwrap_or_else(|| DispatchSettings {
             concurrency: config.concurrency.unwrap_or(10),
@@ -222,8 +144,8 @@ impl SendSettings {
             return Err(UsageError::new("--concurrency must be at least 1"));
         }
         match flags.rate {
-            Some(RateFlag::Limit(rate)) => settings.rate = Some(rate),
-            Some(RateFlag::Unlimited) => settings.rate = None,
+            Some(RateChoice::Limit(rate)) => settings.rate = Some(rate),
+            Some(RateChoice::Unlimited) => settings.rate = None,
             None => {}
         }
         if let Some(t) = flags.timeout {
@@ -265,10 +187,6 @@ impl SendSettings {
                 .or_else(|| stored.api_version.clone()),
             dispatch: Some(settings),
         })
-    }
-
-    pub fn dispatch(&self) -> DispatchSettings {
-        self.dispatch.clone().unwrap_or_default()
     }
 }
 
@@ -413,7 +331,7 @@ pub async fn send_run(
     let conn = store::open(db)?;
     store::check_before_sending(&conn, db)?;
     store::chunks::reset_in_flight(&conn, run.id)?;
-    let dispatch_settings = with_plan(send.dispatch(), run);
+    let dispatch_settings = with_plan(send.dispatch(), run)?;
     if let Some(max) = dispatch_settings.max_credits {
         let estimate = CreditEstimate::of(&conn, run, &dispatch_settings)?;
         if estimate.total() > max {
@@ -604,12 +522,14 @@ fn declined(db: &Path, run: &RunInfo) -> anyhow::Result<SendOutcome> {
 
 /// The dispatch settings with what the run's plan decided: whether it takes a snapshot
 /// before writing and leaves unchanged records out.
-fn with_plan(mut settings: DispatchSettings, run: &RunInfo) -> DispatchSettings {
-    if let Ok(plan) = serde_json::from_str::<crate::plan::PlanSettings>(&run.settings_json) {
-        settings.snapshot = plan.snapshot.unwrap_or(false);
-        settings.skip_unchanged = plan.skip_unchanged;
-    }
-    settings
+fn with_plan(
+    mut settings: DispatchSettings,
+    run: &RunInfo,
+) -> Result<DispatchSettings, StoreError> {
+    let plan = crate::plan::PlanSettings::of_run(run)?;
+    settings.snapshot = plan.snapshot.unwrap_or(false);
+    settings.skip_unchanged = plan.skip_unchanged;
+    Ok(settings)
 }
 
 /// Sets the run's final state, prints its summary and what to do next, and returns the
@@ -714,13 +634,13 @@ impl StoredRun {
     pub fn load(
         conn: &rusqlite::Connection,
         run: RunInfo,
-        connection: &ConnectionFlags,
-        dispatch: &DispatchFlags,
+        connection: &Connection,
+        dispatch: &Pace,
         workspace: &super::Workspace,
         command: &str,
     ) -> anyhow::Result<StoredRun> {
         let (config, db) = (&workspace.config, workspace.db.as_path());
-        let plan: crate::plan::PlanSettings = serde_json::from_str(&run.settings_json)?;
+        let plan = crate::plan::PlanSettings::of_run(&run)?;
         let stored = SendSettings::load(conn, run.id)?;
         let send = SendSettings::resolve(&stored, connection, dispatch, config, &plan)?;
         let credentials = require_credentials(config)?;
