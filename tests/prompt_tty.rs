@@ -69,7 +69,11 @@ async fn run_asks_on_a_terminal_and_sends_only_on_yes() {
 
     let ran = on_terminal(&ws, &args, "n\n").await;
     ran.expect_code(4);
-    ran.expect_stderr(&[QUESTION, " in 7 calls (run 1). Send? [y/N]", "Nothing sent"]);
+    ran.expect_stderr(&[
+        QUESTION,
+        " in 7 calls costing 7 API credits (run 1). Send? [y/N]",
+        "Nothing sent",
+    ]);
     assert_eq!(server.ledger().requests, 0, "{}", ran.report());
 
     // Asked again (the run is still unsent), and sent on yes.
