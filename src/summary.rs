@@ -426,26 +426,7 @@ pub fn run_counts(conn: &Connection, run: &RunInfo) -> Result<RunCounts, StoreEr
         *counts.rows.entry(outcome.as_str()).or_default() += 1;
     }
     let calls = store::calls::stats(conn, run.id)?;
-    let plan = store::runs::plan_spend(conn, run.id)?;
-    let mut spend = |kind: CallKind, calls: u64, credits: u64| {
-        if calls > 0 {
-            let entry = counts.spend.entry(kind.name()).or_default();
-            entry.calls += calls;
-            entry.credits += credits;
-            counts.credits += credits;
-        }
-    };
-    spend(CallKind::Coql, plan.lookup_calls, plan.lookup_credits);
-    spend(
-        CallKind::Metadata,
-        plan.metadata_calls,
-        plan.metadata_calls * crate::api::limits::credits(CallKind::Metadata, 0),
-    );
-    for (kind, calls, credits) in &calls.by_kind {
-        if let Some(kind) = CallKind::from_name(kind) {
-            spend(kind, *calls, *credits);
-        }
-    }
+    (counts.credits, counts.spend) = spend(conn, run.id, &calls)?;
     counts.calls = calls.calls;
     counts.calls_unlogged_at_most = chunks::resets(conn, run.id)?;
     counts.retries = calls.calls - calls.chunks_called;
@@ -453,4 +434,42 @@ pub fn run_counts(conn: &Connection, run: &RunInfo) -> Result<RunCounts, StoreEr
     counts.last_call_at = calls.last_call_at;
     counts.sends = store::sends::sends(conn, run.id)?;
     Ok(counts)
+}
+
+/// The credits a run has spent and what on, by kind of call: the calls log, and the
+/// lookups and metadata its plan made.
+fn spend(
+    conn: &Connection,
+    run_id: i64,
+    calls: &store::calls::CallStats,
+) -> Result<(u64, BTreeMap<&'static str, Spend>), StoreError> {
+    let plan = store::runs::plan_spend(conn, run_id)?;
+    let mut total = 0;
+    let mut by_kind: BTreeMap<&'static str, Spend> = BTreeMap::new();
+    let mut add = |kind: CallKind, calls: u64, credits: u64| {
+        if calls > 0 {
+            let entry = by_kind.entry(kind.name()).or_default();
+            entry.calls += calls;
+            entry.credits += credits;
+            total += credits;
+        }
+    };
+    add(CallKind::Coql, plan.lookup_calls, plan.lookup_credits);
+    add(
+        CallKind::Metadata,
+        plan.metadata_calls,
+        plan.metadata_calls * crate::api::limits::credits(CallKind::Metadata, 0),
+    );
+    for (kind, calls, credits) in &calls.by_kind {
+        if let Some(kind) = CallKind::from_name(kind) {
+            add(kind, *calls, *credits);
+        }
+    }
+    Ok((total, by_kind))
+}
+
+/// The credits a run has spent, every kind of call counted (without walking its chunks).
+pub fn credits_spent(conn: &Connection, run_id: i64) -> Result<u64, StoreError> {
+    let calls = store::calls::stats(conn, run_id)?;
+    Ok(spend(conn, run_id, &calls)?.0)
 }

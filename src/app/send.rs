@@ -364,12 +364,9 @@ pub async fn send_run(
         store::chunks::unsettled_items(&conn, run.id)?,
         Ordering::Relaxed,
     );
+    let credits_before = summary::credits_spent(&conn, run.id)?;
     drop(conn);
     tracing::debug!(run = run.id, url = %endpoint.urls.records(&run.module), "sending");
-    let credits_before = {
-        let conn = store::open(db)?;
-        summary::run_counts(&conn, run)?.credits
-    };
     let report = match first_token {
         Err(AuthError::Unavailable(message)) => DispatchReport {
             calls: 0,
@@ -434,7 +431,7 @@ impl CreditEstimate {
             }
         };
         Ok(CreditEstimate {
-            spent: summary::run_counts(conn, run)?.credits,
+            spent: summary::credits_spent(conn, run.id)?,
             writes: work.credits,
             reads,
         })
@@ -559,8 +556,9 @@ pub fn finish_run(
         end.state_name(),
     )?;
     let run = store::runs::run(&conn, run_id)?.ok_or_else(|| no_run(run_id, db))?;
-    // Counted again: the send just recorded belongs in the times.
-    let counts = summary::run_counts(&conn, &run)?;
+    // The send just recorded belongs in the times; nothing else changed since counting.
+    let mut counts = counts;
+    counts.sends = store::sends::sends(&conn, run_id)?;
     let exit = exit_for_send(&end, &counts);
     // The summary line: what --quiet keeps, and with --log-format json always (a job
     // reading the log gets the outcome without the human table on stdout).
