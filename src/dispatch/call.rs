@@ -7,9 +7,9 @@ use std::sync::atomic::Ordering;
 use rustc_hash::FxHashMap;
 
 use super::attempt::{Call, Request, Verdict};
+use super::context::SendContext;
 use super::interpret::{interpret, interpret_in_order, Interpretation, Step};
 use super::settings::DispatchSettings;
-use super::worker::SendContext;
 use super::Endpoint;
 use crate::api::limits::{credits, CallKind};
 use crate::api::{bodies, Exchange};

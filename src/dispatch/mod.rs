@@ -28,6 +28,7 @@
 //! same values, which is harmless.
 pub mod attempt;
 pub mod call;
+pub mod context;
 pub mod interpret;
 pub mod lookup;
 pub mod pacing;

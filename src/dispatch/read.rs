@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 
 use super::attempt::{attempt, Call, Caller, Failure, Request, Verdict};
+use super::context::SendContext;
 use super::interpret::Step;
-use super::worker::SendContext;
 use crate::api::limits::{credits, CallKind, MAX_FIELDS_PER_READ, MAX_IDS_PER_READ};
 use crate::api::response::{credits_exhausted, parse_body, CallAnswer};
 use crate::api::Exchange;

@@ -12,12 +12,12 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 
-use rusqlite::Connection;
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
 use super::attempt::Failure;
-use super::worker::{ChunkEnd, SendContext};
+use super::context::{ChunkEnd, SendContext};
+pub use super::context::{Expectations, ReadState};
 use super::writer::WriterMsg;
 use super::StopReason;
 use crate::fields::same_value;
@@ -25,39 +25,6 @@ use crate::outcome::ItemState;
 use crate::store::befores::FieldValue;
 use crate::store::chunks::ClaimedChunk;
 use crate::store::codec::member_writes;
-use crate::store::StoreError;
-
-/// What an undo run expects each (record, field) to hold: what the undone run wrote.
-#[derive(Debug, Default)]
-pub struct Expectations(HashMap<(i64, String), Value>);
-
-impl Expectations {
-    /// A stored value that cannot be read is damage: the undo stops naming the record and
-    /// field rather than take it for an empty field (and clear what is there).
-    pub fn load(conn: &Connection, run_id: i64) -> Result<Expectations, StoreError> {
-        let values = crate::store::befores::expectations(conn, run_id)?;
-        let mut expected = HashMap::with_capacity(values.len());
-        for v in values {
-            let value = serde_json::from_str(&v.value_json).map_err(|e| StoreError::Damaged {
-                what: format!(
-                    "the value run {run_id} expects in field {} of record {}",
-                    v.field, v.record_id
-                ),
-                problem: e.to_string(),
-            })?;
-            expected.insert((v.record_id, v.field), value);
-        }
-        Ok(Expectations(expected))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    fn get(&self, record: i64, field: &str) -> Option<&Value> {
-        self.0.get(&(record, field.to_string()))
-    }
-}
 
 /// Reads the chunk's records' current values, keeps them the first time, and settles the
 /// items that need no call. `Err` ends the chunk (a stop, or reads that kept failing).
@@ -77,7 +44,7 @@ pub async fn before_first_call(
         pending.iter().copied(),
     );
     let settings = &ctx.caller.settings;
-    let plain = !settings.skip_unchanged && ctx.expectations.0.is_empty();
+    let plain = !settings.skip_unchanged && ctx.expectations.is_empty();
     if plain {
         return plain_snapshot(ctx, chunk, &pending).await;
     }
@@ -213,15 +180,6 @@ async fn plain_snapshot(
             }
         }
     }
-}
-
-/// Where a record's plain snapshot stands in this run.
-#[derive(Debug, Clone)]
-pub enum ReadState {
-    /// Read by a chunk whose read is under way; the channel turns true when it ends.
-    Reading(tokio::sync::watch::Receiver<bool>),
-    /// Read and stored.
-    Read,
 }
 
 /// Stores the values read for `ids` as the chunk's snapshot, committed before anything

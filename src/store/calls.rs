@@ -2,8 +2,21 @@
 //! and post-mortems.
 use rusqlite::{params, Connection};
 
-use super::chunks::CallRecord;
 use super::StoreError;
+use crate::api::limits::CallKind;
+
+/// One HTTP attempt, as logged in `calls`.
+#[derive(Debug, Clone)]
+pub struct CallRecord {
+    pub kind: CallKind,
+    pub started_at: String,
+    pub duration: std::time::Duration,
+    pub http_status: Option<u16>,
+    pub code: Option<String>,
+    pub ids: usize,
+    /// What Zoho charged for it (nothing for a call refused at the door).
+    pub credits: u64,
+}
 
 pub fn insert(
     conn: &Connection,

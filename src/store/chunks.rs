@@ -3,6 +3,7 @@
 //! `in_flight` and committed before it is sent, so a crash leaves it for `resume`.
 use rusqlite::{params, Connection};
 
+pub use super::calls::CallRecord;
 use super::codec::{decode_details, decode_members, encode_details, encode_members, Details};
 use super::runs::expect_one_changed;
 use super::{now, StoreError};
@@ -306,19 +307,6 @@ pub fn claim(
         });
     }
     Ok(claimed)
-}
-
-/// One HTTP attempt, as logged in `calls`.
-#[derive(Debug, Clone)]
-pub struct CallRecord {
-    pub kind: CallKind,
-    pub started_at: String,
-    pub duration: std::time::Duration,
-    pub http_status: Option<u16>,
-    pub code: Option<String>,
-    pub ids: usize,
-    /// What Zoho charged for it (nothing for a call refused at the door).
-    pub credits: u64,
 }
 
 /// The state of an in-flight chunk after one attempt (or after a decision not to send it).
