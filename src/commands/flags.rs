@@ -1,7 +1,12 @@
-//! Flags several commands share (connection, pace, `--results`), turned into the typed
-//! values of [`crate::app`] at the command's edge.
+//! Flags several commands share (how a file is planned, connection, pace, `--results`),
+//! turned into the typed values of [`crate::app`] and [`crate::plan`] at the command's edge.
+use std::path::PathBuf;
+
 use crate::app::send::{Connection, Pace};
+use crate::config::Config;
 use crate::dispatch::RateChoice;
+use crate::exit::UsageError;
+use crate::plan::PlanSettings;
 use crate::store::RunInfo;
 
 /// `--results DIR`: the files a send leaves behind.
@@ -97,5 +102,214 @@ impl DispatchFlags {
             wait: self.wait,
             backoff_ms: self.backoff_ms,
         }
+    }
+}
+
+/// Flags that decide how a CSV is planned; shared by `plan` and `run`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PlanFlags {
+    /// The CSV of changes: a header row, an id column, one column per field (API name, or label with field metadata).
+    #[arg(long, value_name = "FILE")]
+    pub csv: PathBuf,
+    /// Zoho module API name (Leads, Contacts, Deals, ...) [or `module` in massup.toml]
+    #[arg(long)]
+    pub module: Option<String>,
+    /// Column holding the Zoho record id, or with --match-by the key (case, spaces and underscores ignored if no column is named exactly so) [default: the column named id or Record Id, in any case; with --match-by, the column named like the field]
+    #[arg(long, value_name = "NAME")]
+    pub id_column: Option<String>,
+    /// Match rows by this field (Email, an external id, ...) instead of record ids: each key is looked up in Zoho (COQL, 50 keys a call); a key no record or several records hold makes its row invalid
+    #[arg(long, value_name = "FIELD")]
+    pub match_by: Option<String>,
+    /// Field separator of the CSV (one ASCII character; `\t` for tab) [default: ',', or ';' or tab when the header is one cell holding them; the plan says so]
+    #[arg(long, value_parser = parse_delimiter)]
+    pub delimiter: Option<char>,
+    /// Numbers are written with a decimal comma: 1250,50 and 1.250,50 (or 1 250,50) are 1250.50.
+    #[arg(long)]
+    pub decimal_comma: bool,
+    /// How date cells are written, strftime-like, e.g. %d.%m.%Y or %m/%d/%Y (yyyy-MM-dd is read too). massup never guesses day-first or month-first.
+    #[arg(long, value_name = "FMT")]
+    pub date_format: Option<String>,
+    /// How datetime cells are written, e.g. "%d.%m.%Y %H:%M" or "%m/%d/%Y %I:%M %p"; read in --timezone unless the format has %z.
+    #[arg(long, value_name = "FMT")]
+    pub datetime_format: Option<String>,
+    /// A cell equal to this clears the field (sends JSON null); an empty cell leaves it unchanged.
+    #[arg(long, default_value = "#N/A")]
+    pub null_marker: String,
+    /// Field metadata in the shape of Zoho's settings/fields answer, used to coerce and check values.
+    #[arg(long, value_name = "FILE")]
+    pub fields: Option<PathBuf>,
+    /// Override one field's type, e.g. --type No_of_Employees=integer (repeatable).
+    #[arg(long = "type", value_name = "FIELD=TYPE", value_parser = parse_type_override)]
+    pub types: Vec<(String, String)>,
+    /// Time zone for datetimes written without an offset (IANA name such as Europe/Berlin, or +05:30).
+    #[arg(long)]
+    pub timezone: Option<String>,
+    /// Separator between the values of a multi-select picklist cell.
+    #[arg(long, default_value = ";")]
+    pub multiselect_separator: char,
+    /// Fields per call [default: the module's documented limit: 1, Deals 3]
+    #[arg(long)]
+    pub max_fields_per_call: Option<usize>,
+    /// Ids per call, at most 500 (Zoho's limit) [default: 500]
+    #[arg(long)]
+    pub chunk_size: Option<usize>,
+    /// Send over_write: true (multi-select picklists: replace instead of append).
+    #[arg(long)]
+    pub over_write: bool,
+    /// Kinds of call: auto (fewest calls: mass_update for large groups of equal values, Update Records for the rest), mass, or update [default: auto]
+    #[arg(long, value_enum, default_value_t = crate::plan::ApiChoice::Auto)]
+    pub api: crate::plan::ApiChoice,
+    /// What Update Records runs: workflow,approval,blueprint (comma-separated) or none [default: Zoho's default]
+    #[arg(long, value_name = "LIST", value_parser = parse_trigger)]
+    pub trigger: Option<TriggerList>,
+    /// Read and keep each record's values before writing them, so `massup undo` can take the run back [default: when it costs at most as many calls as the writes; or `snapshot` in massup.toml]
+    #[arg(long, overrides_with = "no_snapshot")]
+    pub snapshot: bool,
+    /// Take no snapshot: the run cannot be undone.
+    #[arg(long)]
+    pub no_snapshot: bool,
+    /// Leave out of the calls every record that already holds its values (no write, no workflow); reported as UNCHANGED. Takes the snapshot to know.
+    #[arg(long)]
+    pub skip_unchanged: bool,
+    /// Abort (exit 2, nothing stored) if any row is invalid.
+    #[arg(long)]
+    pub strict: bool,
+    /// Plan again even if this exact file was planned for this module before.
+    #[arg(long)]
+    pub new_run: bool,
+    /// With --match-by: look every key up again, instead of reusing what a lookup of the
+    /// same module and field in this database found within the last hour.
+    #[arg(long)]
+    pub fresh_lookups: bool,
+}
+
+fn parse_delimiter(text: &str) -> Result<char, String> {
+    match text {
+        "\\t" | "tab" => Ok('\t'),
+        _ => {
+            let mut chars = text.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) if c.is_ascii() => Ok(c),
+                _ => Err("the delimiter must be one ASCII character (or \\t)".into()),
+            }
+        }
+    }
+}
+
+/// `--trigger`'s value: what Update Records runs (empty for `none`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriggerList(pub Vec<String>);
+
+fn parse_trigger(text: &str) -> Result<TriggerList, String> {
+    if text.trim().eq_ignore_ascii_case("none") {
+        return Ok(TriggerList(Vec::new()));
+    }
+    text.split(',')
+        .map(|t| {
+            let t = t.trim().to_ascii_lowercase();
+            if crate::plan::settings::TRIGGERS.contains(&t.as_str()) {
+                Ok(t)
+            } else {
+                Err(format!(
+                    "{t:?}: use workflow, approval, blueprint (comma-separated) or none"
+                ))
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(TriggerList)
+}
+
+fn parse_type_override(text: &str) -> Result<(String, String), String> {
+    let (field, type_name) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected FIELD=TYPE, got {text:?}"))?;
+    type_name
+        .parse::<crate::fields::FieldType>()
+        .map_err(|e| format!("{type_name:?}: {e}"))?;
+    Ok((field.trim().to_string(), type_name.trim().to_string()))
+}
+
+impl PlanFlags {
+    /// The file to plan, as these flags describe it.
+    pub fn job<'a>(
+        &'a self,
+        settings: &'a PlanSettings,
+        send_json: Option<&'a str>,
+        quiet: bool,
+        command: &'a str,
+    ) -> crate::app::planning::PlanJob<'a> {
+        crate::app::planning::PlanJob {
+            csv: &self.csv,
+            settings,
+            fields_file: self.fields.as_deref(),
+            stored_fields: None,
+            strict: self.strict,
+            new_run: self.new_run,
+            send_json,
+            quiet,
+            command,
+            expectations: None,
+            fresh_lookups: self.fresh_lookups,
+        }
+    }
+
+    /// Resolves flags over the config file into the settings stored with the run.
+    pub fn settings(&self, config: &Config) -> Result<PlanSettings, UsageError> {
+        let module = self
+            .module
+            .clone()
+            .or_else(|| config.module.clone())
+            .ok_or_else(|| {
+                UsageError::new(
+                    "no module: pass --module (e.g. --module Leads) or set `module` in massup.toml",
+                )
+            })?;
+        let mut settings = PlanSettings::new(&module);
+        settings.match_by = self.match_by.clone();
+        if let Some(id_column) = self.id_column.clone().or_else(|| self.match_by.clone()) {
+            settings.id_column = id_column;
+        }
+        if let Some(delimiter) = self.delimiter {
+            settings.delimiter = delimiter;
+        }
+        // Left out, they are read from the header (and stored as read). With --match-by
+        // the key column is the one named like the field.
+        settings.from_header = crate::plan::FromHeader {
+            delimiter: self.delimiter.is_none(),
+            id_column: self.id_column.is_none() && self.match_by.is_none(),
+        };
+        settings.snapshot = match (self.snapshot, self.no_snapshot) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => config.snapshot,
+        };
+        settings.skip_unchanged = self.skip_unchanged;
+        if self.skip_unchanged && settings.snapshot == Some(false) {
+            return Err(UsageError::new(
+                "--skip-unchanged reads the records' values to compare them, which is the snapshot: drop --no-snapshot",
+            ));
+        }
+        settings.decimal_comma = self.decimal_comma;
+        settings.date_format = self.date_format.clone();
+        settings.datetime_format = self.datetime_format.clone();
+        settings.null_marker = self.null_marker.clone();
+        settings.timezone = self.timezone.clone();
+        settings.multiselect_separator = self.multiselect_separator;
+        settings.over_write = self.over_write;
+        if let Some(limit) = self
+            .max_fields_per_call
+            .or_else(|| config.field_limit(&module))
+        {
+            settings.max_fields_per_call = limit;
+        }
+        if let Some(size) = self.chunk_size.or(config.chunk_size) {
+            settings.chunk_size = size;
+        }
+        settings.types = self.types.iter().cloned().collect();
+        settings.api = self.api;
+        settings.trigger = self.trigger.clone().map(|t| t.0);
+        // Every setting is checked here, before any file is read or call made.
+        settings.check().map_err(|e| UsageError::new(e.0))?;
+        Ok(settings)
     }
 }

@@ -1,6 +1,6 @@
 //! `massup run`: plan a CSV (fetching field metadata unless --fields is given) and send it.
+use super::flags::PlanFlags;
 use super::flags::{ConnectionFlags, DispatchFlags};
-use super::plan::PlanFlags;
 use super::Workspace;
 use crate::app::send::{send_run, SendSettings};
 use crate::app::session::{install_signal_handlers, require_credentials, runtime, Session};
