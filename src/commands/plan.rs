@@ -1,10 +1,8 @@
 //! `massup plan`: read, validate and group a CSV into a stored run, without calling the API.
-
 use anyhow::Context;
 
 use super::flags::PlanFlags;
 use super::Workspace;
-
 use crate::exit::{Exit, UsageError};
 use crate::global::{DbArg, GlobalArgs};
 use crate::plan::PlanOutcome;
