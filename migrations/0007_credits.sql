@@ -16,6 +16,9 @@ ALTER TABLE runs ADD COLUMN metadata_calls INTEGER NOT NULL DEFAULT 0;
 -- The plan's estimate of what sending will cost, for status and the budget.
 ALTER TABLE runs ADD COLUMN planned_credits INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE sends ADD COLUMN credits INTEGER NOT NULL DEFAULT 0;
+-- What Zoho last said the org has left (X-API-CREDITS-REMAINING, sent once half the day's
+-- credits are used), for the plan's "share of the org's credits left".
+ALTER TABLE sends ADD COLUMN credits_remaining INTEGER;
 
 -- Never read since the token budget moved to a file shared by processes of one client.
 DROP TABLE token_refreshes;

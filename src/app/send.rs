@@ -372,6 +372,7 @@ pub async fn send_run(
             calls: 0,
             all_calls: 0,
             credits: 0,
+            credits_remaining: None,
             stop: Some(StopReason::TokenUnavailable { message }),
             elapsed: Duration::ZERO,
         },
@@ -548,13 +549,12 @@ pub fn finish_run(
         _ => RunState::Interrupted,
     };
     store::runs::set_run_state(&conn, run_id, state)?;
-    store::sends::end(
-        &conn,
-        send_id,
-        report.calls,
-        report.credits,
-        end.state_name(),
-    )?;
+    let totals = store::sends::SendTotals {
+        calls: report.calls,
+        credits: report.credits,
+        credits_remaining: report.credits_remaining,
+    };
+    store::sends::end(&conn, send_id, totals, end.state_name())?;
     let run = store::runs::run(&conn, run_id)?.ok_or_else(|| no_run(run_id, db))?;
     // The send just recorded belongs in the times; nothing else changed since counting.
     let mut counts = counts;

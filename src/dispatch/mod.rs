@@ -156,6 +156,8 @@ pub struct DispatchReport {
     /// Calls of every kind (writes and snapshot reads) and the credits they cost.
     pub all_calls: u64,
     pub credits: u64,
+    /// What Zoho last said the org has left, if it said.
+    pub credits_remaining: Option<u64>,
     pub stop: Option<StopReason>,
     pub elapsed: Duration,
 }
@@ -345,6 +347,8 @@ pub async fn dispatch(
     .map(|k| spent.calls(k))
     .sum();
     let credits = spent.total_credits();
+    let credits_remaining = Some(ctx.caller.progress.credits_remaining.load(Ordering::Relaxed))
+        .filter(|&left| left != u64::MAX);
     let stop_reason = ctx.caller.stop_reason();
     let writer_failed = ctx.writer_failed.load(Ordering::Relaxed);
     drop(ctx); // closes the writer's channel
@@ -374,6 +378,7 @@ pub async fn dispatch(
         calls,
         all_calls,
         credits,
+        credits_remaining,
         stop: stop_reason,
         elapsed: started.elapsed(),
     })

@@ -1,6 +1,6 @@
 //! The invocations that sent a run (`run`, `resume`, `retry`): when each started and
 //! ended, its calls and how it ended, for `status`'s time per invocation.
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::runs::expect_one_changed;
@@ -28,17 +28,35 @@ pub fn begin(conn: &Connection, run_id: i64, command: &str) -> Result<i64, Store
     Ok(conn.last_insert_rowid())
 }
 
+/// What a send did, as it ends.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SendTotals {
+    /// Write calls.
+    pub calls: u64,
+    /// Credits of every call.
+    pub credits: u64,
+    /// What Zoho last said the org has left, if it said.
+    pub credits_remaining: Option<u64>,
+}
+
 /// Records how a send ended.
 pub fn end(
     conn: &Connection,
     send_id: i64,
-    calls: u64,
-    credits: u64,
+    report: SendTotals,
     end_state: &str,
 ) -> Result<(), StoreError> {
     let changed = conn.execute(
-        "UPDATE sends SET ended_at = ?2, calls = ?3, credits = ?4, end_state = ?5 WHERE id = ?1",
-        params![send_id, now(), calls as i64, credits as i64, end_state],
+        "UPDATE sends SET ended_at = ?2, calls = ?3, credits = ?4, end_state = ?5,
+             credits_remaining = ?6 WHERE id = ?1",
+        params![
+            send_id,
+            now(),
+            report.calls as i64,
+            report.credits as i64,
+            end_state,
+            report.credits_remaining.map(|n| n as i64)
+        ],
     )?;
     expect_one_changed(changed)
 }
@@ -60,4 +78,21 @@ pub fn sends(conn: &Connection, run_id: i64) -> Result<Vec<Send>, StoreError> {
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// What Zoho last said the org has left, and when: the newest send of any run of this
+/// database that heard it, within the rolling 24 hours Zoho counts credits over.
+pub fn org_credits_left(conn: &Connection) -> Result<Option<(u64, String)>, StoreError> {
+    let since = (chrono::Utc::now() - chrono::Duration::hours(24))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let found = conn
+        .query_row(
+            "SELECT credits_remaining, ended_at FROM sends
+             WHERE credits_remaining IS NOT NULL AND ended_at >= ?1
+             ORDER BY ended_at DESC LIMIT 1",
+            params![since],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)),
+        )
+        .optional()?;
+    Ok(found)
 }
