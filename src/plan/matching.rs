@@ -14,8 +14,6 @@ use serde::Serialize;
 use crate::fields::{FieldMeta, FieldType};
 use crate::input::{CsvInput, CsvOptions, InputError};
 
-use crate::api::limits::MAX_IN_VALUES;
-
 /// A key longer than this is not a key (Zoho's longest single-line fields hold 255).
 const MAX_KEY_CHARS: usize = 1_000;
 
@@ -107,7 +105,8 @@ impl MatchField {
         }
     }
 
-    /// The query for one batch of at most [`MAX_IN_VALUES`] normalised keys: ids and the
+    /// The query for one batch of at most
+    /// [`MAX_IN_VALUES`](crate::api::limits::MAX_IN_VALUES) normalised keys: ids and the
     /// field, `limit` rows from `offset`.
     pub fn query(&self, keys: &[String], limit: usize, offset: usize) -> String {
         let mut query = format!(
