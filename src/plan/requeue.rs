@@ -61,15 +61,19 @@ pub fn requeue(
         conn,
         run_id,
         |chunk| which.chosen(chunk),
-        |kind, count| {
-            let size = match kind {
-                ChunkKind::MassUpdate => chunk_size,
-                ChunkKind::UpdateRecords => MAX_RECORDS_PER_UPDATE,
-            };
-            let all: Vec<()> = vec![(); count];
-            balanced_chunks(&all, size).map(<[()]>::len).collect()
-        },
+        |kind, count| chunk_sizes(kind, count, chunk_size),
     )
+}
+
+/// The sizes of the new chunks that carry `count` items of `kind`: the fewest of at most
+/// `chunk_size` (mass_update) or 100 (Update Records), as even as possible.
+fn chunk_sizes(kind: ChunkKind, count: usize, chunk_size: usize) -> Vec<usize> {
+    let size = match kind {
+        ChunkKind::MassUpdate => chunk_size,
+        ChunkKind::UpdateRecords => MAX_RECORDS_PER_UPDATE,
+    };
+    let all: Vec<()> = vec![(); count];
+    balanced_chunks(&all, size).map(<[()]>::len).collect()
 }
 
 #[cfg(test)]
@@ -88,5 +92,21 @@ mod tests {
         assert!(!codes.wants(ItemState::Succeeded, Some("INVALID_DATA")));
         assert!(!codes.wants(ItemState::Pending, Some("INVALID_DATA")));
         assert!(!codes.wants(ItemState::Failed, None));
+    }
+
+    #[test]
+    fn requeued_chunks_are_the_fewest_and_even() {
+        assert_eq!(
+            chunk_sizes(ChunkKind::MassUpdate, 1001, 500),
+            [334, 334, 333]
+        );
+        assert_eq!(
+            chunk_sizes(ChunkKind::UpdateRecords, 250, 500),
+            [84, 83, 83]
+        );
+        assert_eq!(
+            chunk_sizes(ChunkKind::UpdateRecords, 0, 500),
+            Vec::<usize>::new()
+        );
     }
 }
