@@ -25,8 +25,8 @@ use matching::Matches;
 use crate::api::limits::{MAX_FIELDS_PER_READ, MAX_IDS_PER_READ};
 pub use crate::api::limits::{MAX_IDS_PER_CALL, MAX_RECORDS_PER_UPDATE};
 pub use planner::{
-    balanced_chunks, parse_record_id, ColumnMapping, PlanTotals, Planner, RowProblem,
-    PROBLEMS_SHOWN,
+    balanced_chunks, parse_record_id, update_batch_sizes, ColumnMapping, PlanTotals, Planner,
+    RowProblem, PROBLEMS_SHOWN,
 };
 use settings::snapshot_by_default;
 pub use settings::{default_field_limit, ApiChoice, FromHeader, PlanSettings, SettingsError};

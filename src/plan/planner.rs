@@ -19,7 +19,7 @@ use serde::Serialize;
 use super::matching::Matches;
 use super::settings::{ApiChoice, PlanSettings, SettingsError};
 use super::PlanError;
-use crate::api::limits::{MAX_IDS_PER_CALL, MAX_RECORDS_PER_UPDATE};
+use crate::api::limits::{MAX_IDS_PER_CALL, MAX_RECORDS_PER_UPDATE, RECORDS_PER_WRITE_CREDIT};
 use crate::fields::{
     self, CoerceOptions, ColumnMatch, ColumnProblem, ColumnProblemKind, FieldMeta, FieldType,
     ModuleFields,
@@ -1008,13 +1008,10 @@ impl Planner {
             };
             records.push((member, object));
         }
-        // Cut into balanced batches, moving the records (no copy of their objects).
-        let sizes: Vec<usize> = balanced_chunks(&records, MAX_RECORDS_PER_UPDATE)
-            .map(<[(Member, String)]>::len)
-            .collect();
+        // Cut into batches billed at the fewest credits, moving the records (no copy of
+        // their objects).
         let mut records = records.into_iter();
-        sizes
-            .into_iter()
+        update_batch_sizes(records.len())
             .map(|size| records.by_ref().take(size).collect())
             .collect()
     }
@@ -1141,6 +1138,44 @@ impl PlannedGroup<'_> {
                 .collect()
         })
     }
+}
+
+/// Sizes of the Update Records batches that carry `records` records: the fewest batches of
+/// at most 100, billed at the fewest credits, as even as possible. Zoho bills an Update
+/// Records call one credit per started 10 records, so evenly cut batches can waste credits
+/// (150 records as 75 + 75 cost 8 + 8 = 16, where 80 + 70 cost 15): every batch holds a
+/// multiple of 10 records but the last, which holds the remainder, so the batches cost
+/// ceil(records / 10) in all, and no two differ by more than 10 records.
+pub fn update_batch_sizes(records: usize) -> impl Iterator<Item = usize> {
+    billed_chunk_sizes(records, MAX_RECORDS_PER_UPDATE, RECORDS_PER_WRITE_CREDIT)
+}
+
+/// The fewest chunks of at most `size` items that carry `len`, each a multiple of `unit`
+/// items but the last (which is short by less than a unit), the units spread as evenly as
+/// possible: chunks billed per started `unit` then cost ceil(len / unit) units in all.
+/// Falls back to [`balanced_chunks`]' sizes when `size` is not a multiple of `unit`.
+fn billed_chunk_sizes(len: usize, size: usize, unit: usize) -> impl Iterator<Item = usize> {
+    let size = size.max(1);
+    let unit = if unit == 0 || !size.is_multiple_of(unit) {
+        1
+    } else {
+        unit
+    };
+    let count = len.div_ceil(size);
+    let units = len.div_ceil(unit);
+    let base = units.checked_div(count).unwrap_or(0);
+    let extra = units.checked_rem(count).unwrap_or(0);
+    // What the units hold beyond `len`, taken off the last chunk (which holds a unit more
+    // than the first ones whenever any does, so the spread stays within one unit).
+    let short = units * unit - len;
+    (0..count).map(move |i| {
+        let held = (base + usize::from(i >= count - extra)) * unit;
+        if i + 1 == count {
+            held - short
+        } else {
+            held
+        }
+    })
 }
 
 /// Cuts `ids` into the fewest chunks of at most `size`, as even as possible (so that the
@@ -1510,6 +1545,26 @@ mod tests {
             (t.min_calls, 0)
         );
         assert_each_change_carried_once(&nightly, &planned);
+    }
+
+    #[test]
+    fn update_batches_cost_the_fewest_credits_and_stay_even() {
+        let sizes = |n: usize| update_batch_sizes(n).collect::<Vec<_>>();
+        assert_eq!(sizes(150), [70, 80]);
+        assert_eq!(sizes(0), Vec::<usize>::new());
+        assert_eq!(sizes(7), [7]);
+        assert_eq!(sizes(100), [100]);
+        assert_eq!(sizes(101), [50, 51]);
+        for n in 1..=2_500 {
+            let cut = sizes(n);
+            assert_eq!(cut.iter().sum::<usize>(), n);
+            assert_eq!(cut.len(), n.div_ceil(100), "{n}: {cut:?}");
+            assert!(cut.iter().all(|&s| (1..=100).contains(&s)), "{n}: {cut:?}");
+            let credits: usize = cut.iter().map(|s| s.div_ceil(10)).sum();
+            assert_eq!(credits, n.div_ceil(10), "{n}: {cut:?}");
+            let (min, max) = (cut.iter().min().unwrap(), cut.iter().max().unwrap());
+            assert!(max - min <= 10, "{n}: {cut:?}");
+        }
     }
 
     #[test]

@@ -1,13 +1,12 @@
 //! `retry` as planning: which items go out again, and in which new chunks. Retryable items
 //! (or, with codes, retryable and failed items whose last code is one of them) are moved
 //! into fresh chunks, grouped by request body (mass_update) or batched again by 100
-//! (Update Records, each record with its own values) so that records scattered over many
-//! old chunks share calls again. The old items are marked requeued; the store does it in one
+//! (Update Records, each record with its own values, cut as the plan cuts them: the
+//! fewest credits) so that records scattered over many old chunks share calls again. The old items are marked requeued; the store does it in one
 //! transaction.
 use rusqlite::Connection;
 
-use super::planner::balanced_chunks;
-use crate::api::limits::MAX_RECORDS_PER_UPDATE;
+use super::planner::{balanced_chunks, update_batch_sizes};
 use crate::outcome::ItemState;
 use crate::store::chunks::{ChunkKind, StoredChunk};
 use crate::store::{self, StoreError};
@@ -65,15 +64,17 @@ pub fn requeue(
     )
 }
 
-/// The sizes of the new chunks that carry `count` items of `kind`: the fewest of at most
-/// `chunk_size` (mass_update) or 100 (Update Records), as even as possible.
+/// The sizes of the new chunks that carry `count` items of `kind`: mass_update chunks of
+/// at most `chunk_size`, as even as possible; Update Records batches at the fewest credits
+/// (see [`update_batch_sizes`]).
 fn chunk_sizes(kind: ChunkKind, count: usize, chunk_size: usize) -> Vec<usize> {
-    let size = match kind {
-        ChunkKind::MassUpdate => chunk_size,
-        ChunkKind::UpdateRecords => MAX_RECORDS_PER_UPDATE,
-    };
-    let all: Vec<()> = vec![(); count];
-    balanced_chunks(&all, size).map(<[()]>::len).collect()
+    match kind {
+        ChunkKind::MassUpdate => {
+            let all: Vec<()> = vec![(); count];
+            balanced_chunks(&all, chunk_size).map(<[()]>::len).collect()
+        }
+        ChunkKind::UpdateRecords => update_batch_sizes(count).collect(),
+    }
 }
 
 #[cfg(test)]
@@ -95,15 +96,18 @@ mod tests {
     }
 
     #[test]
-    fn requeued_chunks_are_the_fewest_and_even() {
+    fn requeued_chunks_are_the_fewest_and_cut_as_the_plan_cuts_them() {
         assert_eq!(
             chunk_sizes(ChunkKind::MassUpdate, 1001, 500),
             [334, 334, 333]
         );
+        // Update Records: 250 records as 80 + 80 + 90 (25 credits), not 84 + 83 + 83 (27);
+        // 150 as 70 + 80 (15), not 75 + 75 (16).
         assert_eq!(
             chunk_sizes(ChunkKind::UpdateRecords, 250, 500),
-            [84, 83, 83]
+            [80, 80, 90]
         );
+        assert_eq!(chunk_sizes(ChunkKind::UpdateRecords, 150, 500), [70, 80]);
         assert_eq!(
             chunk_sizes(ChunkKind::UpdateRecords, 0, 500),
             Vec::<usize>::new()
