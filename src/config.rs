@@ -27,6 +27,8 @@ pub struct Config {
     /// Take a snapshot (undo) on every run (`true`), never (`false`), or when it is cheap
     /// (left out).
     pub snapshot: Option<bool>,
+    /// What `--api auto` minimises: `"credits"` (left out: the default) or `"calls"`.
+    pub optimize: Option<crate::plan::Optimize>,
     /// Per-module field limits, e.g. `Deals = 3`.
     #[serde(default)]
     pub field_limits: BTreeMap<String, usize>,
@@ -179,6 +181,12 @@ mod tests {
             config.db_path(Some(Path::new("x.db"))),
             PathBuf::from("x.db")
         );
+        std::fs::write(&path, "optimize = \"calls\"\n").unwrap();
+        let config = Config::load(Some(&path)).unwrap();
+        assert_eq!(config.optimize, Some(crate::plan::Optimize::Calls));
+        std::fs::write(&path, "optimize = \"cheap\"\n").unwrap();
+        let err = Config::load(Some(&path)).unwrap_err();
+        assert!(err.to_string().contains("optimize"), "{err}");
         std::fs::write(&path, "modul = \"Deals\"\n").unwrap();
         let err = Config::load(Some(&path)).unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");

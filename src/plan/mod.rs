@@ -29,7 +29,9 @@ pub use planner::{
     RowProblem, PROBLEMS_SHOWN,
 };
 use settings::snapshot_by_default;
-pub use settings::{default_field_limit, ApiChoice, FromHeader, PlanSettings, SettingsError};
+pub use settings::{
+    default_field_limit, ApiChoice, FromHeader, Optimize, PlanSettings, SettingsError,
+};
 
 /// Problems that stop a plan before anything is stored. All are input or usage errors.
 #[derive(Debug, thiserror::Error)]

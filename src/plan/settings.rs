@@ -34,6 +34,11 @@ pub struct PlanSettings {
     /// Which kinds of call may carry the changes (`--api`).
     #[serde(default)]
     pub api: ApiChoice,
+    /// What `--api auto` minimises (`--optimize`). Runs stored before it existed read as
+    /// credits; left out of the stored JSON when it is the default, so that a file planned
+    /// again with the same flags is still recognised as the same settings.
+    #[serde(default, skip_serializing_if = "Optimize::is_default")]
+    pub optimize: Optimize,
     /// What Update Records runs (`--trigger`): None leaves Zoho's default; an empty list
     /// runs no workflow, approval or blueprint (and so rules out mass_update, which always
     /// runs them).
@@ -85,14 +90,48 @@ pub struct FromHeader {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum ApiChoice {
-    /// The fewest calls: mass_update for large groups of equal values, Update Records for
-    /// the rest and for fields mass_update refuses.
+    /// The fewest credits (or calls, with --optimize calls): mass_update for large groups
+    /// of equal values, Update Records for the rest and for fields mass_update refuses.
     #[default]
     Auto,
     /// mass_update only (`POST .../actions/mass_update`, 500 ids, one value set).
     Mass,
     /// Update Records only (`PUT .../{module}`, 100 records, each its own values).
     Update,
+}
+
+/// What `--api auto` minimises when it splits the changes between mass_update and Update
+/// Records (`--optimize`, or `optimize` in massup.toml).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Optimize {
+    /// The fewest API credits (what Zoho bills: mass_update 1 a call, Update Records 1 per
+    /// 10 records), then the fewest calls.
+    #[default]
+    Credits,
+    /// The fewest calls (faster, for an org with credits to spare), then the fewest credits.
+    Calls,
+}
+
+impl Optimize {
+    pub fn name(self) -> &'static str {
+        match self {
+            Optimize::Credits => "credits",
+            Optimize::Calls => "calls",
+        }
+    }
+
+    fn is_default(&self) -> bool {
+        *self == Optimize::default()
+    }
+
+    /// The key a candidate plan of `credits` and `calls` is compared by: the smaller wins.
+    pub fn key(self, credits: u64, calls: u64) -> (u64, u64) {
+        match self {
+            Optimize::Credits => (credits, calls),
+            Optimize::Calls => (calls, credits),
+        }
+    }
 }
 
 /// Whether a run takes a snapshot when the user did not say: when reading the values costs
@@ -120,6 +159,7 @@ impl PlanSettings {
             multiselect_separator: ';',
             types: BTreeMap::new(),
             api: ApiChoice::Auto,
+            optimize: Optimize::Credits,
             trigger: None,
             match_by: None,
             snapshot: None,
@@ -253,5 +293,22 @@ mod tests {
         let stored: PlanSettings =
             serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
         assert_eq!(stored, s);
+    }
+
+    #[test]
+    fn old_runs_read_as_credits_and_the_default_is_not_stored() {
+        let s = PlanSettings::new("Leads");
+        let json = serde_json::to_value(&s).unwrap();
+        assert!(json.get("optimize").is_none(), "{json}");
+        let stored: PlanSettings = serde_json::from_value(json).unwrap();
+        assert_eq!(stored.optimize, Optimize::Credits);
+        let calls = PlanSettings {
+            optimize: Optimize::Calls,
+            ..s
+        };
+        let json = serde_json::to_value(&calls).unwrap();
+        assert_eq!(json["optimize"], "calls");
+        let stored: PlanSettings = serde_json::from_value(json).unwrap();
+        assert_eq!(stored.optimize, Optimize::Calls);
     }
 }
