@@ -71,7 +71,7 @@ pub struct PlanFlags {
     /// What Update Records runs: workflow,approval,blueprint (comma-separated) or none [default: Zoho's default]
     #[arg(long, value_name = "LIST", value_parser = parse_trigger)]
     pub trigger: Option<TriggerList>,
-    /// Read and keep each record's values before writing them, so `massup undo` can take the run back [default: when it costs at most as many calls as the writes; or `snapshot` in massup.toml]
+    /// Read and keep each record's values before writing them, so `massup undo` can take the run back [default: when its reads add at most 25% to the write credits; or `snapshot` in massup.toml]
     #[arg(long, overrides_with = "no_snapshot")]
     pub snapshot: bool,
     /// Take no snapshot: the run cannot be undone.
@@ -90,7 +90,7 @@ pub struct PlanFlags {
 
 const EXAMPLES: &str = "Examples:
   massup plan --csv changes.csv --module Leads
-      validate and group the file; show the calls it needs (no API call)
+      validate and group the file; show the credits and calls it needs (no API call)
   massup plan --csv changes.tsv --module Deals --delimiter '\\t' --strict
       a tab-separated file; refuse it whole if any row is invalid
   massup plan --csv changes.csv --module Leads --fields samples/fields/Leads.json --json

@@ -14,6 +14,8 @@ use serde::Serialize;
 use crate::fields::{FieldMeta, FieldType};
 use crate::input::{CsvInput, CsvOptions, InputError};
 
+use crate::api::limits::{credits, CallKind};
+
 /// A key longer than this is not a key (Zoho's longest single-line fields hold 255).
 const MAX_KEY_CHARS: usize = 1_000;
 
@@ -170,6 +172,10 @@ pub struct LookupTotals {
     pub ambiguous: u64,
     /// COQL queries sent.
     pub calls: u64,
+    /// Their credits: COQL is billed by the query's LIMIT (1 up to 200 rows, 2 up to 1,000,
+    /// 3 up to 2,000), the same for every query of a lookup. None when the LIMIT was not
+    /// recorded ([`Matches::query_limit`]).
+    pub credits: Option<u64>,
 }
 
 /// Every distinct key of a sheet with the record ids Zoho found for it.
@@ -179,6 +185,9 @@ pub struct Matches {
     ids: HashMap<Box<str>, Vec<i64>>,
     /// Lookup calls spent.
     pub calls: u64,
+    /// The LIMIT every query carried, which prices it; set by whoever sends the queries
+    /// (None: not recorded, and the lookup's credits are not known).
+    pub query_limit: Option<usize>,
 }
 
 impl Matches {
@@ -191,6 +200,7 @@ impl Matches {
                 .map(|k| (k.into_boxed_str(), Vec::new()))
                 .collect(),
             calls: 0,
+            query_limit: None,
         }
     }
 
@@ -276,6 +286,9 @@ impl Matches {
             field: self.field.api_name.clone(),
             keys: self.ids.len() as u64,
             calls: self.calls,
+            credits: self
+                .query_limit
+                .map(|limit| self.calls * credits(CallKind::Coql, limit)),
             ..LookupTotals::default()
         };
         for ids in self.ids.values() {
@@ -396,5 +409,12 @@ mod tests {
             (1, 1, 1)
         );
         assert!(matches.absorb(&serde_json::Map::new()).is_err());
+        // Credits: unknown until the queries' LIMIT is recorded, then priced by it.
+        matches.calls = 4;
+        assert_eq!(matches.totals().credits, None);
+        matches.query_limit = Some(200);
+        assert_eq!(matches.totals().credits, Some(4));
+        matches.query_limit = Some(2_000);
+        assert_eq!(matches.totals().credits, Some(12));
     }
 }

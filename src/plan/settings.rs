@@ -134,12 +134,19 @@ impl Optimize {
     }
 }
 
-/// Whether a run takes a snapshot when the user did not say: when reading the values costs
-/// at most as many calls as writing them. An Update Records batch of 100 costs one read; a
-/// mass_update chunk of 500 costs five, so a nightly run of large groups would pay six
-/// calls for one and goes without (`--snapshot` asks for it).
-pub fn snapshot_by_default(update_calls: u64, snapshot_calls: u64) -> bool {
-    snapshot_calls <= update_calls
+/// The largest share of the run's write credits, in percent, that the snapshot's reads may
+/// add for it to be taken when the user did not say. An undo is worth a quarter more
+/// credits; a run whose reads cost more than that (a mass_update run of large groups pays
+/// one credit for a call of 500 ids and five reads of 100 to snapshot them, +500%) goes
+/// without, and the plan says what `--snapshot` would add. A spreadsheet sent by Update
+/// Records pays 10 credits for a full batch and 1 to read it (+10%): it keeps its undo.
+pub const SNAPSHOT_MAX_SHARE_PERCENT: u64 = 25;
+
+/// Whether a run takes a snapshot when the user did not say: when its reads add at most
+/// [`SNAPSHOT_MAX_SHARE_PERCENT`] of the write credits (Get Records costs one credit a
+/// call).
+pub fn snapshot_by_default(write_credits: u64, snapshot_credits: u64) -> bool {
+    snapshot_credits.saturating_mul(100) <= write_credits.saturating_mul(SNAPSHOT_MAX_SHARE_PERCENT)
 }
 
 /// The automation Update Records can be told to run.
@@ -310,5 +317,16 @@ mod tests {
         assert_eq!(json["optimize"], "calls");
         let stored: PlanSettings = serde_json::from_value(json).unwrap();
         assert_eq!(stored.optimize, Optimize::Calls);
+    }
+
+    #[test]
+    fn the_snapshot_is_taken_by_default_when_it_adds_a_quarter_at_most() {
+        // A full Update Records batch: 10 credits, one read.
+        assert!(snapshot_by_default(10, 1));
+        assert!(snapshot_by_default(1_000, 250));
+        assert!(!snapshot_by_default(1_000, 251));
+        // A mass_update chunk of 500 ids: 1 credit, five reads.
+        assert!(!snapshot_by_default(1, 5));
+        assert!(snapshot_by_default(0, 0));
     }
 }
