@@ -30,6 +30,8 @@ pub struct Config {
     /// A budget in API credits for each run (`--max-credits`): a plan estimated above it
     /// is refused, and a send stops (resumable) before crossing it.
     pub max_credits: Option<u64>,
+    /// What `--api auto` minimises: `"credits"` (left out: the default) or `"calls"`.
+    pub optimize: Option<crate::plan::Optimize>,
     /// Per-module field limits, e.g. `Deals = 3`.
     #[serde(default)]
     pub field_limits: BTreeMap<String, usize>,
@@ -182,6 +184,12 @@ mod tests {
             config.db_path(Some(Path::new("x.db"))),
             PathBuf::from("x.db")
         );
+        std::fs::write(&path, "optimize = \"calls\"\n").unwrap();
+        let config = Config::load(Some(&path)).unwrap();
+        assert_eq!(config.optimize, Some(crate::plan::Optimize::Calls));
+        std::fs::write(&path, "optimize = \"cheap\"\n").unwrap();
+        let err = Config::load(Some(&path)).unwrap_err();
+        assert!(err.to_string().contains("optimize"), "{err}");
         std::fs::write(&path, "modul = \"Deals\"\n").unwrap();
         let err = Config::load(Some(&path)).unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");

@@ -868,6 +868,189 @@ fn chunks_are_as_even_as_possible_and_calls_are_the_minimum() {
     assert_eq!(run_value::<i64>(&conn, run, "min_calls"), 4);
 }
 
+/// 1,000 records whose City is shared by groups of 50: 20 mass_update calls (20 credits),
+/// or 10 Update Records calls of 100 records (100 credits).
+fn groups_of_50() -> String {
+    let mut csv = String::from("id,City\n");
+    for i in 0..1_000 {
+        csv.push_str(&format!("{},City {}\n", 1_000 + i, i / 50));
+    }
+    csv
+}
+
+#[test]
+fn auto_minimises_credits_unless_told_to_minimise_calls() {
+    let ws = Workspace::new();
+    ws.write("g50.csv", groups_of_50());
+    let ran = ws.plan("g50.csv", "Leads", &["--api", "auto", "--json"]);
+    ran.expect_code(0);
+    let plan = ran.json();
+    let costs = |plan: &serde_json::Value| {
+        [
+            "optimize",
+            "credits",
+            "calls",
+            "mass_update_credits",
+            "update_records_credits",
+            "min_credits",
+            "all_mass_update_credits",
+            "all_update_records_credits",
+        ]
+        .map(|k| plan[k].clone())
+    };
+    assert_eq!(
+        costs(&plan),
+        [
+            json!("credits"),
+            json!(20),
+            json!(20),
+            json!(20),
+            json!(0),
+            json!(20),
+            json!(20),
+            json!(100)
+        ],
+        "{}",
+        ran.report()
+    );
+    // The text says it credits first, with both alternatives in both units.
+    ws.plan("g50.csv", "Leads", &["--api", "auto", "--new-run"])
+        .expect_code(0)
+        .expect_in(
+            Stream::Out,
+            &[
+                "credits needed         20   (mass_update 20 in 20 calls; Update Records 0)",
+                "calls needed           20   (theoretical minimum 20)",
+                "all mass_update: 20 credits / 20 calls; all Update Records: 100 credits / 10 calls",
+                "snapshot       off by default, it would add 10 credits (+50% of 20 write credits); --snapshot takes it",
+            ],
+        );
+    // --optimize calls, or `optimize = "calls"` in massup.toml: the fewer calls.
+    let ran = ws.plan(
+        "g50.csv",
+        "Leads",
+        &[
+            "--api",
+            "auto",
+            "--optimize",
+            "calls",
+            "--new-run",
+            "--json",
+        ],
+    );
+    ran.expect_code(0);
+    let by_calls = ran.json();
+    assert_eq!(
+        [
+            &by_calls["optimize"],
+            &by_calls["credits"],
+            &by_calls["calls"]
+        ],
+        [&json!("calls"), &json!(100), &json!(10)],
+        "{}",
+        ran.report()
+    );
+    let conn = ws.open_db();
+    let settings: String = run_value(&conn, last_run(&conn), "settings_json");
+    assert!(settings.contains(r#""optimize":"calls""#), "{settings}");
+    ws.write("massup.toml", "optimize = \"calls\"\n");
+    let ran = ws.plan(
+        "g50.csv",
+        "Leads",
+        &["--api", "auto", "--new-run", "--json"],
+    );
+    assert_eq!(ran.json()["credits"], 100, "{}", ran.report());
+    // A flag beats the file.
+    let ran = ws.plan(
+        "g50.csv",
+        "Leads",
+        &[
+            "--api",
+            "auto",
+            "--optimize",
+            "credits",
+            "--new-run",
+            "--json",
+        ],
+    );
+    assert_eq!(ran.json()["credits"], 20, "{}", ran.report());
+    ws.plan("g50.csv", "Leads", &["--optimize", "cheap"])
+        .expect_code(2)
+        .expect_in(Stream::Err, &["--optimize"]);
+}
+
+#[test]
+fn the_snapshot_is_on_by_default_when_its_reads_add_a_quarter_at_most() {
+    let ws = Workspace::new();
+    // 300 records of their own cities: 30 write credits in 3 Update Records calls, read
+    // in 3 Get Records calls (+10%).
+    let mut csv = String::from("id,City\n");
+    for i in 0..300 {
+        csv.push_str(&format!("{},C{i}\n", 1_000 + i));
+    }
+    ws.write("unique.csv", &csv);
+    let ran = ws.plan("unique.csv", "Leads", &["--api", "auto", "--json"]);
+    let plan = ran.json();
+    assert_eq!(
+        [
+            &plan["credits"],
+            &plan["snapshot"],
+            &plan["snapshot_decided"],
+            &plan["snapshot_credits"],
+            &plan["snapshot_credits_estimate"]
+        ],
+        [
+            &json!(30),
+            &json!(true),
+            &json!("by_cost"),
+            &json!(3),
+            &json!(3)
+        ],
+        "{}",
+        ran.report()
+    );
+    ws.plan("unique.csv", "Leads", &["--api", "auto", "--new-run"])
+        .expect_in(
+            Stream::Out,
+            &["snapshot       on, 3 read credits (+10% of 30 write credits) in 3 Get Records calls"],
+        );
+    // Groups of 50 by mass_update are read at 10 credits for 20 (+50%): off, saying what
+    // --snapshot would add; asked for, it is on.
+    ws.write("g50.csv", groups_of_50());
+    let ran = ws.plan("g50.csv", "Leads", &["--api", "auto", "--json"]);
+    let plan = ran.json();
+    assert_eq!(
+        [
+            &plan["snapshot"],
+            &plan["snapshot_credits"],
+            &plan["snapshot_credits_estimate"]
+        ],
+        [&json!(false), &json!(0), &json!(10)],
+        "{}",
+        ran.report()
+    );
+    assert!(plan["warnings"].as_array().unwrap().iter().any(|w| w
+        .as_str()
+        .unwrap()
+        .contains("would add 10 credit(s) to the 20 write credit(s)")));
+    let ran = ws.plan(
+        "g50.csv",
+        "Leads",
+        &["--api", "auto", "--snapshot", "--new-run", "--json"],
+    );
+    let plan = ran.json();
+    assert_eq!(
+        [
+            &plan["snapshot"],
+            &plan["snapshot_decided"],
+            &plan["snapshot_credits"]
+        ],
+        [&json!(true), &json!("asked"), &json!(10)],
+        "{}",
+        ran.report()
+    );
+}
+
 #[test]
 fn blank_lines_in_an_lf_file_shifted_later_line_numbers() {
     // The csv crate dates a record from where reading started, before the blank lines it

@@ -1,13 +1,17 @@
 //! Properties of planning over generated CSVs: every input row is stored once with its
 //! line, statuses follow a simple model of duplicates, chunks respect the limits, and
-//! grouping never changes, drops or adds a value.
+//! grouping never changes, drops or adds a value; the split between mass_update and Update
+//! Records costs what it says and never more credits than the better single-kind plan.
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use common::{chunks, groups, last_run, payload_by_row, rows, run_value, Workspace};
-use massup::plan::{plan, PlanOutcome, PlanRequest, PlanSettings, MAX_IDS_PER_CALL};
+use massup::plan::{
+    plan, ApiChoice, Optimize, PlanOutcome, PlanRequest, PlanSettings, PlanSummary,
+    MAX_IDS_PER_CALL,
+};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
@@ -364,5 +368,161 @@ proptest! {
         prop_assert_eq!(ran.code(), if any_invalid { 3 } else { 0 }, "{}", ran.report());
         let conn = ws.open_db();
         prop_assert_eq!(rows(&conn, last_run(&conn)).len(), case.rows.len());
+    }
+}
+
+/// A sheet for the split between the two kinds of call: `records` distinct records, each
+/// column's values drawn from a pool of its own size (1: one shared value; 100,000: nearly
+/// all unique), a share of cells blank.
+#[derive(Debug, Clone)]
+struct Sheet {
+    records: usize,
+    pools: Vec<usize>,
+    blank_percent: u64,
+    chunk_size: usize,
+    field_limit: usize,
+    seed: u64,
+}
+
+fn sheet() -> impl Strategy<Value = Sheet> {
+    let pool = prop_oneof![Just(1usize), 2usize..=8, 9usize..=150, Just(100_000usize)];
+    (
+        1usize..=1_500,
+        prop::collection::vec(pool, 1..=3),
+        0u64..=50,
+        prop_oneof![3 => Just(MAX_IDS_PER_CALL), 1 => 1usize..=MAX_IDS_PER_CALL],
+        1usize..=3,
+        any::<u64>(),
+    )
+        .prop_map(
+            |(records, pools, blank_percent, chunk_size, field_limit, seed)| Sheet {
+                records,
+                pools,
+                blank_percent,
+                chunk_size,
+                field_limit,
+                seed,
+            },
+        )
+}
+
+impl Sheet {
+    fn csv(&self) -> String {
+        let mut state = self.seed | 1;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            state >> 33
+        };
+        let mut csv = String::from("id");
+        for c in 0..self.pools.len() {
+            csv.push_str(&format!(",F{c}"));
+        }
+        csv.push('\n');
+        for i in 0..self.records {
+            csv.push_str(&(1_000 + i).to_string());
+            for &pool in &self.pools {
+                csv.push(',');
+                if next() % 100 >= self.blank_percent {
+                    csv.push_str(&format!("v{}", next() % pool as u64));
+                }
+            }
+            csv.push('\n');
+        }
+        csv
+    }
+
+    /// Plans the sheet as a new run with `api` and `optimize`: the summary and what each
+    /// stored call costs in credits (a mass_update call 1, an Update Records call 1 per
+    /// started 10 records).
+    fn plan(&self, dir: &Path, api: ApiChoice, optimize: Optimize) -> (PlanSummary, u64, u64) {
+        let csv_path = dir.join("sheet.csv");
+        std::fs::write(&csv_path, self.csv()).unwrap();
+        let mut settings = PlanSettings::new("Leads");
+        settings.api = api;
+        settings.optimize = optimize;
+        settings.chunk_size = self.chunk_size;
+        settings.max_fields_per_call = self.field_limit;
+        let mut conn = massup::store::open(&dir.join("massup.db")).unwrap();
+        let outcome = plan(
+            &mut conn,
+            &PlanRequest {
+                csv_path: &csv_path,
+                settings: &settings,
+                fields: None,
+                strict: false,
+                new_run: true,
+                send_json: None,
+                resolve_keys: None,
+                expectations: None,
+            },
+        )
+        .unwrap();
+        let PlanOutcome::Planned(summary) = outcome else {
+            panic!("--new-run plans again");
+        };
+        let mut stmt = conn
+            .prepare("SELECT kind, size FROM chunks WHERE run_id = ?1")
+            .unwrap();
+        let stored: Vec<(String, i64)> = stmt
+            .query_map([summary.run_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let credits = stored
+            .iter()
+            .map(|(kind, size)| match kind.as_str() {
+                "update_records" => (*size as u64).div_ceil(10),
+                _ => 1,
+            })
+            .sum();
+        (summary, credits, stored.len() as u64)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_split_never_costs_more_credits_than_one_kind_alone(sheet in sheet()) {
+        let dir = tempfile::tempdir().unwrap();
+        let plans = [
+            (ApiChoice::Auto, Optimize::Credits),
+            (ApiChoice::Auto, Optimize::Calls),
+            (ApiChoice::Mass, Optimize::Credits),
+            (ApiChoice::Update, Optimize::Credits),
+        ]
+        .map(|(api, optimize)| sheet.plan(dir.path(), api, optimize));
+        for (summary, stored_credits, stored_calls) in &plans {
+            // What the plan says is what its stored calls cost.
+            let t = &summary.totals;
+            prop_assert_eq!(t.credits, *stored_credits, "{:?}", t);
+            prop_assert_eq!(t.calls, *stored_calls, "{:?}", t);
+            prop_assert_eq!(t.credits, t.mass_update_credits + t.update_records_credits);
+            prop_assert_eq!(t.mass_update_credits, t.mass_update_calls);
+            prop_assert!(t.min_credits <= t.credits, "{:?}", t);
+            if sheet.chunk_size == MAX_IDS_PER_CALL {
+                prop_assert_eq!(t.min_credits, t.credits);
+            }
+        }
+        let [(by_credits, ..), (by_calls, ..), (mass, ..), (update, ..)] = &plans;
+        let (c, k) = (&by_credits.totals, &by_calls.totals);
+        // The alternatives are the plans forcing one kind.
+        prop_assert_eq!(c.all_mass_update_credits, Some(mass.totals.credits));
+        prop_assert_eq!(c.all_mass_update_calls, Some(mass.totals.calls));
+        prop_assert_eq!(c.all_update_records_credits, Some(update.totals.credits));
+        prop_assert_eq!(c.all_update_records_calls, Some(update.totals.calls));
+        // Minimising credits: never more than the better single-kind plan, nor than the
+        // plan that minimises calls.
+        prop_assert!(c.credits <= mass.totals.credits.min(update.totals.credits), "{:?}", c);
+        prop_assert!(c.credits <= k.credits, "{:?} {:?}", c, k);
+        // Minimising calls: never more calls than either single-kind plan, nor than the
+        // plan that minimises credits. (Its credits may exceed both: that is its choice.)
+        prop_assert!(k.calls <= mass.totals.calls.min(update.totals.calls), "{:?}", k);
+        prop_assert!(k.calls <= c.calls, "{:?} {:?}", c, k);
+        // Update Records batches are cut so that their credits are ceil(records / 10)
+        // (every valid row is a record of its own here).
+        prop_assert_eq!(update.totals.credits, update.totals.valid_rows.div_ceil(10));
     }
 }

@@ -44,8 +44,8 @@ async fn a_sheet_of_unique_values_is_sent_in_100_calls_not_30000() {
     ran.expect_in(
         Stream::Out,
         &[
-            "Update Records",
-            "alternatives   all mass_update 30000, all Update Records 100",
+            "credits needed      1,000   (mass_update 0; Update Records 1,000 in 100 calls)",
+            "alternatives   all mass_update: 30,000 credits / 30,000 calls; all Update Records: 1,000 credits / 100 calls",
         ],
     );
     let ledger = server.ledger();
@@ -183,7 +183,7 @@ async fn retry_regroups_retryable_records_of_both_kinds() {
     ran.expect_code(3);
     ran.expect_in(
         Stream::Out,
-        &["mass_update             2", "Update Records          1"],
+        &["credits needed         12   (mass_update 2 in 2 calls; Update Records 10 in 1 call)"],
     );
     let first = server.ledger();
     assert_eq!((first.requests, first.update_requests), (2, 1));

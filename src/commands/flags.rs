@@ -156,13 +156,16 @@ pub struct PlanFlags {
     /// Send over_write: true (multi-select picklists: replace instead of append).
     #[arg(long)]
     pub over_write: bool,
-    /// Kinds of call: auto (fewest calls: mass_update for large groups of equal values, Update Records for the rest), mass, or update [default: auto]
+    /// Kinds of call: auto (fewest credits, see --optimize: mass_update for large groups of equal values, Update Records for the rest), mass, or update [default: auto]
     #[arg(long, value_enum, default_value_t = crate::plan::ApiChoice::Auto)]
     pub api: crate::plan::ApiChoice,
+    /// What --api auto minimises: credits (what Zoho bills: mass_update 1 a call, Update Records 1 per 10 records; fewer calls break ties) or calls (fewer, faster calls for an org with credits to spare) [default: credits; or `optimize` in massup.toml]
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub optimize: Option<crate::plan::Optimize>,
     /// What Update Records runs: workflow,approval,blueprint (comma-separated) or none [default: Zoho's default]
     #[arg(long, value_name = "LIST", value_parser = parse_trigger)]
     pub trigger: Option<TriggerList>,
-    /// Read and keep each record's values before writing them, so `massup undo` can take the run back [default: when it costs at most as many calls as the writes; or `snapshot` in massup.toml]
+    /// Read and keep each record's values before writing them, so `massup undo` can take the run back [default: when its reads add at most 25% to the write credits; or `snapshot` in massup.toml]
     #[arg(long, overrides_with = "no_snapshot")]
     pub snapshot: bool,
     /// Take no snapshot: the run cannot be undone.
@@ -307,6 +310,7 @@ impl PlanFlags {
         }
         settings.types = self.types.iter().cloned().collect();
         settings.api = self.api;
+        settings.optimize = self.optimize.or(config.optimize).unwrap_or_default();
         settings.trigger = self.trigger.clone().map(|t| t.0);
         // Every setting is checked here, before any file is read or call made.
         settings.check().map_err(|e| UsageError::new(e.0))?;

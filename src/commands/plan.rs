@@ -10,7 +10,7 @@ use crate::render;
 
 const EXAMPLES: &str = "Examples:
   massup plan --csv changes.csv --module Leads
-      validate and group the file; show the calls it needs (no API call)
+      validate and group the file; show the credits and calls it needs (no API call)
   massup plan --csv changes.tsv --module Deals --delimiter '\\t' --strict
       a tab-separated file; refuse it whole if any row is invalid
   massup plan --csv changes.csv --module Leads --fields samples/fields/Leads.json --json
@@ -20,6 +20,7 @@ const EXAMPLES: &str = "Examples:
       a sheet as Excel saves it in Germany (';' is found by itself)
   massup plan --csv changes.csv --module Leads --diff
       also read the records' current values: how many would change, with samples";
+
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = EXAMPLES)]

@@ -105,7 +105,8 @@ impl MatchField {
         }
     }
 
-    /// The query for one batch of at most [`crate::api::limits::MAX_IN_VALUES`] normalised keys: ids and the
+    /// The query for one batch of at most
+    /// [`MAX_IN_VALUES`](crate::api::limits::MAX_IN_VALUES) normalised keys: ids and the
     /// field, `limit` rows from `offset`.
     pub fn query(&self, keys: &[String], limit: usize, offset: usize) -> String {
         let mut query = format!(
@@ -438,5 +439,9 @@ mod tests {
             (1, 1, 1)
         );
         assert!(matches.absorb(&serde_json::Map::new()).is_err());
+        // Credits are what the lookup's calls cost, as the attempt loop counted them.
+        matches.calls = 4;
+        matches.credits = 12;
+        assert_eq!(matches.totals().credits, 12);
     }
 }

@@ -22,14 +22,17 @@ use crate::store::rows::NewRow;
 use crate::store::{self, RunInfo, StoreError};
 use matching::Matches;
 
-use crate::api::limits::{MAX_FIELDS_PER_READ, MAX_IDS_PER_READ};
+use crate::api::limits::{credits, CallKind, MAX_FIELDS_PER_READ, MAX_IDS_PER_READ};
 pub use crate::api::limits::{MAX_IDS_PER_CALL, MAX_RECORDS_PER_UPDATE};
 pub use planner::{
-    balanced_chunks, parse_record_id, ColumnMapping, PlanTotals, Planner, RowProblem,
-    PROBLEMS_SHOWN,
+    balanced_chunks, parse_record_id, update_batch_sizes, ColumnMapping, PlanTotals, Planner,
+    RowProblem, PROBLEMS_SHOWN,
 };
 use settings::snapshot_by_default;
-pub use settings::{default_field_limit, ApiChoice, FromHeader, PlanSettings, SettingsError};
+pub use settings::{
+    default_field_limit, ApiChoice, FromHeader, Optimize, PlanSettings, SettingsError,
+    SNAPSHOT_MAX_SHARE_PERCENT,
+};
 
 /// Problems that stop a plan before anything is stored. All are input or usage errors.
 #[derive(Debug, thiserror::Error)]
@@ -79,11 +82,39 @@ pub struct PlanSummary {
     pub example_request: Option<serde_json::Value>,
     /// Whether the run reads and keeps its records' values before writing them (undo).
     pub snapshot: bool,
+    /// How the snapshot was decided: `asked` (`--snapshot`, `--no-snapshot` or massup.toml),
+    /// `needed` (`--skip-unchanged` or an undo compares values), or `by_cost` (on when its
+    /// reads add at most [`SNAPSHOT_MAX_SHARE_PERCENT`] of the write credits).
+    pub snapshot_decided: SnapshotDecision,
     /// The Get Records calls that costs (0 without a snapshot).
     pub snapshot_calls: u64,
+    /// Their credits, one a call (0 without a snapshot).
+    pub snapshot_credits: u64,
+    /// The snapshot's read credits whether or not it is taken: what `--snapshot` adds to
+    /// a run that goes without.
+    pub snapshot_credits_estimate: u64,
     /// With `--match-by`: the keys looked up, what they found, and the calls spent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lookup: Option<matching::LookupTotals>,
+}
+
+/// See [`PlanSummary::snapshot_decided`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotDecision {
+    Asked,
+    Needed,
+    ByCost,
+}
+
+impl PlanSummary {
+    /// What the plan costs in credits in all: the writes, the snapshot's reads when it is
+    /// taken, and the lookups already spent (when their price is known).
+    pub fn total_credits(&self) -> u64 {
+        self.totals.credits
+            + self.snapshot_credits
+            + self.lookup.as_ref().map_or(0, |l| l.credits)
+    }
 }
 
 pub enum PlanOutcome {
@@ -319,13 +350,20 @@ pub fn plan_input(
         snapshot_calls =
             snapshot_calls.min(totals.valid_rows.div_ceil(MAX_IDS_PER_READ as u64) * reads_per_100);
     }
+    // Get Records costs a credit a call.
+    let snapshot_credits = snapshot_calls * credits(CallKind::GetRecords, MAX_IDS_PER_READ);
     // Whether the run keeps its records' values before writing them (undo): as asked, or
     // by what it costs; --skip-unchanged needs the values to compare.
-    let snapshot = settings.skip_unchanged
-        || settings.undo_of.is_some()
-        || settings
-            .snapshot
-            .unwrap_or_else(|| snapshot_by_default(totals.calls, snapshot_calls));
+    let (snapshot, snapshot_decided) = if settings.skip_unchanged || settings.undo_of.is_some() {
+        (true, SnapshotDecision::Needed)
+    } else if let Some(asked) = settings.snapshot {
+        (asked, SnapshotDecision::Asked)
+    } else {
+        (
+            snapshot_by_default(totals.credits, snapshot_credits),
+            SnapshotDecision::ByCost,
+        )
+    };
     if settings.snapshot != Some(snapshot) {
         let decided = PlanSettings {
             snapshot: Some(snapshot),
@@ -334,10 +372,12 @@ pub fn plan_input(
         let json = serde_json::to_string(&decided).expect("settings serialize");
         store::runs::set_settings_json(&tx, run_id, &json)?;
     }
-    if settings.snapshot.is_none() && !snapshot && totals.calls > 0 {
+    if snapshot_decided == SnapshotDecision::ByCost && !snapshot && totals.calls > 0 {
         warnings.push(format!(
-            "no snapshot: reading the values before writing them would cost {snapshot_calls} more call(s) for {} update call(s), so this run cannot be undone; pass --snapshot to take it",
-            totals.calls
+            "no snapshot: reading the values before writing them would add {} credit(s) to the {} write credit(s) ({}, more than the {SNAPSHOT_MAX_SHARE_PERCENT}% taken by default), so this run cannot be undone; pass --snapshot to take it",
+            crate::render::count(snapshot_credits),
+            crate::render::count(totals.credits),
+            share_of(snapshot_credits, totals.credits),
         ));
     }
     store::runs::set_plan_totals(
@@ -376,8 +416,20 @@ pub fn plan_input(
         example_request,
         lookup: matches.map(|m| m.totals()),
         snapshot,
+        snapshot_decided,
         snapshot_calls: if snapshot { snapshot_calls } else { 0 },
+        snapshot_credits: if snapshot { snapshot_credits } else { 0 },
+        snapshot_credits_estimate: snapshot_credits,
     }))
+}
+
+/// `part` as a share of `whole` for people: `+10%`, `+250%` (`+0%` of nothing).
+pub fn share_of(part: u64, whole: u64) -> String {
+    match (part, whole) {
+        (0, _) => "+0%".into(),
+        (_, 0) => "more than the writes".into(),
+        _ => format!("+{}%", (part as f64 * 100.0 / whole as f64).round() as u64),
+    }
 }
 
 /// Rows per message between the threads: large enough that handing over is rare.

@@ -17,9 +17,11 @@ use rustc_hash::{FxBuildHasher, FxHashMap};
 use serde::Serialize;
 
 use super::matching::Matches;
-use super::settings::{ApiChoice, PlanSettings, SettingsError};
+use super::settings::{ApiChoice, Optimize, PlanSettings, SettingsError};
 use super::PlanError;
-use crate::api::limits::{MAX_IDS_PER_CALL, MAX_RECORDS_PER_UPDATE};
+use crate::api::limits::{
+    credits, CallKind, MAX_IDS_PER_CALL, MAX_RECORDS_PER_UPDATE, RECORDS_PER_WRITE_CREDIT,
+};
 use crate::fields::{
     self, CoerceOptions, ColumnMatch, ColumnProblem, ColumnProblemKind, FieldMeta, FieldType,
     ModuleFields,
@@ -285,6 +287,8 @@ pub struct Planner {
     update_everything: bool,
     /// Every group goes through mass_update (--api mass).
     mass_everything: bool,
+    /// What the split between the two kinds minimises (`--optimize`).
+    optimize: Optimize,
     coerce_options: CoerceOptions,
     /// With `--match-by`: the key cell names the record, through what the lookup found.
     matches: Option<Arc<Matches>>,
@@ -350,6 +354,7 @@ impl Planner {
             update_everything: settings.api == ApiChoice::Update
                 || settings.trigger.as_ref().is_some_and(Vec::is_empty),
             mass_everything: settings.api == ApiChoice::Mass,
+            optimize: settings.optimize,
             chunk_size: settings.chunk_size,
             coerce_options,
             matches: None,
@@ -813,6 +818,18 @@ impl Planner {
         }
         let update_batches = self.update_batches(&routes.of, &ordered, &offsets);
         let update_calls = update_batches.len() as u64;
+        let update_records: usize = update_batches.iter().map(Vec::len).sum();
+        // What the batches as cut cost (which is ceil(records / 10), see update_batch_sizes).
+        let update_credits: u64 = update_batches
+            .iter()
+            .map(|batch| credits(CallKind::UpdateRecords, batch.len()))
+            .sum();
+        debug_assert_eq!(
+            update_credits,
+            batched_update_credits(update_records as u64)
+        );
+        let mass_credits = mass_calls * credits(CallKind::MassUpdate, self.chunk_size);
+        let min_mass_credits = min_calls * credits(CallKind::MassUpdate, MAX_IDS_PER_CALL);
         let merged_rows = self
             .row_status
             .iter()
@@ -828,8 +845,15 @@ impl Planner {
             min_calls: min_calls + update_calls,
             mass_update_calls: mass_calls,
             update_records_calls: update_calls,
-            all_mass_update_calls: routes.all_mass,
-            all_update_records_calls: routes.all_update,
+            all_mass_update_calls: routes.all_mass.map(|c| c.calls),
+            all_update_records_calls: routes.all_update.map(|c| c.calls),
+            optimize: self.optimize,
+            credits: mass_credits + update_credits,
+            min_credits: min_mass_credits + batched_update_credits(update_records as u64),
+            mass_update_credits: mass_credits,
+            update_records_credits: update_credits,
+            all_mass_update_credits: routes.all_mass.map(|c| c.credits),
+            all_update_records_credits: routes.all_update.map(|c| c.credits),
         };
         PlannedCalls {
             routes: routes.of,
@@ -862,11 +886,15 @@ impl Planner {
     /// Decides which kind of call carries each group. Groups that only one kind can carry
     /// go that way. The others are sent by mass_update when large and by Update Records
     /// when small: of all the thresholds "groups below this size go in update batches",
-    /// the one with the fewest calls in total is chosen. Moving a group to the batches
-    /// saves its mass_update calls and costs only the records not already in a batch (100
-    /// a call), so the scan over groups by size finds the cheapest threshold exactly; it
-    /// includes "none" (all mass_update) and "all" (all Update Records), so the plan never
-    /// needs more calls than the better of the two.
+    /// the one with the fewest credits is chosen, the fewest calls breaking ties
+    /// (`--optimize calls` turns the order round). Moving a group to the batches saves its
+    /// mass_update calls (one credit each) and costs only the records not already in a
+    /// batch: N records in batches cost ceil(N / 10) credits in ceil(N / 100) calls, as
+    /// `update_batch_sizes` cuts them. So each threshold's cost is known exactly from the
+    /// count of records in batches, and the scan over groups by size finds the cheapest
+    /// threshold exactly; it includes "none" (all mass_update) and "all" (all Update
+    /// Records), so the plan never costs more credits (or, optimising calls, needs more
+    /// calls) than the better of the two.
     fn routes(&self, counts: &[u32], ordered: &[u32], offsets: &[u32]) -> Routes {
         let rows_of = |g: usize| &ordered[offsets[g] as usize..offsets[g + 1] as usize];
         let class = |g: usize| {
@@ -881,8 +909,14 @@ impl Planner {
             class
         };
         let live: Vec<usize> = (0..counts.len()).filter(|&g| counts[g] > 0).collect();
+        // mass_update calls of a group; each costs one credit.
         let mass_cost = |g: usize| (counts[g] as usize).div_ceil(self.chunk_size) as u64;
-        let update_cost = |records: u64| records.div_ceil(MAX_RECORDS_PER_UPDATE as u64);
+        let mass_credit = credits(CallKind::MassUpdate, self.chunk_size);
+        // A candidate: `mass` mass_update calls and `records` records in update batches.
+        let cost = |mass: u64, records: u64| Cost {
+            credits: mass * mass_credit + batched_update_credits(records),
+            calls: mass + records.div_ceil(MAX_RECORDS_PER_UPDATE as u64),
+        };
         // The records with any change, for the all-Update-Records alternative.
         let mut owners = vec![false; self.row_record.len()];
         let mut all_records = 0u64;
@@ -899,11 +933,11 @@ impl Planner {
         let all_mass = live
             .iter()
             .all(|&g| classes[g] != Route::Update)
-            .then(|| live.iter().map(|&g| mass_cost(g)).sum::<u64>());
+            .then(|| cost(live.iter().map(|&g| mass_cost(g)).sum::<u64>(), 0));
         let all_update = live
             .iter()
             .all(|&g| classes[g] != Route::Mass)
-            .then(|| update_cost(all_records));
+            .then(|| cost(0, all_records));
         let mut of: Vec<Route> = classes
             .iter()
             .map(|&c| match c {
@@ -937,13 +971,18 @@ impl Planner {
                 .filter(|&g| of[g] == Route::Flexible)
                 .collect();
             flexible.sort_by_key(|&g| (counts[g], g));
-            let (mut best_cost, mut best_k) = (mass + update_cost(records), 0);
+            // Full ties keep the earlier threshold (fewer groups moved). Optimising calls,
+            // a later threshold with as many calls never has fewer credits (the batches'
+            // credits, per 10 records, grow at least as fast as their calls, per 100), so
+            // there the second key only states the rule.
+            let key = |c: Cost| self.optimize.key(c.credits, c.calls);
+            let (mut best, mut best_k) = (key(cost(mass, records)), 0);
             for (k, &g) in flexible.iter().enumerate() {
                 mass -= mass_cost(g);
                 mark(g, &mut in_update, &mut records);
-                let cost = mass + update_cost(records);
-                if cost < best_cost {
-                    (best_cost, best_k) = (cost, k + 1);
+                let candidate = key(cost(mass, records));
+                if candidate < best {
+                    (best, best_k) = (candidate, k + 1);
                 }
             }
             for (k, &g) in flexible.iter().enumerate() {
@@ -1008,13 +1047,10 @@ impl Planner {
             };
             records.push((member, object));
         }
-        // Cut into balanced batches, moving the records (no copy of their objects).
-        let sizes: Vec<usize> = balanced_chunks(&records, MAX_RECORDS_PER_UPDATE)
-            .map(<[(Member, String)]>::len)
-            .collect();
+        // Cut into batches billed at the fewest credits, moving the records (no copy of
+        // their objects).
         let mut records = records.into_iter();
-        sizes
-            .into_iter()
+        update_batch_sizes(records.len())
             .map(|size| records.by_ref().take(size).collect())
             .collect()
     }
@@ -1025,14 +1061,22 @@ impl Planner {
 enum Route {
     Mass,
     Update,
-    /// Either; decided by the call count.
+    /// Either; decided by what it costs.
     Flexible,
+}
+
+/// What a candidate split costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cost {
+    credits: u64,
+    calls: u64,
 }
 
 struct Routes {
     of: Vec<Route>,
-    all_mass: Option<u64>,
-    all_update: Option<u64>,
+    /// The single-kind alternatives (None when some column rules the kind out).
+    all_mass: Option<Cost>,
+    all_update: Option<Cost>,
 }
 
 /// The line where each row starts, kept as the runs over which `line - row_no` is the
@@ -1059,7 +1103,8 @@ impl LineIndex {
     }
 }
 
-/// What a plan counted.
+/// What a plan counted. Credits are Zoho's API credits (`api::limits::credits`): a
+/// mass_update call costs one, an Update Records call one per started 10 records.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct PlanTotals {
     pub input_rows: u64,
@@ -1078,6 +1123,23 @@ pub struct PlanTotals {
     /// some column rules that kind out).
     pub all_mass_update_calls: Option<u64>,
     pub all_update_records_calls: Option<u64>,
+    /// What the split between the kinds minimised (`--optimize`).
+    pub optimize: Optimize,
+    /// The write calls' credits, both kinds (lookups and snapshot reads are counted apart).
+    pub credits: u64,
+    /// A lower bound of the write credits for this plan's split, as `min_calls` is of its
+    /// calls: one credit per 500 ids of each mass_update group (Zoho's limit, whatever
+    /// `--chunk-size` says) plus ceil(records / 10) for the records in Update Records
+    /// batches (Zoho bills started tens of records). The plan's batches are cut to reach
+    /// it, so `credits` equals it unless `--chunk-size` is below 500. It bounds this
+    /// split only; another split can cost less when the plan optimises calls or forces a
+    /// kind with `--api` (see the all_* alternatives).
+    pub min_credits: u64,
+    pub mass_update_credits: u64,
+    pub update_records_credits: u64,
+    /// The alternatives in credits (None when some column rules that kind out).
+    pub all_mass_update_credits: Option<u64>,
+    pub all_update_records_credits: Option<u64>,
 }
 
 /// A finished plan: totals, rows that turned out invalid, and the groups with their chunks.
@@ -1141,6 +1203,50 @@ impl PlannedGroup<'_> {
                 .collect()
         })
     }
+}
+
+/// Credits of `records` records sent by Update Records in batches cut by
+/// [`update_batch_sizes`]: ceil(records / 10), the least any cut can cost.
+pub fn batched_update_credits(records: u64) -> u64 {
+    records.div_ceil(RECORDS_PER_WRITE_CREDIT as u64)
+}
+
+/// Sizes of the Update Records batches that carry `records` records: the fewest batches of
+/// at most 100, billed at the fewest credits, as even as possible. Zoho bills an Update
+/// Records call one credit per started 10 records, so evenly cut batches can waste credits
+/// (150 records as 75 + 75 cost 8 + 8 = 16, where 80 + 70 cost 15): every batch holds a
+/// multiple of 10 records but the last, which holds the remainder, so the batches cost
+/// ceil(records / 10) in all, and no two differ by more than 10 records.
+pub fn update_batch_sizes(records: usize) -> impl Iterator<Item = usize> {
+    billed_chunk_sizes(records, MAX_RECORDS_PER_UPDATE, RECORDS_PER_WRITE_CREDIT)
+}
+
+/// The fewest chunks of at most `size` items that carry `len`, each a multiple of `unit`
+/// items but the last (which is short by less than a unit), the units spread as evenly as
+/// possible: chunks billed per started `unit` then cost ceil(len / unit) units in all.
+/// Falls back to [`balanced_chunks`]' sizes when `size` is not a multiple of `unit`.
+fn billed_chunk_sizes(len: usize, size: usize, unit: usize) -> impl Iterator<Item = usize> {
+    let size = size.max(1);
+    let unit = if unit == 0 || !size.is_multiple_of(unit) {
+        1
+    } else {
+        unit
+    };
+    let count = len.div_ceil(size);
+    let units = len.div_ceil(unit);
+    let base = units.checked_div(count).unwrap_or(0);
+    let extra = units.checked_rem(count).unwrap_or(0);
+    // What the units hold beyond `len`, taken off the last chunk (which holds a unit more
+    // than the first ones whenever any does, so the spread stays within one unit).
+    let short = units * unit - len;
+    (0..count).map(move |i| {
+        let held = (base + usize::from(i >= count - extra)) * unit;
+        if i + 1 == count {
+            held - short
+        } else {
+            held
+        }
+    })
 }
 
 /// Cuts `ids` into the fewest chunks of at most `size`, as even as possible (so that the
@@ -1388,8 +1494,9 @@ mod tests {
     }
 
     /// Every (record, field) change is carried by exactly one call of either kind, with
-    /// the value of the row that asked for it; the plan never needs more calls than the
-    /// better of all-mass_update and all-Update-Records.
+    /// the value of the row that asked for it; the credits and calls are those of the calls
+    /// planned; the plan never costs more credits (with --optimize calls: never needs
+    /// more calls) than the better of all-mass_update and all-Update-Records.
     fn assert_each_change_carried_once(csv: &str, planned: &PlannedCalls) {
         let mut expected: std::collections::BTreeMap<(i64, String), String> = Default::default();
         let mut lines = csv.lines();
@@ -1451,14 +1558,35 @@ mod tests {
             + planned.update_batches.len() as u64;
         assert_eq!(t.calls, calls);
         assert_eq!(t.calls, t.mass_update_calls + t.update_records_calls);
+        let update_records: usize = planned.update_batches.iter().map(Vec::len).sum();
+        let update_credits: u64 = planned
+            .update_batches
+            .iter()
+            .map(|b| b.len().div_ceil(10) as u64)
+            .sum();
+        assert_eq!(t.update_records_credits, update_credits);
+        assert_eq!(update_credits, update_records.div_ceil(10) as u64, "{t:?}");
+        assert_eq!(t.mass_update_credits, t.mass_update_calls);
+        assert_eq!(t.credits, t.mass_update_credits + t.update_records_credits);
+        assert!(
+            t.min_credits <= t.credits && t.min_calls <= t.calls,
+            "{t:?}"
+        );
         if planned.planner.update_everything || planned.planner.mass_everything {
             return; // a forced kind
         }
-        let better = t
-            .all_mass_update_calls
-            .min(t.all_update_records_calls)
-            .unwrap();
-        assert!(t.calls <= better, "{t:?}");
+        let better = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let (credits, calls) = (
+            better(t.all_mass_update_credits, t.all_update_records_credits),
+            better(t.all_mass_update_calls, t.all_update_records_calls),
+        );
+        match t.optimize {
+            Optimize::Credits => assert!(t.credits <= credits.unwrap(), "{t:?}"),
+            Optimize::Calls => assert!(t.calls <= calls.unwrap(), "{t:?}"),
+        }
     }
 
     #[test]
@@ -1473,7 +1601,93 @@ mod tests {
         assert_eq!(t.mass_update_calls, 0);
         assert_eq!(t.all_mass_update_calls, Some(3000));
         assert_eq!(t.all_update_records_calls, Some(10));
+        // 10 credits a full batch: 100 credits where mass_update would spend 3,000.
+        assert_eq!((t.credits, t.update_records_credits), (100, 100));
+        assert_eq!(t.all_mass_update_credits, Some(3000));
+        assert_eq!(t.all_update_records_credits, Some(100));
+        assert_eq!(t.min_credits, 100);
         assert_each_change_carried_once(&csv, &planned);
+    }
+
+    #[test]
+    fn unique_values_cost_a_credit_per_ten_records_however_many() {
+        for records in [1usize, 9, 10, 11, 150, 1_001, 1_050, 2_345] {
+            let mut csv = String::from("id,City\n");
+            for i in 0..records {
+                csv.push_str(&format!("{},c{i}\n", 100 + i));
+            }
+            let (_, planned) = plan(&csv, &PlanSettings::new("Leads"));
+            let t = planned.totals;
+            // The odd record may stay mass_update where that costs the same (one record:
+            // a credit and a call either way; 1,001: 1,000 in 10 batches and one by
+            // mass_update, or 11 batches, 101 credits in 11 calls both).
+            assert_eq!(t.credits, records.div_ceil(10) as u64, "{records}: {t:?}");
+            assert_eq!(t.calls, records.div_ceil(100) as u64, "{records}: {t:?}");
+            assert!(t.mass_update_calls <= 1, "{records}: {t:?}");
+            assert_eq!(t.min_credits, t.credits);
+            assert_each_change_carried_once(&csv, &planned);
+        }
+    }
+
+    /// The sheet of the issue: 100,000 records whose City is shared by groups of 50.
+    fn groups_of_50() -> String {
+        let mut csv = String::with_capacity(3_000_000);
+        csv.push_str("id,City\n");
+        for i in 0..100_000u64 {
+            csv.push_str(&format!("{},City {}\n", 1_000_000 + i, i / 50));
+        }
+        csv
+    }
+
+    #[test]
+    fn groups_of_50_go_by_mass_update_at_2000_credits_not_10000() {
+        let csv = groups_of_50();
+        let (_, planned) = plan(&csv, &PlanSettings::new("Leads"));
+        let t = planned.totals;
+        // 2,000 mass_update calls of 50 ids, a credit each; Update Records would take
+        // half the calls for five times the credits.
+        assert_eq!(
+            (t.credits, t.calls, t.update_records_calls),
+            (2_000, 2_000, 0),
+            "{t:?}"
+        );
+        assert_eq!(t.all_mass_update_credits, Some(2_000));
+        assert_eq!(t.all_update_records_credits, Some(10_000));
+        assert_eq!(t.all_update_records_calls, Some(1_000));
+        assert_each_change_carried_once(&csv, &planned);
+        // For an org with credits to spare, --optimize calls takes the fewer calls.
+        let settings = PlanSettings {
+            optimize: Optimize::Calls,
+            ..PlanSettings::new("Leads")
+        };
+        let (_, planned) = plan(&csv, &settings);
+        let t = planned.totals;
+        assert_eq!(
+            (t.credits, t.calls, t.mass_update_calls),
+            (10_000, 1_000, 0),
+            "{t:?}"
+        );
+        assert_each_change_carried_once(&csv, &planned);
+    }
+
+    #[test]
+    fn equal_credits_go_to_the_fewer_calls() {
+        // 20 values shared by 10 records each: 20 credits either way, in 20 mass_update
+        // calls or 2 Update Records calls.
+        let mut csv = String::from("id,City\n");
+        for i in 0..200 {
+            csv.push_str(&format!("{},c{}\n", 100 + i, i / 10));
+        }
+        for optimize in [Optimize::Credits, Optimize::Calls] {
+            let settings = PlanSettings {
+                optimize,
+                ..PlanSettings::new("Leads")
+            };
+            let (_, planned) = plan(&csv, &settings);
+            let t = planned.totals;
+            assert_eq!(t.all_mass_update_credits, t.all_update_records_credits);
+            assert_eq!((t.credits, t.calls), (20, 2), "{optimize:?}: {t:?}");
+        }
     }
 
     #[test]
@@ -1513,6 +1727,26 @@ mod tests {
     }
 
     #[test]
+    fn update_batches_cost_the_fewest_credits_and_stay_even() {
+        let sizes = |n: usize| update_batch_sizes(n).collect::<Vec<_>>();
+        assert_eq!(sizes(150), [70, 80]);
+        assert_eq!(sizes(0), Vec::<usize>::new());
+        assert_eq!(sizes(7), [7]);
+        assert_eq!(sizes(100), [100]);
+        assert_eq!(sizes(101), [50, 51]);
+        for n in 1..=2_500 {
+            let cut = sizes(n);
+            assert_eq!(cut.iter().sum::<usize>(), n);
+            assert_eq!(cut.len(), n.div_ceil(100), "{n}: {cut:?}");
+            assert!(cut.iter().all(|&s| (1..=100).contains(&s)), "{n}: {cut:?}");
+            let credits: usize = cut.iter().map(|s| s.div_ceil(10)).sum();
+            assert_eq!(credits, n.div_ceil(10), "{n}: {cut:?}");
+            let (min, max) = (cut.iter().min().unwrap(), cut.iter().max().unwrap());
+            assert!(max - min <= 10, "{n}: {cut:?}");
+        }
+    }
+
+    #[test]
     fn random_sheets_carry_every_change_exactly_once() {
         use rand::{Rng, SeedableRng};
         for seed in 0..40u64 {
@@ -1538,6 +1772,20 @@ mod tests {
             settings.chunk_size = rng.random_range(1..=500);
             let (_, planned) = plan(&csv, &settings);
             assert_each_change_carried_once(&csv, &planned);
+            let by_credits = planned.totals;
+            settings.optimize = Optimize::Calls;
+            let (_, planned) = plan(&csv, &settings);
+            assert_each_change_carried_once(&csv, &planned);
+            let by_calls = planned.totals;
+            assert!(
+                by_calls.calls <= by_credits.calls,
+                "{by_calls:?} {by_credits:?}"
+            );
+            assert!(
+                by_credits.credits <= by_calls.credits,
+                "{by_calls:?} {by_credits:?}"
+            );
+            settings.optimize = Optimize::Credits;
             // Forcing one kind carries everything that way.
             for api in [ApiChoice::Mass, ApiChoice::Update] {
                 settings.api = api;

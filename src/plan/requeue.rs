@@ -1,14 +1,13 @@
 //! `retry` as planning: which items go out again, and in which new chunks. Retryable items
 //! (or, with codes, retryable and failed items whose last code is one of them) are moved
 //! into fresh chunks, grouped by request body (mass_update) or batched again by 100
-//! (Update Records, each record with its own values) so that records scattered over many
-//! old chunks share calls again. The old items are marked requeued; the store does it in one
+//! (Update Records, each record with its own values, cut as the plan cuts them: the
+//! fewest credits) so that records scattered over many old chunks share calls again. The old items are marked requeued; the store does it in one
 //! transaction.
 use rusqlite::Connection;
 
-use super::planner::balanced_chunks;
+use super::planner::{balanced_chunks, update_batch_sizes};
 use crate::api::limits::CallKind;
-use crate::api::limits::MAX_RECORDS_PER_UPDATE;
 use crate::outcome::ItemState;
 use crate::store::chunks::StoredChunk;
 use crate::store::{self, StoreError};
@@ -62,15 +61,21 @@ pub fn requeue(
         conn,
         run_id,
         |chunk| which.chosen(chunk),
-        |kind, count| {
-            let size = match kind {
-                CallKind::UpdateRecords => MAX_RECORDS_PER_UPDATE,
-                _ => chunk_size,
-            };
-            let all: Vec<()> = vec![(); count];
-            balanced_chunks(&all, size).map(<[()]>::len).collect()
-        },
+        |kind, count| chunk_sizes(kind, count, chunk_size),
     )
+}
+
+/// The sizes of the new chunks that carry `count` items of `kind`: mass_update chunks of
+/// at most `chunk_size`, as even as possible; Update Records batches at the fewest credits
+/// (see [`update_batch_sizes`]).
+fn chunk_sizes(kind: CallKind, count: usize, chunk_size: usize) -> Vec<usize> {
+    match kind {
+        CallKind::UpdateRecords => update_batch_sizes(count).collect(),
+        _ => {
+            let all: Vec<()> = vec![(); count];
+            balanced_chunks(&all, chunk_size).map(<[()]>::len).collect()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -89,5 +94,24 @@ mod tests {
         assert!(!codes.wants(ItemState::Succeeded, Some("INVALID_DATA")));
         assert!(!codes.wants(ItemState::Pending, Some("INVALID_DATA")));
         assert!(!codes.wants(ItemState::Failed, None));
+    }
+
+    #[test]
+    fn requeued_chunks_are_the_fewest_and_cut_as_the_plan_cuts_them() {
+        assert_eq!(
+            chunk_sizes(CallKind::MassUpdate, 1001, 500),
+            [334, 334, 333]
+        );
+        // Update Records: 250 records as 80 + 80 + 90 (25 credits), not 84 + 83 + 83 (27);
+        // 150 as 70 + 80 (15), not 75 + 75 (16).
+        assert_eq!(
+            chunk_sizes(CallKind::UpdateRecords, 250, 500),
+            [80, 80, 90]
+        );
+        assert_eq!(chunk_sizes(CallKind::UpdateRecords, 150, 500), [70, 80]);
+        assert_eq!(
+            chunk_sizes(CallKind::UpdateRecords, 0, 500),
+            Vec::<usize>::new()
+        );
     }
 }

@@ -34,6 +34,11 @@ pub struct PlanSettings {
     /// Which kinds of call may carry the changes (`--api`).
     #[serde(default)]
     pub api: ApiChoice,
+    /// What `--api auto` minimises (`--optimize`). Runs stored before it existed read as
+    /// credits; left out of the stored JSON when it is the default, so that a file planned
+    /// again with the same flags is still recognised as the same settings.
+    #[serde(default, skip_serializing_if = "Optimize::is_default")]
+    pub optimize: Optimize,
     /// What Update Records runs (`--trigger`): None leaves Zoho's default; an empty list
     /// runs no workflow, approval or blueprint (and so rules out mass_update, which always
     /// runs them).
@@ -85,8 +90,8 @@ pub struct FromHeader {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum ApiChoice {
-    /// The fewest calls: mass_update for large groups of equal values, Update Records for
-    /// the rest and for fields mass_update refuses.
+    /// The fewest credits (or calls, with --optimize calls): mass_update for large groups
+    /// of equal values, Update Records for the rest and for fields mass_update refuses.
     #[default]
     Auto,
     /// mass_update only (`POST .../actions/mass_update`, 500 ids, one value set).
@@ -95,12 +100,53 @@ pub enum ApiChoice {
     Update,
 }
 
-/// Whether a run takes a snapshot when the user did not say: when reading the values costs
-/// at most as many calls as writing them. An Update Records batch of 100 costs one read; a
-/// mass_update chunk of 500 costs five, so a nightly run of large groups would pay six
-/// calls for one and goes without (`--snapshot` asks for it).
-pub fn snapshot_by_default(update_calls: u64, snapshot_calls: u64) -> bool {
-    snapshot_calls <= update_calls
+/// What `--api auto` minimises when it splits the changes between mass_update and Update
+/// Records (`--optimize`, or `optimize` in massup.toml).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Optimize {
+    /// The fewest API credits (what Zoho bills: mass_update 1 a call, Update Records 1 per
+    /// 10 records), then the fewest calls.
+    #[default]
+    Credits,
+    /// The fewest calls (faster, for an org with credits to spare), then the fewest credits.
+    Calls,
+}
+
+impl Optimize {
+    pub fn name(self) -> &'static str {
+        match self {
+            Optimize::Credits => "credits",
+            Optimize::Calls => "calls",
+        }
+    }
+
+    fn is_default(&self) -> bool {
+        *self == Optimize::default()
+    }
+
+    /// The key a candidate plan of `credits` and `calls` is compared by: the smaller wins.
+    pub fn key(self, credits: u64, calls: u64) -> (u64, u64) {
+        match self {
+            Optimize::Credits => (credits, calls),
+            Optimize::Calls => (calls, credits),
+        }
+    }
+}
+
+/// The largest share of the run's write credits, in percent, that the snapshot's reads may
+/// add for it to be taken when the user did not say. An undo is worth a quarter more
+/// credits; a run whose reads cost more than that (a mass_update run of large groups pays
+/// one credit for a call of 500 ids and five reads of 100 to snapshot them, +500%) goes
+/// without, and the plan says what `--snapshot` would add. A spreadsheet sent by Update
+/// Records pays 10 credits for a full batch and 1 to read it (+10%): it keeps its undo.
+pub const SNAPSHOT_MAX_SHARE_PERCENT: u64 = 25;
+
+/// Whether a run takes a snapshot when the user did not say: when its reads add at most
+/// [`SNAPSHOT_MAX_SHARE_PERCENT`] of the write credits (Get Records costs one credit a
+/// call).
+pub fn snapshot_by_default(write_credits: u64, snapshot_credits: u64) -> bool {
+    snapshot_credits.saturating_mul(100) <= write_credits.saturating_mul(SNAPSHOT_MAX_SHARE_PERCENT)
 }
 
 /// The automation Update Records can be told to run.
@@ -129,6 +175,7 @@ impl PlanSettings {
             multiselect_separator: ';',
             types: BTreeMap::new(),
             api: ApiChoice::Auto,
+            optimize: Optimize::Credits,
             trigger: None,
             match_by: None,
             snapshot: None,
@@ -262,5 +309,33 @@ mod tests {
         let stored: PlanSettings =
             serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
         assert_eq!(stored, s);
+    }
+
+    #[test]
+    fn old_runs_read_as_credits_and_the_default_is_not_stored() {
+        let s = PlanSettings::new("Leads");
+        let json = serde_json::to_value(&s).unwrap();
+        assert!(json.get("optimize").is_none(), "{json}");
+        let stored: PlanSettings = serde_json::from_value(json).unwrap();
+        assert_eq!(stored.optimize, Optimize::Credits);
+        let calls = PlanSettings {
+            optimize: Optimize::Calls,
+            ..s
+        };
+        let json = serde_json::to_value(&calls).unwrap();
+        assert_eq!(json["optimize"], "calls");
+        let stored: PlanSettings = serde_json::from_value(json).unwrap();
+        assert_eq!(stored.optimize, Optimize::Calls);
+    }
+
+    #[test]
+    fn the_snapshot_is_taken_by_default_when_it_adds_a_quarter_at_most() {
+        // A full Update Records batch: 10 credits, one read.
+        assert!(snapshot_by_default(10, 1));
+        assert!(snapshot_by_default(1_000, 250));
+        assert!(!snapshot_by_default(1_000, 251));
+        // A mass_update chunk of 500 ids: 1 credit, five reads.
+        assert!(!snapshot_by_default(1, 5));
+        assert!(snapshot_by_default(0, 0));
     }
 }

@@ -9,7 +9,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use crate::outcome::ItemState;
-use crate::plan::PlanSummary;
+use crate::plan::{PlanSummary, SnapshotDecision};
 use crate::store::RunInfo;
 use crate::summary::{RowOutcome, RunCounts};
 
@@ -346,45 +346,23 @@ pub fn plan_summary(summary: &PlanSummary, db: &Path) -> String {
     let _ = writeln!(out, "  invalid rows   {:>10}", summary.totals.invalid_rows);
     let _ = writeln!(out, "  groups         {:>10}", summary.totals.groups);
     if let Some(lookup) = &summary.lookup {
+        let credits = format!("{} credit{}", count(lookup.credits), plural(lookup.credits));
+        let reused = if lookup.reused > 0 {
+            format!(
+                "; {} key{} reused from a lookup of the last hour (--fresh-lookups asks again)",
+                count(lookup.reused),
+                plural(lookup.reused)
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "  lookup calls   {:>10}   ({} distinct {} keys: {} found one record, {} none, {} several)",
+            "  lookup calls   {:>10}   ({} distinct {} keys: {} found one record, {} none, {} several; {credits}{reused})",
             lookup.calls, lookup.keys, lookup.field, lookup.matched, lookup.unmatched, lookup.ambiguous
         );
     }
-    let t = &summary.totals;
-    let _ = writeln!(
-        out,
-        "  calls needed   {:>10}   (theoretical minimum {})",
-        t.calls, t.min_calls
-    );
-    if t.update_records_calls > 0 {
-        let _ = writeln!(
-            out,
-            "    mass_update    {:>10}   (one value set, up to 500 records a call)",
-            t.mass_update_calls
-        );
-        let _ = writeln!(
-            out,
-            "    Update Records {:>10}   (each record its own values, up to 100 a call)",
-            t.update_records_calls
-        );
-    }
-    if summary.snapshot {
-        let _ = writeln!(
-            out,
-            "  snapshot       {:>10}   (Get Records calls reading the values before they are written; `massup undo --run {}` can take the run back)",
-            summary.snapshot_calls, summary.run_id
-        );
-    }
-    let alternative =
-        |calls: Option<u64>| calls.map_or_else(|| "not possible".to_string(), |n| n.to_string());
-    let _ = writeln!(
-        out,
-        "  alternatives   all mass_update {}, all Update Records {}",
-        alternative(t.all_mass_update_calls),
-        alternative(t.all_update_records_calls)
-    );
+    out.push_str(&plan_costs(summary));
     if !summary.column_mapping.is_empty() {
         let _ = writeln!(out, "Columns read by their field's label or a loose name:");
         for mapped in &summary.column_mapping {
@@ -411,6 +389,103 @@ pub fn plan_summary(summary: &PlanSummary, db: &Path) -> String {
         );
     }
     out
+}
+
+/// The plan's cost, credits first and calls second: the writes by kind, the alternatives
+/// in both units, the snapshot's reads (taken or not, and why), and the total.
+fn plan_costs(summary: &PlanSummary) -> String {
+    let mut out = String::new();
+    let t = &summary.totals;
+    let calls = |n: u64| format!("{} call{}", count(n), plural(n));
+    let by_kind = |credits: u64, n: u64| {
+        if n == 0 {
+            "0".to_string()
+        } else {
+            format!("{} in {}", count(credits), calls(n))
+        }
+    };
+    let _ = writeln!(
+        out,
+        "  credits needed {:>10}   (mass_update {}; Update Records {})",
+        count(t.credits),
+        by_kind(t.mass_update_credits, t.mass_update_calls),
+        by_kind(t.update_records_credits, t.update_records_calls)
+    );
+    let _ = writeln!(
+        out,
+        "  calls needed   {:>10}   (theoretical minimum {})",
+        count(t.calls),
+        count(t.min_calls)
+    );
+    let alternative = |credits: Option<u64>, n: Option<u64>| match (credits, n) {
+        (Some(credits), Some(n)) => format!("{} credits / {}", count(credits), calls(n)),
+        _ => "not possible".to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "  alternatives   all mass_update: {}; all Update Records: {}{}",
+        alternative(t.all_mass_update_credits, t.all_mass_update_calls),
+        alternative(t.all_update_records_credits, t.all_update_records_calls),
+        match t.optimize {
+            crate::plan::Optimize::Credits => "",
+            crate::plan::Optimize::Calls => " (--optimize calls: the fewest calls chosen)",
+        }
+    );
+    let reads = summary.snapshot_credits_estimate;
+    let share = format!(
+        "{} of {} write credits",
+        crate::plan::share_of(reads, t.credits),
+        count(t.credits)
+    );
+    let read_credits = format!("{} read credit{}", count(reads), plural(reads));
+    let snapshot = match (summary.snapshot, summary.snapshot_decided) {
+        (true, decided) => format!(
+            "on{}, {read_credits} ({share}) in {} Get Records {}; `massup undo --run {}` can take the run back",
+            match decided {
+                SnapshotDecision::ByCost => "",
+                SnapshotDecision::Asked => " as asked",
+                SnapshotDecision::Needed => " (values are compared before each call)",
+            },
+            count(summary.snapshot_calls),
+            if summary.snapshot_calls == 1 { "call" } else { "calls" },
+            summary.run_id
+        ),
+        (false, SnapshotDecision::ByCost) => format!(
+            "off by default, it would add {} credit{} ({share}); --snapshot takes it",
+            count(reads),
+            plural(reads),
+        ),
+        (false, _) => format!(
+            "off as asked: the run cannot be undone (it would have added {})",
+            read_credits
+        ),
+    };
+    let _ = writeln!(out, "  snapshot       {snapshot}");
+    let lookups = summary.lookup.as_ref().map_or(0, |l| l.credits);
+    if summary.snapshot_credits > 0 || lookups > 0 {
+        let mut parts = vec![format!("writes {}", count(t.credits))];
+        if summary.snapshot_credits > 0 {
+            parts.push(format!("snapshot {}", count(summary.snapshot_credits)));
+        }
+        if lookups > 0 {
+            parts.push(format!("lookups spent {}", count(lookups)));
+        }
+        let _ = writeln!(
+            out,
+            "  credits in all {:>10}   ({})",
+            count(summary.total_credits()),
+            parts.join(" + ")
+        );
+    }
+    out
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
 }
 
 #[cfg(test)]
