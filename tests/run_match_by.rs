@@ -89,7 +89,9 @@ async fn a_sheet_keyed_by_mixed_case_emails_updates_exactly_the_unambiguous_rows
             let held = &ledger.records[id];
             assert_eq!(held["Lead_Status"], values[i].0, "record {i} ({id})");
             assert_eq!(held["City"], values[i].1, "record {i} ({id})");
-            assert_eq!(ledger.applied[id], 1, "record {i} updated once");
+            // A few shared values: by mass_update, one call per field (the credit-cheapest
+            // plan), so each record is written twice and never more.
+            assert_eq!(ledger.applied[id], 2, "record {i}: one mass_update call per field");
         } else {
             assert_eq!(ledger.applied[id], 0, "record {i} ({id}) must be untouched");
         }
