@@ -91,7 +91,10 @@ async fn a_sheet_keyed_by_mixed_case_emails_updates_exactly_the_unambiguous_rows
             assert_eq!(held["City"], values[i].1, "record {i} ({id})");
             // A few shared values: by mass_update, one call per field (the credit-cheapest
             // plan), so each record is written twice and never more.
-            assert_eq!(ledger.applied[id], 2, "record {i}: one mass_update call per field");
+            assert_eq!(
+                ledger.applied[id], 2,
+                "record {i}: one mass_update call per field"
+            );
         } else {
             assert_eq!(ledger.applied[id], 0, "record {i} ({id}) must be untouched");
         }

@@ -21,7 +21,6 @@ const EXAMPLES: &str = "Examples:
   massup plan --csv changes.csv --module Leads --diff
       also read the records' current values: how many would change, with samples";
 
-
 #[derive(clap::Args, Debug)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {

@@ -257,9 +257,6 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
-/// Writes the rows of `run` whose outcome is one of `only` as a CSV report (the columns of
-/// `massup report`, the run's delimiter) to `path`, atomically. Returns the rows written.
-
 /// Whether `error` is a write to a reader that went away.
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {

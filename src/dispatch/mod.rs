@@ -347,8 +347,13 @@ pub async fn dispatch(
     .map(|k| spent.calls(k))
     .sum();
     let credits = spent.total_credits();
-    let credits_remaining = Some(ctx.caller.progress.credits_remaining.load(Ordering::Relaxed))
-        .filter(|&left| left != u64::MAX);
+    let credits_remaining = Some(
+        ctx.caller
+            .progress
+            .credits_remaining
+            .load(Ordering::Relaxed),
+    )
+    .filter(|&left| left != u64::MAX);
     let stop_reason = ctx.caller.stop_reason();
     let writer_failed = ctx.writer_failed.load(Ordering::Relaxed);
     drop(ctx); // closes the writer's channel

@@ -111,9 +111,7 @@ impl PlanSummary {
     /// What the plan costs in credits in all: the writes, the snapshot's reads when it is
     /// taken, and the lookups already spent (when their price is known).
     pub fn total_credits(&self) -> u64 {
-        self.totals.credits
-            + self.snapshot_credits
-            + self.lookup.as_ref().map_or(0, |l| l.credits)
+        self.totals.credits + self.snapshot_credits + self.lookup.as_ref().map_or(0, |l| l.credits)
     }
 }
 

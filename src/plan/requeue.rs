@@ -104,10 +104,7 @@ mod tests {
         );
         // Update Records: 250 records as 80 + 80 + 90 (25 credits), not 84 + 83 + 83 (27);
         // 150 as 70 + 80 (15), not 75 + 75 (16).
-        assert_eq!(
-            chunk_sizes(CallKind::UpdateRecords, 250, 500),
-            [80, 80, 90]
-        );
+        assert_eq!(chunk_sizes(CallKind::UpdateRecords, 250, 500), [80, 80, 90]);
         assert_eq!(chunk_sizes(CallKind::UpdateRecords, 150, 500), [70, 80]);
         assert_eq!(
             chunk_sizes(CallKind::UpdateRecords, 0, 500),
