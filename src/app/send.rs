@@ -251,6 +251,7 @@ pub fn log_planned(summary: &crate::plan::PlanSummary) {
         input_rows = t.input_rows,
         valid_rows = t.valid_rows,
         invalid_rows = t.invalid_rows,
+        credits = summary.total_credits(),
         calls = t.calls,
         min_calls = t.min_calls,
         "plan done"
