@@ -334,3 +334,66 @@ async fn lookups_are_not_bought_twice_within_the_hour() {
     ws.massup(&fresh, &Creds::mock_token()).await.expect_code(0);
     assert_eq!(server.ledger().coql_requests, 2 * queries);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plan_shows_its_share_of_the_credits_zoho_says_are_left() {
+    // 600 credits a day; 2,000 unique values (200 credits) twice leave 200, which Zoho
+    // reports once half are used.
+    let config = MockConfig {
+        records: 2_000,
+        daily_credits: Some(600),
+        ..MockConfig::default()
+    };
+    let server = start(config.clone()).await;
+    let ws = Workspace::new(&server);
+    let first = ws.write("first.csv", &sheet(&config, 2_000, 1, false).text);
+    let second = ws.write("second.csv", &sheet(&config, 2_000, 1, true).text);
+    for csv in [&first, &second] {
+        ws.run(csv, &["--api", "update"], &Creds::mock_token())
+            .await
+            .expect_code(0);
+    }
+    assert_eq!(server.ledger().credits_remaining, Some(200));
+    let third = ws.write("third.csv", &sheet(&config, 1_000, 2, false).text);
+    let planned = ws
+        .massup(
+            &[
+                "plan",
+                "--csv",
+                third.to_str().unwrap(),
+                "--module",
+                "Leads",
+                "--fields",
+                fields_file().to_str().unwrap(),
+                "--no-snapshot",
+                "--api",
+                "update",
+                "--json",
+            ],
+            &Creds::None,
+        )
+        .await;
+    planned.expect_code(0);
+    let plan = planned.json();
+    assert_eq!(plan["org_credits_left"]["remaining"], 200, "{plan:#}");
+    assert_eq!(plan["credits"], 100);
+    let human = ws
+        .massup(
+            &[
+                "plan",
+                "--csv",
+                third.to_str().unwrap(),
+                "--module",
+                "Leads",
+                "--fields",
+                fields_file().to_str().unwrap(),
+                "--new-run",
+                "--no-snapshot",
+                "--api",
+                "update",
+            ],
+            &Creds::None,
+        )
+        .await;
+    human.expect_in(Stream::Out, &["org credits", "200", "this plan takes 50%"]);
+}

@@ -221,9 +221,11 @@ impl Caller {
         else {
             return;
         };
+        // Answers arrive out of order: the lowest figure is the latest Zoho knows of (a
+        // window that frees credits during one send is read as none freed: the safe side).
         self.progress
             .credits_remaining
-            .store(*left, Ordering::Relaxed);
+            .fetch_min(*left, Ordering::Relaxed);
         let others = self
             .credits_in_flight
             .load(Ordering::SeqCst)

@@ -96,6 +96,16 @@ pub struct PlanSummary {
     /// With `--match-by`: the keys looked up, what they found, and the calls spent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lookup: Option<matching::LookupTotals>,
+    /// What Zoho last said the org has left (`X-API-CREDITS-REMAINING` during a send from
+    /// this database within 24 hours) and when: the plan's share of it is shown.
+    pub org_credits_left: Option<OrgCredits>,
+}
+
+/// The org's credits left, as Zoho last reported them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrgCredits {
+    pub remaining: u64,
+    pub at: String,
 }
 
 /// See [`PlanSummary::snapshot_decided`].
@@ -418,6 +428,8 @@ pub fn plan_input(
         snapshot_calls: if snapshot { snapshot_calls } else { 0 },
         snapshot_credits: if snapshot { snapshot_credits } else { 0 },
         snapshot_credits_estimate: snapshot_credits,
+        org_credits_left: store::sends::org_credits_left(conn)?
+            .map(|(remaining, at)| OrgCredits { remaining, at }),
     }))
 }
 

@@ -477,6 +477,23 @@ fn plan_costs(summary: &PlanSummary) -> String {
             parts.join(" + ")
         );
     }
+    if let Some(org) = &summary.org_credits_left {
+        let total = summary.total_credits();
+        let share = if org.remaining == 0 {
+            "none are left".to_string()
+        } else {
+            format!(
+                "this plan takes {}%",
+                ((total as f64 * 100.0 / org.remaining as f64).round() as u64)
+            )
+        };
+        let _ = writeln!(
+            out,
+            "  org credits    {:>10}   left when Zoho last said so ({}); {share}",
+            count(org.remaining),
+            org.at
+        );
+    }
     out
 }
 
