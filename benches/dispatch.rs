@@ -116,7 +116,7 @@ fn plan_template(dir: &Path, name: &str, ids: &[String], value_sets: usize) -> P
     let mut settings = PlanSettings::new("Leads");
     settings
         .types
-        .insert("No_of_Employees".into(), "integer".into());
+        .insert("No_of_Employees".into(), massup::fields::FieldType::Integer);
     let outcome = plan::plan(
         &mut conn,
         &PlanRequest {

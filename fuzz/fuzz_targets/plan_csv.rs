@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     settings.max_fields_per_call = 1 + (knobs & 3) as usize;
     settings.chunk_size = [1, 2, 3, 500][(knobs >> 2 & 3) as usize];
     for (field, kind) in [("A", "integer"), ("B", "date"), ("C", "boolean"), ("D", "datetime"), ("E", "multiselect"), ("F", "currency")] {
-        settings.types.insert(field.into(), kind.into());
+        settings.types.insert(field.into(), kind.parse().unwrap());
     }
     if knobs & 0x10 != 0 {
         settings.timezone = Some("Europe/Berlin".into());

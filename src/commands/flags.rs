@@ -140,7 +140,7 @@ pub struct PlanFlags {
     pub fields: Option<PathBuf>,
     /// Override one field's type, e.g. --type No_of_Employees=integer (repeatable).
     #[arg(long = "type", value_name = "FIELD=TYPE", value_parser = parse_type_override)]
-    pub types: Vec<(String, String)>,
+    pub types: Vec<(String, crate::fields::FieldType)>,
     /// Time zone for datetimes written without an offset (IANA name such as Europe/Berlin, or +05:30).
     #[arg(long)]
     pub timezone: Option<String>,
@@ -222,14 +222,15 @@ fn parse_trigger(text: &str) -> Result<TriggerList, String> {
         .map(TriggerList)
 }
 
-fn parse_type_override(text: &str) -> Result<(String, String), String> {
+fn parse_type_override(text: &str) -> Result<(String, crate::fields::FieldType), String> {
     let (field, type_name) = text
         .split_once('=')
         .ok_or_else(|| format!("expected FIELD=TYPE, got {text:?}"))?;
-    type_name
+    let field_type = type_name
+        .trim()
         .parse::<crate::fields::FieldType>()
         .map_err(|e| format!("{type_name:?}: {e}"))?;
-    Ok((field.trim().to_string(), type_name.trim().to_string()))
+    Ok((field.trim().to_string(), field_type))
 }
 
 impl PlanFlags {

@@ -171,7 +171,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     settings.types = take
         .fields
         .iter()
-        .map(|f| (f.clone(), "json".to_string()))
+        .map(|f| (f.clone(), crate::fields::FieldType::Json))
         .collect();
     settings.over_write = true;
     settings.null_marker = "#massup-undo-never-a-value#".into();

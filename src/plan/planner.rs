@@ -218,14 +218,12 @@ fn column_plans(
             // Without metadata a value is sent as the text it is.
             None => FieldMeta::new(name.clone(), FieldType::Other("text".into())),
         };
-        if let Some(type_name) = settings
+        if let Some(field_type) = settings
             .types
             .get(name)
             .or_else(|| settings.types.get(header))
         {
-            meta.data_type = type_name
-                .parse()
-                .map_err(|e| SettingsError(format!("--type {name}={type_name}: {e}")))?;
+            meta.data_type = field_type.clone();
         }
         let route = if update_only.contains(name) {
             ColumnRoute::UpdateOnly

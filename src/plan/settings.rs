@@ -30,7 +30,7 @@ pub struct PlanSettings {
     pub timezone: Option<String>,
     pub multiselect_separator: char,
     /// Type overrides, field API name -> type name.
-    pub types: BTreeMap<String, String>,
+    pub types: BTreeMap<String, FieldType>,
     /// Which kinds of call may carry the changes (`--api`).
     #[serde(default)]
     pub api: ApiChoice,
@@ -243,11 +243,6 @@ impl PlanSettings {
             ),
             None => None,
         };
-        for (field, type_name) in &self.types {
-            type_name
-                .parse::<FieldType>()
-                .map_err(|e| SettingsError(format!("--type {field}={type_name}: {e}")))?;
-        }
         Ok(CoerceOptions {
             timezone,
             multiselect_separator: self.multiselect_separator,
@@ -281,10 +276,6 @@ mod tests {
         assert!(bad(|s| s.max_fields_per_call = 0).contains("--max-fields-per-call"));
         assert!(bad(|s| s.delimiter = 'é').contains("--delimiter"));
         assert!(bad(|s| s.timezone = Some("Mars/Base".into())).contains("--timezone Mars/Base"));
-        assert!(bad(|s| {
-            s.types.insert("X".into(), "nonsense".into());
-        })
-        .contains("--type X=nonsense"));
         assert!(
             bad(|s| s.date_format = Some("%d.%q.%Y".into())).contains("--date-format \"%d.%q.%Y\"")
         );
