@@ -168,7 +168,8 @@ async fn a_sheet_keyed_by_mixed_case_emails_updates_exactly_the_unambiguous_rows
             &Creds::mock_token(),
         )
         .await;
-    again.expect_code(2); // already sent as a finished run: retry or --new-run
+    // Already sent as a finished run: a successful no-op (--if-sent skip, the default).
+    again.expect_code(0).expect_stderr(&["already sent as run 1"]);
     assert_eq!(server.ledger().coql_requests, lookups_before);
 }
 

@@ -371,3 +371,43 @@ pub fn read_fields_file(path: &Path) -> anyhow::Result<(ModuleFields, String)> {
         .map_err(|e| UsageError::new(format!("--fields {}: {e}", path.display())))?;
     Ok((fields, text))
 }
+
+/// The settings a stored plan of the same file differs in from `asked`, each as
+/// `trigger: planned null, now []`: what would be sent differently. What the header decided
+/// (delimiter, id column) and a snapshot left to the cost are compared as decided.
+pub fn settings_differences(
+    asked: &PlanSettings,
+    run: &crate::store::RunInfo,
+) -> anyhow::Result<Vec<String>> {
+    let mut asked_json = serde_json::to_value(asked)?;
+    for (decided, key) in [
+        (asked.from_header.delimiter, "delimiter"),
+        (asked.from_header.id_column, "id_column"),
+        // Left out, the plan decides from its cost.
+        (asked.snapshot.is_none(), "snapshot"),
+    ] {
+        if decided {
+            asked_json[key] = run.settings[key].clone();
+        }
+    }
+    let empty = serde_json::Map::new();
+    let asked_map = asked_json.as_object().unwrap_or(&empty);
+    let stored_map = run.settings.as_object().unwrap_or(&empty);
+    let mut keys: Vec<&String> = asked_map.keys().chain(stored_map.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let null = serde_json::Value::Null;
+    let differences = keys
+        .into_iter()
+        .filter_map(|key| {
+            let (before, now) = (
+                stored_map.get(key).unwrap_or(&null),
+                asked_map.get(key).unwrap_or(&null),
+            );
+            // A key an older massup did not store is not known to differ.
+            let unknown = stored_map.get(key).is_none();
+            (before != now && !unknown).then(|| format!("{key}: planned {before}, now {now}"))
+        })
+        .collect();
+    Ok(differences)
+}

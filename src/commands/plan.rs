@@ -107,22 +107,14 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         .with_context(|| format!("planning {}", args.plan.csv.display()))?;
     match outcome {
         PlanOutcome::Existing(run) => {
-            // What the header decided is stored as decided: compare what the user said.
-            let mut asked = serde_json::to_value(&settings)?;
-            for (decided, key) in [
-                (settings.from_header.delimiter, "delimiter"),
-                (settings.from_header.id_column, "id_column"),
-                // Left out, the plan decides from its cost.
-                (settings.snapshot.is_none(), "snapshot"),
-            ] {
-                if decided {
-                    asked[key] = run.settings[key].clone();
-                }
-            }
-            let changed = if run.settings != asked {
-                " with other settings than these"
+            let differences = crate::app::planning::settings_differences(&settings, &run)?;
+            let changed = if differences.is_empty() {
+                String::new()
             } else {
-                ""
+                format!(
+                    " with other settings than these ({})",
+                    differences.join("; ")
+                )
             };
             let message = format!(
                 "{} was already planned for {} as run {} (state: {}){changed}; nothing new stored.\n  continue it:  massup --db {} resume --run {}\n  or plan again: add --new-run",

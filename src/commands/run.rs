@@ -38,8 +38,24 @@ pub struct Args {
     /// under cron or in a pipe) and not with --json.
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// When this exact file was sent before (a run of it finished): skip (exit 0, nothing
+    /// sent; a nightly job's unchanged file), again (plan and send it once more, as a new
+    /// run) or fail (exit 2).
+    #[arg(long, value_enum, default_value_t = IfSent::Skip, value_name = "WHAT")]
+    pub if_sent: IfSent,
     #[command(flatten)]
     pub db: DbArg,
+}
+
+/// `--if-sent`: what `run` does with a file it sent before.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfSent {
+    /// Nothing sent, exit 0, saying which run sent it.
+    Skip,
+    /// Plan and send it again, as a new run.
+    Again,
+    /// Exit 2.
+    Fail,
 }
 
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
@@ -66,7 +82,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             dispatch: send.dispatch(),
             stop: stop.clone(),
         };
-        let job = args.plan.job(
+        let mut job = args.plan.job(
             &settings,
             Some(&send_json),
             global.quiet || global.json,
@@ -74,9 +90,17 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         );
         // Planning is synchronous (and blocks on the runtime for lookups): it runs in
         // place, off the runtime's task scheduling.
-        let planned = tokio::task::block_in_place(|| {
+        let mut planned = tokio::task::block_in_place(|| {
             crate::app::planning::plan_file(&db, &job, Some(&connected))
         })?;
+        if let PlanOutcome::Existing(run) = &planned {
+            if run.state == RunState::Finished && args.if_sent == IfSent::Again {
+                job.new_run = true;
+                planned = tokio::task::block_in_place(|| {
+                    crate::app::planning::plan_file(&db, &job, Some(&connected))
+                })?;
+            }
+        }
         let mut plan_json = serde_json::Value::Null;
         let run = match planned {
             PlanOutcome::Planned(summary) => {
@@ -89,12 +113,25 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
                     .ok_or_else(|| anyhow::anyhow!("run {} vanished after planning", summary.run_id))?
             }
             PlanOutcome::Existing(run) => {
-                if run.state == RunState::Finished {
+                // A run's settings are its identity: an earlier plan of this file that
+                // would send otherwise (another trigger, snapshot, types, locale, key...)
+                // is never sent in their place.
+                let differences = crate::app::planning::settings_differences(&settings, &run)?;
+                if !differences.is_empty() {
                     return Err(UsageError::new(format!(
-                        "{} was already sent as run {} (finished). `massup retry --run {}` re-sends retryable records; add --new-run to send the file again",
-                        args.plan.csv.display(), run.id, run.id
+                        "{} was planned before as run {} ({}) with other settings than these:\n  {}\nNothing was sent. Add --new-run to plan it with these settings, or send run {} as it was planned: massup --db {} resume --run {}",
+                        args.plan.csv.display(),
+                        run.id,
+                        run.state,
+                        differences.join("\n  "),
+                        run.id,
+                        db.display(),
+                        run.id
                     ))
                     .into());
+                }
+                if run.state == RunState::Finished {
+                    return already_sent(&args, &run, &db, global);
                 }
                 if !global.quiet && !global.json {
                     crate::outln!(
@@ -121,4 +158,55 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         }
         Ok(outcome.exit)
     })
+}
+
+/// `run` of a file a finished run sent already, as `--if-sent` says: skip (exit 0, nothing
+/// sent: the nightly job whose file did not change) or fail (exit 2).
+fn already_sent(
+    args: &Args,
+    run: &crate::store::RunInfo,
+    db: &std::path::Path,
+    global: &GlobalArgs,
+) -> anyhow::Result<Exit> {
+    let when = run.finished_at.as_deref().unwrap_or(&run.created_at);
+    let message = format!(
+        "{} was already sent as run {} on {when}; nothing sent",
+        args.plan.csv.display(),
+        run.id
+    );
+    let next = vec![
+        format!("massup --db {} status --run {}", db.display(), run.id),
+        format!("massup --db {} retry --run {}", db.display(), run.id),
+        format!(
+            "massup --db {} run --csv {} --if-sent again",
+            db.display(),
+            args.plan.csv.display()
+        ),
+    ];
+    if args.if_sent == IfSent::Fail {
+        return Err(UsageError::new(format!(
+            "{message} (--if-sent fail). `massup retry --run {}` re-sends retryable records; --if-sent again sends the file once more as a new run",
+            run.id
+        ))
+        .into());
+    }
+    if global.json {
+        crate::render::json::print_result(
+            "run",
+            Exit::Success,
+            serde_json::json!({
+                "already_sent": { "run": run.id, "finished_at": run.finished_at },
+                "run": run,
+                "next": next,
+            }),
+        );
+    } else {
+        crate::logging::notice(
+            crate::logging::Level::Info,
+            "already_sent",
+            &format!("{message}. Send it again with --if-sent again."),
+            serde_json::json!({ "run": run.id, "next": next }),
+        );
+    }
+    Ok(Exit::Success)
 }
