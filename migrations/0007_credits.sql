@@ -20,5 +20,12 @@ ALTER TABLE sends ADD COLUMN credits INTEGER NOT NULL DEFAULT 0;
 -- credits are used), for the plan's "share of the org's credits left".
 ALTER TABLE sends ADD COLUMN credits_remaining INTEGER;
 
+-- A run that will not be sent as planned: `superseded` (the same file planned again with
+-- other settings), `discarded` (`massup discard`), `undone` (`massup undo` took it back).
+-- A bare `resume` never picks such a run; `resume --run N` refuses a discarded or undone one.
+ALTER TABLE runs ADD COLUMN ended_as TEXT;
+ALTER TABLE runs ADD COLUMN ended_note TEXT;
+ALTER TABLE runs ADD COLUMN ended_by INTEGER;           -- the run that superseded or undid it
+
 -- Never read since the token budget moved to a file shared by processes of one client.
 DROP TABLE token_refreshes;

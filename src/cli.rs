@@ -35,6 +35,8 @@ pub enum Command {
     Undo(commands::undo::Args),
     /// Show runs and what their records came to.
     Status(commands::status::Args),
+    /// End a run that was never meant to go: resume and retry will not send it.
+    Discard(commands::discard::Args),
     /// Write one row per input row with its outcome, in input order.
     Report(commands::report::Args),
     /// Serve the embedded Zoho-compatible mock CRM on 127.0.0.1.
@@ -67,6 +69,7 @@ impl Command {
             Command::Fields(_) => "fields",
             Command::Undo(_) => "undo",
             Command::Status(_) => "status",
+            Command::Discard(_) => "discard",
             Command::Report(_) => "report",
             Command::MockServer(_) => "mock-server",
             Command::Demo(_) => "demo",
@@ -84,6 +87,7 @@ impl Command {
             Command::Fields(args) => args.json,
             Command::Undo(args) => args.json,
             Command::Status(args) => args.json,
+            Command::Discard(args) => args.json,
             Command::Report(args) => args.json,
             Command::Demo(args) => args.json,
             Command::MockServer(_) | Command::Completions { .. } => false,
@@ -118,6 +122,7 @@ pub fn main() -> ExitCode {
         Command::Fields(args) => commands::fields::run(args, global),
         Command::Undo(args) => commands::undo::run(args, global),
         Command::Status(args) => commands::status::run(args, global),
+        Command::Discard(args) => commands::discard::run(args, global),
         Command::Report(args) => commands::report::run(args, global),
         Command::MockServer(args) => commands::mock_server::run(args, global),
         Command::Demo(args) => commands::demo::run(args, global),

@@ -5,6 +5,8 @@
 mod support;
 
 use massup::mock::MockConfig;
+#[allow(unused_imports)]
+use support::Stream;
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,12 +36,24 @@ async fn run_with_other_settings_never_sends_the_old_plan() {
     // ...then `run` of the same file asking for no workflows: refused, naming the setting,
     // and nothing is sent.
     let ran = ws
-        .run(&csv, &["--api", "auto", "--trigger", "none"], &Creds::mock_token())
+        .run(
+            &csv,
+            &["--api", "auto", "--trigger", "none"],
+            &Creds::mock_token(),
+        )
         .await;
-    ran.expect_code(2)
-        .expect_stderr(&["other settings", "trigger: planned null, now []", "--new-run"]);
+    ran.expect_code(2).expect_stderr(&[
+        "other settings",
+        "trigger: planned null, now []",
+        "--new-run",
+    ]);
     let ledger = server.ledger();
-    assert_eq!(ledger.requests + ledger.update_requests, 0, "{}", ran.report());
+    assert_eq!(
+        ledger.requests + ledger.update_requests,
+        0,
+        "{}",
+        ran.report()
+    );
     // With --new-run it is planned and sent as asked: every call carries "trigger": [].
     let ran = ws
         .run(
@@ -50,7 +64,10 @@ async fn run_with_other_settings_never_sends_the_old_plan() {
         .await;
     ran.expect_code(0);
     let ledger = server.ledger();
-    assert_eq!(ledger.requests, 0, "no mass_update call can turn workflows off");
+    assert_eq!(
+        ledger.requests, 0,
+        "no mass_update call can turn workflows off"
+    );
     assert!(ledger.update_requests > 0);
     assert!(
         ledger
@@ -71,9 +88,7 @@ async fn an_unchanged_nightly_file_is_a_successful_no_op() {
         ..MockConfig::default()
     };
     let (server, ws, _, csv) = scene(&config, 200, false).await;
-    ws.run(&csv, &[], &Creds::mock_token())
-        .await
-        .expect_code(0);
+    ws.run(&csv, &[], &Creds::mock_token()).await.expect_code(0);
     let sent = server.ledger().requests;
     // The next night, the same file: exit 0, nothing sent, and the JSON says so.
     let ran = ws.run(&csv, &["--json"], &Creds::mock_token()).await;
@@ -93,4 +108,143 @@ async fn an_unchanged_nightly_file_is_a_successful_no_op() {
     assert_eq!(server.ledger().requests, 2 * sent);
     let conn = ws.open_db();
     assert_eq!(last_run(&conn), 2);
+}
+
+/// Records with 60 ms answers: a run long enough to start something beside it.
+fn slow(records: usize) -> MockConfig {
+    MockConfig {
+        records,
+        latency_mean: std::time::Duration::from_millis(60),
+        ..MockConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bare_resume_never_sends_an_abandoned_plan() {
+    let config = MockConfig {
+        records: 300,
+        ..MockConfig::default()
+    };
+    let (server, ws, _, csv) = scene(&config, 300, false).await;
+    // Planned, never sent (run 1); then planned again with a snapshot and sent (run 2,
+    // which supersedes run 1); then run 2 undone (run 3).
+    ws.massup(
+        &[
+            "plan",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--module",
+            "Leads",
+            "--fields",
+            fields_file().to_str().unwrap(),
+            "--no-snapshot",
+        ],
+        &Creds::None,
+    )
+    .await
+    .expect_code(0);
+    ws.run(&csv, &["--snapshot", "--new-run"], &Creds::mock_token())
+        .await
+        .expect_code(0);
+    ws.massup(&["undo", "--run", "2", "--yes"], &Creds::mock_token())
+        .await
+        .expect_code(0);
+    let written = total_applied(&server.ledger());
+    // A bare resume finds nothing to continue: run 1 is superseded, 2 undone, 3 finished.
+    let resumed = ws.again("resume", &[], &Creds::mock_token()).await;
+    resumed.expect_code(0);
+    assert_eq!(
+        total_applied(&server.ledger()),
+        written,
+        "{}",
+        resumed.report()
+    );
+    // Asked for by number, an undone run is refused; status names what ended each.
+    ws.again("resume", &["--run", "2"], &Creds::mock_token())
+        .await
+        .expect_code(2)
+        .expect_stderr(&["run 2 was undone", "undone by run 3"]);
+    let all = ws.massup(&["status", "--all"], &Creds::None).await;
+    all.expect_code(0)
+        .expect_in(Stream::Out, &["superseded", "undone"]);
+    assert_eq!(total_applied(&server.ledger()), written);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discarded_run_is_never_sent() {
+    let config = MockConfig {
+        records: 100,
+        ..MockConfig::default()
+    };
+    let (server, ws, _, csv) = scene(&config, 100, false).await;
+    ws.massup(
+        &[
+            "plan",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--module",
+            "Leads",
+            "--fields",
+            fields_file().to_str().unwrap(),
+        ],
+        &Creds::None,
+    )
+    .await
+    .expect_code(0);
+    ws.massup(&["discard", "--run", "1"], &Creds::None)
+        .await
+        .expect_code(0)
+        .expect_in(Stream::Out, &["run 1 discarded"]);
+    ws.again("resume", &["--run", "1"], &Creds::mock_token())
+        .await
+        .expect_code(2)
+        .expect_stderr(&["run 1 was discarded"]);
+    ws.again("resume", &[], &Creds::mock_token())
+        .await
+        .expect_code(0);
+    assert_eq!(server.ledger().requests, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undo_takes_the_runs_lease_and_two_undos_make_one() {
+    let config = slow(600);
+    let (server, ws, _, csv) = scene(&config, 600, false).await;
+    let creds = Creds::mock_token();
+    let extra = ["--snapshot", "--concurrency", "2", "--chunk-size", "50"];
+    // An undo started while the run sends is refused (exit 4), writing nothing.
+    let running = ws.run(&csv, &extra, &creds);
+    let undo = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        ws.massup(&["undo", "--run", "1", "--yes"], &creds).await
+    };
+    let (running, undo) = tokio::join!(running, undo);
+    running.expect_code(0);
+    undo.expect_code(4).expect_stderr(&["is being sent by pid"]);
+    let after_run = server.ledger();
+    assert!(after_run.applied.values().all(|&n| n <= 2));
+    // Two undos at once: one undoes, the other exits 4; every record written back once.
+    let first = ws.massup(&["undo", "--run", "1", "--yes"], &creds);
+    let second = ws.massup(&["undo", "--run", "1", "--yes"], &creds);
+    let (first, second) = tokio::join!(first, second);
+    let mut codes = [first.code(), second.code()];
+    codes.sort();
+    assert_eq!(codes, [0, 4], "{}\n{}", first.report(), second.report());
+    let ledger = server.ledger();
+    for (id, n) in &ledger.applied {
+        let before = after_run.applied.get(id).copied().unwrap_or(0);
+        assert!(
+            n - before <= 2,
+            "record {id} written {} times by the undos",
+            n - before
+        );
+    }
+    let conn = ws.open_db();
+    let undo_runs: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM runs WHERE settings_json LIKE '%\"undo_of\":1%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(undo_runs, 1, "two undos at once made one undo run");
 }

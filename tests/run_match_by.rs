@@ -169,7 +169,9 @@ async fn a_sheet_keyed_by_mixed_case_emails_updates_exactly_the_unambiguous_rows
         )
         .await;
     // Already sent as a finished run: a successful no-op (--if-sent skip, the default).
-    again.expect_code(0).expect_stderr(&["already sent as run 1"]);
+    again
+        .expect_code(0)
+        .expect_stderr(&["already sent as run 1"]);
     assert_eq!(server.ledger().coql_requests, lookups_before);
 }
 

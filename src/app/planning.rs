@@ -238,6 +238,22 @@ pub fn plan_file(
         if let PlanOutcome::Planned(summary) = &outcome {
             // Metadata is one call and one credit (Zoho's API limits page).
             crate::store::runs::set_metadata_calls(&conn, summary.run_id, metadata_calls)?;
+            // The same file planned again (--new-run): an older plan of it that was never
+            // finished is superseded, so a bare resume cannot send it in this one's place.
+            for older in crate::store::runs::older_unfinished_of_same_file(&conn, summary.run_id)? {
+                let note = format!(
+                    "superseded by run {} (the same file planned again) on {}",
+                    summary.run_id,
+                    crate::store::now()
+                );
+                crate::store::runs::mark_ended(
+                    &conn,
+                    older,
+                    "superseded",
+                    &note,
+                    Some(summary.run_id),
+                )?;
+            }
         }
         Ok(outcome)
     })?

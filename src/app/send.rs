@@ -639,6 +639,15 @@ impl StoredRun {
         command: &str,
     ) -> anyhow::Result<StoredRun> {
         let (config, db) = (&workspace.config, workspace.db.as_path());
+        if let Some(ended) = run.ended_as.as_deref().filter(|e| *e != "superseded") {
+            return Err(UsageError::new(format!(
+                "run {} was {ended} ({}): it is not sent again. `massup status --run {}` shows it",
+                run.id,
+                run.ended_note.as_deref().unwrap_or(""),
+                run.id
+            ))
+            .into());
+        }
         let plan = crate::plan::PlanSettings::of_run(&run)?;
         let stored = SendSettings::load(conn, run.id)?;
         let send = SendSettings::resolve(&stored, connection, dispatch, config, &plan)?;

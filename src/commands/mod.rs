@@ -2,6 +2,7 @@
 //! typed values at the edge, then the use cases in [`crate::app`], then [`crate::render`].
 //! A command imports no other command; the flags several share are in [`flags`].
 pub mod demo;
+pub mod discard;
 pub mod fields;
 pub mod flags;
 pub mod mock_server;

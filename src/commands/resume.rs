@@ -3,7 +3,7 @@
 use super::flags::{ConnectionFlags, DispatchFlags};
 use super::{Latest, Workspace};
 use crate::app::send::{CreditWait, StoredRun};
-use crate::exit::Exit;
+use crate::exit::{Exit, UsageError};
 use crate::global::{DbArg, GlobalArgs};
 use crate::store;
 
@@ -59,12 +59,51 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let conn = workspace.open()?;
     // With nothing unfinished, resuming the latest run is a no-op that reports how it
     // ended: `resume` can be repeated safely (a cron job may call it until exit != 4).
+    // A bare resume never guesses: it continues the one run that can be continued
+    // (never a superseded, discarded or undone one), and names them when there are more.
     let run = match args.run {
         Some(id) => workspace.pick_run(&conn, Some(id), Latest::Any)?,
-        None => match store::runs::latest_unfinished_run(&conn)? {
-            Some(run) => run,
-            None => workspace.pick_run(&conn, None, Latest::Any)?,
-        },
+        None => {
+            let mut resumable = store::runs::resumable_runs(&conn)?;
+            match resumable.len() {
+                0 => {
+                    let latest = workspace.pick_run(&conn, None, Latest::Any)?;
+                    if let Some(note) = &latest.ended_note {
+                        // Nothing can be resumed: say so, successfully (cron may call
+                        // resume until it stops exiting 4).
+                        let message = format!(
+                            "nothing to resume: the latest run, {}, was {note}",
+                            latest.id
+                        );
+                        if args.json {
+                            crate::render::json::print_result(
+                                "resume",
+                                Exit::Success,
+                                serde_json::json!({ "run": latest, "message": message, "next": [] }),
+                            );
+                        } else if !global.quiet {
+                            crate::outln!("{message}");
+                        }
+                        return Ok(Exit::Success);
+                    }
+                    latest
+                }
+                1 => resumable.remove(0),
+                _ => {
+                    let listed: Vec<String> = resumable
+                        .iter()
+                        .map(|r| {
+                            format!("run {} ({}, {}, {})", r.id, r.state, r.module, r.csv_path)
+                        })
+                        .collect();
+                    return Err(UsageError::new(format!(
+                        "more than one run can be resumed: {}. Pass --run N (`massup status --all` lists them; `massup discard --run N` ends one that should not go)",
+                        listed.join("; ")
+                    ))
+                    .into());
+                }
+            }
+        }
     };
     let stored = StoredRun::load(
         &conn,

@@ -123,6 +123,24 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let workspace = Workspace::new(global, &args.db)?;
     let conn = workspace.open_existing()?;
     let undone = workspace.pick_run(&conn, args.run, Latest::Any)?;
+    // The undone run's lease is held for the whole undo: no undo while the run sends, no
+    // send of the run while its undo sends, and two undos of one run at once make one (the
+    // second exits 4 naming the first).
+    let _undone_lease = crate::app::send::hold_run(
+        &workspace.db,
+        undone.id,
+        "massup undo",
+        args.dispatch.wait,
+        None,
+    )?;
+    if let Some(undo_run) = undo_in_progress(&conn, &undone)? {
+        return Err(UsageError::new(format!(
+            "run {} is being undone by run {undo_run}, which has not finished: continue it with `massup --db {} resume --run {undo_run}`",
+            undone.id,
+            workspace.db.display()
+        ))
+        .into());
+    }
     let plan = PlanSettings::of_run(&undone)?;
     if store::befores::count(&conn, undone.id)? == 0 {
         let why = if plan.snapshot == Some(true) {
@@ -200,6 +218,13 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let PlanOutcome::Planned(summary) = planned else {
         unreachable!("an undo is always planned as a new run");
     };
+    // A bare resume never picks the undone run again (it would redo what is undone).
+    store::runs::mark_undone(
+        &workspace.open()?,
+        undone.id,
+        summary.run_id,
+        &format!("undone by run {} on {}", summary.run_id, store::now()),
+    )?;
     if !global.quiet && !global.json {
         crate::outln!(
             "Undoing run {} as run {}: {} record(s), {} field value(s) to write back{}{}",
@@ -244,4 +269,21 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         crate::render::json::print(&value);
     }
     Ok(outcome.exit)
+}
+
+/// The undo run of `undone` that has not finished, if any (its note names it).
+fn undo_in_progress(
+    conn: &rusqlite::Connection,
+    undone: &crate::store::RunInfo,
+) -> anyhow::Result<Option<i64>> {
+    if undone.ended_as.as_deref() != Some("undone") {
+        return Ok(None);
+    }
+    let Some(by) = store::runs::undone_by(conn, undone.id)? else {
+        return Ok(None);
+    };
+    let undo = store::runs::run(conn, by)?;
+    Ok(undo
+        .filter(|u| u.state != crate::store::RunState::Finished && u.ended_as.is_none())
+        .map(|u| u.id))
 }

@@ -54,7 +54,9 @@ pub fn run_list(runs: &[(RunInfo, RunCounts)]) -> String {
             "{:>4}  {:<10} {:<11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>7}  {:<25} {}",
             run.id,
             run.module,
-            run.state.to_string(),
+            run.ended_as
+                .clone()
+                .unwrap_or_else(|| run.state.to_string()),
             run.input_rows,
             counts.rows(RowOutcome::Succeeded),
             counts.rows(RowOutcome::Retryable),
@@ -133,10 +135,12 @@ pub fn timing(run: &RunInfo, counts: &RunCounts) -> (Option<f64>, Option<f64>) {
 pub fn next_steps(run: &RunInfo, counts: &RunCounts, db: &Path) -> Vec<String> {
     let mut next = Vec::new();
     let db = db.display();
-    if counts.unfinished_chunks() > 0 {
+    // A superseded, discarded or undone run is not to be sent again: no resume, no retry.
+    let ended = run.ended_as.is_some();
+    if counts.unfinished_chunks() > 0 && !ended {
         next.push(format!("massup --db {db} resume --run {}", run.id));
     }
-    if counts.rows(RowOutcome::Retryable) > 0 {
+    if counts.rows(RowOutcome::Retryable) > 0 && !ended {
         next.push(format!("massup --db {db} retry --run {}", run.id));
     }
     if counts.rows(RowOutcome::Failed) + counts.rows(RowOutcome::Invalid) > 0 {
@@ -156,6 +160,9 @@ pub fn run_status(run: &RunInfo, counts: &RunCounts, db: &Path) -> String {
         "Run {} — {} — {} ({})",
         run.id, run.module, run.csv_path, run.state
     );
+    if let Some(note) = &run.ended_note {
+        let _ = writeln!(out, "  ended     {note}: resume does not pick it");
+    }
     let _ = writeln!(
         out,
         "  rows      {:>9} total: {} succeeded, {} retryable, {} failed, {} invalid, {} pending",

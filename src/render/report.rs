@@ -547,6 +547,8 @@ mod tests {
             invalid_rows: 0,
             merged_rows: 0,
             min_calls: 0,
+            ended_as: None,
+            ended_note: None,
         }
     }
 

@@ -79,12 +79,16 @@ pub struct RunInfo {
     pub invalid_rows: i64,
     pub merged_rows: i64,
     pub min_calls: i64,
+    /// How a run ended that will not be sent as planned: superseded, discarded, undone.
+    pub ended_as: Option<String>,
+    /// Why, for people: by which run, when.
+    pub ended_note: Option<String>,
 }
 
 const RUN_COLUMNS: &str =
     "id, module, csv_path, csv_sha256, id_column, columns_json, settings_json, \
      fields_json, state, created_at, started_at, finished_at, input_rows, valid_rows, \
-     invalid_rows, merged_rows, min_calls";
+     invalid_rows, merged_rows, min_calls, ended_as, ended_note";
 
 fn run_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunInfo> {
     let columns_json: String = row.get(5)?;
@@ -107,6 +111,8 @@ fn run_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunInfo> {
         invalid_rows: row.get(14)?,
         merged_rows: row.get(15)?,
         min_calls: row.get(16)?,
+        ended_as: row.get(17)?,
+        ended_note: row.get(18)?,
     })
 }
 
@@ -140,10 +146,50 @@ pub fn run_by_sha(
 
 /// The newest run that still has work to do (not finished), if any.
 pub fn latest_unfinished_run(conn: &Connection) -> Result<Option<RunInfo>, StoreError> {
+    Ok(resumable_runs(conn)?.into_iter().next())
+}
+
+/// Runs a bare `resume` may continue, newest first: not finished, and not superseded,
+/// discarded or undone.
+pub fn resumable_runs(conn: &Connection) -> Result<Vec<RunInfo>, StoreError> {
     let sql = format!(
-        "SELECT {RUN_COLUMNS} FROM runs WHERE state <> 'finished' ORDER BY id DESC LIMIT 1"
+        "SELECT {RUN_COLUMNS} FROM runs WHERE state <> 'finished' AND ended_as IS NULL
+         ORDER BY id DESC"
     );
-    Ok(conn.query_row(&sql, [], run_from_row).optional()?)
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map([], run_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Marks how a run ended that will not be sent as planned (`superseded`, `discarded`,
+/// `undone`), with a note for people. A run marked already keeps its first mark.
+pub fn mark_ended(
+    conn: &Connection,
+    run_id: i64,
+    ended_as: &str,
+    note: &str,
+    by: Option<i64>,
+) -> Result<bool, StoreError> {
+    let changed = conn.execute(
+        "UPDATE runs SET ended_as = ?2, ended_note = ?3, ended_by = ?4
+         WHERE id = ?1 AND ended_as IS NULL",
+        params![run_id, ended_as, note, by],
+    )?;
+    Ok(changed == 1)
+}
+
+/// Unfinished, unmarked runs of the same file and module as `run_id`, older than it.
+pub fn older_unfinished_of_same_file(
+    conn: &Connection,
+    run_id: i64,
+) -> Result<Vec<i64>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT o.id FROM runs o JOIN runs n ON n.id = ?1
+         WHERE o.csv_sha256 = n.csv_sha256 AND o.module = n.module AND o.id < n.id
+           AND o.state <> 'finished' AND o.ended_as IS NULL",
+    )?;
+    let rows = stmt.query_map(params![run_id], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 pub fn latest_run(conn: &Connection) -> Result<Option<RunInfo>, StoreError> {
@@ -301,4 +347,26 @@ pub fn plan_spend(conn: &Connection, run_id: i64) -> Result<PlanSpend, StoreErro
             })
         },
     )?)
+}
+
+/// Marks `run_id` as undone by the undo run `by` (a later undo of the same run, after the
+/// first finished, takes the mark over).
+pub fn mark_undone(conn: &Connection, run_id: i64, by: i64, note: &str) -> Result<(), StoreError> {
+    let changed = conn.execute(
+        "UPDATE runs SET ended_as = 'undone', ended_note = ?3, ended_by = ?2 WHERE id = ?1",
+        params![run_id, by, note],
+    )?;
+    expect_one_changed(changed)
+}
+
+/// The undo run that last took `run_id` back.
+pub fn undone_by(conn: &Connection, run_id: i64) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT ended_by FROM runs WHERE id = ?1 AND ended_as = 'undone'",
+            params![run_id],
+            |r| r.get::<_, Option<i64>>(0),
+        )
+        .optional()?
+        .flatten())
 }
