@@ -36,28 +36,40 @@ pub const POLL: Duration = Duration::from_millis(200);
 
 /// `massup.db` -> `massup.db.run-7.lock`: the lease of one run's sender.
 pub fn run_lock_path(db: &Path, run_id: i64) -> PathBuf {
-    sibling(db, &format!("run-{run_id}.lock"))
+    sibling(db, &format!("run-{run_id}.lock"), true)
 }
 
 /// `massup.db` -> `massup.db.plan.lock`: held while a run is looked up and inserted.
 pub fn plan_lock_path(db: &Path) -> PathBuf {
-    sibling(db, "plan.lock")
+    sibling(db, "plan.lock", false)
 }
 
 /// `massup.db` -> `massup.db.migrate.lock`: held while the schema is brought up to date,
 /// so that two processes opening a new database at once do not both create its tables.
 pub fn migrate_lock_path(db: &Path) -> PathBuf {
-    sibling(db, "migrate.lock")
+    sibling(db, "migrate.lock", false)
 }
 
-fn sibling(db: &Path, suffix: &str) -> PathBuf {
-    let mut name = db
+/// The lock file beside the database file itself, whatever path reached it: a symlink, a
+/// symlinked folder or another relative path resolve to the real file (so two senders
+/// through two paths take one lease). With `by_identity` the file's device and inode name
+/// the lock too (so do two hard links): only for locks of a database that exists (a run's),
+/// since the plan and schema locks are taken before it is created and must name the same
+/// file before and after.
+fn sibling(db: &Path, suffix: &str, by_identity: bool) -> PathBuf {
+    let real = std::fs::canonicalize(db).unwrap_or_else(|_| db.to_path_buf());
+    let mut name = real
         .file_name()
         .map(|n| n.to_os_string())
         .unwrap_or_else(|| "massup.db".into());
+    #[cfg(unix)]
+    if let Some(meta) = std::fs::metadata(&real).ok().filter(|_| by_identity) {
+        use std::os::unix::fs::MetadataExt;
+        name.push(format!(".{:x}-{:x}", meta.dev(), meta.ino()));
+    }
     name.push(".");
     name.push(suffix);
-    db.with_file_name(name)
+    real.with_file_name(name)
 }
 
 /// Who holds a lease, as written into its lock file.
