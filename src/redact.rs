@@ -135,15 +135,30 @@ fn mask_shape(caps: &regex::Captures<'_>) -> String {
 /// A `tracing_subscriber` writer factory that passes every log line through [`redact`]
 /// before it reaches the wrapped writer (stderr in massup):
 /// `fmt().with_writer(RedactingWriter::new(std::io::stderr))`. The formatter writes one
-/// event per writer, so a secret is never split between two writes.
+/// event per writer, so a secret is never split between two writes. Control characters
+/// are escaped too ([`crate::logging::escape_controls`]), so a server's text cannot drive
+/// the terminal through a log line.
 #[derive(Debug, Clone)]
 pub struct RedactingWriter<M> {
     inner: M,
+    colours: bool,
 }
 
 impl<M> RedactingWriter<M> {
     pub fn new(inner: M) -> RedactingWriter<M> {
-        RedactingWriter { inner }
+        RedactingWriter {
+            inner,
+            colours: false,
+        }
+    }
+
+    /// The formatter writes ANSI colours (stderr is a terminal): ESC is left alone, since
+    /// the colours are the formatter's own; tracing-subscriber (0.3.20 on) escapes ESC,
+    /// BEL and the C1 range inside every field value itself, and every other control
+    /// character is still escaped here.
+    pub fn with_colours(mut self, colours: bool) -> RedactingWriter<M> {
+        self.colours = colours;
+        self
     }
 }
 
@@ -154,18 +169,20 @@ where
     type Writer = RedactingLine<M::Writer>;
 
     fn make_writer(&'a self) -> Self::Writer {
-        RedactingLine::new(self.inner.make_writer())
+        RedactingLine::new(self.inner.make_writer()).with_colours(self.colours)
     }
 
     fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
-        RedactingLine::new(self.inner.make_writer_for(meta))
+        RedactingLine::new(self.inner.make_writer_for(meta)).with_colours(self.colours)
     }
 }
 
-/// One event's worth of output: collected, then redacted and written on flush or drop.
+/// One event's worth of output: collected, then redacted, its control characters escaped,
+/// and written on flush or drop.
 pub struct RedactingLine<W: Write> {
     inner: W,
     buffer: Vec<u8>,
+    colours: bool,
 }
 
 impl<W: Write> RedactingLine<W> {
@@ -173,7 +190,14 @@ impl<W: Write> RedactingLine<W> {
         RedactingLine {
             inner,
             buffer: Vec::new(),
+            colours: false,
         }
+    }
+
+    /// See [`RedactingWriter::with_colours`].
+    pub fn with_colours(mut self, colours: bool) -> RedactingLine<W> {
+        self.colours = colours;
+        self
     }
 
     fn emit(&mut self) -> std::io::Result<()> {
@@ -181,10 +205,31 @@ impl<W: Write> RedactingLine<W> {
             return Ok(());
         }
         let text = String::from_utf8_lossy(&self.buffer);
-        let result = self.inner.write_all(redact(&text).as_bytes());
+        let masked = redact(&text);
+        let shown = if self.colours {
+            escape_but_esc(&masked)
+        } else {
+            crate::logging::escape_controls(&masked)
+        };
+        let result = self.inner.write_all(shown.as_bytes());
         self.buffer.clear();
         result.and_then(|()| self.inner.flush())
     }
+}
+
+/// [`crate::logging::escape_controls`] that keeps ESC (a colour the formatter wrote).
+fn escape_but_esc(text: &str) -> Cow<'_, str> {
+    if !text
+        .chars()
+        .any(|ch| ch != '\x1b' && crate::logging::is_unsafe_control(ch))
+    {
+        return Cow::Borrowed(text);
+    }
+    let parts: Vec<Cow<'_, str>> = text
+        .split('\x1b')
+        .map(crate::logging::escape_controls)
+        .collect();
+    Cow::Owned(parts.join("\x1b"))
 }
 
 impl<W: Write> Write for RedactingLine<W> {
@@ -218,7 +263,7 @@ pub fn install_panic_hook() {
             .unwrap_or_else(|| "an unknown location".into());
         let mut text = format!(
             "thread '{name}' panicked at {location}:\n{}\n",
-            redact(&message)
+            crate::logging::escape_controls(&redact(&message))
         );
         let wanted = std::env::var("RUST_BACKTRACE").is_ok_and(|v| v != "0");
         if wanted {
@@ -376,6 +421,21 @@ mod tests {
             line.write_all(b"TOKEN-42 to the server\n").unwrap();
         }
         assert_eq!(String::from_utf8(out).unwrap(), "sent *** to the server\n");
+    }
+
+    #[test]
+    fn the_writer_escapes_control_characters() {
+        for (colours, want) in [
+            (false, "a \\x1b[31mred\\x07 \\x0d\n"),
+            (true, "a \x1b[31mred\\x07 \\x0d\n"),
+        ] {
+            let mut out = Vec::new();
+            {
+                let mut line = RedactingLine::new(&mut out).with_colours(colours);
+                line.write_all(b"a \x1b[31mred\x07 \r\n").unwrap();
+            }
+            assert_eq!(String::from_utf8(out).unwrap(), want);
+        }
     }
 
     #[test]

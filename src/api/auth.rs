@@ -514,8 +514,9 @@ impl TokenSource {
                 Some(TokenAnswer {
                     error: Some(error), ..
                 }) => {
-                    // The server's words: they may quote what it was sent.
-                    let error = crate::redact::redact(&error);
+                    // The server's words: they may quote what it was sent, or hold
+                    // terminal escapes.
+                    let error = crate::logging::server_text(&error);
                     if status.is_server_error() {
                         last_problem = format!("{url} answered HTTP {status}: {error}");
                         continue;
@@ -577,7 +578,7 @@ pub fn without_url(error: &reqwest::Error) -> String {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    crate::redact::redact(&text).into_owned()
+    crate::logging::server_text(&text).into_owned()
 }
 
 #[cfg(test)]

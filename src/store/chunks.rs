@@ -7,6 +7,7 @@ use super::codec::{decode_details, decode_members, encode_details, encode_member
 use super::runs::expect_one_changed;
 use super::{now, StoreError};
 use crate::api::limits::CallKind;
+use crate::logging::server_text;
 use crate::outcome::{ItemState, Member};
 
 /// Where a chunk stands. Stored as its snake_case name.
@@ -325,10 +326,10 @@ pub fn record_attempt(
     run_id: i64,
     update: &ChunkUpdate,
 ) -> Result<(), StoreError> {
-    // Answers are server text: whatever secret one echoes is masked before it is stored
-    // (reports and status read it from here).
-    let message = update.message.as_deref().map(crate::redact::redact);
-    let code = update.code.as_deref().map(crate::redact::redact);
+    // Answers are server text: whatever secret one echoes is masked, and every control
+    // character escaped, before it is stored (reports and status read it from here).
+    let message = update.message.as_deref().map(server_text);
+    let code = update.code.as_deref().map(server_text);
     let details = redacted(&update.details);
     let attempts = i64::from(update.call.is_some());
     let last_attempt_at = update.call.as_ref().map(|c| c.started_at.clone());
@@ -357,12 +358,13 @@ pub fn record_attempt(
     Ok(())
 }
 
-/// The details with every message redacted, or None when none needed it (the usual case:
-/// no copy).
+/// The details with every code and message made safe ([`server_text`]), or None when
+/// none needed it (the usual case: no copy).
 fn redacted(details: &Details) -> Option<Details> {
+    let unsafe_text = |t: &str| matches!(server_text(t), std::borrow::Cow::Owned(_));
     if !details
         .values()
-        .any(|(c, m)| crate::redact::needs_redaction(c) || crate::redact::needs_redaction(m))
+        .any(|(c, m)| unsafe_text(c) || unsafe_text(m))
     {
         return None;
     }
@@ -372,10 +374,7 @@ fn redacted(details: &Details) -> Option<Details> {
             .map(|(&i, (c, m))| {
                 (
                     i,
-                    (
-                        crate::redact::redact(c).into_owned(),
-                        crate::redact::redact(m).into_owned(),
-                    ),
+                    (server_text(c).into_owned(), server_text(m).into_owned()),
                 )
             })
             .collect(),
