@@ -482,7 +482,20 @@ impl TokenSource {
                 state.refused = Some(reason.clone());
                 return Err(AuthError::Refused(reason));
             }
-            let body = response.bytes().await.unwrap_or_default();
+            let body = match super::read_capped(
+                response,
+                super::MAX_TOKEN_ANSWER_BYTES,
+                "a token endpoint's answer",
+            )
+            .await
+            {
+                Ok(body) => body,
+                Err(e) => {
+                    // Not an answer Zoho gives: nothing was minted that massup can use.
+                    last_problem = format!("{url} answered HTTP {status}: {e}");
+                    continue;
+                }
+            };
             let answer: Option<TokenAnswer> = serde_json::from_slice(&body).ok();
             match answer {
                 Some(TokenAnswer {
