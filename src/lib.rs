@@ -22,7 +22,9 @@
 //! - [`exit`]: exit codes, decided in one place.
 //! - [`redact`] (secrets masked in everything that leaves the process), [`lease`] (one
 //!   sender per run, by an OS file lock), [`aimd`] (concurrency that backs off on 429s),
-//!   [`config`] (massup.toml) and [`logging`].
+//!   [`config`] (massup.toml), [`plain_file`] (state and config files opened as plain
+//!   files only, never a device or a FIFO) and [`logging`] (with the escaping of control
+//!   characters in text from servers and input files).
 //! - [`commands`]: one module per subcommand, thin: flags to settings, then the stages.
 //! - [`cli`]: argument parsing; picks the command and returns its exit code.
 //!
@@ -45,6 +47,7 @@ pub mod logging;
 pub mod mock;
 pub mod outcome;
 pub mod output;
+pub mod plain_file;
 pub mod plan;
 pub mod redact;
 pub mod render;

@@ -164,8 +164,10 @@ impl SecretValues {
             }
         }
         let _ = meta;
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| UsageError::new(format!("secrets file {shown}: {e}")))?;
+        // Four short values: 64 KiB is more than any honest secrets file, and a FIFO or a
+        // device is refused rather than waited on or read without end.
+        let text = crate::plain_file::read_to_string(path, 64 << 10)
+            .map_err(|e| UsageError::new(format!("secrets file: {e}")))?;
         // The TOML error would quote the offending line, which may hold a secret: say only where.
         toml::from_str(&text).map_err(|e| {
             let at = e
