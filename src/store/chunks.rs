@@ -242,31 +242,25 @@ pub struct ClaimedChunk {
 
 /// Marks the chunks that are still pending in flight and loads them; chunks no longer
 /// pending are skipped. The caller commits before anything is sent.
+///
+/// Every chunk of the claim is loaded before any is marked, so that what is read can be
+/// checked first and a claim that fails marks nothing.
 pub fn claim(
     conn: &Connection,
     run_id: i64,
     chunk_ids: &[i64],
 ) -> Result<Vec<ClaimedChunk>, StoreError> {
-    let mut mark = conn.prepare_cached(
-        "UPDATE chunks SET state = ?3 WHERE id = ?1 AND run_id = ?2 AND state = ?4",
-    )?;
+    use rusqlite::OptionalExtension;
     let mut load = conn.prepare_cached(
-        "SELECT c.members, c.outcomes, c.details_json, g.payload_json, c.kind, c.payloads, c.snapshotted
-         FROM chunks c JOIN groups g ON g.id = c.group_id WHERE c.id = ?1",
+        "SELECT c.members, c.outcomes, c.details_json, g.payload_json, c.kind, c.payloads,
+                c.snapshotted
+         FROM chunks c JOIN groups g ON g.id = c.group_id
+         WHERE c.id = ?1 AND c.run_id = ?2 AND c.state = ?3",
     )?;
     let mut claimed = Vec::with_capacity(chunk_ids.len());
     for &id in chunk_ids {
-        let marked = mark.execute(params![
-            id,
-            run_id,
-            ChunkState::InFlight.as_str(),
-            ChunkState::Pending.as_str()
-        ])?;
-        if marked != 1 {
-            continue; // not pending any more
-        }
-        let (members, outcomes, details_json, payload, kind, payloads, snapshotted) = load
-            .query_row(params![id], |r| {
+        let Some(row) = load
+            .query_row(params![id, run_id, ChunkState::Pending.as_str()], |r| {
                 Ok((
                     r.get::<_, Vec<u8>>(0)?,
                     r.get::<_, Vec<u8>>(1)?,
@@ -276,7 +270,12 @@ pub fn claim(
                     r.get::<_, Option<String>>(5)?,
                     r.get::<_, bool>(6)?,
                 ))
-            })?;
+            })
+            .optional()?
+        else {
+            continue; // not pending any more
+        };
+        let (members, outcomes, details_json, payload, kind, payloads, snapshotted) = row;
         claimed.push(ClaimedChunk {
             id,
             kind,
@@ -287,6 +286,18 @@ pub fn claim(
             details: decode_details(details_json.as_deref()),
             snapshotted,
         });
+    }
+    let mut mark = conn.prepare_cached(
+        "UPDATE chunks SET state = ?3 WHERE id = ?1 AND run_id = ?2 AND state = ?4",
+    )?;
+    for chunk in &claimed {
+        let marked = mark.execute(params![
+            chunk.id,
+            run_id,
+            ChunkState::InFlight.as_str(),
+            ChunkState::Pending.as_str()
+        ])?;
+        expect_one_changed(marked)?;
     }
     Ok(claimed)
 }
