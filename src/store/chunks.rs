@@ -3,7 +3,10 @@
 //! `in_flight` and committed before it is sent, so a crash leaves it for `resume`.
 use rusqlite::{params, Connection};
 
-use super::codec::{decode_details, decode_members, encode_details, encode_members, Details};
+use super::codec::{
+    chunk_checksum, decode_details, decode_members, encode_details, encode_members, group_checksum,
+    Details,
+};
 use super::runs::expect_one_changed;
 use super::{now, StoreError};
 use crate::api::limits::CallKind;
@@ -76,8 +79,15 @@ pub fn insert_group(
     payload_json: &str,
     items: usize,
 ) -> Result<i64, StoreError> {
-    conn.prepare_cached("INSERT INTO groups (run_id, payload_json, items) VALUES (?1, ?2, ?3)")?
-        .execute(params![run_id, payload_json, items])?;
+    conn.prepare_cached(
+        "INSERT INTO groups (run_id, payload_json, items, checksum) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        run_id,
+        payload_json,
+        items,
+        group_checksum(payload_json)
+    ])?;
     Ok(conn.last_insert_rowid())
 }
 
@@ -104,20 +114,24 @@ pub fn insert_chunk_of(
         Some(_) => CallKind::UpdateRecords,
         None => CallKind::MassUpdate,
     };
+    let packed = encode_members(members.iter().copied());
+    let payloads = encode_payloads(payloads);
+    let checksum = chunk_checksum(&packed, payloads.as_deref());
     conn.prepare_cached(
-        "INSERT INTO chunks (run_id, group_id, state, size, members, outcomes, created_at, kind, payloads)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO chunks (run_id, group_id, state, size, members, outcomes, created_at, kind, payloads, checksum)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         run_id,
         group_id,
         ChunkState::Pending.as_str(),
         members.len(),
-        encode_members(members.iter().copied()),
+        packed,
         vec![ItemState::Pending as u8; members.len()],
         now(),
         kind.name(),
-        encode_payloads(payloads)
+        payloads,
+        checksum
     ])?;
     Ok(())
 }
@@ -243,8 +257,11 @@ pub struct ClaimedChunk {
 /// Marks the chunks that are still pending in flight and loads them; chunks no longer
 /// pending are skipped. The caller commits before anything is sent.
 ///
-/// Every chunk of the claim is loaded before any is marked, so that what is read can be
-/// checked first and a claim that fails marks nothing.
+/// What each chunk sends (members, per-record payloads, its group's value set) is checked
+/// against the checksums written with it (migration 0008; chunks planned before carry
+/// none and are not checked) before anything is marked: a chunk that does not match
+/// fails the whole claim with [`StoreError::ChunkDamaged`], naming it, and every chunk of
+/// the claim stays pending.
 pub fn claim(
     conn: &Connection,
     run_id: i64,
@@ -253,7 +270,7 @@ pub fn claim(
     use rusqlite::OptionalExtension;
     let mut load = conn.prepare_cached(
         "SELECT c.members, c.outcomes, c.details_json, g.payload_json, c.kind, c.payloads,
-                c.snapshotted
+                c.snapshotted, c.checksum, g.checksum
          FROM chunks c JOIN groups g ON g.id = c.group_id
          WHERE c.id = ?1 AND c.run_id = ?2 AND c.state = ?3",
     )?;
@@ -269,13 +286,36 @@ pub fn claim(
                     r.get::<_, CallKind>(4)?,
                     r.get::<_, Option<String>>(5)?,
                     r.get::<_, bool>(6)?,
+                    r.get::<_, Option<Vec<u8>>>(7)?,
+                    r.get::<_, Option<Vec<u8>>>(8)?,
                 ))
             })
             .optional()?
         else {
             continue; // not pending any more
         };
-        let (members, outcomes, details_json, payload, kind, payloads, snapshotted) = row;
+        let (members, outcomes, details_json, payload, kind, payloads, snapshotted, sum, group_sum) =
+            row;
+        let damaged = if sum.is_some_and(|s| s != chunk_checksum(&members, payloads.as_deref())) {
+            Some(if kind == CallKind::UpdateRecords {
+                "its record ids or their values"
+            } else {
+                "its record ids"
+            })
+        } else if group_sum.is_some_and(|s| s != group_checksum(&payload)) {
+            Some("the values its group writes")
+        } else if outcomes.len() * 12 != members.len() {
+            Some("its record ids or their outcomes")
+        } else {
+            None
+        };
+        if let Some(part) = damaged {
+            return Err(StoreError::ChunkDamaged {
+                run_id,
+                chunk_id: id,
+                part,
+            });
+        }
         claimed.push(ClaimedChunk {
             id,
             kind,
@@ -559,4 +599,124 @@ pub fn first_chunk(conn: &Connection, run_id: i64) -> Result<Option<FirstChunk>,
             },
         )
         .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::runs::{insert_run, NewRun};
+
+    fn members(ids: &[i64]) -> Vec<Member> {
+        ids.iter()
+            .enumerate()
+            .map(|(i, &record_id)| Member {
+                row_no: i as u32,
+                record_id,
+            })
+            .collect()
+    }
+
+    /// A run with a mass_update chunk (1) and an Update Records chunk (2).
+    fn planned() -> (Connection, i64) {
+        let conn = crate::store::open_in_memory().unwrap();
+        let run = insert_run(
+            &conn,
+            &NewRun {
+                module: "Leads",
+                csv_path: "x.csv",
+                csv_sha256: "0",
+                id_column: "id",
+                columns_json: "[]",
+                settings_json: "{}",
+                fields_json: None,
+                send_json: None,
+            },
+        )
+        .unwrap();
+        let group = insert_group(&conn, run, r#"{"Lead_Status":"Contacted"}"#, 2).unwrap();
+        insert_chunk(&conn, run, group, &members(&[11, 12])).unwrap();
+        let per_record = insert_group(&conn, run, "{}", 1).unwrap();
+        let payloads = [r#"{"City":"Oslo"}"#.to_string()];
+        insert_chunk_of(&conn, run, per_record, &members(&[13]), Some(&payloads)).unwrap();
+        (conn, run)
+    }
+
+    fn state(conn: &Connection, chunk: i64) -> String {
+        conn.query_row("SELECT state FROM chunks WHERE id = ?1", [chunk], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn intact_chunks_are_claimed_with_what_they_send() {
+        let (conn, run) = planned();
+        let claimed = claim(&conn, run, &[1, 2]).unwrap();
+        assert_eq!(claimed.len(), 2);
+        assert_eq!(claimed[0].members[1].record_id, 12);
+        assert_eq!(
+            claimed[1].payloads.as_ref().unwrap()[0],
+            r#"{"City":"Oslo"}"#
+        );
+        assert_eq!(state(&conn, 1), "in_flight");
+        // Claimed already: skipped.
+        assert!(claim(&conn, run, &[1]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn damage_to_what_a_chunk_sends_is_found_before_anything_is_claimed() {
+        let flip_a_record_id = |conn: &Connection| {
+            let mut blob: Vec<u8> = conn
+                .query_row("SELECT members FROM chunks WHERE id = 1", [], |r| r.get(0))
+                .unwrap();
+            blob[4] ^= 1;
+            conn.execute("UPDATE chunks SET members = ?1 WHERE id = 1", [blob])
+                .unwrap();
+        };
+        let change_a_value = |conn: &Connection| {
+            conn.execute(
+                "UPDATE chunks SET payloads = '[{\"City\":\"Osla\"}]' WHERE id = 2",
+                [],
+            )
+            .unwrap();
+        };
+        let change_the_group = |conn: &Connection| {
+            conn.execute(
+                "UPDATE groups SET payload_json = '{\"Lead_Status\":\"Contactes\"}' WHERE id = 1",
+                [],
+            )
+            .unwrap();
+        };
+        type Damage<'a> = &'a dyn Fn(&Connection);
+        let cases: [(Damage, i64); 3] = [
+            (&flip_a_record_id, 1),
+            (&change_a_value, 2),
+            (&change_the_group, 1),
+        ];
+        for (damage, chunk) in cases {
+            let (conn, run) = planned();
+            damage(&conn);
+            match claim(&conn, run, &[2, 1]) {
+                Err(StoreError::ChunkDamaged { chunk_id, .. }) => assert_eq!(chunk_id, chunk),
+                other => panic!("chunk {chunk}: {:?}", other.map(|c| c.len())),
+            }
+            // Nothing of the claim was marked: both chunks are still pending.
+            assert_eq!(
+                (state(&conn, 1), state(&conn, 2)),
+                ("pending".into(), "pending".into())
+            );
+        }
+    }
+
+    #[test]
+    fn chunks_without_a_checksum_are_claimed_unchecked() {
+        let (conn, run) = planned();
+        conn.execute_batch(
+            "UPDATE chunks SET checksum = NULL, payloads = '[{\"City\":\"Bergen\"}]' WHERE id = 2;
+             UPDATE groups SET checksum = NULL",
+        )
+        .unwrap();
+        let claimed = claim(&conn, run, &[1, 2]).unwrap();
+        assert_eq!(claimed.len(), 2);
+    }
 }

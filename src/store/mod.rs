@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0005_snapshots.sql"),
     include_str!("../../migrations/0006_sends.sql"),
     include_str!("../../migrations/0007_credits.sql"),
+    include_str!("../../migrations/0008_checksums.sql"),
 ];
 
 /// How long a statement waits for a lock held by another massup process before failing.
@@ -75,6 +76,14 @@ pub enum StoreError {
     /// outcomes after that point were not stored, and `resume` sends those chunks again.
     #[error("the database writer for {path} stopped before the send ended; `massup resume` continues the run")]
     WriterFailed { path: String },
+    /// What a chunk sends does not match the checksum written with it: the file is damaged
+    /// there. Found when the chunk is claimed, before its call; the send stops.
+    #[error("chunk {chunk_id} of run {run_id} does not match the checksum written with it when it was planned ({part} changed): the database file is damaged there. It was not sent, and the send stops before any other call; `massup report` still gets the outcomes out. Restore the database from a backup and `massup resume`, or plan the file again into a new --db")]
+    ChunkDamaged {
+        run_id: i64,
+        chunk_id: i64,
+        part: &'static str,
+    },
     /// A stored value that cannot be read back: damage, found before it is used.
     #[error("the database holds a damaged value: {what} ({problem}); nothing was sent. `massup report` still gets the outcomes out")]
     Damaged { what: String, problem: String },
