@@ -1,7 +1,9 @@
 //! Damage inside the database, found before it is sent. SQLite's checks look at a page's
 //! structure, not at what a blob holds: a byte flipped inside a chunk's members passed
 //! every check and mass_update carried corrupted ids. Each chunk now carries a checksum
-//! of what it sends, verified when it is claimed.
+//! of what it sends, verified when it is claimed; and `resume`, `retry` and `undo` check
+//! the tables they read before their first read (a damaged snapshot was found only after
+//! 12 Get Records calls).
 #![cfg(target_os = "linux")]
 
 #[path = "hostile_support/mod.rs"]
@@ -121,6 +123,98 @@ async fn a_flipped_byte_in_a_chunk_is_found_before_its_call() {
     massup_in(&dir, &["status"], &[], DEADLINE)
         .await
         .expect_code(0);
+}
+
+/// Damages the b-tree page header of `table`'s root page on disk (the WAL checkpointed
+/// first): SQLite's quick_check finds it, a read of the table fails on it.
+fn damage_root_page(db: &std::path::Path, table: &str) {
+    checkpoint(db);
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let root: i64 = conn
+        .query_row(
+            "SELECT rootpage FROM sqlite_master WHERE name = ?1",
+            [table],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let page: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap();
+    drop(conn);
+    let mut bytes = std::fs::read(db).unwrap();
+    let at = ((root - 1) * page) as usize;
+    for b in &mut bytes[at + 1..at + 8] {
+        *b = 0xFF;
+    }
+    std::fs::write(db, bytes).unwrap();
+}
+
+/// Regression: a damaged `befores` table (the snapshot) was found only after 12 Get
+/// Records calls had gone out. `resume`, `retry` and `undo` now check the tables they read first,
+/// and refuse naming `report`: not one more call reaches the mock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_snapshot_is_found_before_any_read() {
+    let (mock, dir, csv) = scene(100, 40).await;
+    let fields = leads_fields();
+    let url = mock.url();
+    // Two of four chunks sent, with their snapshots (read just before each call).
+    let ran = massup_in(
+        &dir,
+        &[
+            "run",
+            "--csv",
+            &csv,
+            "--module",
+            "Leads",
+            "--fields",
+            fields.to_str().unwrap(),
+            "--api-domain",
+            &url,
+            "--api",
+            "mass",
+            "--snapshot",
+            "--skip-unchanged",
+            "--chunk-size",
+            "10",
+            "--concurrency",
+            "1",
+            "--max-calls",
+            "2",
+        ],
+        &TOKEN,
+        DEADLINE,
+    )
+    .await;
+    ran.expect_code(4);
+    let before = mock.ledger();
+    assert!(before.get_records_requests > 0, "{}", ran.report());
+    damage_root_page(&dir.db(), "befores");
+
+    let resumed = massup_in(&dir, &["resume", "--api-domain", &url], &TOKEN, DEADLINE).await;
+    let retried = massup_in(&dir, &["retry", "--api-domain", &url], &TOKEN, DEADLINE).await;
+    let undone = massup_in(
+        &dir,
+        &["undo", "--run", "1", "--api-domain", &url, "--yes"],
+        &TOKEN,
+        DEADLINE,
+    )
+    .await;
+    let after = mock.ledger();
+    for ran in [&resumed, &retried, &undone] {
+        ran.expect_code(1);
+        let stderr = ran.stderr();
+        for needle in ["is damaged", "massup report", "nothing was sent"] {
+            assert!(stderr.contains(needle), "{needle}\n{}", ran.report());
+        }
+    }
+    assert_eq!(
+        (after.get_records_requests, after.requests),
+        (before.get_records_requests, before.requests),
+        "calls went out before the damage was found\n{}\n{}\n{}",
+        resumed.report(),
+        retried.report(),
+        undone.report()
+    );
 }
 
 /// Chunks planned by an older massup carry no checksum (migration 0008 adds the column

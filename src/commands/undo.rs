@@ -121,6 +121,7 @@ fn takeback(conn: &rusqlite::Connection, run: &RunInfo) -> anyhow::Result<Takeba
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let workspace = Workspace::new(global, &args.db)?;
     let conn = workspace.open_existing()?;
+    store::check_before_sending(&conn, &workspace.db)?;
     let undone = workspace.pick_run(&conn, args.run, Latest::Any)?;
     let plan: PlanSettings = serde_json::from_str(&undone.settings_json)
         .map_err(|e| anyhow::anyhow!("run {}'s settings cannot be read: {e}", undone.id))?;
