@@ -136,12 +136,17 @@ pub fn insert_chunk_of(
     Ok(())
 }
 
-/// Chunks reset after a process died with them in flight, over the run: each is a call
-/// that may have been sent (and cost a credit) without being logged.
+/// Calls that may have been sent (and cost a credit) without being logged, over the run:
+/// one for every time a chunk was reset after a process died with it in flight, and one
+/// for every chunk in flight now. A chunk is in flight on disk, committed, before its call
+/// leaves, while its call is logged later, in a batch: a process that stopped between the
+/// two (killed, or its writer failed on a full disk) leaves the chunk in flight until the
+/// next `resume` resets it, and its call must not count as 0 meanwhile. During a run the
+/// chunks being sent count too: their calls may well have reached Zoho already.
 pub fn resets(conn: &Connection, run_id: i64) -> Result<u64, StoreError> {
     Ok(conn.query_row(
-        "SELECT COALESCE(SUM(resets), 0) FROM chunks WHERE run_id = ?1",
-        params![run_id],
+        "SELECT COALESCE(SUM(resets), 0) + COALESCE(SUM(state = ?2), 0) FROM chunks WHERE run_id = ?1",
+        params![run_id, ChunkState::InFlight.as_str()],
         |r| r.get(0),
     )?)
 }
@@ -718,5 +723,16 @@ mod tests {
         .unwrap();
         let claimed = claim(&conn, run, &[1, 2]).unwrap();
         assert_eq!(claimed.len(), 2);
+    }
+
+    #[test]
+    fn chunks_in_flight_count_as_calls_perhaps_unlogged() {
+        let (conn, run) = planned();
+        assert_eq!(resets(&conn, run).unwrap(), 0);
+        claim(&conn, run, &[1, 2]).unwrap();
+        assert_eq!(resets(&conn, run).unwrap(), 2);
+        // Reset by the next send: counted as resets instead, not twice.
+        assert_eq!(reset_in_flight(&conn, run).unwrap(), 2);
+        assert_eq!(resets(&conn, run).unwrap(), 2);
     }
 }
