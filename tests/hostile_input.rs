@@ -1,5 +1,7 @@
-//! Hostile input cells: a NUL byte inside a data cell was accepted and sent. A NUL now
-//! makes its row invalid, naming line and column, while the other rows are planned.
+//! Hostile input cells: a NUL byte inside a data cell was accepted and sent; a cell
+//! starting with `|` reached CSV reports as it was (a DDE command in some spreadsheet
+//! programs). A NUL now makes its row invalid, naming line and column, while the other
+//! rows are planned; CSV reports neutralise `|` as they do `= + - @`.
 #![cfg(target_os = "linux")]
 
 #[path = "hostile_support/mod.rs"]
@@ -75,4 +77,32 @@ async fn a_nul_byte_makes_its_row_invalid_naming_line_and_column() {
         .query_row("SELECT SUM(size) FROM chunks", [], |r| r.get(0))
         .unwrap();
     assert_eq!(chunked, 4, "two valid rows x two fields");
+}
+
+/// Regression: a cell starting with `|` was written to the CSV report as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_reports_neutralise_a_leading_pipe() {
+    let dir = Arc::new(Dir::new());
+    let csv = dir.write(
+        "in.csv",
+        "id,Last_Name\n738964000002131001,|cmd!A0\n738964000002140875,=1+1\n",
+    );
+    planned_ok(&plan(&dir, csv.to_str().unwrap()).await);
+    let report = dir.path().join("report.csv");
+    massup_in(
+        &dir,
+        &["report", "--out", report.to_str().unwrap()],
+        &[],
+        DEADLINE,
+    )
+    .await
+    .expect_code(0);
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(text.contains(",'|cmd!A0,"), "{text}");
+    assert!(text.contains(",'=1+1,"), "{text}");
+    assert!(!text.contains(",|cmd"), "{text}");
+}
+
+fn planned_ok(ran: &support::Bounded) {
+    ran.expect_code(0);
 }
