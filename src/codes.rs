@@ -24,3 +24,6 @@ pub const TOKEN_UNAVAILABLE: &str = "TOKEN_UNAVAILABLE";
 pub const REDIRECTED: &str = "REDIRECTED";
 /// The snapshot's values could not be stored, so nothing was sent.
 pub const SNAPSHOT_NOT_STORED: &str = "SNAPSHOT_NOT_STORED";
+/// What a chunk would send does not match the checksum written with it (a damaged
+/// database file): the send stops before its call.
+pub const DAMAGED_CHUNK: &str = "DAMAGED_CHUNK";

@@ -42,6 +42,9 @@ pub struct Config {
     pub source: Option<PathBuf>,
 }
 
+/// The largest massup.toml read: a real one is a few hundred bytes.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 impl Config {
     /// Reads `explicit`, else `./massup.toml`, else the user config folder's; none is fine.
     pub fn load(explicit: Option<&Path>) -> Result<Config, UsageError> {
@@ -60,9 +63,10 @@ impl Config {
         let Some(path) = path else {
             return Ok(Config::default());
         };
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            UsageError::new(format!("cannot read config file {}: {e}", path.display()))
-        })?;
+        // A plain file of sensible size: a FIFO or a device in its place would hang the
+        // command or fill its memory (src/plain_file.rs).
+        let text = crate::plain_file::read_to_string(&path, MAX_CONFIG_BYTES)
+            .map_err(|e| UsageError::new(format!("cannot read config file: {e}")))?;
         let mut config: Config = toml::from_str(&text)
             .map_err(|e| UsageError::new(describe_parse_error(&path, &text, &e)))?;
         config.source = Some(path);

@@ -23,7 +23,7 @@
 //! The lock files are left in place after release (emptied): deleting a lock file while
 //! another process waits on it would let two processes lock two different files of the
 //! same name.
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -201,13 +201,10 @@ pub fn try_acquire(path: &Path, command: &str) -> Result<Lease, LeaseError> {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(io)?;
+    // Never through a symlink or into a FIFO or device: the holder's line is written
+    // into it (src/plain_file.rs).
+    let mut file = crate::plain_file::open_for_update(path, 64 << 10)
+        .map_err(|e| io(std::io::Error::other(e)))?;
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
@@ -272,7 +269,9 @@ pub async fn acquire_waiting(
 /// The holder named in the lock file at `path`, read leniently: an empty, partial or
 /// foreign file names nobody.
 pub fn read_holder(path: &Path) -> Option<Holder> {
-    let text = std::fs::read_to_string(path).ok()?;
+    // A holder line is a few hundred bytes; a lock file that is a FIFO or a device names
+    // nobody rather than hanging the reader.
+    let text = crate::plain_file::read_to_string(path, 64 << 10).ok()?;
     serde_json::from_str(text.trim()).ok()
 }
 

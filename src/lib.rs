@@ -27,7 +27,9 @@
 //! - [`exit`]: exit codes, decided in one place.
 //! - [`redact`] (secrets masked in everything that leaves the process), [`lease`] (one
 //!   sender per run, by an OS file lock), [`aimd`] (concurrency that backs off on 429s),
-//!   [`config`] (massup.toml) and [`logging`].
+//!   [`config`] (massup.toml), [`plain_file`] (state and config files opened as plain
+//!   files only, never a device or a FIFO) and [`logging`] (with the escaping of control
+//!   characters in text from servers and input files).
 //! - [`app`]: the use cases the commands share: the workspace, the session with Zoho,
 //!   planning a file (metadata, lookups), resolving how a run is sent, sending, finishing.
 //! - [`commands`]: one module per subcommand, thin: flags to typed values, then [`app`] and
@@ -54,6 +56,7 @@ pub mod logging;
 pub mod mock;
 pub mod outcome;
 pub mod output;
+pub mod plain_file;
 pub mod plan;
 pub mod redact;
 pub mod render;

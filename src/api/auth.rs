@@ -164,8 +164,10 @@ impl SecretValues {
             }
         }
         let _ = meta;
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| UsageError::new(format!("secrets file {shown}: {e}")))?;
+        // Four short values: 64 KiB is more than any honest secrets file, and a FIFO or a
+        // device is refused rather than waited on or read without end.
+        let text = crate::plain_file::read_to_string(path, 64 << 10)
+            .map_err(|e| UsageError::new(format!("secrets file: {e}")))?;
         // The TOML error would quote the offending line, which may hold a secret: say only where.
         toml::from_str(&text).map_err(|e| {
             let at = e
@@ -482,7 +484,20 @@ impl TokenSource {
                 state.refused = Some(reason.clone());
                 return Err(AuthError::Refused(reason));
             }
-            let body = response.bytes().await.unwrap_or_default();
+            let body = match super::read_capped(
+                response,
+                super::MAX_TOKEN_ANSWER_BYTES,
+                "a token endpoint's answer",
+            )
+            .await
+            {
+                Ok(body) => body,
+                Err(e) => {
+                    // Not an answer Zoho gives: nothing was minted that massup can use.
+                    last_problem = format!("{url} answered HTTP {status}: {e}");
+                    continue;
+                }
+            };
             let answer: Option<TokenAnswer> = serde_json::from_slice(&body).ok();
             match answer {
                 Some(TokenAnswer {
@@ -514,8 +529,9 @@ impl TokenSource {
                 Some(TokenAnswer {
                     error: Some(error), ..
                 }) => {
-                    // The server's words: they may quote what it was sent.
-                    let error = crate::redact::redact(&error);
+                    // The server's words: they may quote what it was sent, or hold
+                    // terminal escapes.
+                    let error = crate::logging::server_text(&error);
                     if status.is_server_error() {
                         last_problem = format!("{url} answered HTTP {status}: {error}");
                         continue;
@@ -577,7 +593,7 @@ pub fn without_url(error: &reqwest::Error) -> String {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    crate::redact::redact(&text).into_owned()
+    crate::logging::server_text(&text).into_owned()
 }
 
 #[cfg(test)]

@@ -19,11 +19,19 @@
 //! processes cannot both take the tenth place. A place is *reserved* before the request
 //! goes out and *released* if the request minted nothing (no answer, a 5xx, a redirect),
 //! so an outage does not look like ten refreshes.
-use std::io::{Read, Seek, Write};
+//!
+//! The file is opened as a plain file only (`plain_file::open_for_update`: no symlink
+//! followed, no FIFO or device waited on, nothing larger than [`MAX_FILE_BYTES`] read).
+//! One that is something else is reported once and replaced by a fresh file; a lock held
+//! for longer than [`MAX_LOCK_WAIT`] is not waited for: the count goes on in memory.
+use std::fs::{File, TryLockError};
+use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
+
+use crate::plain_file;
 
 /// Zoho mints at most 10 access tokens per refresh token in 10 minutes.
 pub const MAX_REFRESHES: usize = 10;
@@ -32,6 +40,15 @@ pub const REFRESH_WINDOW: Duration = Duration::from_secs(600);
 /// Overrides the folder of the budget files (tests, or a shared folder for a team's
 /// cron jobs on one machine).
 pub const STATE_DIR_ENV: &str = "MASSUP_STATE_DIR";
+
+/// The largest budget file massup reads. An honest one holds the header and at most a
+/// few dozen times (those older than ten minutes are dropped on every write): under 1 KB.
+pub const MAX_FILE_BYTES: u64 = 64 << 10;
+
+/// The longest massup waits for another process's lock on the budget file. A holder keeps
+/// it for a read and a write of a few hundred bytes; one that holds it for seconds is
+/// stuck (stopped in a debugger, `kill -STOP`), and a run must not hang on it.
+pub const MAX_LOCK_WAIT: Duration = Duration::from_secs(2);
 
 const HEADER: &str = "# massup: when access tokens were minted for one OAuth client (unix ms, one a line); Zoho allows 10 in 10 minutes\n";
 
@@ -180,16 +197,12 @@ fn update_file<R>(path: &Path, change: &mut impl FnMut(&mut Vec<u64>) -> R) -> s
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)?;
+    let mut file = open_plain(path)?;
     // Held for a read and a write of a few hundred bytes; released when `file` drops.
-    file.lock()?;
-    let mut text = String::new();
-    file.read_to_string(&mut text)?;
+    lock_within(&file, MAX_LOCK_WAIT)?;
+    let bytes = plain_file::read_capped(path, file.try_clone()?, MAX_FILE_BYTES)
+        .map_err(std::io::Error::other)?;
+    let text = String::from_utf8_lossy(&bytes);
     let mut times = parse(&text);
     let before = times.clone();
     let result = change(&mut times);
@@ -204,6 +217,44 @@ fn update_file<R>(path: &Path, change: &mut impl FnMut(&mut Vec<u64>) -> R) -> s
         file.write_all(out.as_bytes())?;
     }
     Ok(result)
+}
+
+/// Opens the budget file as a plain file; one that is not (a symlink, a FIFO, a device, a
+/// file too large to be honest) is reported and replaced by a fresh, empty one: it holds
+/// no count worth keeping, and waiting on it or reading it whole could hang the run.
+fn open_plain(path: &Path) -> std::io::Result<File> {
+    match plain_file::open_for_update(path, MAX_FILE_BYTES) {
+        Ok(file) => Ok(file),
+        Err(bad) if bad.is_bad_file() => {
+            std::fs::remove_file(path)?;
+            tracing::warn!(
+                "{bad}: the token budget file was replaced by a fresh one (the tokens minted in the last 10 minutes are counted again from now; Zoho's own limit still holds)"
+            );
+            plain_file::open_for_update(path, MAX_FILE_BYTES).map_err(std::io::Error::other)
+        }
+        Err(e) => Err(std::io::Error::other(e)),
+    }
+}
+
+/// Takes the file's exclusive lock, waiting at most `wait` for another holder.
+fn lock_within(file: &File, wait: Duration) -> std::io::Result<()> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(TryLockError::Error(e)) => return Err(e),
+            Err(TryLockError::WouldBlock) if std::time::Instant::now() >= deadline => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "another process has held its lock for over {}s",
+                        wait.as_secs()
+                    ),
+                ));
+            }
+            Err(TryLockError::WouldBlock) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
 }
 
 /// Lenient: comments and lines that are not a number are skipped.
@@ -297,6 +348,44 @@ mod tests {
         assert!(budget.reserve(now + 20).is_err());
         budget.release(last.unwrap());
         assert!(budget.reserve(now + 21).is_ok());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_that_is_not_plain_is_replaced_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let zero = dir.path().join("zero.txt");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let fifo = dir.path().join("fifo.txt");
+        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let huge = dir.path().join("huge.txt");
+        std::fs::write(&huge, "1\n".repeat(MAX_FILE_BYTES as usize)).unwrap();
+        for path in [zero, fifo, huge] {
+            let started = std::time::Instant::now();
+            let mut budget = RefreshBudget::in_file(path.clone());
+            budget.reserve(now_ms()).unwrap();
+            assert!(started.elapsed() < Duration::from_secs(1), "{path:?}");
+            assert_eq!(budget.path(), Some(path.as_path()), "kept using the file");
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            assert!(meta.is_file(), "{path:?} replaced by a plain file");
+            assert_eq!(parse(&std::fs::read_to_string(&path).unwrap()).len(), 1);
+        }
+    }
+
+    #[test]
+    fn a_lock_held_too_long_is_not_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("budget.txt");
+        let holder = plain_file::open_for_update(&path, MAX_FILE_BYTES).unwrap();
+        holder.lock().unwrap();
+        let started = std::time::Instant::now();
+        let mut budget = RefreshBudget::in_file(path.clone());
+        budget.reserve(now_ms()).unwrap();
+        let took = started.elapsed();
+        assert!(took >= MAX_LOCK_WAIT && took < MAX_LOCK_WAIT + Duration::from_secs(1));
+        assert!(budget.path().is_none(), "counting in memory");
     }
 
     #[test]

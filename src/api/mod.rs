@@ -230,6 +230,68 @@ pub fn redirect_target(response: &reqwest::Response) -> String {
     crate::redact::redact(url.as_str()).into_owned()
 }
 
+/// The most of an answer to a record call (mass_update, Update Records, Get Records, COQL)
+/// or a metadata call that massup reads. Zoho's largest answers are far below it: 500
+/// mass_update entries are about 160 KB, 2,000 COQL rows of 50 fields a few MB, a module's
+/// field metadata under 2 MB. Above it the answer is not Zoho's (a broken proxy, a hostile
+/// server streaming without end: one drove a process to 9.8 GB in 23 s before this cap), so
+/// reading stops there and the call fails as a transport error, to be retried.
+pub const MAX_ANSWER_BYTES: usize = 16 << 20;
+
+/// The most of a token endpoint's answer massup reads: Zoho's is under 300 bytes (a token,
+/// its lifetime, the API domain); 64 KiB leaves room for any error page.
+pub const MAX_TOKEN_ANSWER_BYTES: usize = 64 << 10;
+
+/// Why an answer's body could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// Longer than `cap`: reading stopped there (or at once, when Content-Length said so).
+    #[error("the answer is larger than {} (massup reads at most that of {what}), so it was not read further", size(*.cap))]
+    TooLarge { cap: usize, what: &'static str },
+    /// The connection failed while the body came, or the call's deadline passed.
+    #[error("{0}")]
+    Cut(String),
+}
+
+/// `16 MiB`, `64 KiB`: a cap as people read it.
+fn size(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
+}
+
+/// Reads `response`'s body chunk by chunk, stopping at `cap` bytes, so that memory stays
+/// flat whatever a server sends. The call's deadline (the client's total timeout, which
+/// covers the body too) still applies to every chunk. `what` names the kind of answer in
+/// the error.
+pub async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+    what: &'static str,
+) -> Result<bytes::Bytes, BodyError> {
+    if response
+        .content_length()
+        .is_some_and(|declared| declared > cap as u64)
+    {
+        return Err(BodyError::TooLarge { cap, what });
+    }
+    let mut body = bytes::BytesMut::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > cap {
+                    return Err(BodyError::TooLarge { cap, what });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body.freeze()),
+            Err(e) => return Err(BodyError::Cut(describe(&e))),
+        }
+    }
+}
+
 /// What came back from one HTTP attempt, before interpretation.
 #[derive(Debug)]
 pub enum Exchange {
@@ -286,15 +348,18 @@ pub async fn send_call(
                 .and_then(|v| v.trim().parse::<f64>().ok())
                 .filter(|s| s.is_finite() && *s >= 0.0)
                 .map(|s| Duration::from_secs_f64(s.min(3600.0)));
-            match response.bytes().await {
+            match read_capped(response, MAX_ANSWER_BYTES, "an answer to a record call").await {
                 Ok(body) => Exchange::Answered {
                     status,
                     body,
                     credits_remaining,
                     retry_after,
                 },
-                Err(e) => Exchange::NoAnswer {
-                    reason: format!("HTTP {status} but the body was cut off: {}", describe(&e)),
+                Err(e @ BodyError::TooLarge { .. }) => Exchange::NoAnswer {
+                    reason: format!("HTTP {status}: {e}"),
+                },
+                Err(BodyError::Cut(e)) => Exchange::NoAnswer {
+                    reason: format!("HTTP {status} but the body was cut off: {e}"),
                 },
             }
         }
@@ -408,9 +473,10 @@ async fn get_metadata(
             redirect_target(&response)
         )));
     }
-    let body = response.text().await.map_err(|e| {
-        MetadataError::Other(format!("cannot read {what} from {url}: {}", describe(&e)))
-    })?;
+    let body = read_capped(response, MAX_ANSWER_BYTES, "a metadata answer")
+        .await
+        .map_err(|e| MetadataError::Other(format!("cannot read {what} from {url}: {e}")))?;
+    let body = server_json_text(&body);
     if !status.is_success() {
         let answer = response::parse_body(status.as_u16(), body.as_bytes());
         let (code, message) = match answer {
@@ -429,17 +495,69 @@ async fn get_metadata(
             return Err(MetadataError::Refused {
                 domain: api_domain.to_string(),
                 code,
-                message: crate::redact::redact(&message).into_owned(),
+                message: crate::logging::server_text(&message).into_owned(),
             });
         }
         let message = format!(
             "fetching {what} failed ({code}: {message}); pass --fields FILE to plan without it"
         );
         return Err(MetadataError::Other(
-            crate::redact::redact(&message).into_owned(),
+            crate::logging::server_text(&message).into_owned(),
         ));
     }
     Ok(body)
+}
+
+/// A metadata answer as massup keeps it (stored with a run, shown by `fields`): every
+/// string in it redacted and its control characters escaped, since a label or a picklist
+/// value is shown on the terminal and a hostile server may put a secret or an escape
+/// sequence there. Text that is not JSON is kept as text, made safe the same way (its
+/// reader refuses it and may quote it).
+fn server_json_text(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(mut value) => {
+            if !make_strings_safe(&mut value) {
+                return text.into_owned();
+            }
+            value.to_string()
+        }
+        Err(_) => crate::logging::server_text(&text).into_owned(),
+    }
+}
+
+/// Makes every string (and key) of `value` safe in place; whether anything changed.
+fn make_strings_safe(value: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    use std::borrow::Cow;
+    match value {
+        Value::String(text) => match crate::logging::server_text(text) {
+            Cow::Borrowed(_) => false,
+            Cow::Owned(safe) => {
+                *text = safe;
+                true
+            }
+        },
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |changed, item| make_strings_safe(item) | changed),
+        Value::Object(map) => {
+            let unsafe_keys = map
+                .keys()
+                .any(|k| matches!(crate::logging::server_text(k), Cow::Owned(_)));
+            let mut changed = false;
+            if unsafe_keys {
+                let old = std::mem::take(map);
+                for (key, value) in old {
+                    map.insert(crate::logging::server_text(&key).into_owned(), value);
+                }
+                changed = true;
+            }
+            map.values_mut()
+                .fold(changed, |changed, item| make_strings_safe(item) | changed)
+        }
+        _ => false,
+    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,13 @@
 //! Reading a `mass_update` answer. Pure: bytes in, a typed answer out, so that it can be
 //! fuzzed and unit-tested without a server. Per-record entries are matched by
 //! `details.id`, never by position. Every message taken from an answer is passed through
-//! `redact`: messages are stored in SQLite and shown, and a server may quote a token.
+//! `redact` (messages are stored in SQLite and shown, and a server may quote a token) and
+//! has its control characters escaped (a server may send terminal escapes).
 use std::borrow::Cow;
 
 use serde::Deserialize;
 
+use crate::logging::{escape_controls, server_text};
 use crate::redact::{needs_redaction, redact};
 
 /// What one call's answer says.
@@ -123,13 +125,43 @@ fn clip(text: &str) -> String {
     format!("{}...", &text[..end])
 }
 
-/// `text` redacted when `suspect` (the answer as a whole holds something to mask), still
-/// borrowed from the answer when nothing was masked.
+/// Longest code kept from the server: Zoho's are under 40 characters; a longer one is not
+/// Zoho's, and is kept cut short (it is read as an unknown code, a refusal, either way).
+const MAX_CODE: usize = 100;
+
+/// A code as kept: [`clip`]ped to [`MAX_CODE`], borrowed when it fits (nearly always).
+fn clip_code(code: Cow<'_, str>) -> Cow<'_, str> {
+    if code.len() <= MAX_CODE {
+        return code;
+    }
+    let mut end = MAX_CODE;
+    while !code.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}...", &code[..end]))
+}
+
+/// `text` redacted when `suspect` (the answer as a whole holds something to mask), its
+/// control characters escaped; still borrowed from the answer when nothing changed.
 fn redacted(text: Cow<'_, str>, suspect: bool) -> Cow<'_, str> {
-    if !suspect {
+    let text = masked(text, suspect);
+    // A cheap look first: every control character but C1 is a byte below 0x20 or 0x7f, and
+    // C1 is 0xC2 0x80..0x9F in UTF-8.
+    if !text.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xC2) {
         return text;
     }
+    match escape_controls(&text) {
+        Cow::Borrowed(_) => text,
+        Cow::Owned(escaped) => Cow::Owned(escaped),
+    }
+}
+
+/// A borrowed string is a slice of the body, so `suspect` (the body holds nothing to
+/// mask) speaks for it; an owned one had JSON escapes decoded (`\u0073ecret`), which the
+/// look at the body could not see through, so it is always redacted.
+fn masked(text: Cow<'_, str>, suspect: bool) -> Cow<'_, str> {
     match text {
+        Cow::Borrowed(text) if !suspect => Cow::Borrowed(text),
         Cow::Borrowed(text) => redact(text),
         Cow::Owned(text) => {
             let masked = match redact(&text) {
@@ -144,7 +176,7 @@ fn redacted(text: Cow<'_, str>, suspect: bool) -> Cow<'_, str> {
 fn entry_message<'a>(entry: &mut Entry<'a>, suspect: bool) -> Cow<'a, str> {
     let message = redacted(entry.message.take().unwrap_or_default(), suspect);
     match entry.details.as_ref().and_then(|d| d.api_name.as_deref()) {
-        Some(field) => Cow::Owned(clip(&format!("{message} (field {field})"))),
+        Some(field) => Cow::Owned(clip(&format!("{message} (field {})", server_text(field)))),
         None if message.len() <= MAX_MESSAGE => message,
         None => Cow::Owned(clip(&message)),
     }
@@ -167,7 +199,7 @@ pub fn parse_entries(body: &[u8]) -> Option<Vec<EntryAnswer<'_>>> {
     let suspect = std::str::from_utf8(body).map_or(true, needs_redaction);
     let mut out = Vec::new();
     for mut entry in envelope.data? {
-        let code = redacted(entry.code.take()?, suspect);
+        let code = clip_code(redacted(entry.code.take()?, suspect));
         let id = entry.details.as_ref().and_then(|d| d.id);
         let message = entry_message(&mut entry, suspect);
         out.push(EntryAnswer { id, code, message });
@@ -192,7 +224,7 @@ pub fn parse_body(status: u16, body: &[u8]) -> CallAnswer<'_> {
         Ok(envelope) => envelope,
         Err(e) => {
             return CallAnswer::Unreadable {
-                reason: clip(&redact(&format!(
+                reason: clip(&server_text(&format!(
                     "HTTP {status} with a body that is not Zoho's JSON ({e}; {} bytes)",
                     body.len()
                 ))),
@@ -211,7 +243,7 @@ pub fn parse_body(status: u16, body: &[u8]) -> CallAnswer<'_> {
             let id = entry.details.as_ref().and_then(|d| d.id);
             match (id, entry.code.take()) {
                 (Some(id), Some(code)) => {
-                    let code = redacted(code, suspect);
+                    let code = clip_code(redacted(code, suspect));
                     let message = entry_message(&mut entry, suspect);
                     records.push(RecordAnswer { id, code, message });
                 }
@@ -229,7 +261,7 @@ pub fn parse_body(status: u16, body: &[u8]) -> CallAnswer<'_> {
             if without_id.iter().all(|e| e.code.as_ref() == Some(&code)) {
                 let message = entry_message(&mut without_id[0], suspect).into_owned();
                 return CallAnswer::Request {
-                    code: redact(&code).into_owned(),
+                    code: clip_code(server_text(&code)).into_owned(),
                     message,
                 };
             }
@@ -240,8 +272,8 @@ pub fn parse_body(status: u16, body: &[u8]) -> CallAnswer<'_> {
     }
     match envelope.code {
         Some(code) => CallAnswer::Request {
-            code: redact(&code).into_owned(),
-            message: clip(&redact(envelope.message.as_deref().unwrap_or(""))),
+            code: clip_code(server_text(&code)).into_owned(),
+            message: clip(&server_text(envelope.message.as_deref().unwrap_or(""))),
         },
         None => CallAnswer::Unreadable {
             reason: format!("HTTP {status}: JSON without data or code"),
@@ -384,6 +416,30 @@ mod tests {
             panic!()
         };
         assert_eq!(records[0].message, "Bearer *** refused (field F)");
+        // Escaped in the JSON so that the body itself holds no registered form.
+        let body = br#"{"code":"X","message":"echo \u0072esponse-test-token-abcdef"}"#;
+        let CallAnswer::Request { message, .. } = parse_body(400, body) else {
+            panic!()
+        };
+        assert_eq!(message, "echo ***");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let body = br#"{"code":"INVALID_DATA\u001b[2J","message":"bad \u001b]0;PWNED\u0007\u001b[31m \u009b"}"#;
+        let CallAnswer::Request { code, message } = parse_body(400, body) else {
+            panic!()
+        };
+        assert_eq!(code, "INVALID_DATA\\x1b[2J");
+        assert_eq!(message, "bad \\x1b]0;PWNED\\x07\\x1b[31m \\u{9b}");
+        let body =
+            br#"{"data":[{"code":"INVALID_DATA","details":{"id":"1"},"message":"x\u001by"}]}"#;
+        let CallAnswer::Records(records) = parse_body(400, body) else {
+            panic!()
+        };
+        assert_eq!(records[0].message, "x\\x1by");
+        let entries = parse_entries(body).unwrap();
+        assert_eq!(entries[0].message, "x\\x1by");
     }
 
     #[test]

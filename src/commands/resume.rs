@@ -57,6 +57,7 @@ pub struct Args {
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let workspace = Workspace::new(global, &args.db)?;
     let conn = workspace.open()?;
+    store::check_before_sending(&conn, &workspace.db)?;
     // With nothing unfinished, resuming the latest run is a no-op that reports how it
     // ended: `resume` can be repeated safely (a cron job may call it until exit != 4).
     // A bare resume never guesses: it continues the one run that can be continued

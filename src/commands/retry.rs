@@ -45,6 +45,7 @@ pub struct Args {
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let workspace = Workspace::new(global, &args.db)?;
     let mut conn = workspace.open()?;
+    crate::store::check_before_sending(&conn, &workspace.db)?;
     let run = workspace.pick_run(&conn, args.run, Latest::Any)?;
     let stored = StoredRun::load(
         &conn,

@@ -122,6 +122,7 @@ fn takeback(conn: &rusqlite::Connection, run: &RunInfo) -> anyhow::Result<Takeba
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let workspace = Workspace::new(global, &args.db)?;
     let conn = workspace.open_existing()?;
+    store::check_before_sending(&conn, &workspace.db)?;
     let undone = workspace.pick_run(&conn, args.run, Latest::Any)?;
     // The undone run's lease is held for the whole undo: no undo while the run sends, no
     // send of the run while its undo sends, and two undos of one run at once make one (the

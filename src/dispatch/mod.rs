@@ -181,6 +181,15 @@ fn take_claimed(
             ready.extend(claimed);
             true
         }
+        // Damage found before the call: the send stops (resumable once the database is
+        // restored), naming the chunk; nothing of the claim was marked or sent.
+        Ok(Err(damaged @ StoreError::ChunkDamaged { .. })) => {
+            ctx.caller.stop_with(StopReason::Fatal {
+                code: crate::codes::DAMAGED_CHUNK.into(),
+                message: damaged.to_string(),
+            });
+            false
+        }
         Ok(Err(e)) => {
             tracing::error!("cannot claim chunks: {e}");
             ctx.writer_failed.store(true, Ordering::Relaxed);

@@ -613,6 +613,23 @@ fn find_id_column(
     }
 }
 
+/// Checks a data cell for what no value of a Zoho field can hold: a NUL byte. A NUL in a
+/// cell is almost always damage (a binary or UTF-16 file read as text, a truncated export)
+/// and never a value anyone means; sent as JSON's `\u0000` it would be stored or cut short
+/// differently by each system that reads the record after Zoho. So the cell makes its row
+/// invalid, saying where (the caller names the line and the column), and the other rows
+/// go on. Other control characters are left alone: a tab or a line break in a multi-line
+/// field is data.
+pub fn check_cell(raw: &[u8]) -> Result<(), String> {
+    match raw.iter().position(|&b| b == 0) {
+        None => Ok(()),
+        Some(at) => Err(format!(
+            "holds a NUL byte (byte {} of the cell), which no field can store; remove it, or if the file is UTF-16 or binary, save it as 'CSV UTF-8'",
+            at + 1
+        )),
+    }
+}
+
 /// `text` cut to `max` characters for a message.
 fn shorten(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
@@ -913,6 +930,16 @@ mod tests {
                 (2, &b"1"[..], "Müller".as_bytes())
             );
         }
+    }
+
+    #[test]
+    fn a_nul_byte_in_a_cell_is_named_with_its_place() {
+        assert!(check_cell(b"plain\ttext\r\n").is_ok());
+        let err = check_cell(b"ab\0c").unwrap_err();
+        assert!(
+            err.starts_with("holds a NUL byte (byte 3 of the cell)"),
+            "{err}"
+        );
     }
 
     #[test]

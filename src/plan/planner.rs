@@ -520,6 +520,7 @@ impl Planner {
     }
 
     fn coerce_cell(&mut self, column: usize, raw: &[u8]) -> Result<u32, String> {
+        crate::input::check_cell(raw)?;
         let text = std::str::from_utf8(raw).map_err(|e| {
             format!(
                 "not valid UTF-8 (byte {} of the cell); save the file as UTF-8",

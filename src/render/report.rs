@@ -174,10 +174,11 @@ fn stored_as_given(row: &ReportRow) -> bool {
 }
 
 /// Prefixes `'` to a cell a spreadsheet would run as a formula (OWASP's CSV injection
-/// advice). Only the human report is escaped: an input file must keep values exact.
+/// advice), or as a DDE command: a leading `|` (`|cmd!A0`) starts one in some spreadsheet
+/// programs. Only the human report is escaped: an input file must keep values exact.
 fn neutralise_formula(cell: &str) -> Cow<'_, str> {
     match cell.as_bytes().first() {
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => Cow::Owned(format!("'{cell}")),
+        Some(b'=' | b'+' | b'-' | b'@' | b'|' | b'\t' | b'\r') => Cow::Owned(format!("'{cell}")),
         _ => Cow::Borrowed(cell),
     }
 }
@@ -519,7 +520,7 @@ mod tests {
 
     #[test]
     fn formula_cells_get_a_leading_quote() {
-        for cell in ["=SUM(A1)", "+1", "-x", "-5", "@me", "\tx", "\rx"] {
+        for cell in ["=SUM(A1)", "+1", "-x", "-5", "@me", "|cmd!A0", "\tx", "\rx"] {
             assert_eq!(neutralise_formula(cell), format!("'{cell}"), "{cell:?}");
         }
         for cell in ["", "Smith", "5", "a=b", " =x", "'quoted", "ünïcode"] {

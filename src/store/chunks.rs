@@ -4,10 +4,14 @@
 use rusqlite::{params, Connection};
 
 pub use super::calls::CallRecord;
-use super::codec::{decode_details, decode_members, encode_details, encode_members, Details};
+use super::codec::{
+    chunk_checksum, decode_details, decode_members, encode_details, encode_members, group_checksum,
+    Details,
+};
 use super::runs::expect_one_changed;
 use super::{now, StoreError};
 use crate::api::limits::CallKind;
+use crate::logging::server_text;
 use crate::outcome::{ItemState, Member};
 
 /// Where a chunk stands. Stored as its snake_case name.
@@ -76,8 +80,15 @@ pub fn insert_group(
     payload_json: &str,
     items: usize,
 ) -> Result<i64, StoreError> {
-    conn.prepare_cached("INSERT INTO groups (run_id, payload_json, items) VALUES (?1, ?2, ?3)")?
-        .execute(params![run_id, payload_json, items])?;
+    conn.prepare_cached(
+        "INSERT INTO groups (run_id, payload_json, items, checksum) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        run_id,
+        payload_json,
+        items,
+        group_checksum(payload_json)
+    ])?;
     Ok(conn.last_insert_rowid())
 }
 
@@ -104,30 +115,39 @@ pub fn insert_chunk_of(
         Some(_) => CallKind::UpdateRecords,
         None => CallKind::MassUpdate,
     };
+    let packed = encode_members(members.iter().copied());
+    let payloads = encode_payloads(payloads);
+    let checksum = chunk_checksum(&packed, payloads.as_deref());
     conn.prepare_cached(
-        "INSERT INTO chunks (run_id, group_id, state, size, members, outcomes, created_at, kind, payloads)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO chunks (run_id, group_id, state, size, members, outcomes, created_at, kind, payloads, checksum)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         run_id,
         group_id,
         ChunkState::Pending.as_str(),
         members.len(),
-        encode_members(members.iter().copied()),
+        packed,
         vec![ItemState::Pending as u8; members.len()],
         now(),
         kind.name(),
-        encode_payloads(payloads)
+        payloads,
+        checksum
     ])?;
     Ok(())
 }
 
-/// Chunks reset after a process died with them in flight, over the run: each is a call
-/// that may have been sent (and cost a credit) without being logged.
+/// Calls that may have been sent (and cost a credit) without being logged, over the run:
+/// one for every time a chunk was reset after a process died with it in flight, and one
+/// for every chunk in flight now. A chunk is in flight on disk, committed, before its call
+/// leaves, while its call is logged later, in a batch: a process that stopped between the
+/// two (killed, or its writer failed on a full disk) leaves the chunk in flight until the
+/// next `resume` resets it, and its call must not count as 0 meanwhile. During a run the
+/// chunks being sent count too: their calls may well have reached Zoho already.
 pub fn resets(conn: &Connection, run_id: i64) -> Result<u64, StoreError> {
     Ok(conn.query_row(
-        "SELECT COALESCE(SUM(resets), 0) FROM chunks WHERE run_id = ?1",
-        params![run_id],
+        "SELECT COALESCE(SUM(resets), 0) + COALESCE(SUM(state = ?2), 0) FROM chunks WHERE run_id = ?1",
+        params![run_id, ChunkState::InFlight.as_str()],
         |r| r.get(0),
     )?)
 }
@@ -260,31 +280,28 @@ pub struct ClaimedChunk {
 
 /// Marks the chunks that are still pending in flight and loads them; chunks no longer
 /// pending are skipped. The caller commits before anything is sent.
+///
+/// What each chunk sends (members, per-record payloads, its group's value set) is checked
+/// against the checksums written with it (migration 0008; chunks planned before carry
+/// none and are not checked) before anything is marked: a chunk that does not match
+/// fails the whole claim with [`StoreError::ChunkDamaged`], naming it, and every chunk of
+/// the claim stays pending.
 pub fn claim(
     conn: &Connection,
     run_id: i64,
     chunk_ids: &[i64],
 ) -> Result<Vec<ClaimedChunk>, StoreError> {
-    let mut mark = conn.prepare_cached(
-        "UPDATE chunks SET state = ?3 WHERE id = ?1 AND run_id = ?2 AND state = ?4",
-    )?;
+    use rusqlite::OptionalExtension;
     let mut load = conn.prepare_cached(
-        "SELECT c.members, c.outcomes, c.details_json, g.payload_json, c.kind, c.payloads, c.snapshotted
-         FROM chunks c JOIN groups g ON g.id = c.group_id WHERE c.id = ?1",
+        "SELECT c.members, c.outcomes, c.details_json, g.payload_json, c.kind, c.payloads,
+                c.snapshotted, c.checksum, g.checksum
+         FROM chunks c JOIN groups g ON g.id = c.group_id
+         WHERE c.id = ?1 AND c.run_id = ?2 AND c.state = ?3",
     )?;
     let mut claimed = Vec::with_capacity(chunk_ids.len());
     for &id in chunk_ids {
-        let marked = mark.execute(params![
-            id,
-            run_id,
-            ChunkState::InFlight.as_str(),
-            ChunkState::Pending.as_str()
-        ])?;
-        if marked != 1 {
-            continue; // not pending any more
-        }
-        let (members, outcomes, details_json, payload, kind, payloads, snapshotted) = load
-            .query_row(params![id], |r| {
+        let Some(row) = load
+            .query_row(params![id, run_id, ChunkState::Pending.as_str()], |r| {
                 Ok((
                     r.get::<_, Vec<u8>>(0)?,
                     r.get::<_, Vec<u8>>(1)?,
@@ -293,8 +310,36 @@ pub fn claim(
                     r.get::<_, CallKind>(4)?,
                     r.get::<_, Option<String>>(5)?,
                     r.get::<_, bool>(6)?,
+                    r.get::<_, Option<Vec<u8>>>(7)?,
+                    r.get::<_, Option<Vec<u8>>>(8)?,
                 ))
-            })?;
+            })
+            .optional()?
+        else {
+            continue; // not pending any more
+        };
+        let (members, outcomes, details_json, payload, kind, payloads, snapshotted, sum, group_sum) =
+            row;
+        let damaged = if sum.is_some_and(|s| s != chunk_checksum(&members, payloads.as_deref())) {
+            Some(if kind == CallKind::UpdateRecords {
+                "its record ids or their values"
+            } else {
+                "its record ids"
+            })
+        } else if group_sum.is_some_and(|s| s != group_checksum(&payload)) {
+            Some("the values its group writes")
+        } else if outcomes.len() * 12 != members.len() {
+            Some("its record ids or their outcomes")
+        } else {
+            None
+        };
+        if let Some(part) = damaged {
+            return Err(StoreError::ChunkDamaged {
+                run_id,
+                chunk_id: id,
+                part,
+            });
+        }
         claimed.push(ClaimedChunk {
             id,
             kind,
@@ -305,6 +350,18 @@ pub fn claim(
             details: decode_details(details_json.as_deref()),
             snapshotted,
         });
+    }
+    let mut mark = conn.prepare_cached(
+        "UPDATE chunks SET state = ?3 WHERE id = ?1 AND run_id = ?2 AND state = ?4",
+    )?;
+    for chunk in &claimed {
+        let marked = mark.execute(params![
+            chunk.id,
+            run_id,
+            ChunkState::InFlight.as_str(),
+            ChunkState::Pending.as_str()
+        ])?;
+        expect_one_changed(marked)?;
     }
     Ok(claimed)
 }
@@ -331,10 +388,10 @@ pub fn record_attempt(
     run_id: i64,
     update: &ChunkUpdate,
 ) -> Result<(), StoreError> {
-    // Answers are server text: whatever secret one echoes is masked before it is stored
-    // (reports and status read it from here).
-    let message = update.message.as_deref().map(crate::redact::redact);
-    let code = update.code.as_deref().map(crate::redact::redact);
+    // Answers are server text: whatever secret one echoes is masked, and every control
+    // character escaped, before it is stored (reports and status read it from here).
+    let message = update.message.as_deref().map(server_text);
+    let code = update.code.as_deref().map(server_text);
     let details = redacted(&update.details);
     let attempts = i64::from(update.call.is_some());
     let last_attempt_at = update.call.as_ref().map(|c| c.started_at.clone());
@@ -363,12 +420,13 @@ pub fn record_attempt(
     Ok(())
 }
 
-/// The details with every message redacted, or None when none needed it (the usual case:
-/// no copy).
+/// The details with every code and message made safe ([`server_text`]), or None when
+/// none needed it (the usual case: no copy).
 fn redacted(details: &Details) -> Option<Details> {
+    let unsafe_text = |t: &str| matches!(server_text(t), std::borrow::Cow::Owned(_));
     if !details
         .values()
-        .any(|(c, m)| crate::redact::needs_redaction(c) || crate::redact::needs_redaction(m))
+        .any(|(c, m)| unsafe_text(c) || unsafe_text(m))
     {
         return None;
     }
@@ -378,10 +436,7 @@ fn redacted(details: &Details) -> Option<Details> {
             .map(|(&i, (c, m))| {
                 (
                     i,
-                    (
-                        crate::redact::redact(c).into_owned(),
-                        crate::redact::redact(m).into_owned(),
-                    ),
+                    (server_text(c).into_owned(), server_text(m).into_owned()),
                 )
             })
             .collect(),
@@ -555,4 +610,135 @@ pub fn first_chunk(conn: &Connection, run_id: i64) -> Result<Option<FirstChunk>,
             },
         )
         .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::runs::{insert_run, NewRun};
+
+    fn members(ids: &[i64]) -> Vec<Member> {
+        ids.iter()
+            .enumerate()
+            .map(|(i, &record_id)| Member {
+                row_no: i as u32,
+                record_id,
+            })
+            .collect()
+    }
+
+    /// A run with a mass_update chunk (1) and an Update Records chunk (2).
+    fn planned() -> (Connection, i64) {
+        let conn = crate::store::open_in_memory().unwrap();
+        let run = insert_run(
+            &conn,
+            &NewRun {
+                module: "Leads",
+                csv_path: "x.csv",
+                csv_sha256: "0",
+                id_column: "id",
+                columns_json: "[]",
+                settings_json: "{}",
+                fields_json: None,
+                send_json: None,
+            },
+        )
+        .unwrap();
+        let group = insert_group(&conn, run, r#"{"Lead_Status":"Contacted"}"#, 2).unwrap();
+        insert_chunk(&conn, run, group, &members(&[11, 12])).unwrap();
+        let per_record = insert_group(&conn, run, "{}", 1).unwrap();
+        let payloads = [r#"{"City":"Oslo"}"#.to_string()];
+        insert_chunk_of(&conn, run, per_record, &members(&[13]), Some(&payloads)).unwrap();
+        (conn, run)
+    }
+
+    fn state(conn: &Connection, chunk: i64) -> String {
+        conn.query_row("SELECT state FROM chunks WHERE id = ?1", [chunk], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn intact_chunks_are_claimed_with_what_they_send() {
+        let (conn, run) = planned();
+        let claimed = claim(&conn, run, &[1, 2]).unwrap();
+        assert_eq!(claimed.len(), 2);
+        assert_eq!(claimed[0].members[1].record_id, 12);
+        assert_eq!(
+            claimed[1].payloads.as_ref().unwrap()[0],
+            r#"{"City":"Oslo"}"#
+        );
+        assert_eq!(state(&conn, 1), "in_flight");
+        // Claimed already: skipped.
+        assert!(claim(&conn, run, &[1]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn damage_to_what_a_chunk_sends_is_found_before_anything_is_claimed() {
+        let flip_a_record_id = |conn: &Connection| {
+            let mut blob: Vec<u8> = conn
+                .query_row("SELECT members FROM chunks WHERE id = 1", [], |r| r.get(0))
+                .unwrap();
+            blob[4] ^= 1;
+            conn.execute("UPDATE chunks SET members = ?1 WHERE id = 1", [blob])
+                .unwrap();
+        };
+        let change_a_value = |conn: &Connection| {
+            conn.execute(
+                "UPDATE chunks SET payloads = '[{\"City\":\"Osla\"}]' WHERE id = 2",
+                [],
+            )
+            .unwrap();
+        };
+        let change_the_group = |conn: &Connection| {
+            conn.execute(
+                "UPDATE groups SET payload_json = '{\"Lead_Status\":\"Contactes\"}' WHERE id = 1",
+                [],
+            )
+            .unwrap();
+        };
+        type Damage<'a> = &'a dyn Fn(&Connection);
+        let cases: [(Damage, i64); 3] = [
+            (&flip_a_record_id, 1),
+            (&change_a_value, 2),
+            (&change_the_group, 1),
+        ];
+        for (damage, chunk) in cases {
+            let (conn, run) = planned();
+            damage(&conn);
+            match claim(&conn, run, &[2, 1]) {
+                Err(StoreError::ChunkDamaged { chunk_id, .. }) => assert_eq!(chunk_id, chunk),
+                other => panic!("chunk {chunk}: {:?}", other.map(|c| c.len())),
+            }
+            // Nothing of the claim was marked: both chunks are still pending.
+            assert_eq!(
+                (state(&conn, 1), state(&conn, 2)),
+                ("pending".into(), "pending".into())
+            );
+        }
+    }
+
+    #[test]
+    fn chunks_without_a_checksum_are_claimed_unchecked() {
+        let (conn, run) = planned();
+        conn.execute_batch(
+            "UPDATE chunks SET checksum = NULL, payloads = '[{\"City\":\"Bergen\"}]' WHERE id = 2;
+             UPDATE groups SET checksum = NULL",
+        )
+        .unwrap();
+        let claimed = claim(&conn, run, &[1, 2]).unwrap();
+        assert_eq!(claimed.len(), 2);
+    }
+
+    #[test]
+    fn chunks_in_flight_count_as_calls_perhaps_unlogged() {
+        let (conn, run) = planned();
+        assert_eq!(resets(&conn, run).unwrap(), 0);
+        claim(&conn, run, &[1, 2]).unwrap();
+        assert_eq!(resets(&conn, run).unwrap(), 2);
+        // Reset by the next send: counted as resets instead, not twice.
+        assert_eq!(reset_in_flight(&conn, run).unwrap(), 2);
+        assert_eq!(resets(&conn, run).unwrap(), 2);
+    }
 }

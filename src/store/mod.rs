@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0005_snapshots.sql"),
     include_str!("../../migrations/0006_sends.sql"),
     include_str!("../../migrations/0007_credits.sql"),
+    include_str!("../../migrations/0008_checksums.sql"),
 ];
 
 /// How long a statement waits for a lock held by another massup process before failing.
@@ -67,7 +68,7 @@ pub enum StoreError {
         path: String,
         source: rusqlite_migration::Error,
     },
-    #[error("database {path} is damaged ({detail}); nothing was sent. Restore it from a backup, or plan the file again into a new --db")]
+    #[error("database {path} is damaged ({detail}); nothing was sent. `massup report` gets the outcomes recorded so far out of it; then restore it from a backup, or plan the file again into a new --db")]
     Corrupt { path: String, detail: String },
     #[error("cannot take the schema lock of database {path}: {message}")]
     SchemaLock { path: String, message: String },
@@ -75,6 +76,14 @@ pub enum StoreError {
     /// outcomes after that point were not stored, and `resume` sends those chunks again.
     #[error("the database writer for {path} stopped before the send ended; `massup resume` continues the run")]
     WriterFailed { path: String },
+    /// What a chunk sends does not match the checksum written with it: the file is damaged
+    /// there. Found when the chunk is claimed, before its call; the send stops.
+    #[error("chunk {chunk_id} of run {run_id} does not match the checksum written with it when it was planned ({part} changed): the database file is damaged there. It was not sent, and the send stops before any other call; `massup report` still gets the outcomes out. Restore the database from a backup and `massup resume`, or plan the file again into a new --db")]
+    ChunkDamaged {
+        run_id: i64,
+        chunk_id: i64,
+        part: &'static str,
+    },
     /// A stored value that cannot be read back: damage, found before it is used.
     #[error("the database holds a damaged value: {what} ({problem}); nothing was sent. `massup report` still gets the outcomes out")]
     Damaged { what: String, problem: String },
@@ -190,12 +199,39 @@ pub fn open_for_writer(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// Checks the tables a dispatch writes (runs, groups, chunks, calls) before anything is
-/// sent, so that a damaged database is found before calls whose outcomes it could not
-/// record. `quick_check` limited to those tables skips the rows table, the bulk of a large
-/// run.
+/// The tables `resume`, `retry`, `undo` and a send read or write before and while they
+/// call Zoho: the run, its groups and chunks (what is sent), the call log, the sends, the
+/// snapshot (`befores`, read by undo and written before each call), an undo's
+/// expectations and the lookups. The rows table, the bulk of a large run, is read only by
+/// reports, after the calls.
+const TABLES_A_SEND_READS: [&str; 8] = [
+    "runs",
+    "groups",
+    "chunks",
+    "calls",
+    "sends",
+    "befores",
+    "expectations",
+    "lookups",
+];
+
+/// Checks the tables a send reads and writes ([`TABLES_A_SEND_READS`]) with SQLite's
+/// `quick_check` before anything is read or sent, so that a damaged database is found
+/// before calls whose outcomes it could not record, or that it would send wrong (a
+/// damaged snapshot was found only after 12 Get Records calls). `resume`, `retry` and
+/// `undo` call it first thing, and every send (`run` too) before its first call; a
+/// database is checked once per process, so a command that checked it first does not pay
+/// again when it sends. Its cost is about one read of those tables (README, "Hostile
+/// servers and damaged files": 35-125 ms for a planned 1M-row run, its pages cached).
 pub fn check_before_sending(conn: &Connection, path: &Path) -> Result<(), StoreError> {
-    for table in ["runs", "groups", "chunks", "calls"] {
+    static CHECKED: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut checked = CHECKED.lock().unwrap_or_else(|e| e.into_inner());
+    if checked.contains(&key) {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    for table in TABLES_A_SEND_READS {
         let result: rusqlite::Result<Vec<String>> = conn
             .prepare(&format!("PRAGMA quick_check({table})"))
             .and_then(|mut stmt| stmt.query_map([], |r| r.get(0))?.collect());
@@ -209,6 +245,12 @@ pub fn check_before_sending(conn: &Connection, path: &Path) -> Result<(), StoreE
             detail: problem,
         });
     }
+    tracing::debug!(
+        tables = TABLES_A_SEND_READS.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "database checked (quick_check)"
+    );
+    checked.push(key);
     Ok(())
 }
 

@@ -75,7 +75,10 @@ pub fn insert_rows(conn: &Connection, run_id: i64, batch: &[NewRow]) -> Result<(
                 stmt.raw_bind_parameter(at + 4, &row.record_id)?;
                 stmt.raw_bind_parameter(at + 5, &row.values_json)?;
                 stmt.raw_bind_parameter(at + 6, row.status.as_str())?;
-                stmt.raw_bind_parameter(at + 7, &row.message)?;
+                // Why a row is invalid may quote its cells (an input file's text):
+                // stored with its control characters escaped, as server text is.
+                let message = row.message.as_deref().map(crate::logging::escape_controls);
+                stmt.raw_bind_parameter(at + 7, message.as_deref())?;
                 stmt.raw_bind_parameter(at + 8, row.merged_into)?;
             }
             written += stmt.raw_execute()?;
@@ -100,7 +103,12 @@ pub fn mark_invalid(
         .prepare_cached(
             "UPDATE rows SET status = ?3, message = ?4, merged_into = NULL WHERE run_id = ?1 AND row_no = ?2",
         )?
-        .execute(params![run_id, row_no, RowStatus::Invalid.as_str(), message])?;
+        .execute(params![
+            run_id,
+            row_no,
+            RowStatus::Invalid.as_str(),
+            crate::logging::escape_controls(message)
+        ])?;
     super::runs::expect_one_changed(changed)
 }
 
