@@ -527,6 +527,20 @@ pub fn same_value(read: &serde_json::Value, written: &serde_json::Value) -> bool
     }
 }
 
+impl serde::Serialize for FieldType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for FieldType {
+    /// A type by its name, as `--type` takes it and a run stores it.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<FieldType, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests;
 
@@ -549,19 +563,5 @@ mod same_value_tests {
         ));
         assert!(same_value(&json!(["a", "b"]), &json!(["b", "a"])));
         assert!(!same_value(&json!(["a"]), &json!(["a", "b"])));
-    }
-}
-
-impl serde::Serialize for FieldType {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.name())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for FieldType {
-    /// A type by its name, as `--type` takes it and a run stores it.
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<FieldType, D::Error> {
-        let name = String::deserialize(deserializer)?;
-        name.parse().map_err(serde::de::Error::custom)
     }
 }
