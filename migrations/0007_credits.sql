@@ -27,5 +27,10 @@ ALTER TABLE runs ADD COLUMN ended_as TEXT;
 ALTER TABLE runs ADD COLUMN ended_note TEXT;
 ALTER TABLE runs ADD COLUMN ended_by INTEGER;           -- the run that superseded or undid it
 
+-- Calls the items of a chunk made `retry` had before they were re-queued into it (the
+-- most of any of its items): with the chunk's own attempts, a record's attempts across
+-- retries, which `--max-attempts-total` ends.
+ALTER TABLE chunks ADD COLUMN prior_attempts INTEGER NOT NULL DEFAULT 0;
+
 -- Never read since the token budget moved to a file shared by processes of one client.
 DROP TABLE token_refreshes;

@@ -24,6 +24,8 @@ pub struct Config {
     pub chunk_size: Option<usize>,
     pub timeout_secs: Option<f64>,
     pub max_attempts: Option<u32>,
+    /// `retry --max-attempts-total`: calls a record may take in all across retries.
+    pub max_attempts_total: Option<u32>,
     /// Take a snapshot (undo) on every run (`true`), never (`false`), or when it is cheap
     /// (left out).
     pub snapshot: Option<bool>,

@@ -197,13 +197,15 @@ async fn check(case: Case) -> Result<(), TestCaseError> {
             )
             .unwrap();
         if pending == 0 {
-            let (requeued, _) = massup::plan::requeue::requeue(
+            let requeued = massup::plan::requeue::requeue(
                 &mut conn,
                 run_id,
                 &massup::plan::requeue::Requeue::Retryable,
                 case.chunk_size,
+                None,
             )
-            .unwrap();
+            .unwrap()
+            .items;
             if requeued == 0 {
                 break;
             }

@@ -248,3 +248,58 @@ async fn undo_takes_the_runs_lease_and_two_undos_make_one() {
         .unwrap();
     assert_eq!(undo_runs, 1, "two undos at once made one undo run");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_locked_forever_end_as_failed_after_the_total() {
+    // A tenth of the records are locked and never unlock.
+    let config = MockConfig {
+        records: 200,
+        locked_fraction: 0.1,
+        unlock_after: u32::MAX,
+        ..MockConfig::default()
+    };
+    let (server, ws, _, csv) = scene(&config, 200, false).await;
+    ws.run(&csv, &[], &Creds::mock_token()).await.expect_code(3);
+    let locked = server.ledger().locked.len();
+    assert!(locked > 0);
+    let mut last = None;
+    for _ in 0..5 {
+        let ran = ws
+            .again(
+                "retry",
+                &["--max-attempts-total", "3", "--yes", "--json"],
+                &Creds::mock_token(),
+            )
+            .await;
+        last = Some(ran.json());
+    }
+    let last = last.unwrap();
+    // The run ends: no row is retryable any more, and retry is no longer offered.
+    assert_eq!(last["counts"]["rows"]["retryable"], 0, "{last:#}");
+    assert!(
+        last["next"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| !n.as_str().unwrap().contains("retry")),
+        "{last:#}"
+    );
+    let conn = ws.open_db();
+    let run = last_run(&conn);
+    let outcomes = row_outcomes(&conn, run);
+    let failed = outcomes
+        .iter()
+        .filter(|(_, o)| *o == massup::summary::RowOutcome::Failed)
+        .count();
+    assert!(
+        failed >= locked,
+        "{failed} failed rows for {locked} locked records"
+    );
+    let report = ws
+        .massup(
+            &["report", "--run", "1", "--only", "failed", "--out", "-"],
+            &Creds::None,
+        )
+        .await;
+    report.expect_in(Stream::Out, &["still RECORD_LOCKED after 3 attempts"]);
+}

@@ -49,19 +49,22 @@ impl Requeue {
     }
 }
 
-/// Requeues a run's items as `which` says into chunks of at most `chunk_size`. Returns
-/// (items, chunks) added.
+/// Requeues a run's items as `which` says into chunks of at most `chunk_size`; an item that
+/// has made `max_total` calls or more ends failed instead. Returns what was re-queued and
+/// ended.
 pub fn requeue(
     conn: &mut Connection,
     run_id: i64,
     which: &Requeue,
     chunk_size: usize,
-) -> Result<(u64, u64), StoreError> {
+    max_total: Option<u32>,
+) -> Result<store::chunks::Requeued, StoreError> {
     store::chunks::requeue(
         conn,
         run_id,
         |chunk| which.chosen(chunk),
         |kind, count| chunk_sizes(kind, count, chunk_size),
+        max_total,
     )
 }
 

@@ -460,9 +460,16 @@ pub struct StoredChunk {
     pub message: Option<String>,
     pub attempts: u32,
     pub last_attempt_at: Option<String>,
+    /// Calls its items made in the chunks they were re-queued from (the most of any).
+    pub prior_attempts: u32,
 }
 
 impl StoredChunk {
+    /// Calls an item of this chunk has made in all, across retries (an upper bound: the
+    /// most of any item re-queued into it, plus this chunk's).
+    pub fn attempts_total(&self) -> u32 {
+        self.prior_attempts + self.attempts
+    }
     /// Update Records: one object per member (None for a mass_update chunk).
     pub fn payloads(&self) -> Option<Vec<String>> {
         decode_payloads(self.payloads_json.as_deref())
@@ -489,7 +496,7 @@ pub fn for_each_chunk<E: From<StoreError>>(
     let mut stmt = conn
         .prepare(
             "SELECT id, group_id, state, members, outcomes, details_json, code, message, attempts,
-                    last_attempt_at, kind, payloads
+                    last_attempt_at, kind, payloads, prior_attempts
              FROM chunks WHERE run_id = ?1 ORDER BY id",
         )
         .map_err(sql)?;
@@ -509,6 +516,7 @@ pub fn for_each_chunk<E: From<StoreError>>(
                 last_attempt_at: r.get(9)?,
                 kind: r.get(10)?,
                 payloads_json: r.get(11)?,
+                prior_attempts: r.get(12)?,
             })
         })()
         .map_err(sql)?;
@@ -520,18 +528,22 @@ pub fn for_each_chunk<E: From<StoreError>>(
 /// Moves items into fresh chunks in one transaction: `select` picks, per chunk that is not
 /// in flight, the items to move (their index); those are marked requeued, and the moved
 /// items of each group and kind are cut into new chunks of the sizes `sizes` gives (for
-/// a kind and a count). Update Records items keep their own values. Returns (items,
-/// chunks) added.
+/// a kind and a count). Update Records items keep their own values. An item that has made
+/// `max_total` calls or more across retries is not moved: it ends failed, saying so.
+/// Returns what was re-queued and ended.
 pub fn requeue(
     conn: &mut Connection,
     run_id: i64,
     mut select: impl FnMut(&StoredChunk) -> Vec<usize>,
     sizes: impl Fn(CallKind, usize) -> Vec<usize>,
-) -> Result<(u64, u64), StoreError> {
+    max_total: Option<u32>,
+) -> Result<Requeued, StoreError> {
     let tx = conn.transaction()?;
-    type Moved = (Vec<Member>, Vec<String>);
+    // Members, their payloads, and the most calls any of them has made.
+    type Moved = (Vec<Member>, Vec<String>, u32);
     let mut by_group: std::collections::BTreeMap<(i64, CallKind), Moved> = Default::default();
-    let mut changed: Vec<(i64, Vec<u8>)> = Vec::new();
+    let mut changed: Vec<(i64, Vec<u8>, Option<Details>)> = Vec::new();
+    let mut ended = 0u64;
     for_each_chunk(
         &tx,
         run_id,
@@ -544,8 +556,33 @@ pub fn requeue(
                 return Ok(());
             }
             let mut outcomes = chunk.outcomes.clone();
+            let total = chunk.attempts_total();
+            if let Some(max) = max_total.filter(|&max| total >= max) {
+                // Still locked (or not approved) after every attempt allowed: the record
+                // ends failed, so the run reaches a final state.
+                let mut details = chunk.details.clone();
+                for i in chosen {
+                    let code = details
+                        .get(&(i as u32))
+                        .map(|(c, _)| c.clone())
+                        .or_else(|| chunk.code.clone())
+                        .unwrap_or_default();
+                    outcomes[i] = ItemState::Failed as u8;
+                    details.insert(
+                        i as u32,
+                        (
+                            code.clone(),
+                            format!("still {code} after {total} attempts; not retried again (--max-attempts-total {max})"),
+                        ),
+                    );
+                    ended += 1;
+                }
+                changed.push((chunk.id, outcomes, Some(details)));
+                return Ok(());
+            }
             let payloads = chunk.payloads();
             let moved = by_group.entry((chunk.group_id, chunk.kind)).or_default();
+            moved.2 = moved.2.max(total);
             for i in chosen {
                 outcomes[i] = ItemState::Requeued as u8;
                 moved.0.push(chunk.members[i]);
@@ -555,20 +592,28 @@ pub fn requeue(
                         .push(payloads.get(i).cloned().unwrap_or_else(|| "{}".into()));
                 }
             }
-            changed.push((chunk.id, outcomes));
+            changed.push((chunk.id, outcomes, None));
             Ok(())
         },
     )?;
     {
-        let mut update =
-            tx.prepare("UPDATE chunks SET outcomes = ?2 WHERE id = ?1 AND state <> ?3")?;
-        for (id, outcomes) in changed {
-            let n = update.execute(params![id, outcomes, ChunkState::InFlight.as_str()])?;
+        let mut update = tx.prepare(
+            "UPDATE chunks SET outcomes = ?2, details_json = COALESCE(?4, details_json)
+             WHERE id = ?1 AND state <> ?3",
+        )?;
+        for (id, outcomes, details) in changed {
+            let details = details.as_ref().and_then(encode_details);
+            let n = update.execute(params![
+                id,
+                outcomes,
+                ChunkState::InFlight.as_str(),
+                details
+            ])?;
             expect_one_changed(n)?;
         }
     }
     let (mut items, mut chunks) = (0u64, 0u64);
-    for ((group_id, kind), (members, payloads)) in by_group {
+    for ((group_id, kind), (members, payloads, prior)) in by_group {
         let mut start = 0;
         for size in sizes(kind, members.len()) {
             let part = start..start + size;
@@ -577,8 +622,8 @@ pub fn requeue(
             // Every re-queued item was sent before, so its values before any call were read
             // (if the run takes snapshots) in the chunk it came from: never read them again.
             tx.execute(
-                "UPDATE chunks SET snapshotted = 1 WHERE id = ?1",
-                [tx.last_insert_rowid()],
+                "UPDATE chunks SET snapshotted = 1, prior_attempts = ?2 WHERE id = ?1",
+                params![tx.last_insert_rowid(), prior],
             )?;
             start += size;
             items += size as u64;
@@ -586,7 +631,20 @@ pub fn requeue(
         }
     }
     tx.commit()?;
-    Ok((items, chunks))
+    Ok(Requeued {
+        items,
+        chunks,
+        ended,
+    })
+}
+
+/// What `retry` re-queued: record updates and the calls they were regrouped into, and the
+/// record updates it ended as failed (out of attempts).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Requeued {
+    pub items: u64,
+    pub chunks: u64,
+    pub ended: u64,
 }
 
 /// A chunk's members, its group's payload, and its members' own payloads (Update Records).
