@@ -303,3 +303,71 @@ async fn records_locked_forever_end_as_failed_after_the_total() {
         .await;
     report.expect_in(Stream::Out, &["still RECORD_LOCKED after 3 attempts"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_senders_through_a_symlink_take_one_lease() {
+    let config = slow(600);
+    let (server, ws, changes, csv) = scene(&config, 600, false).await;
+    // Planned into the workspace's database (massup.db), nothing sent.
+    ws.massup(
+        &[
+            "plan",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--module",
+            "Leads",
+            "--fields",
+            fields_file().to_str().unwrap(),
+            "--no-snapshot",
+            "--chunk-size",
+            "50",
+            "--api",
+            "mass",
+        ],
+        &Creds::None,
+    )
+    .await
+    .expect_code(0);
+    let link = ws.path().join("link.db");
+    std::os::unix::fs::symlink(ws.db(), &link).unwrap();
+    // One resume through the real path, one through the symlink, at once.
+    let through = |db: std::path::PathBuf| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_massup"));
+        command
+            .current_dir(ws.path())
+            .env_remove("MASSUP_DB")
+            .env("HOME", ws.path())
+            .env("ZOHO_ACCESS_TOKEN", "mock-token")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .arg("--db")
+            .arg(db)
+            .args([
+                "resume",
+                "--run",
+                "1",
+                "--api-domain",
+                &ws.url,
+                "--concurrency",
+                "2",
+            ]);
+        async move { command.output().await.expect("run massup") }
+    };
+    let (first, second) = tokio::join!(through(ws.db()), through(link));
+    let mut codes = [first.status.code(), second.status.code()];
+    codes.sort();
+    assert_eq!(
+        codes,
+        [Some(0), Some(4)],
+        "{}\n{}",
+        String::from_utf8_lossy(&first.stderr),
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let ledger = server.ledger();
+    assert!(
+        ledger.applied.values().all(|&n| n <= 2),
+        "a record was written more than once per field"
+    );
+    let conn = ws.open_db();
+    assert_all_applied(&conn, 1, &ledger, &changes);
+}
