@@ -371,3 +371,29 @@ async fn two_senders_through_a_symlink_take_one_lease() {
     let conn = ws.open_db();
     assert_all_applied(&conn, 1, &ledger, &changes);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_deleted_mid_run_stops_its_sender() {
+    let config = slow(600);
+    let (server, ws, _, csv) = scene(&config, 600, false).await;
+    let db = ws.db();
+    let creds = Creds::mock_token();
+    let running = ws.run(&csv, &["--concurrency", "1", "--chunk-size", "10"], &creds);
+    let delete = async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = db.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(&path);
+        }
+        server.ledger().requests
+    };
+    let (ran, at_delete) = tokio::join!(running, delete);
+    ran.expect_code(1)
+        .expect_stderr(&["was deleted or replaced while this process was sending"]);
+    // It stopped at its next commit: at most the calls in flight then (one at
+    // --concurrency 1, and the claims ahead of it) went out after the file was gone.
+    let after = server.ledger().requests - at_delete;
+    assert!(after <= 3, "{after} calls after the database was deleted");
+    assert!(server.ledger().requests < 120, "the run stopped early");
+}

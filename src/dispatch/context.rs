@@ -40,7 +40,9 @@ impl SendContext {
             .await
             .is_err()
         {
+            // Nothing more can be recorded: no call may go out unrecorded.
             self.writer_failed.store(true, Ordering::Relaxed);
+            self.caller.stop.cancel();
         }
     }
 
@@ -52,7 +54,9 @@ impl SendContext {
             .await
             .is_err()
         {
+            // Nothing more can be recorded: no call may go out unrecorded.
             self.writer_failed.store(true, Ordering::Relaxed);
+            self.caller.stop.cancel();
         }
     }
 

@@ -240,10 +240,11 @@ pub async fn dispatch(
     );
     let (writer_tx, writer_rx) = mpsc::channel(4 * WRITER_BATCH);
     let db_path: PathBuf = db.to_path_buf();
+    let identity = store::file_identity(db);
     let writer = std::thread::Builder::new()
         .name("massup-writer".into())
         .spawn(move || {
-            let result = run_writer(&mut conn, run_id, writer_rx);
+            let result = run_writer(&mut conn, run_id, writer_rx, &db_path, identity);
             if let Err(e) = &result {
                 tracing::error!("the database writer failed on {}: {e}", db_path.display());
             }

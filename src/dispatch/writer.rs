@@ -34,13 +34,23 @@ pub enum WriterMsg {
 /// `resume` cannot redo).
 pub const WRITER_BATCH: usize = 512;
 
-/// Serves messages until every sender is gone.
+/// Serves messages until every sender is gone. Before each batch it checks that the
+/// database file at `db` is still the one it opened (`identity`): a file deleted or
+/// replaced mid-run stops the writer, and so the send, instead of recording outcomes where
+/// nobody will read them while a new plan at that path sends everything again.
 pub fn run_writer(
     conn: &mut rusqlite::Connection,
     run_id: i64,
     mut receiver: mpsc::Receiver<WriterMsg>,
+    db: &std::path::Path,
+    identity: Option<(u64, u64)>,
 ) -> Result<(), StoreError> {
     while let Some(first) = receiver.blocking_recv() {
+        if identity.is_some() && crate::store::file_identity(db) != identity {
+            return Err(StoreError::Replaced {
+                path: db.display().to_string(),
+            });
+        }
         let tx = conn.transaction()?;
         let mut replies = Vec::new();
         let mut snapshots = Vec::new();

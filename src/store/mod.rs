@@ -87,8 +87,27 @@ pub enum StoreError {
     /// A stored value that cannot be read back: damage, found before it is used.
     #[error("the database holds a damaged value: {what} ({problem}); nothing was sent. `massup report` still gets the outcomes out")]
     Damaged { what: String, problem: String },
+    /// The database file was deleted, or another file put at its path, while a send wrote
+    /// to it: whatever this process writes from here on would be lost, and a new plan at that
+    /// path would send every record again.
+    #[error("the database {path} was deleted or replaced while this process was sending; it stopped writing to it. Nothing after that was recorded: if the old file is gone, records sent since the last commit may have been applied without being recorded")]
+    Replaced { path: String },
     #[error(transparent)]
     Sql(#[from] rusqlite::Error),
+}
+
+/// A file's identity (device and inode) on systems that have them: what tells the database
+/// a send opened from another file later put at the same path.
+pub fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::metadata(path).ok().map(|_| (0, 0))
+    }
 }
 
 fn migrations() -> Migrations<'static> {
