@@ -473,3 +473,13 @@ pub fn credits_spent(conn: &Connection, run_id: i64) -> Result<u64, StoreError> 
     let calls = store::calls::stats(conn, run_id)?;
     Ok(spend(conn, run_id, &calls)?.0)
 }
+
+/// The calls a `resume --run N` would send: the unfinished ones, none for a run that ended
+/// otherwise (superseded, discarded, undone).
+pub fn resume_would_send(run: &RunInfo, counts: &RunCounts) -> u64 {
+    if run.ended_as.is_some() {
+        0
+    } else {
+        counts.unfinished_chunks()
+    }
+}

@@ -61,6 +61,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
                     value["rows"] = serde_json::to_value(&counts.rows).unwrap_or_default();
                     value["calls"] = counts.calls.into();
                     value["credits"] = counts.credits.into();
+                    value["resume_would_send_calls"] =
+                        summary::resume_would_send(run, counts).into();
                     value
                 })
                 .collect();

@@ -34,7 +34,7 @@ pub fn run_list(runs: &[(RunInfo, RunCounts)]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:>4}  {:<10} {:<11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>7}  {:<25} csv",
+        "{:>4}  {:<10} {:<11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>7} {:>7}  {:<25} csv",
         "id",
         "module",
         "state",
@@ -46,12 +46,13 @@ pub fn run_list(runs: &[(RunInfo, RunCounts)]) -> String {
         "pending",
         "credits",
         "calls",
+        "to send",
         "created"
     );
     for (run, counts) in runs {
         let _ = writeln!(
             out,
-            "{:>4}  {:<10} {:<11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>7}  {:<25} {}",
+            "{:>4}  {:<10} {:<11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>7} {:>7}  {:<25} {}",
             run.id,
             run.module,
             run.ended_as
@@ -65,6 +66,7 @@ pub fn run_list(runs: &[(RunInfo, RunCounts)]) -> String {
             counts.rows(RowOutcome::Pending),
             counts.credits,
             counts.calls,
+            crate::summary::resume_would_send(run, counts),
             run.created_at,
             run.csv_path
         );
