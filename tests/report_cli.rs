@@ -241,11 +241,13 @@ fn a_pending_only_as_input_file_plans_with_the_same_valid_rows() {
 }
 
 #[test]
-fn ragged_and_non_utf8_rows_are_left_out_of_as_input_with_a_warning() {
+fn ragged_rows_are_left_out_of_as_input_with_a_warning() {
+    // (A file that is not UTF-8 is refused whole since --encoding; rows stored from such
+    // files by older versions are left out the same way.)
     let ws = Workspace::new();
     ws.write(
         "bad.csv",
-        b"id,Last_Name,Rating\n1,Smith,Hot\n2,M\xfcller,Cold\n3,Brown\n4,Green,Hot,extra\n"
+        b"id,Last_Name,Rating\n1,Smith,Hot\n2,Muller,Cold,x\n3,Brown\n4,Green,Hot,extra\n"
             .as_slice(),
     );
     ws.plan("bad.csv", "Leads", &[]).expect_code(3);

@@ -397,3 +397,38 @@ async fn a_database_deleted_mid_run_stops_its_sender() {
     assert!(after <= 3, "{after} calls after the database was deleted");
     assert!(server.ledger().requests < 120, "the run stopped early");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_windows_1252_sheet_is_refused_whole_then_sent_right_with_encoding() {
+    let config = MockConfig {
+        records: 50,
+        ..MockConfig::default()
+    };
+    let server = start(config.clone()).await;
+    let ws = Workspace::new(&server);
+    let ids = config.record_ids();
+    // Every other row holds an umlaut (0xf6 in windows-1252): the rest is plain ASCII.
+    let mut bytes = b"id,City\n".to_vec();
+    for (i, id) in ids.iter().take(50).enumerate() {
+        bytes.extend_from_slice(id.as_bytes());
+        bytes.extend_from_slice(if i % 2 == 0 {
+            b",K\xf6ln\n"
+        } else {
+            b",Bonn\n"
+        });
+    }
+    let csv = ws.path().join("sheet.csv");
+    std::fs::write(&csv, &bytes).unwrap();
+    let ran = ws.run(&csv, &[], &Creds::mock_token()).await;
+    ran.expect_code(2)
+        .expect_stderr(&["line 2: not valid UTF-8", "--encoding windows-1252"]);
+    assert_eq!(server.ledger().requests, 0, "never half a file");
+    ws.run(&csv, &["--encoding", "windows-1252"], &Creds::mock_token())
+        .await
+        .expect_code(0);
+    let ledger = server.ledger();
+    for (i, id) in ids.iter().take(50).enumerate() {
+        let want = if i % 2 == 0 { "Köln" } else { "Bonn" };
+        assert_eq!(ledger.records[id]["City"], want, "record {i}");
+    }
+}

@@ -161,6 +161,7 @@ pub fn plan_file(
         settings.check()?;
         let mut conn = crate::store::open(db)?;
         let input = PlanInput::open(job.csv)?;
+        input.check_encoding(settings)?;
         if !job.new_run {
             if let Some(run) = input.planned_before(&conn, settings)? {
                 return Ok(PlanOutcome::Existing(run));

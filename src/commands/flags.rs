@@ -123,6 +123,9 @@ pub struct PlanFlags {
     /// Field separator of the CSV (one ASCII character; `\t` for tab) [default: ',', or ';' or tab when the header is one cell holding them; the plan says so]
     #[arg(long, value_parser = parse_delimiter)]
     pub delimiter: Option<char>,
+    /// The file's character encoding when it is not UTF-8, e.g. windows-1252 (what Excel's plain "CSV" writes in much of Europe), iso-8859-15, shift_jis. Without it a file that is not valid UTF-8 is refused whole, naming the first bad line.
+    #[arg(long, value_name = "NAME")]
+    pub encoding: Option<String>,
     /// Numbers are written with a decimal comma: 1250,50 and 1.250,50 (or 1 250,50) are 1250.50.
     #[arg(long)]
     pub decimal_comma: bool,
@@ -294,6 +297,7 @@ impl PlanFlags {
             ));
         }
         settings.decimal_comma = self.decimal_comma;
+        settings.encoding = self.encoding.clone();
         settings.date_format = self.date_format.clone();
         settings.datetime_format = self.datetime_format.clone();
         settings.null_marker = self.null_marker.clone();

@@ -159,6 +159,9 @@ pub struct CsvOptions {
     /// The record id column; `None`: the one column named like [`ID_COLUMN_NAMES`]. A
     /// given name that the header lacks exactly is matched by [`loose_name`].
     pub id_column: Option<String>,
+    /// `--encoding`: the file's character encoding when it is not UTF-8 (decoded to UTF-8
+    /// while streaming). None: UTF-8 (or UTF-16 with a byte order mark).
+    pub encoding: Option<&'static encoding_rs::Encoding>,
 }
 
 /// What the first bytes of a file say it is.
@@ -371,7 +374,19 @@ impl CsvInput {
                     .build(raw);
                 Box::new(BufReader::with_capacity(READ_BUFFER_BYTES, decoded))
             }
-            Kind::Text => Box::new(raw),
+            Kind::Text => match options.encoding.filter(|e| *e != encoding_rs::UTF_8) {
+                Some(encoding) => {
+                    notes.push(format!(
+                        "the file is read as {} (--encoding)",
+                        encoding.name()
+                    ));
+                    let decoded = encoding_rs_io::DecodeReaderBytesBuilder::new()
+                        .encoding(Some(encoding))
+                        .build(raw);
+                    Box::new(BufReader::with_capacity(READ_BUFFER_BYTES, decoded))
+                }
+                None => Box::new(raw),
+            },
         };
         let delimiter = match options.delimiter {
             Some(given) => given,
@@ -749,6 +764,7 @@ mod tests {
             &CsvOptions {
                 delimiter: None,
                 id_column: None,
+                encoding: None,
             },
         )
     }
@@ -757,6 +773,7 @@ mod tests {
         CsvOptions {
             delimiter,
             id_column: id_column.map(str::to_string),
+            encoding: None,
         }
     }
 

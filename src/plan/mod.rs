@@ -16,7 +16,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::fields::ModuleFields;
-use crate::input::spool::{file_sha256, spool_if_stream};
+use crate::input::spool::{scan_file, spool_if_stream};
 use crate::input::{CsvInput, CsvOptions, InputError};
 use crate::store::rows::NewRow;
 use crate::store::{self, RunInfo, StoreError};
@@ -53,6 +53,10 @@ pub enum PlanError {
         invalid: u64,
         problems: Vec<RowProblem>,
     },
+    /// Not valid UTF-8 and no `--encoding`: refused whole, before anything is looked up,
+    /// stored or sent (half a file sent is worse than none).
+    #[error("{path}: line {line}: not valid UTF-8 (byte 0x{byte:02x}); the whole file was refused and nothing was planned. A sheet Excel saved as plain 'CSV' in Western Europe is windows-1252: plan it with --encoding windows-1252 (or save it as 'CSV UTF-8')")]
+    NotUtf8 { path: String, line: u64, byte: u8 },
     #[error(transparent)]
     Lookup(#[from] matching::LookupError),
     #[error(transparent)]
@@ -161,6 +165,8 @@ pub struct PlanInput {
     given: PathBuf,
     spooled: Option<tempfile::NamedTempFile>,
     sha256: String,
+    /// The first line that is not UTF-8, and its first such byte.
+    not_utf8: Option<(u64, u8)>,
 }
 
 impl PlanInput {
@@ -169,11 +175,12 @@ impl PlanInput {
         // file twice (its SHA-256 first): such input is copied to a temporary file.
         let spooled = spool_if_stream(given)?;
         let path: &Path = spooled.as_ref().map_or(given, |f| f.path());
-        let sha256 = file_sha256(path)?;
+        let scanned = scan_file(path)?;
         Ok(PlanInput {
             given: given.to_path_buf(),
             spooled,
-            sha256,
+            sha256: scanned.sha256,
+            not_utf8: scanned.not_utf8,
         })
     }
 
@@ -185,6 +192,23 @@ impl PlanInput {
     /// The file as the user named it.
     pub fn given(&self) -> &Path {
         &self.given
+    }
+
+    /// Refuses a file that is not valid UTF-8 when no `--encoding` says what it is: checked
+    /// over the whole file before anything is planned or sent. A file with a UTF-16 byte
+    /// order mark is decoded as such and passes.
+    pub fn check_encoding(&self, settings: &PlanSettings) -> Result<(), PlanError> {
+        if settings.encoding.is_some() {
+            return Ok(());
+        }
+        match self.not_utf8 {
+            Some((line, byte)) => Err(PlanError::NotUtf8 {
+                path: self.given.display().to_string(),
+                line,
+                byte,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The run this same content was planned as for this module before, if any.
@@ -206,6 +230,10 @@ pub fn csv_options(settings: &PlanSettings) -> CsvOptions {
     CsvOptions {
         delimiter: (!settings.from_header.delimiter).then_some(settings.delimiter as u8),
         id_column: (!settings.from_header.id_column).then(|| settings.id_column.clone()),
+        encoding: settings
+            .encoding
+            .as_deref()
+            .and_then(|label| encoding_rs::Encoding::for_label(label.as_bytes())),
     }
 }
 
@@ -215,6 +243,7 @@ pub fn plan(conn: &mut Connection, request: &PlanRequest<'_>) -> Result<PlanOutc
     // file turns out to be planned already.
     request.settings.check()?;
     let input = PlanInput::open(request.csv_path)?;
+    input.check_encoding(request.settings)?;
     if !request.new_run {
         if let Some(existing) = input.planned_before(conn, request.settings)? {
             return Ok(PlanOutcome::Existing(existing));

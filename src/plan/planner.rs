@@ -1348,6 +1348,7 @@ mod tests {
             &CsvOptions {
                 delimiter: Some(b','),
                 id_column: Some("id".into()),
+                encoding: None,
             },
         )
         .unwrap();

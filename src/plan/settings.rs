@@ -60,6 +60,10 @@ pub struct PlanSettings {
     /// An undo run: the run whose writes it takes back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub undo_of: Option<i64>,
+    /// The file's character encoding when not UTF-8 (`--encoding windows-1252`, any label
+    /// the WHATWG Encoding Standard knows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
     /// Numbers are written with a decimal comma (`1.250,50`, `1250,50`), `--decimal-comma`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub decimal_comma: bool,
@@ -181,6 +185,7 @@ impl PlanSettings {
             snapshot: None,
             skip_unchanged: false,
             undo_of: None,
+            encoding: None,
             decimal_comma: false,
             date_format: None,
             datetime_format: None,
@@ -198,6 +203,13 @@ impl PlanSettings {
                 "--chunk-size {} is out of range: Zoho accepts 1 to {MAX_IDS_PER_CALL} ids per mass_update call",
                 self.chunk_size
             )));
+        }
+        if let Some(label) = &self.encoding {
+            if encoding_rs::Encoding::for_label(label.as_bytes()).is_none() {
+                return Err(SettingsError(format!(
+                    "--encoding {label:?} is not an encoding massup knows; use a label such as windows-1252, iso-8859-15, shift_jis or utf-16le"
+                )));
+            }
         }
         if self.max_fields_per_call == 0 {
             return Err(SettingsError(
