@@ -142,6 +142,10 @@ fn torture(
         .output()
         .unwrap();
     assert_eq!(planned_out.status.code(), Some(0));
+    // Every other second sender reaches the database through a symlink: the lease is the
+    // file's, not the path's.
+    let link = dir.path().join("link.db");
+    std::os::unix::fs::symlink(&db, &link).unwrap();
     while kills_done < kills {
         let mut child = massup(&db, &url, &run_args).spawn().unwrap();
         let wait = Duration::from_millis(rng.random_range(kill_after_ms.clone()));
@@ -155,7 +159,8 @@ fn torture(
         }
         // A second sender started mid-run (a cron job overlapping a manual resume): it
         // must find the run held, send nothing and say who holds it.
-        let second = massup(&db, &url, &["resume"])
+        let second_db = if kills_done % 2 == 1 { &link } else { &db };
+        let second = massup(second_db, &url, &["resume"])
             .stderr(Stdio::piped())
             .output()
             .unwrap();
@@ -179,6 +184,27 @@ fn torture(
     assert!(
         matches!(out.status.code(), Some(0 | 3)),
         "resume exited {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A retry killed as it sends, then resumed: the re-queued calls are pending and
+    // `resume` sends them; a last retry finishes whatever is still locked.
+    let mut retry_kills = 0;
+    let mut retry = massup(&db, &url, &["retry", "--yes"]).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(rng.random_range(5..60)));
+    if retry.try_wait().unwrap().is_none() {
+        retry.kill().unwrap(); // SIGKILL
+        retry_kills += 1;
+        resend_bound += in_flight_items(&db);
+    }
+    retry.wait().unwrap();
+    let out = massup(&db, &url, &["resume", "--run", "1"])
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0 | 3)),
+        "resume after the killed retry exited {:?}: {}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
@@ -239,7 +265,7 @@ fn torture(
     );
     let resent = applied - items;
     eprintln!(
-        "torture: {rows} rows, {kills_done} kills, {refused_seconds} second senders refused, {items} items, {} mass_update and {} Update Records calls, {resent} updates applied twice (bound {resend_bound})",
+        "torture: {rows} rows, {kills_done} kills and {retry_kills} of a retry, {refused_seconds} second senders refused (every other through a symlink), {items} items, {} mass_update and {} Update Records calls, {resent} updates applied twice (bound {resend_bound})",
         ledger.requests,
         ledger.update_requests
     );
@@ -247,6 +273,55 @@ fn torture(
         resent <= resend_bound,
         "{resent} updates applied twice, more than the {resend_bound} items in flight at the kills"
     );
+    // A run that kept its records' values (a snapshot) is undone, the undo killed as it
+    // sends and resumed by a bare `resume` (which can only pick the undo: run 1 is marked
+    // undone): every record then holds what it held before run 1.
+    let befores: Vec<(i64, String, String)> = conn
+        .prepare("SELECT record_id, field, value_json FROM befores WHERE run_id = 1")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    drop(query);
+    drop(stmt);
+    drop(conn);
+    if !befores.is_empty() {
+        let mut undo = massup(&db, &url, &["undo", "--run", "1", "--yes"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.random_range(20..150)));
+        let undo_killed = undo.try_wait().unwrap().is_none();
+        if undo_killed {
+            undo.kill().unwrap(); // SIGKILL
+        }
+        undo.wait().unwrap();
+        let out = massup(&db, &url, &["resume"])
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert!(
+            matches!(out.status.code(), Some(0 | 3)),
+            "resume of the killed undo exited {:?}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ledger = mock.ledger();
+        let mut restored = 0;
+        for (record, field, value) in &befores {
+            let before: serde_json::Value = serde_json::from_str(value).unwrap();
+            let held = ledger.records[&record.to_string()]
+                .get(field)
+                .cloned()
+                .unwrap_or(serde_json::Value::Null);
+            assert_eq!(held, before, "record {record} field {field} after the undo");
+            restored += 1;
+        }
+        eprintln!(
+            "torture: undo {}killed and resumed; {restored} values restored",
+            if undo_killed { "" } else { "not " }
+        );
+    }
     rt.block_on(mock.shutdown());
 }
 
