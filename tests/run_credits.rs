@@ -56,20 +56,7 @@ async fn a_sheet_of_large_groups_goes_by_mass_update_at_a_fifth_of_the_credits()
     let changes = sheet(&config, n, 50, false);
     let csv = ws.write("sheet.csv", &changes.text);
     let planned = ws
-        .massup(
-            &[
-                "plan",
-                "--csv",
-                csv.to_str().unwrap(),
-                "--module",
-                "Leads",
-                "--fields",
-                fields_file().to_str().unwrap(),
-                "--no-snapshot",
-                "--json",
-            ],
-            &Creds::None,
-        )
+        .plan(&csv, &["--no-snapshot", "--json"], &Creds::None)
         .await;
     planned.expect_code(0);
     let plan = planned.json();
@@ -356,20 +343,9 @@ async fn the_plan_shows_its_share_of_the_credits_zoho_says_are_left() {
     assert_eq!(server.ledger().credits_remaining, Some(200));
     let third = ws.write("third.csv", &sheet(&config, 1_000, 2, false).text);
     let planned = ws
-        .massup(
-            &[
-                "plan",
-                "--csv",
-                third.to_str().unwrap(),
-                "--module",
-                "Leads",
-                "--fields",
-                fields_file().to_str().unwrap(),
-                "--no-snapshot",
-                "--api",
-                "update",
-                "--json",
-            ],
+        .plan(
+            &third,
+            &["--no-snapshot", "--api", "update", "--json"],
             &Creds::None,
         )
         .await;
@@ -378,20 +354,9 @@ async fn the_plan_shows_its_share_of_the_credits_zoho_says_are_left() {
     assert_eq!(plan["org_credits_left"]["remaining"], 200, "{plan:#}");
     assert_eq!(plan["credits"], 100);
     let human = ws
-        .massup(
-            &[
-                "plan",
-                "--csv",
-                third.to_str().unwrap(),
-                "--module",
-                "Leads",
-                "--fields",
-                fields_file().to_str().unwrap(),
-                "--new-run",
-                "--no-snapshot",
-                "--api",
-                "update",
-            ],
+        .plan(
+            &third,
+            &["--new-run", "--no-snapshot", "--api", "update"],
             &Creds::None,
         )
         .await;

@@ -17,21 +17,7 @@ async fn run_with_other_settings_never_sends_the_old_plan() {
     };
     let (server, ws, changes, csv) = scene(&config, 300, false).await;
     // A plan with the defaults (Zoho's default trigger)...
-    let planned = ws
-        .massup(
-            &[
-                "plan",
-                "--csv",
-                csv.to_str().unwrap(),
-                "--module",
-                "Leads",
-                "--fields",
-                fields_file().to_str().unwrap(),
-                "--no-snapshot",
-            ],
-            &Creds::None,
-        )
-        .await;
+    let planned = ws.plan(&csv, &["--no-snapshot"], &Creds::None).await;
     planned.expect_code(0);
     // ...then `run` of the same file asking for no workflows: refused, naming the setting,
     // and nothing is sent.
@@ -128,21 +114,9 @@ async fn a_bare_resume_never_sends_an_abandoned_plan() {
     let (server, ws, _, csv) = scene(&config, 300, false).await;
     // Planned, never sent (run 1); then planned again with a snapshot and sent (run 2,
     // which supersedes run 1); then run 2 undone (run 3).
-    ws.massup(
-        &[
-            "plan",
-            "--csv",
-            csv.to_str().unwrap(),
-            "--module",
-            "Leads",
-            "--fields",
-            fields_file().to_str().unwrap(),
-            "--no-snapshot",
-        ],
-        &Creds::None,
-    )
-    .await
-    .expect_code(0);
+    ws.plan(&csv, &["--no-snapshot"], &Creds::None)
+        .await
+        .expect_code(0);
     ws.run(&csv, &["--snapshot", "--new-run"], &Creds::mock_token())
         .await
         .expect_code(0);
@@ -177,20 +151,7 @@ async fn a_discarded_run_is_never_sent() {
         ..MockConfig::default()
     };
     let (server, ws, _, csv) = scene(&config, 100, false).await;
-    ws.massup(
-        &[
-            "plan",
-            "--csv",
-            csv.to_str().unwrap(),
-            "--module",
-            "Leads",
-            "--fields",
-            fields_file().to_str().unwrap(),
-        ],
-        &Creds::None,
-    )
-    .await
-    .expect_code(0);
+    ws.plan(&csv, &[], &Creds::None).await.expect_code(0);
     ws.massup(&["discard", "--run", "1"], &Creds::None)
         .await
         .expect_code(0)
@@ -309,21 +270,9 @@ async fn two_senders_through_a_symlink_take_one_lease() {
     let config = slow(600);
     let (server, ws, changes, csv) = scene(&config, 600, false).await;
     // Planned into the workspace's database (massup.db), nothing sent.
-    ws.massup(
-        &[
-            "plan",
-            "--csv",
-            csv.to_str().unwrap(),
-            "--module",
-            "Leads",
-            "--fields",
-            fields_file().to_str().unwrap(),
-            "--no-snapshot",
-            "--chunk-size",
-            "50",
-            "--api",
-            "mass",
-        ],
+    ws.plan(
+        &csv,
+        &["--no-snapshot", "--chunk-size", "50", "--api", "mass"],
         &Creds::None,
     )
     .await

@@ -171,6 +171,22 @@ impl Workspace {
         }
     }
 
+    /// `massup plan --csv <csv> --module Leads --fields Leads.json`, plus `extra`.
+    pub async fn plan(&self, csv: &Path, extra: &[&str], creds: &Creds) -> Ran {
+        let fields = fields_file();
+        let mut args = vec![
+            "plan",
+            "--csv",
+            csv.to_str().expect("utf-8 path"),
+            "--module",
+            "Leads",
+            "--fields",
+            fields.to_str().expect("utf-8 path"),
+        ];
+        args.extend_from_slice(extra);
+        self.massup(&args, creds).await
+    }
+
     /// `massup run --csv <csv> --module Leads --fields Leads.json` to the mock, plus `extra`.
     pub async fn run(&self, csv: &Path, extra: &[&str], creds: &Creds) -> Ran {
         let args = self.run_args(csv, extra);
