@@ -29,14 +29,32 @@ pub async fn live_metadata(
     session: &Session,
     module: &str,
 ) -> anyhow::Result<(ModuleFields, String)> {
-    let (token, _) = session
-        .tokens
-        .token()
-        .await
-        .map_err(|e| anyhow::Error::new(e).context("cannot get an access token"))?;
-    let domain = session.api_domain().await?;
     let version = &session.api_version;
-    let text = match api::fetch_fields(&session.http, &domain, version, module, &token).await {
+    // A refused token (expired, or a stored one revoked) is replaced as the attempt loop
+    // replaces it, at most as often as the token source allows fresh tokens in vain.
+    let mut refusals = 0;
+    let (token, domain, fetched) = loop {
+        let (token, generation) = session
+            .tokens
+            .token()
+            .await
+            .map_err(|e| anyhow::Error::new(e).context("cannot get an access token"))?;
+        let domain = session.api_domain().await?;
+        let fetched = api::fetch_fields(&session.http, &domain, version, module, &token).await;
+        if matches!(fetched, Err(MetadataError::Refused { .. }))
+            && refusals <= crate::api::auth::MAX_FRESH_TOKENS_REJECTED
+            && session
+                .tokens
+                .rejected(generation)
+                .await
+                .map_err(|e| anyhow::Error::new(e).context("cannot get an access token"))?
+        {
+            refusals += 1;
+            continue;
+        }
+        break (token, domain, fetched);
+    };
+    let text = match fetched {
         Ok(text) => text,
         Err(e @ MetadataError::UnknownModule { .. }) => {
             let names = api::fetch_module_names(&session.http, &domain, version, &token)
