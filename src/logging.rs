@@ -64,8 +64,14 @@ static FORMAT: OnceLock<LogFormat> = OnceLock::new();
 
 pub fn init(global: &GlobalArgs) {
     set_format(global.log_format);
+    use std::io::IsTerminal;
+    let terminal = std::io::stderr().is_terminal();
     let level = match (global.quiet, global.verbose) {
         (true, _) => "error",
+        // A person at a terminal sees the progress bar and the summary; the lifecycle
+        // lines (dispatch started, token refreshed, ...) would interleave with the bar.
+        // They stay for logs (stderr not a terminal) and JSON logs, and come back at -v.
+        (false, 0) if terminal && global.log_format == LogFormat::Human => "warn",
         (false, 0) => "info",
         (false, 1) => "debug",
         (false, _) => "trace",
@@ -73,8 +79,7 @@ pub fn init(global: &GlobalArgs) {
     // Our own crate at the chosen level; dependencies stay at warn unless RUST_LOG says.
     let filter = EnvFilter::try_from_env("MASSUP_LOG")
         .unwrap_or_else(|_| EnvFilter::new(format!("warn,massup={level}")));
-    use std::io::IsTerminal;
-    let ansi = std::io::stderr().is_terminal();
+    let ansi = terminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
