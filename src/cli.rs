@@ -39,6 +39,8 @@ pub enum Command {
     Discard(commands::discard::Args),
     /// Write one row per input row with its outcome, in input order.
     Report(commands::report::Args),
+    /// Delete the access tokens massup keeps between runs (the next run mints a new one).
+    Logout(commands::logout::Args),
     /// Serve the embedded Zoho-compatible mock CRM on 127.0.0.1.
     #[command(after_help = "Examples:
   massup mock-server --port 8080
@@ -71,6 +73,7 @@ impl Command {
             Command::Status(_) => "status",
             Command::Discard(_) => "discard",
             Command::Report(_) => "report",
+            Command::Logout(_) => "logout",
             Command::MockServer(_) => "mock-server",
             Command::Demo(_) => "demo",
             Command::Completions { .. } => "completions",
@@ -89,6 +92,7 @@ impl Command {
             Command::Status(args) => args.json,
             Command::Discard(args) => args.json,
             Command::Report(args) => args.json,
+            Command::Logout(args) => args.json,
             Command::Demo(args) => args.json,
             Command::MockServer(_) | Command::Completions { .. } => false,
         }
@@ -124,6 +128,7 @@ pub fn main() -> ExitCode {
         Command::Status(args) => commands::status::run(args, global),
         Command::Discard(args) => commands::discard::run(args, global),
         Command::Report(args) => commands::report::run(args, global),
+        Command::Logout(args) => commands::logout::run(args, global),
         Command::MockServer(args) => commands::mock_server::run(args, global),
         Command::Demo(args) => commands::demo::run(args, global),
         Command::Completions { shell } => {

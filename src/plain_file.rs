@@ -174,6 +174,20 @@ pub fn open_for_update(path: &Path, cap: u64) -> Result<File, PlainFileError> {
     Ok(file)
 }
 
+/// Creates `dir` and its missing parents, private to the user (mode 0700 on Unix) when
+/// massup creates them: the state folder holds the stored access token. A folder that
+/// exists is left as it is.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

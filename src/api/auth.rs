@@ -3,7 +3,9 @@
 //! written to SQLite. The access token is refreshed once for all workers (single flight:
 //! the refresh happens under a lock and a worker whose rejected token is already replaced
 //! just takes the new one), and never more than Zoho's 10 tokens per 10 minutes, counted
-//! for the OAuth client across every massup process (see `budget`).
+//! for the OAuth client across every massup process (see `budget`). A minted token is kept
+//! for later processes in the token store (see `token_store`), so a cron loop over many
+//! files mints one an hour, not one per process.
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -13,6 +15,7 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use super::budget::{self, RefreshBudget};
+use super::token_store::TokenStore;
 use crate::error::UsageError;
 
 pub use super::budget::{MAX_REFRESHES, REFRESH_WINDOW};
@@ -236,6 +239,8 @@ pub struct TokenSource {
     current_generation: AtomicU64,
     /// Fresh tokens the API rejected in a row, for the whole process (every worker).
     rejected_in_row: AtomicU32,
+    /// Where tokens are kept between processes (`token_store`); none for a fixed token.
+    store: Option<TokenStore>,
 }
 
 /// Where the refresh times of the client are kept.
@@ -310,7 +315,35 @@ impl TokenSource {
             budget_home: BudgetHome::StateDir,
             current_generation: AtomicU64::new(1),
             rejected_in_row: AtomicU32::new(0),
+            store: None,
         }
+    }
+
+    /// Takes the access token from the token store in `dir` before minting one, and keeps
+    /// each minted token there for later processes (see `token_store`). Only for refresh
+    /// credentials: a fixed token is never stored.
+    pub fn with_token_store(mut self, dir: &Path) -> TokenSource {
+        if let Credentials::Refresh {
+            client_id,
+            client_secret,
+            refresh_token,
+            ..
+        } = &self.credentials
+        {
+            self.store = Some(TokenStore::new(
+                dir,
+                client_id,
+                client_secret,
+                refresh_token,
+                &self.accounts_url,
+            ));
+        }
+        self
+    }
+
+    /// The token store's file, if tokens are kept between processes.
+    pub fn token_store_path(&self) -> Option<&Path> {
+        self.store.as_ref().map(TokenStore::path)
     }
 
     /// Keeps the client's token budget in `dir` instead of `budget::state_dir()` (the
@@ -400,6 +433,12 @@ impl TokenSource {
                 self.rejected_in_row.fetch_add(1, Ordering::SeqCst);
             }
         }
+        if state.generation == generation {
+            // Refused: no later process should take it either.
+            if let (Some(store), Some(token)) = (&self.store, &state.token) {
+                store.forget(Some(token));
+            }
+        }
         if self.fresh_tokens_rejected() >= MAX_FRESH_TOKENS_REJECTED {
             return Ok(false);
         }
@@ -436,6 +475,11 @@ impl TokenSource {
         };
         if let Some(reason) = &state.refused {
             return Err(AuthError::Refused(reason.clone()));
+        }
+        // Another process (or an earlier one) may hold a newer token than the one this
+        // process has: taking it costs nothing from Zoho's budget of ten.
+        if self.take_stored(state) {
+            return Ok(());
         }
         if state.budget.is_none() {
             state.budget = Some(self.open_budget(client_id));
@@ -508,17 +552,20 @@ impl TokenSource {
                 }) => {
                     let lifetime = Duration::from_secs(expires_in.unwrap_or(3600).max(1));
                     crate::redact::register(&token);
-                    state.token = Some(Secret::new(token));
-                    state.generation += 1;
-                    state.fresh = true;
-                    self.current_generation
-                        .store(state.generation, Ordering::SeqCst);
-                    state.expires_at = Some(Instant::now() + lifetime);
-                    state.margin = (lifetime / 4).min(Duration::from_secs(300));
+                    let token = Secret::new(token);
                     if api_domain.is_some() {
                         state.api_domain = api_domain;
                     }
-                    state.unavailable = None;
+                    if let Some(store) = &self.store {
+                        store.save(
+                            &token,
+                            state.api_domain.as_deref(),
+                            lifetime,
+                            budget::now_ms(),
+                        );
+                    }
+                    Self::install(state, &self.current_generation, token, lifetime, lifetime);
+                    state.fresh = true;
                     tracing::info!(
                         generation = state.generation,
                         lifetime_secs = lifetime.as_secs(),
@@ -540,6 +587,11 @@ impl TokenSource {
                         "Zoho refused to refresh the access token: {error}. Check ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET and ZOHO_REFRESH_TOKEN, and that --dc / --accounts-url is the data centre the client was made in"
                     );
                     state.refused = Some(reason.clone());
+                    // Whatever these credentials minted before is of a grant Zoho no
+                    // longer honours.
+                    if let Some(store) = &self.store {
+                        store.forget(None);
+                    }
                     return Err(AuthError::Refused(reason));
                 }
                 _ => {
@@ -553,6 +605,55 @@ impl TokenSource {
 }
 
 impl TokenSource {
+    /// Makes `token`, with `remaining` of its `lifetime` left, the current token (a new
+    /// generation), refreshed a quarter of its life (at most 5 minutes) before it expires.
+    fn install(
+        state: &mut TokenState,
+        current_generation: &AtomicU64,
+        token: Secret,
+        remaining: Duration,
+        lifetime: Duration,
+    ) {
+        state.token = Some(token);
+        state.generation += 1;
+        current_generation.store(state.generation, Ordering::SeqCst);
+        state.expires_at = Some(Instant::now() + remaining);
+        state.margin = (lifetime / 4).min(Duration::from_secs(300));
+        state.unavailable = None;
+    }
+
+    /// Takes the stored token when it is not the current one and has more than the
+    /// margin left. It counts as given, not fresh: a refusal of it says nothing about the
+    /// credentials.
+    fn take_stored(&self, state: &mut TokenState) -> bool {
+        let Some(store) = &self.store else {
+            return false;
+        };
+        let Some(stored) = store.load(budget::now_ms()) else {
+            return false;
+        };
+        let margin = (stored.lifetime / 4).min(Duration::from_secs(300));
+        if stored.remaining <= margin || state.token.as_ref() == Some(&stored.token) {
+            return false;
+        }
+        if stored.api_domain.is_some() {
+            state.api_domain = stored.api_domain;
+        }
+        tracing::debug!(
+            remaining_secs = stored.remaining.as_secs(),
+            "access token taken from the token store"
+        );
+        Self::install(
+            state,
+            &self.current_generation,
+            stored.token,
+            stored.remaining,
+            stored.lifetime,
+        );
+        state.fresh = false;
+        true
+    }
+
     fn budget(state: &mut TokenState) -> &mut RefreshBudget {
         state.budget.get_or_insert_with(RefreshBudget::in_memory)
     }

@@ -195,7 +195,7 @@ pub fn admit(times: &mut Vec<u64>, now_ms: u64) -> Result<(), BudgetFull> {
 
 fn update_file<R>(path: &Path, change: &mut impl FnMut(&mut Vec<u64>) -> R) -> std::io::Result<R> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        plain_file::create_private_dir(dir)?;
     }
     let mut file = open_plain(path)?;
     // Held for a read and a write of a few hundred bytes; released when `file` drops.

@@ -6,6 +6,7 @@ pub mod bodies;
 pub mod budget;
 pub mod limits;
 pub mod response;
+pub mod token_store;
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};

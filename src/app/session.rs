@@ -85,7 +85,11 @@ impl Session {
             .transpose()?;
         let dispatch = connection.dispatch();
         let http = api::http_client(dispatch.timeout, dispatch.concurrency);
-        let tokens = Arc::new(TokenSource::new(credentials, accounts, http.clone(), stop));
+        let mut tokens = TokenSource::new(credentials, accounts, http.clone(), stop);
+        if let Some(dir) = token_store_dir() {
+            tokens = tokens.with_token_store(&dir);
+        }
+        let tokens = Arc::new(tokens);
         Ok(Session {
             http,
             tokens,
@@ -121,6 +125,26 @@ impl Session {
             tokens: self.tokens.clone(),
         })
     }
+}
+
+/// Turns the token store off (`MASSUP_TOKEN_STORE=off`): every process mints its own
+/// access token, as before the store (for a machine whose state folder must hold no
+/// secret).
+pub const TOKEN_STORE_ENV: &str = "MASSUP_TOKEN_STORE";
+
+/// Where access tokens are kept between processes: the state folder of the token budget,
+/// unless `MASSUP_TOKEN_STORE` is `off` (or `0`, `false`, `no`).
+pub fn token_store_dir() -> Option<std::path::PathBuf> {
+    let off = std::env::var(TOKEN_STORE_ENV).is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "off" | "0" | "false" | "no"
+        )
+    });
+    if off {
+        return None;
+    }
+    crate::api::budget::state_dir()
 }
 
 /// Credentials or a message saying how to provide them.

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod discard;
 pub mod fields;
 pub mod flags;
+pub mod logout;
 pub mod mock_server;
 pub mod plan;
 pub mod report;
