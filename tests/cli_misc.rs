@@ -322,3 +322,39 @@ fn a_csv_can_come_through_a_pipe() {
         explain(&["plan"], &out)
     );
 }
+
+/// A file that is not there (or a folder) gets one clean line naming it, with no
+/// "(os error 2)" said twice, and no call or credential asked for first.
+#[test]
+fn a_missing_csv_is_one_clean_message() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("folder")).unwrap();
+    for command in ["plan", "run"] {
+        for (csv, reason) in [
+            ("nope.csv", "nope.csv: cannot read it: no such file"),
+            (
+                "folder",
+                "folder: cannot read it: it is a folder, not a file",
+            ),
+        ] {
+            let args = [
+                command,
+                "--csv",
+                csv,
+                "--module",
+                "Leads",
+                "--api-domain",
+                "http://127.0.0.1:9",
+            ];
+            let out = massup_with_env(dir.path(), &args, &[("ZOHO_ACCESS_TOKEN", "tok")]);
+            assert_eq!(out.status.code(), Some(2), "{}", explain(&args, &out));
+            let stderr = text(&out.stderr);
+            assert_eq!(
+                stderr.trim(),
+                format!("error: {reason}"),
+                "{}",
+                explain(&args, &out)
+            );
+        }
+    }
+}

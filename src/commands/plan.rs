@@ -1,5 +1,4 @@
 //! `massup plan`: read, validate and group a CSV into a stored run, without calling the API.
-use anyhow::Context;
 
 use super::flags::PlanFlags;
 use super::Workspace;
@@ -103,8 +102,21 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         global.quiet || args.json,
         "massup plan",
     );
-    let outcome = crate::app::planning::plan_file(db, &job, connected.as_ref())
-        .with_context(|| format!("planning {}", args.plan.csv.display()))?;
+    // Input errors name the file themselves; others say which file was being planned.
+    let outcome = crate::app::planning::plan_file(db, &job, connected.as_ref()).map_err(|e| {
+        let names_file = e.chain().any(|c| {
+            c.is::<crate::input::InputError>()
+                || matches!(
+                    c.downcast_ref::<crate::plan::PlanError>(),
+                    Some(crate::plan::PlanError::Input(_))
+                )
+        });
+        if names_file {
+            e
+        } else {
+            e.context(format!("planning {}", args.plan.csv.display()))
+        }
+    })?;
     match outcome {
         PlanOutcome::Existing(run) => {
             let differences = crate::app::planning::settings_differences(&settings, &run)?;

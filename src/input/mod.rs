@@ -51,14 +51,31 @@ fn shorten_list(names: &[String]) -> String {
     }
 }
 
+/// What went wrong with a file, in words a person reads: "no such file", not "No such
+/// file or directory (os error 2)".
+pub fn io_reason(error: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match error.kind() {
+        ErrorKind::NotFound => "no such file".into(),
+        ErrorKind::PermissionDenied => "permission denied".into(),
+        ErrorKind::IsADirectory => "it is a folder, not a file".into(),
+        _ => {
+            let text = error.to_string();
+            match text.find(" (os error") {
+                Some(at) => text[..at].to_string(),
+                None => text,
+            }
+        }
+    }
+}
+
 /// Input problems that stop the whole file (as opposed to one bad row).
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
-    #[error("{path}: cannot read: {source}")]
-    Open {
-        path: String,
-        source: std::io::Error,
-    },
+    /// The io error is in the message in words and is not a `source`: a chain would say
+    /// "No such file or directory (os error 2)" a second time.
+    #[error("{path}: cannot read it: {}", io_reason(cause))]
+    Open { path: String, cause: std::io::Error },
     #[error(
         "{path}: the file is empty; expected a header row naming the id column and the fields"
     )]
@@ -332,9 +349,9 @@ impl RawRow<'_> {
 
 impl CsvInput {
     pub fn open(path: &Path, options: &CsvOptions) -> Result<CsvInput, InputError> {
-        let file = File::open(path).map_err(|source| InputError::Open {
+        let file = File::open(path).map_err(|cause| InputError::Open {
             path: path.display().to_string(),
-            source,
+            cause,
         })?;
         Self::from_reader(path, Box::new(file), options)
     }
@@ -346,9 +363,9 @@ impl CsvInput {
         options: &CsvOptions,
     ) -> Result<CsvInput, InputError> {
         let shown = path.display().to_string();
-        let io_error = |source| InputError::Open {
+        let io_error = |cause| InputError::Open {
             path: shown.clone(),
-            source,
+            cause,
         };
         let mut notes = Vec::new();
         let mut raw = BufReader::with_capacity(READ_BUFFER_BYTES, source);

@@ -9,9 +9,9 @@ use super::InputError;
 
 /// Copies standard input (`-`) or any other non-regular file to a temporary file.
 pub fn spool_if_stream(path: &Path) -> Result<Option<tempfile::NamedTempFile>, InputError> {
-    let open_error = |source| InputError::Open {
+    let open_error = |cause| InputError::Open {
         path: path.display().to_string(),
-        source,
+        cause,
     };
     let source: Box<dyn Read> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
@@ -40,9 +40,9 @@ pub struct Scanned {
 
 /// Reads the file once: its SHA-256 and whether it is UTF-8 (see [`Scanned`]).
 pub fn scan_file(path: &Path) -> Result<Scanned, InputError> {
-    let open_error = |source| InputError::Open {
+    let open_error = |cause| InputError::Open {
         path: path.display().to_string(),
-        source,
+        cause,
     };
     let mut file = std::fs::File::open(path).map_err(open_error)?;
     let mut hasher = Sha256::new();

@@ -341,9 +341,9 @@ pub fn collect_keys(
     options: &CsvOptions,
     field: &MatchField,
 ) -> Result<Vec<String>, InputError> {
-    let file = std::fs::File::open(path).map_err(|source| InputError::Open {
+    let file = std::fs::File::open(path).map_err(|cause| InputError::Open {
         path: shown.display().to_string(),
-        source,
+        cause,
     })?;
     let mut input = CsvInput::from_reader(shown, Box::new(file), options)?;
     let mut keys = std::collections::HashSet::new();

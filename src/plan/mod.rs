@@ -266,9 +266,9 @@ pub fn plan_input(
     let sha256 = file.sha256.clone();
     let spooled = file.spooled.is_some();
     let options = csv_options(settings);
-    let file = std::fs::File::open(path).map_err(|source| InputError::Open {
+    let file = std::fs::File::open(path).map_err(|cause| InputError::Open {
         path: shown.clone(),
-        source,
+        cause,
     })?;
     let input = CsvInput::from_reader(given, Box::new(file), &options).map_err(|e| {
         match (e, &settings.match_by) {
