@@ -358,3 +358,38 @@ fn a_missing_csv_is_one_clean_message() {
         }
     }
 }
+
+/// The plan is short by default: the first call's request (some 40 lines) only with
+/// `--show-request`, and always in `--json`.
+#[test]
+fn the_example_request_is_shown_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("s.csv"),
+        "id,Lead_Status\n4150868000000224005,Contacted\n4150868000000224006,Contacted\n",
+    )
+    .unwrap();
+    let fields = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/Leads.json");
+    let base = [
+        "plan", "--csv", "s.csv", "--module", "Leads", "--fields", fields,
+    ];
+    let out = massup(dir.path(), &base);
+    assert_eq!(out.status.code(), Some(0), "{}", explain(&base, &out));
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains("Example request"), "{stdout}");
+    assert!(stdout.contains("--show-request"), "{stdout}");
+
+    let mut shown = base.to_vec();
+    shown.extend(["--show-request", "--new-run"]);
+    let out = massup(dir.path(), &shown);
+    assert_eq!(out.status.code(), Some(0), "{}", explain(&shown, &out));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("Example request (first call):"), "{stdout}");
+    assert!(stdout.contains("Contacted"), "{stdout}");
+
+    let mut json = base.to_vec();
+    json.extend(["--json", "--new-run"]);
+    let out = massup(dir.path(), &json);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(doc["example_request"].is_object(), "{doc}");
+}

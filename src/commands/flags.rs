@@ -187,6 +187,10 @@ pub struct PlanFlags {
     /// same module and field in this database found within the last hour.
     #[arg(long)]
     pub fresh_lookups: bool,
+    /// Show the first call's request (method, URL, body) in the plan; `--json` always
+    /// holds it as `example_request`. Only what is shown: not part of the run's settings.
+    #[arg(long)]
+    pub show_request: bool,
 }
 
 fn parse_delimiter(text: &str) -> Result<char, String> {

@@ -108,7 +108,12 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             c.is::<crate::input::InputError>()
                 || matches!(
                     c.downcast_ref::<crate::plan::PlanError>(),
-                    Some(crate::plan::PlanError::Input(_))
+                    Some(
+                        crate::plan::PlanError::Input(_)
+                            | crate::plan::PlanError::Columns { .. }
+                            | crate::plan::PlanError::Strict { .. }
+                            | crate::plan::PlanError::NotUtf8 { .. }
+                    )
                 )
         });
         if names_file {
@@ -170,7 +175,10 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
                 }
                 crate::render::json::print_result("plan", exit, document);
             } else {
-                crate::out!("{}", render::plan_summary(&summary, db));
+                crate::out!(
+                    "{}",
+                    render::plan_summary(&summary, db, Some(args.plan.show_request))
+                );
                 if let Some(diff) = &diff {
                     crate::out!("{}", render::plan_diff(diff));
                 }

@@ -105,7 +105,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         let run = match planned {
             PlanOutcome::Planned(summary) => {
                 if !global.quiet && !global.json {
-                    crate::out!("{}", render::plan_summary(&summary, &db));
+                    crate::out!("{}", render::plan_summary(&summary, &db, Some(args.plan.show_request)));
                 }
                 crate::app::send::log_planned(&summary);
                 plan_json = serde_json::to_value(&summary)?;

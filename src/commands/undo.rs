@@ -247,7 +247,10 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
                 String::new()
             }
         );
-        crate::out!("{}", crate::render::plan_summary(&summary, &workspace.db));
+        crate::out!(
+            "{}",
+            crate::render::plan_summary(&summary, &workspace.db, None)
+        );
     }
     let conn = workspace.open()?;
     let run = store::runs::run(&conn, summary.run_id)?

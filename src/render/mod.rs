@@ -337,7 +337,9 @@ pub fn plan_diff(diff: &crate::plan::diff::PlanDiff) -> String {
     out
 }
 
-pub fn plan_summary(summary: &PlanSummary, db: &Path) -> String {
+/// `show_request`: `Some(true)` prints the first call's request, `Some(false)` a line saying
+/// `--show-request` would, `None` neither (a command without the flag).
+pub fn plan_summary(summary: &PlanSummary, db: &Path, show_request: Option<bool>) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -390,12 +392,18 @@ pub fn plan_summary(summary: &PlanSummary, db: &Path) -> String {
             let _ = writeln!(out, "  {problem}");
         }
     }
-    if let Some(example) = &summary.example_request {
-        let _ = writeln!(
-            out,
-            "Example request (first call):\n{}",
-            serde_json::to_string_pretty(example).unwrap_or_default()
-        );
+    match &summary.example_request {
+        Some(example) if show_request == Some(true) => {
+            let _ = writeln!(
+                out,
+                "Example request (first call):\n{}",
+                serde_json::to_string_pretty(example).unwrap_or_default()
+            );
+        }
+        Some(_) if show_request == Some(false) => {
+            let _ = writeln!(out, "(--show-request shows the first call's request)");
+        }
+        _ => {}
     }
     out
 }
