@@ -135,6 +135,9 @@ pub struct PlanFlags {
     /// How datetime cells are written, e.g. "%d.%m.%Y %H:%M" or "%m/%d/%Y %I:%M %p"; read in --timezone unless the format has %z.
     #[arg(long, value_name = "FMT")]
     pub datetime_format: Option<String>,
+    /// Boolean columns are checkbox columns: x (any case) is true and an empty cell is false, not "unchanged". Without it a boolean cell is true/false, yes/no, ja/nein, wahr/falsch, oui/non, vrai/faux, sí/no or 1/0 (any case, spaces around ignored).
+    #[arg(long)]
+    pub bool_x: bool,
     /// A cell equal to this clears the field (sends JSON null); an empty cell leaves it unchanged.
     #[arg(long, default_value = "#N/A")]
     pub null_marker: String,
@@ -297,6 +300,7 @@ impl PlanFlags {
             ));
         }
         settings.decimal_comma = self.decimal_comma;
+        settings.bool_x = self.bool_x;
         settings.encoding = self.encoding.clone();
         settings.date_format = self.date_format.clone();
         settings.datetime_format = self.datetime_format.clone();

@@ -488,7 +488,7 @@ impl Planner {
         self.errors.clear();
         for column in 0..self.columns.len() {
             let raw = row.field(column);
-            if raw.iter().all(u8::is_ascii_whitespace) {
+            if raw.iter().all(u8::is_ascii_whitespace) && !self.empty_is_false(column) {
                 continue; // empty: leave the field unchanged
             }
             match self.atom_for(column, raw) {
@@ -505,6 +505,12 @@ impl Planner {
             return Err("nothing to update: every field cell is empty".into());
         }
         Ok(record)
+    }
+
+    /// With `--bool-x` a boolean column is a column of checkboxes: an empty cell is an
+    /// unticked box (false), not a field left unchanged.
+    fn empty_is_false(&self, column: usize) -> bool {
+        self.coerce_options.bool_x && self.columns[column].meta.data_type == FieldType::Boolean
     }
 
     fn atom_for(&mut self, column: usize, raw: &[u8]) -> Result<u32, String> {
@@ -1474,6 +1480,37 @@ mod tests {
             groups(&planned),
             vec![(r#"{"A":"y"}"#.into(), vec![vec![6]])]
         );
+    }
+
+    #[test]
+    fn with_bool_x_an_empty_checkbox_is_false_and_other_empty_cells_unchanged() {
+        let mut settings = mass_only("Leads");
+        settings.types.insert("Opt_Out".into(), FieldType::Boolean);
+        settings.bool_x = true;
+        let csv = "id,Opt_Out,City\n1,x,Oslo\n2,,\n3, X ,\n";
+        let (rows, planned) = plan(csv, &settings);
+        assert!(
+            rows.iter().all(|r| r.status == RowStatus::Valid),
+            "{rows:?}"
+        );
+        assert_eq!(
+            groups(&planned),
+            vec![
+                (r#"{"Opt_Out":true}"#.into(), vec![vec![1, 3]]),
+                (r#"{"City":"Oslo"}"#.into(), vec![vec![1]]),
+                (r#"{"Opt_Out":false}"#.into(), vec![vec![2]]),
+            ]
+        );
+        // Without the flag the same sheet leaves row 2 unchanged and refuses the x's.
+        settings.bool_x = false;
+        let (rows, _) = plan(csv, &settings);
+        let invalid: Vec<_> = rows
+            .iter()
+            .filter(|r| r.status == RowStatus::Invalid)
+            .map(|r| r.line)
+            .collect();
+        assert_eq!(invalid, [2, 3, 4], "{rows:?}");
+        assert!(rows[0].message.as_deref().unwrap().contains("--bool-x"));
     }
 
     #[test]

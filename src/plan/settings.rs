@@ -73,6 +73,9 @@ pub struct PlanSettings {
     /// How datetime cells are written (`--datetime-format`, e.g. `%d.%m.%Y %H:%M`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datetime_format: Option<String>,
+    /// Boolean columns are checkbox columns (`--bool-x`): `x` is true, an empty cell false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bool_x: bool,
     /// What the user left for the header to decide. Never stored: a stored run's settings
     /// hold what was used.
     #[serde(skip)]
@@ -189,6 +192,7 @@ impl PlanSettings {
             decimal_comma: false,
             date_format: None,
             datetime_format: None,
+            bool_x: false,
             from_header: FromHeader::default(),
         }
     }
@@ -261,6 +265,7 @@ impl PlanSettings {
             decimal_comma: self.decimal_comma,
             date_format,
             datetime_format,
+            bool_x: self.bool_x,
         })
     }
 }
