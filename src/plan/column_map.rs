@@ -114,7 +114,10 @@ pub fn parse(file: &str, text: &str) -> Result<ColumnMap, MapError> {
         ..ColumnMap::default()
     };
     let at = |line: usize, table: String| format!("{file}: line {line}: {table}");
-    for (header, field) in raw.columns {
+    // In file order, so a message about two entries names them as the file does.
+    let mut columns: Vec<_> = raw.columns.into_iter().collect();
+    columns.sort_by_key(|(_, field)| field.span().start);
+    for (header, field) in columns {
         let line = line_of(field.span().start);
         let field = field.into_inner();
         if header.trim().is_empty() || field.trim().is_empty() {
