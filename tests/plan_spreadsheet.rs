@@ -78,10 +78,10 @@ fn a_semicolon_bom_crlf_label_headed_sheet_plans_with_the_mapping_shown() {
     assert_eq!(
         summary["column_mapping"],
         json!([
-            {"header": "Lead Status", "api_name": "Lead_Status"},
-            {"header": "Annual Revenue", "api_name": "Annual_Revenue"},
-            {"header": "No. of Employees", "api_name": "No_of_Employees"},
-            {"header": "follow_up_date", "api_name": "Follow_Up_Date"},
+            {"header": "Lead Status", "api_name": "Lead_Status", "by": "name"},
+            {"header": "Annual Revenue", "api_name": "Annual_Revenue", "by": "name"},
+            {"header": "No. of Employees", "api_name": "No_of_Employees", "by": "name"},
+            {"header": "follow_up_date", "api_name": "Follow_Up_Date", "by": "name"},
         ]),
         "City is an API name already and is not listed"
     );
@@ -533,4 +533,135 @@ fn planning_a_sniffed_sheet_again_finds_its_run_with_the_same_settings() {
     );
     let ran = ws.plan("semi.csv", "Leads", &["--null-marker", "NULL"]);
     ran.expect_in(Stream::Out, &["with other settings than these"]);
+}
+
+#[test]
+fn ignored_columns_are_listed_and_never_read() {
+    let ws = Workspace::new();
+    ws.write(
+        "notes.csv",
+        "id,Notes,City,Stadt\n1,\"call, later\",Oslo,Bergen\n2,,Rome,\n",
+    );
+    let fields = leads_fields();
+    let ran = ws.plan(
+        "notes.csv",
+        "Leads",
+        &[
+            "--fields",
+            fields.as_str(),
+            "--ignore-column",
+            "notes",
+            "--ignore-column",
+            "Stadt",
+            "--ignore-column",
+            "Fax",
+        ],
+    );
+    ran.expect_code(0).expect_in(
+        Stream::Out,
+        &[
+            "Columns ignored as asked: \"Notes\", \"Stadt\"",
+            "warning: column \"Fax\" is to be ignored, but the header has no such column",
+        ],
+    );
+    let conn = ws.open_db();
+    let run = last_run(&conn);
+    assert_eq!(
+        run_value::<String>(&conn, run, "columns_json"),
+        r#"["City"]"#
+    );
+    assert_eq!(rows(&conn, run)[0].values, ["Oslo"]);
+}
+
+#[test]
+fn a_map_reads_headers_as_fields_and_sets_values_on_every_row() {
+    let ws = Workspace::new();
+    ws.write("kept.csv", "Record Id,Stadt,Notes\n1,Köln,x\n2,,\n");
+    let map = ws.write(
+        "map.toml",
+        "[columns]\n\"stadt\" = \"City\"\n\"Ort\" = \"City_2\"\n[skip]\ncolumns = [\"Notes\"]\n[set]\n\"Lead Source\" = \"Partner\"\n",
+    );
+    let fields = leads_fields();
+    let ran = ws.plan(
+        "kept.csv",
+        "Leads",
+        &[
+            "--fields",
+            fields.as_str(),
+            "--map",
+            map.to_str().unwrap(),
+            "--api",
+            "mass",
+        ],
+    );
+    ran.expect_code(0).expect_in(
+        Stream::Out,
+        &[
+            "Columns read as --map says:\n  \"Stadt\" -> City",
+            "Set on every row (--map [set]):\n  Lead_Source = \"Partner\"",
+            "Columns ignored as asked: \"Notes\"",
+            "map.toml: line 3: [columns] \"Ort\": the header has no such column",
+        ],
+    );
+    let conn = ws.open_db();
+    let run = last_run(&conn);
+    assert_eq!(
+        run_value::<String>(&conn, run, "columns_json"),
+        r#"["City","Lead_Source"]"#
+    );
+    // Row 2 changes only what the map sets.
+    let payloads = payload_by_row(&conn, run);
+    assert_eq!(
+        serde_json::Value::Object(payloads[&1].clone()),
+        json!({"Lead_Source": "Partner"})
+    );
+    assert_eq!(rows(&conn, run)[0].values, ["Köln", "Partner"]);
+}
+
+#[test]
+fn a_map_naming_a_field_that_does_not_exist_is_refused_naming_its_line() {
+    let ws = Workspace::new();
+    ws.write("kept.csv", "id,Stadt\n1,Köln\n");
+    let fields = leads_fields();
+    let map = ws.write(
+        "map.toml",
+        "[columns]\n\"Stadt\" = \"Cty\"\n[set]\nLead_Sorce = \"Partner\"\n",
+    );
+    ws.plan(
+        "kept.csv",
+        "Leads",
+        &["--fields", fields.as_str(), "--map", map.to_str().unwrap()],
+    )
+    .expect_code(2)
+    .expect_in(
+        Stream::Err,
+        &[
+            "map.toml: line 2: [columns] \"Stadt\": \"Cty\" is not a field of this module",
+            "did you mean \"City\"?",
+            "map.toml: line 4: [set] Lead_Sorce: \"Lead_Sorce\" is not a field of this module",
+            "did you mean \"Lead_Source\"?",
+        ],
+    );
+    // A value its field refuses stops the plan, not every row.
+    ws.write("city.csv", "id,City\n1,Köln\n");
+    let map = ws.write("map.toml", "[set]\nLead_Source = \"Spreadsheet\"\n");
+    ws.plan(
+        "city.csv",
+        "Leads",
+        &["--fields", fields.as_str(), "--map", map.to_str().unwrap()],
+    )
+    .expect_code(2)
+    .expect_in(
+        Stream::Err,
+        &[
+            "map.toml: line 2: [set] Lead_Source = \"Spreadsheet\"",
+            "is not a value of this picklist",
+        ],
+    );
+    // Not TOML: the file and the line.
+    let map = ws.write("map.toml", "[columns]\n\"Stadt\" = City\n");
+    ws.plan("kept.csv", "Leads", &["--map", map.to_str().unwrap()])
+        .expect_code(2)
+        .expect_in(Stream::Err, &["--map", "map.toml", "line 2"]);
+    assert_eq!(ws.run_count(), 0);
 }

@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::collections::BTreeMap;
+
 use massup::mock::MockConfig;
 #[allow(unused_imports)]
 use support::Stream;
@@ -380,4 +382,180 @@ async fn a_windows_1252_sheet_is_refused_whole_then_sent_right_with_encoding() {
         let want = if i % 2 == 0 { "Köln" } else { "Bonn" };
         assert_eq!(ledger.records[id]["City"], want, "record {i}");
     }
+}
+
+/// A sheet as a sales team keeps it: its own "Stadt" header, a "Notes" column that is not
+/// for Zoho, a checkbox column in German, and no Lead_Source (the map sets it). Row 4's
+/// checkbox says "vielleicht": that row is invalid and every other row is sent.
+fn kept_sheet(
+    ids: &[String],
+) -> (
+    String,
+    BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+) {
+    let mut text = String::from("id,Stadt,Notes,Email_Opt_Out\n");
+    let mut expected = BTreeMap::new();
+    let cities = ["Köln", "Lyon", "Porto"];
+    let checkboxes = [
+        ("ja", true),
+        ("Nein", false),
+        (" oui ", true),
+        ("vielleicht", false),
+    ];
+    for (i, id) in ids.iter().enumerate() {
+        let city = cities[i % cities.len()];
+        let (word, value) = checkboxes[i % checkboxes.len()];
+        text.push_str(&format!("{id},{city},\"call back, maybe\",{word}\n"));
+        if word != "vielleicht" {
+            let values = serde_json::json!({
+                "City": city,
+                "Email_Opt_Out": value,
+                "Lead_Source": "Partner",
+            });
+            expected.insert(id.clone(), values.as_object().unwrap().clone());
+        }
+    }
+    (text, expected)
+}
+
+const KEPT_SHEET_MAP: &str = r#"[columns]
+"Stadt" = "City"
+
+[skip]
+columns = ["Notes"]
+
+[set]
+Lead_Source = "Partner"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_sheet_is_refused_naming_its_columns_then_sent_as_its_map_says() {
+    let config = MockConfig {
+        records: 12,
+        ..MockConfig::default()
+    };
+    let server = start(config.clone()).await;
+    let ws = Workspace::new(&server);
+    let ids = config.record_ids();
+    let (text, expected) = kept_sheet(&ids);
+    let csv = ws.write("kept.csv", &text);
+    let map = ws.write("kept-map.toml", KEPT_SHEET_MAP);
+
+    // Without --map or --ignore-column: refused before anything is stored, naming each
+    // column and both fixes.
+    ws.plan(&csv, &[], &Creds::None)
+        .await
+        .expect_code(2)
+        .expect_stderr(&[
+            "kept.csv: 2 column(s) cannot be planned for Leads, nothing was stored",
+            "column \"Stadt\" is not a field of this module",
+            "column \"Notes\" is not a field of this module",
+            "--ignore-column \"Stadt\"",
+            "--map FILE",
+        ]);
+
+    let ran = ws
+        .run(
+            &csv,
+            &["--map", map.to_str().unwrap(), "--api", "auto", "--json"],
+            &Creds::mock_token(),
+        )
+        .await;
+    // One row's checkbox is not a boolean: exit 3, and the others are all sent.
+    ran.expect_code(3);
+    let body = ran.json();
+    let plan = &body["plan"];
+    assert_eq!(plan["ignored_columns"], serde_json::json!(["Notes"]));
+    assert_eq!(
+        plan["fixed_values"],
+        serde_json::json!([{"field": "Lead_Source", "value": "Partner"}])
+    );
+    assert_eq!(
+        plan["column_mapping"],
+        serde_json::json!([{"header": "Stadt", "api_name": "City", "by": "map"}])
+    );
+    assert_eq!(plan["invalid_rows"], 3, "{}", ran.report());
+    let problem = &plan["problems"][0];
+    let message = problem["message"].as_str().unwrap();
+    assert_eq!(problem["line"], 5);
+    assert!(
+        problem["path"].as_str().unwrap().ends_with("kept.csv")
+            && message.contains("column Email_Opt_Out")
+            && message.contains("\"vielleicht\" is not a boolean")
+            && message.contains("ja/nein"),
+        "{problem}"
+    );
+    let ledger = server.ledger();
+    for id in &ids {
+        match expected.get(id) {
+            Some(values) => assert_eq!(&ledger.records[id], values, "record {id}"),
+            None => assert!(ledger.records[id].is_empty(), "record {id} is left alone"),
+        }
+    }
+    let conn = ws.open_db();
+    let run = last_run(&conn);
+    let settings: serde_json::Value = conn
+        .query_row("SELECT settings_json FROM runs WHERE id = ?1", [run], |r| {
+            r.get::<_, String>(0)
+        })
+        .map(|text| serde_json::from_str(&text).unwrap())
+        .unwrap();
+    assert_eq!(
+        (
+            &settings["map_columns"],
+            &settings["map_set"],
+            &settings["ignore_columns"]
+        ),
+        (
+            &serde_json::json!({"Stadt": "City"}),
+            &serde_json::json!({"Lead_Source": "Partner"}),
+            &serde_json::json!(["Notes"])
+        )
+    );
+
+    // The same sheet with another fixed value is other settings: `run` refuses the older
+    // plan and sends nothing.
+    let sent = server.ledger().update_requests + server.ledger().requests;
+    let other = ws.write(
+        "kept-map-2.toml",
+        &KEPT_SHEET_MAP.replace("\"Partner\"", "\"Cold Call\""),
+    );
+    ws.run(
+        &csv,
+        &["--map", other.to_str().unwrap(), "--api", "auto"],
+        &Creds::mock_token(),
+    )
+    .await
+    .expect_code(2)
+    .expect_stderr(&[
+        "other settings",
+        "map_set: planned {\"Lead_Source\":\"Partner\"}, now {\"Lead_Source\":\"Cold Call\"}",
+        "--new-run",
+    ]);
+    // And so is the same sheet without the map at all.
+    ws.run(
+        &csv,
+        &[
+            "--ignore-column",
+            "Notes",
+            "--ignore-column",
+            "Stadt",
+            "--api",
+            "auto",
+        ],
+        &Creds::mock_token(),
+    )
+    .await
+    .expect_code(2)
+    .expect_stderr(&[
+        "other settings",
+        "map_set: planned",
+        "ignore_columns: planned",
+    ]);
+    let ledger = server.ledger();
+    assert_eq!(
+        ledger.update_requests + ledger.requests,
+        sent,
+        "nothing more was sent"
+    );
 }

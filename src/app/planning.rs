@@ -428,6 +428,11 @@ pub fn settings_differences(
     let empty = serde_json::Map::new();
     let asked_map = asked_json.as_object().unwrap_or(&empty);
     let stored_map = run.settings.as_object().unwrap_or(&empty);
+    // Settings left out of the JSON when they hold their default (`--decimal-comma`,
+    // `--encoding`, ...) are also left out of a fresh `PlanSettings::new`: absent from a
+    // stored run, they held the default, and a value asked now differs from it. Only a
+    // setting always stored that a run lacks was written by an older massup.
+    let always_stored = serde_json::to_value(PlanSettings::new(&asked.module))?;
     let mut keys: Vec<&String> = asked_map.keys().chain(stored_map.keys()).collect();
     keys.sort();
     keys.dedup();
@@ -440,9 +445,64 @@ pub fn settings_differences(
                 asked_map.get(key).unwrap_or(&null),
             );
             // A key an older massup did not store is not known to differ.
-            let unknown = stored_map.get(key).is_none();
+            let unknown = stored_map.get(key).is_none() && always_stored.get(key).is_some();
             (before != now && !unknown).then(|| format!("{key}: planned {before}, now {now}"))
         })
         .collect();
     Ok(differences)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(settings: &PlanSettings) -> crate::store::RunInfo {
+        let settings_json = serde_json::to_string(settings).unwrap();
+        crate::store::RunInfo {
+            id: 1,
+            module: "Leads".into(),
+            csv_path: "in.csv".into(),
+            csv_sha256: String::new(),
+            id_column: "id".into(),
+            columns: Vec::new(),
+            settings: serde_json::from_str(&settings_json).unwrap(),
+            settings_json,
+            fields_json: None,
+            state: crate::store::RunState::Planned,
+            created_at: String::new(),
+            started_at: None,
+            finished_at: None,
+            input_rows: 0,
+            valid_rows: 0,
+            invalid_rows: 0,
+            merged_rows: 0,
+            min_calls: 0,
+            ended_as: None,
+            ended_note: None,
+        }
+    }
+
+    #[test]
+    fn a_setting_stored_only_when_not_default_differs_from_a_run_without_it() {
+        let plain = PlanSettings::new("Leads");
+        let mut asked = plain.clone();
+        asked.decimal_comma = true;
+        let differences = settings_differences(&asked, &stored(&plain)).unwrap();
+        assert_eq!(differences, ["decimal_comma: planned null, now true"]);
+        // And the other way round.
+        let differences = settings_differences(&plain, &stored(&asked)).unwrap();
+        assert_eq!(differences, ["decimal_comma: planned true, now null"]);
+        assert!(settings_differences(&plain, &stored(&plain))
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn a_setting_an_older_massup_did_not_store_is_not_known_to_differ() {
+        let mut older = stored(&PlanSettings::new("Leads"));
+        older.settings.as_object_mut().unwrap().remove("trigger");
+        let mut asked = PlanSettings::new("Leads");
+        asked.trigger = Some(Vec::new());
+        assert!(settings_differences(&asked, &older).unwrap().is_empty());
+    }
 }

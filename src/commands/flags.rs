@@ -135,9 +135,18 @@ pub struct PlanFlags {
     /// How datetime cells are written, e.g. "%d.%m.%Y %H:%M" or "%m/%d/%Y %I:%M %p"; read in --timezone unless the format has %z.
     #[arg(long, value_name = "FMT")]
     pub datetime_format: Option<String>,
+    /// Boolean columns are checkbox columns: x (any case) is true and an empty cell is false, not "unchanged". Without it a boolean cell is true/false, yes/no, ja/nein, wahr/falsch, oui/non, vrai/faux, sí/no or 1/0 (any case, spaces around ignored).
+    #[arg(long)]
+    pub bool_x: bool,
     /// A cell equal to this clears the field (sends JSON null); an empty cell leaves it unchanged.
     #[arg(long, default_value = "#N/A")]
     pub null_marker: String,
+    /// A column that is not for Zoho ("Notes", an own reference): left out, and the plan lists it (repeatable; case, spaces and underscores ignored if no column is named exactly so). Without it a column that names no field stops the plan.
+    #[arg(long = "ignore-column", value_name = "NAME")]
+    pub ignore_columns: Vec<String>,
+    /// A TOML file saying how the sheet is read: [columns] "Stadt" = "City" (a header read as a field), [skip] columns = ["Notes"] (as --ignore-column), [set] Lead_Source = "Partner" (a value for every row). What it says is part of the run's settings.
+    #[arg(long, value_name = "FILE")]
+    pub map: Option<PathBuf>,
     /// Field metadata in the shape of Zoho's settings/fields answer, used to coerce and check values.
     #[arg(long, value_name = "FILE")]
     pub fields: Option<PathBuf>,
@@ -301,6 +310,18 @@ impl PlanFlags {
             ));
         }
         settings.decimal_comma = self.decimal_comma;
+        settings.bool_x = self.bool_x;
+        settings.ignore_columns = self.ignore_columns.clone();
+        if let Some(path) = &self.map {
+            let map = crate::plan::column_map::read(path).map_err(|e| UsageError::new(e.0))?;
+            settings.ignore_columns.extend(map.skip);
+            settings.map_columns = map.columns;
+            settings.map_set = map.set;
+            settings.map_origin = Some(map.origin);
+        }
+        // A set, not a sequence: the same columns in another order are the same settings.
+        settings.ignore_columns.sort();
+        settings.ignore_columns.dedup();
         settings.encoding = self.encoding.clone();
         settings.date_format = self.date_format.clone();
         settings.datetime_format = self.datetime_format.clone();

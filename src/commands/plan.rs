@@ -17,6 +17,9 @@ const EXAMPLES: &str = "Examples:
       a sheet keyed by email address: the keys are looked up (50 a call) and shown
   massup plan --csv kunden.csv --module Leads --decimal-comma --date-format %d.%m.%Y
       a sheet as Excel saves it in Germany (';' is found by itself)
+  massup plan --csv team.csv --module Leads --map team-map.toml --ignore-column Notes
+      a sheet as a team keeps it: its own headers read as fields, values set on every
+      row ([columns] \"Stadt\" = \"City\", [set] Lead_Source = \"Partner\"), Notes left out
   massup plan --csv changes.csv --module Leads --diff
       also read the records' current values: how many would change, with samples";
 

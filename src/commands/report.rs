@@ -324,6 +324,10 @@ fn replan_flags(settings: &PlanSettings) -> String {
     if settings.decimal_comma {
         flags.push_str(" --decimal-comma");
     }
+    // An empty boolean cell was an unticked box: read back the same way.
+    if settings.bool_x {
+        flags.push_str(" --bool-x");
+    }
     if let Some(format) = &settings.date_format {
         flags.push_str(&format!(" --date-format {format:?}"));
     }

@@ -135,6 +135,9 @@ pub struct CoerceOptions {
     pub date_format: Option<DateFormat>,
     /// How datetime cells are written (`--datetime-format`); `None`: ISO 8601 only.
     pub datetime_format: Option<DateFormat>,
+    /// Boolean columns are checkbox columns (`--bool-x`): `x` is true and an empty cell
+    /// false (the caller hands empty boolean cells over instead of leaving them unchanged).
+    pub bool_x: bool,
 }
 
 impl Default for CoerceOptions {
@@ -145,6 +148,7 @@ impl Default for CoerceOptions {
             decimal_comma: false,
             date_format: None,
             datetime_format: None,
+            bool_x: false,
         }
     }
 }
@@ -335,7 +339,7 @@ pub fn coerce(field: &FieldMeta, raw: &str, opts: &CoerceOptions) -> Result<Valu
         FieldType::Double | FieldType::Currency | FieldType::Percent | FieldType::Decimal => {
             with_decimal_point(raw, opts, |text| coerce_number(text, field.decimal_places))
         }
-        FieldType::Boolean => coerce_boolean(raw),
+        FieldType::Boolean => coerce_boolean(raw, opts.bool_x),
         FieldType::Date => match &opts.date_format {
             Some(format) => coerce_date_in(raw, format),
             None => {
@@ -699,18 +703,36 @@ fn coerce_number(raw: &str, decimal_places: Option<u32>) -> Result<Value, Coerce
         .ok_or_else(|| error(expected(), format!("{} is not a finite number", shown(raw))))
 }
 
-fn coerce_boolean(raw: &str) -> Result<Value, CoerceError> {
-    const TRUE: [&str; 3] = ["true", "yes", "1"];
-    const FALSE: [&str; 3] = ["false", "no", "0"];
-    if TRUE.iter().any(|word| word.eq_ignore_ascii_case(raw)) {
+/// Words for true and false in the languages sheets are kept in (English, German, French,
+/// Spanish, Italian), compared trimmed and ignoring case. Each word means one thing in
+/// every language listed: "no" is false in English and Spanish alike. Single letters
+/// (`y`, `n`, `j`, `t`, `f`) are left out on purpose: they are as often initials or typos.
+const TRUE_WORDS: [&str; 8] = ["true", "yes", "1", "ja", "wahr", "oui", "vrai", "si"];
+const FALSE_WORDS: [&str; 7] = ["false", "no", "0", "nein", "falsch", "non", "faux"];
+
+/// What a boolean cell may hold, for the message of a refused one.
+const BOOLEAN_WORDS: &str =
+    "true/false, yes/no, ja/nein, wahr/falsch, oui/non, vrai/faux, sí/no or 1/0 (any case)";
+
+fn coerce_boolean(raw: &str, bool_x: bool) -> Result<Value, CoerceError> {
+    let word = raw.trim();
+    let is = |words: &[&str]| words.iter().any(|w| w.eq_ignore_ascii_case(word));
+    // "sí" is the one word with a letter outside ASCII (in either case).
+    let si = || matches!(word, "sí" | "Sí" | "SÍ" | "sÍ");
+    if is(&TRUE_WORDS) || si() || (bool_x && word.eq_ignore_ascii_case("x")) {
         Ok(Value::Bool(true))
-    } else if FALSE.iter().any(|word| word.eq_ignore_ascii_case(raw)) {
+    } else if is(&FALSE_WORDS) || (bool_x && word.is_empty()) {
         Ok(Value::Bool(false))
     } else {
+        let checkbox = if bool_x {
+            "; with --bool-x, x is true and an empty cell false"
+        } else {
+            "; a checkbox column marked with x reads with --bool-x"
+        };
         Err(error(
-            "true/false, yes/no or 1/0",
+            BOOLEAN_WORDS,
             format!(
-                "{} is not a boolean; write true/false, yes/no or 1/0",
+                "{} is not a boolean; write {BOOLEAN_WORDS}{checkbox}",
                 shown(raw)
             ),
         ))

@@ -447,6 +447,14 @@ pub enum ColumnProblemKind {
     },
     ReadOnly,
     NotMassUpdatable(FieldType),
+    /// A `--map` entry names a field the module does not have (no candidates), or several
+    /// (their API names, with labels).
+    MapTarget {
+        /// The entry as messages name it (file, line, table, key).
+        entry: String,
+        field: String,
+        candidates: Vec<String>,
+    },
 }
 
 impl fmt::Display for ColumnProblem {
@@ -471,6 +479,29 @@ impl fmt::Display for ColumnProblem {
             ColumnProblemKind::SameField { other, api_name } => write!(
                 f,
                 "columns {other:?} and {column:?} both name the field {api_name}: keep one"
+            ),
+            ColumnProblemKind::MapTarget {
+                entry,
+                field,
+                candidates,
+            } if candidates.is_empty() => {
+                write!(
+                    f,
+                    "{entry}: {field:?} is not a field of this module (neither an API name nor a label"
+                )?;
+                match &self.suggestion {
+                    Some(name) => write!(f, "; did you mean {name:?}?)"),
+                    None => f.write_str(")"),
+                }
+            }
+            ColumnProblemKind::MapTarget {
+                entry,
+                field,
+                candidates,
+            } => write!(
+                f,
+                "{entry}: {field:?} could name any of the fields {}: write the API name",
+                candidates.join(", ")
             ),
             ColumnProblemKind::ReadOnly => write!(f, "column {column:?} is a read-only field"),
             ColumnProblemKind::NotMassUpdatable(field_type)

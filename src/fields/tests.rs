@@ -578,9 +578,62 @@ fn boolean_words_in_any_case() {
     for raw in ["false", "False", "NO", "no", "0"] {
         assert_eq!(ok(&boolean, raw), json!(false), "{raw}");
     }
-    for raw in ["y", "n", "2", "on", "off", " true", "t"] {
+    for raw in ["y", "n", "2", "on", "off", "t", "x", "", "vielleicht"] {
         bad(&boolean, raw);
     }
+}
+
+#[test]
+fn boolean_words_of_the_languages_sheets_are_kept_in_trimmed() {
+    let boolean = field(FieldType::Boolean);
+    for raw in [
+        "ja", "JA", "wahr", "Wahr", "oui", "OUI", "si", "sí", "Sí", "SÍ", "vrai", " true", "yes\t",
+        "\u{a0}1",
+    ] {
+        assert_eq!(ok(&boolean, raw), json!(true), "{raw:?}");
+    }
+    for raw in [
+        "nein", "Nein", "falsch", "non", "Non", "faux", "FAUX", " no ", "0 ",
+    ] {
+        assert_eq!(ok(&boolean, raw), json!(false), "{raw:?}");
+    }
+}
+
+#[test]
+fn a_refused_boolean_names_the_words_and_the_checkbox_flag() {
+    let error = bad(&field(FieldType::Boolean), "x");
+    for part in [
+        "\"x\" is not a boolean",
+        "ja/nein",
+        "oui/non",
+        "sí/no",
+        "vrai/faux",
+        "wahr/falsch",
+        "1/0",
+        "--bool-x",
+    ] {
+        assert!(error.message.contains(part), "{part}: {error}");
+    }
+}
+
+#[test]
+fn with_bool_x_x_is_true_and_empty_is_false() {
+    let boolean = field(FieldType::Boolean);
+    let opts = CoerceOptions {
+        bool_x: true,
+        ..CoerceOptions::default()
+    };
+    let read = |raw| coerce(&boolean, raw, &opts);
+    assert_eq!(read("x").unwrap(), json!(true));
+    assert_eq!(read(" X ").unwrap(), json!(true));
+    assert_eq!(read("").unwrap(), json!(false));
+    assert_eq!(read("  ").unwrap(), json!(false));
+    assert_eq!(read("ja").unwrap(), json!(true), "the words still count");
+    let error = read("✓").unwrap_err();
+    assert!(
+        error.message.contains("with --bool-x, x is true"),
+        "{error}"
+    );
 }
 
 // --- dates ---

@@ -151,6 +151,12 @@ pub enum InputError {
     },
     #[error("{path}: the header has only the id column; add at least one field column to update")]
     NoFields { path: String },
+    #[error("{path}: line {line}: column {column:?} is the id column and cannot be ignored (--ignore-column, or [skip] of --map); to key the sheet by another column pass --id-column NAME")]
+    IgnoredIdColumn {
+        path: String,
+        line: u64,
+        column: String,
+    },
     #[error("{path}: line {line}: cannot read CSV: {message}")]
     Read {
         path: String,
@@ -179,6 +185,9 @@ pub struct CsvOptions {
     /// `--encoding`: the file's character encoding when it is not UTF-8 (decoded to UTF-8
     /// while streaming). None: UTF-8 (or UTF-16 with a byte order mark).
     pub encoding: Option<&'static encoding_rs::Encoding>,
+    /// Columns that are not for Zoho (`--ignore-column`, a map's `[skip]`): never read. A
+    /// name the header lacks exactly is matched by [`loose_name`].
+    pub ignore_columns: Vec<String>,
 }
 
 /// What the first bytes of a file say it is.
@@ -286,6 +295,8 @@ pub struct CsvInput {
     delimiter: u8,
     /// The id column's name as the header writes it.
     id_column: String,
+    /// Columns left out (`CsvOptions::ignore_columns`), as the header writes them.
+    ignored: Vec<String>,
     /// What was decided about the file that the user did not say (a delimiter found in
     /// the header, UTF-16 decoded), for the plan's warnings.
     notes: Vec<String>,
@@ -314,6 +325,11 @@ impl RawRow<'_> {
 
     pub fn is_ragged(&self) -> bool {
         self.record.len() != self.header_len
+    }
+
+    /// Cells in the header, ignored columns included.
+    pub fn header_len(&self) -> usize {
+        self.header_len
     }
 
     /// Bytes of all the row's cells.
@@ -451,7 +467,17 @@ impl CsvInput {
         }
         let names = header_names(&header, &shown, header_line)?;
         let id_index = find_id_column(&names, options, delimiter, &shown, header_line)?;
-        let field_indexes: Vec<usize> = (0..names.len()).filter(|&i| i != id_index).collect();
+        let ignored = ignored_columns(&names, &options.ignore_columns, &mut notes);
+        if ignored.contains(&id_index) {
+            return Err(InputError::IgnoredIdColumn {
+                path: shown,
+                line: header_line,
+                column: names[id_index].clone(),
+            });
+        }
+        let field_indexes: Vec<usize> = (0..names.len())
+            .filter(|&i| i != id_index && !ignored.contains(&i))
+            .collect();
         if field_indexes.is_empty() {
             return Err(InputError::NoFields { path: shown });
         }
@@ -466,9 +492,15 @@ impl CsvInput {
             header_len: names.len(),
             delimiter,
             id_column: names[id_index].clone(),
+            ignored: ignored.iter().map(|&i| names[i].clone()).collect(),
             notes,
             record: ByteRecord::new(),
         })
+    }
+
+    /// The columns left out as asked, as the header writes them, in header order.
+    pub fn ignored_columns(&self) -> &[String] {
+        &self.ignored
     }
 
     /// The delimiter the file is read with.
@@ -576,6 +608,34 @@ fn header_names(header: &ByteRecord, shown: &str, line: u64) -> Result<Vec<Strin
         names.push(name.to_string());
     }
     Ok(names)
+}
+
+/// The positions (in header order) of the columns `ignore` names: a name matches the
+/// column of that exact name, else every column of the same [`loose_name`] (people type
+/// "notes" for "Notes"). A name no column answers to is said in `notes`, not refused: one
+/// list of columns to skip often serves several sheets.
+fn ignored_columns(names: &[String], ignore: &[String], notes: &mut Vec<String>) -> Vec<usize> {
+    let mut ignored = Vec::new();
+    for name in ignore {
+        let found: Vec<usize> = match names.iter().position(|n| n == name) {
+            Some(exact) => vec![exact],
+            None => {
+                let wanted = loose_name(name);
+                (0..names.len())
+                    .filter(|&i| loose_name(&names[i]) == wanted)
+                    .collect()
+            }
+        };
+        if found.is_empty() {
+            notes.push(format!(
+                "column {name:?} is to be ignored, but the header has no such column"
+            ));
+        }
+        ignored.extend(found);
+    }
+    ignored.sort_unstable();
+    ignored.dedup();
+    ignored
 }
 
 /// The position of the record id column: the one `--id-column` names (exactly, else by
@@ -782,6 +842,7 @@ mod tests {
                 delimiter: None,
                 id_column: None,
                 encoding: None,
+                ignore_columns: Vec::new(),
             },
         )
     }
@@ -791,6 +852,7 @@ mod tests {
             delimiter,
             id_column: id_column.map(str::to_string),
             encoding: None,
+            ignore_columns: Vec::new(),
         }
     }
 
@@ -835,6 +897,40 @@ mod tests {
             open_str("id,,B\n"),
             Err(InputError::HeaderEmpty { column: 2, .. })
         ));
+    }
+
+    #[test]
+    fn ignored_columns_are_never_read_and_unknown_ones_are_noted() {
+        let options = CsvOptions {
+            ignore_columns: vec!["notes".into(), "Stadt".into(), "Fax".into()],
+            ..with(None, None)
+        };
+        let mut input =
+            open_bytes(b"id,Notes,City,Stadt\n1,call back,Oslo,Bergen\n", &options).unwrap();
+        assert_eq!(input.field_columns(), ["City"]);
+        assert_eq!(input.ignored_columns(), ["Notes", "Stadt"]);
+        assert_eq!(
+            input.notes(),
+            ["column \"Fax\" is to be ignored, but the header has no such column"]
+        );
+        let row = input.next_row().unwrap().unwrap();
+        assert!(!row.is_ragged());
+        assert_eq!((row.field(0), row.field(1)), (&b"Oslo"[..], &b""[..]));
+        assert_eq!(row.header_len(), 4);
+        let options = CsvOptions {
+            ignore_columns: vec!["Record Id".into()],
+            ..with(None, None)
+        };
+        let err = open_bytes(b"Record Id,City\n", &options)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains(
+                "t.csv: line 1: column \"Record Id\" is the id column and cannot be ignored"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

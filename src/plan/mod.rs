@@ -3,6 +3,7 @@
 //! orchestrates: it reads the file (spooled and hashed by `input`), feeds the planner on one
 //! thread while the store takes rows on another, and stores the result in one transaction,
 //! so a plan is either stored whole or not at all. [`requeue`] plans `retry`'s new chunks.
+pub mod column_map;
 pub mod diff;
 pub mod matching;
 pub mod planner;
@@ -25,8 +26,8 @@ use matching::Matches;
 use crate::api::limits::{credits, CallKind, MAX_FIELDS_PER_READ, MAX_IDS_PER_READ};
 pub use crate::api::limits::{MAX_IDS_PER_CALL, MAX_RECORDS_PER_UPDATE};
 pub use planner::{
-    balanced_chunks, parse_record_id, update_batch_sizes, ColumnMapping, PlanTotals, Planner,
-    RowProblem, PROBLEMS_SHOWN,
+    balanced_chunks, parse_record_id, update_batch_sizes, ColumnMapping, FixedValue, MappedBy,
+    PlanTotals, Planner, RowProblem, PROBLEMS_SHOWN,
 };
 use settings::snapshot_by_default;
 pub use settings::{
@@ -41,11 +42,13 @@ pub enum PlanError {
     Input(#[from] InputError),
     #[error(transparent)]
     Settings(#[from] SettingsError),
-    #[error("{path}: {} column(s) cannot be planned for {module}, nothing was stored:\n{}", problems.len(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    #[error("{path}: {} column(s) cannot be planned for {module}, nothing was stored:\n{}{}", problems.len(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"), hint.as_deref().map(|h| format!("\n{h}")).unwrap_or_default())]
     Columns {
         path: String,
         module: String,
         problems: Vec<String>,
+        /// The fix, when one applies to every such column (a column that names no field).
+        hint: Option<String>,
     },
     #[error("{path}: {invalid} invalid row(s) and --strict is set, nothing was stored:\n{}", problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Strict {
@@ -83,6 +86,11 @@ pub struct PlanSummary {
     /// Header cells read as other API names (labels, other case or spacing): header ->
     /// API name. Columns already named by their API name are not listed.
     pub column_mapping: Vec<ColumnMapping>,
+    /// Columns left out as asked (`--ignore-column`, a map's `[skip]`), as the header
+    /// writes them.
+    pub ignored_columns: Vec<String>,
+    /// The values `--map`'s `[set]` gives every row (`field`, `value`).
+    pub fixed_values: Vec<FixedValue>,
     pub example_request: Option<serde_json::Value>,
     /// Whether the run reads and keeps its records' values before writing them (undo).
     pub snapshot: bool,
@@ -234,6 +242,7 @@ pub fn csv_options(settings: &PlanSettings) -> CsvOptions {
             .encoding
             .as_deref()
             .and_then(|label| encoding_rs::Encoding::for_label(label.as_bytes())),
+        ignore_columns: settings.ignore_columns.clone(),
     }
 }
 
@@ -297,6 +306,7 @@ pub fn plan_input(
         ..settings.clone()
     };
     let mut warnings = input.notes().to_vec();
+    let ignored_columns = input.ignored_columns().to_vec();
     let source = planner::Source {
         shown: shown.clone(),
         size: std::fs::metadata(path).map_or(0, |m| m.len()),
@@ -322,6 +332,7 @@ pub fn plan_input(
     let columns_json = serde_json::to_string(&planner.api_names()).expect("names serialize");
     let column_count = planner.api_names().len();
     let column_mapping = planner.mapping().to_vec();
+    let fixed_values = planner.fixed_values().to_vec();
     let absolute = if spooled {
         PathBuf::from(given)
     } else {
@@ -450,6 +461,8 @@ pub fn plan_input(
         problems: planned.problems,
         warnings,
         column_mapping,
+        ignored_columns,
+        fixed_values,
         example_request,
         lookup: matches.map(|m| m.totals()),
         snapshot,

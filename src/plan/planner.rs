@@ -72,12 +72,32 @@ enum ColumnRoute {
     MassOnly,
 }
 
-/// A header cell that names its field by label or loosely (`Lead Status`,
-/// `lead_status`), and the API name it was read as: what is sent and stored.
+/// A header cell read as another API name, and the API name it was read as: what is sent
+/// and stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ColumnMapping {
     pub header: String,
     pub api_name: String,
+    /// Why: `name` (the field's label, or its API name in another case or spacing) or
+    /// `map` (`--map`'s `[columns]`).
+    pub by: MappedBy,
+}
+
+/// See [`ColumnMapping::by`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MappedBy {
+    Name,
+    Map,
+}
+
+/// A value `--map`'s `[set]` gives every row, as planned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FixedValue {
+    /// The field's API name.
+    pub field: String,
+    /// The value as the map writes it.
+    pub value: String,
 }
 
 /// How one field column is coerced, decided once from metadata and overrides.
@@ -93,48 +113,142 @@ struct ColumnPlan {
     cache: FxHashMap<Box<[u8]>, Result<u32, String>>,
 }
 
-/// The API name each header cell names (by [`ModuleFields::match_column`]), the cells
-/// that were not already exact API names, and every column that names no field, several
-/// fields, or a field another column names.
-fn map_headers(
+/// A column to plan: a header of the sheet, or a field `--map`'s `[set]` gives a value.
+struct ColumnSource {
+    /// As messages and the file name it (`Stadt`; `[set] Lead_Source`).
+    header: String,
+    /// What it is read as: the header, or the field the map names for it.
+    wanted: String,
+    /// The map entry it comes from, for messages (`map.toml: line 3: [columns] "Stadt"`).
+    map_entry: Option<String>,
+    /// `[set]`'s value for every row.
+    fixed: Option<String>,
+}
+
+/// The columns to plan: the sheet's field columns, each read as its map entry says when
+/// it has one, then the `[set]` fields. Map entries for columns the header lacks are noted.
+fn column_sources(
     names: &[String],
+    settings: &PlanSettings,
+    warnings: &mut Vec<String>,
+) -> Vec<ColumnSource> {
+    use super::column_map::{MapOrigin, Section};
+    let origin = settings.map_origin.as_ref();
+    // A map key names the column of that exact header, else the one of the same loose name.
+    let mut used = std::collections::HashSet::new();
+    let mut sources: Vec<ColumnSource> = names
+        .iter()
+        .map(|header| {
+            let key = settings.map_columns.get_key_value(header).or_else(|| {
+                let loose = crate::input::loose_name(header);
+                settings
+                    .map_columns
+                    .iter()
+                    .find(|(k, _)| crate::input::loose_name(k) == loose)
+            });
+            match key {
+                Some((key, field)) => {
+                    used.insert(key.as_str());
+                    ColumnSource {
+                        header: header.clone(),
+                        wanted: field.clone(),
+                        map_entry: Some(MapOrigin::entry(origin, Section::Columns, key)),
+                        fixed: None,
+                    }
+                }
+                None => ColumnSource {
+                    header: header.clone(),
+                    wanted: header.clone(),
+                    map_entry: None,
+                    fixed: None,
+                },
+            }
+        })
+        .collect();
+    for key in settings.map_columns.keys() {
+        if !used.contains(key.as_str()) {
+            warnings.push(format!(
+                "{}: the header has no such column",
+                MapOrigin::entry(origin, Section::Columns, key)
+            ));
+        }
+    }
+    sources.extend(settings.map_set.iter().map(|(field, value)| ColumnSource {
+        header: format!("[set] {field}"),
+        wanted: field.clone(),
+        map_entry: Some(MapOrigin::entry(origin, Section::Set, field)),
+        fixed: Some(value.clone()),
+    }));
+    sources
+}
+
+/// The API name each column is read as (by [`ModuleFields::match_column`]), the header
+/// cells read as another name, and every column that names no field, several fields, or a
+/// field another column names.
+fn map_headers(
+    sources: &[ColumnSource],
     metadata: &ModuleFields,
 ) -> (Vec<String>, Vec<ColumnMapping>, Vec<ColumnProblem>) {
-    let mut api_names = Vec::with_capacity(names.len());
+    let mut api_names = Vec::with_capacity(sources.len());
     let mut mapping = Vec::new();
     let mut problems = Vec::new();
     let mut header_of: HashMap<&str, &str> = HashMap::new();
-    for header in names {
+    for source in sources {
+        let header = &source.header;
         let problem = |reason, suggestion| ColumnProblem {
             column: header.clone(),
             reason,
             suggestion,
         };
-        let meta = match metadata.match_column(header) {
-            ColumnMatch::ApiName(meta) => meta,
-            ColumnMatch::Loose(meta) => {
-                mapping.push(ColumnMapping {
-                    header: header.clone(),
-                    api_name: meta.api_name.clone(),
-                });
-                meta
-            }
+        let meta = match metadata.match_column(&source.wanted) {
+            ColumnMatch::ApiName(meta) | ColumnMatch::Loose(meta) => meta,
             ColumnMatch::Ambiguous(candidates) => {
                 let described = candidates
                     .iter()
                     .filter_map(|c| metadata.get(c))
                     .map(ModuleFields::describe)
                     .collect();
-                problems.push(problem(ColumnProblemKind::Ambiguous(described), None));
-                api_names.push(header.clone());
+                problems.push(match &source.map_entry {
+                    Some(entry) => problem(
+                        ColumnProblemKind::MapTarget {
+                            entry: entry.clone(),
+                            field: source.wanted.clone(),
+                            candidates: described,
+                        },
+                        None,
+                    ),
+                    None => problem(ColumnProblemKind::Ambiguous(described), None),
+                });
+                api_names.push(source.wanted.clone());
                 continue;
             }
             ColumnMatch::Unknown(suggestion) => {
-                problems.push(problem(ColumnProblemKind::Unknown, suggestion));
-                api_names.push(header.clone());
+                problems.push(match &source.map_entry {
+                    Some(entry) => problem(
+                        ColumnProblemKind::MapTarget {
+                            entry: entry.clone(),
+                            field: source.wanted.clone(),
+                            candidates: Vec::new(),
+                        },
+                        suggestion,
+                    ),
+                    None => problem(ColumnProblemKind::Unknown, suggestion),
+                });
+                api_names.push(source.wanted.clone());
                 continue;
             }
         };
+        if source.fixed.is_none() && meta.api_name != *header {
+            mapping.push(ColumnMapping {
+                header: header.clone(),
+                api_name: meta.api_name.clone(),
+                by: if source.map_entry.is_some() {
+                    MappedBy::Map
+                } else {
+                    MappedBy::Name
+                },
+            });
+        }
         if let Some(other) = header_of.insert(&meta.api_name, header) {
             problems.push(problem(
                 ColumnProblemKind::SameField {
@@ -149,10 +263,56 @@ fn map_headers(
     (api_names, mapping, problems)
 }
 
-/// The columns as planned: how each is coerced, and the header cells read as API names.
+/// Without metadata a column is read as what it names (its map entry's field, else its
+/// header), and only two columns naming one field can be found wrong.
+fn map_headers_blind(
+    sources: &[ColumnSource],
+) -> (Vec<String>, Vec<ColumnMapping>, Vec<ColumnProblem>) {
+    let mut header_of: HashMap<&str, &str> = HashMap::new();
+    let mut mapping = Vec::new();
+    let mut problems = Vec::new();
+    for source in sources {
+        if source.fixed.is_none() && source.wanted != source.header {
+            mapping.push(ColumnMapping {
+                header: source.header.clone(),
+                api_name: source.wanted.clone(),
+                by: MappedBy::Map,
+            });
+        }
+        if let Some(other) = header_of.insert(&source.wanted, &source.header) {
+            problems.push(ColumnProblem {
+                column: source.header.clone(),
+                reason: ColumnProblemKind::SameField {
+                    other: other.to_string(),
+                    api_name: source.wanted.clone(),
+                },
+                suggestion: None,
+            });
+        }
+    }
+    let api_names = sources.iter().map(|s| s.wanted.clone()).collect();
+    (api_names, mapping, problems)
+}
+
+/// What to do about a column that names no field: leave it out, or say which field it is.
+fn unknown_column_hint(column: &str) -> String {
+    format!(
+        "A column that is not for Zoho can be left out with --ignore-column {column:?}; one that names a field otherwise can be mapped to it with --map FILE (a TOML file: [columns] {column:?} = \"API_Name\"; `massup fields MODULE` lists the fields)."
+    )
+}
+
+/// The columns as planned: how each is coerced, the header cells read as API names, and
+/// the raw values of the `[set]` columns (which come after the sheet's).
 struct Columns {
     plans: Vec<ColumnPlan>,
     mapping: Vec<ColumnMapping>,
+    fixed: Vec<FixedColumn>,
+}
+
+/// A `[set]` column: its value, and the map entry that gave it, for messages.
+struct FixedColumn {
+    value: String,
+    entry: String,
 }
 
 fn column_plans(
@@ -162,14 +322,16 @@ fn column_plans(
     shown: &str,
     warnings: &mut Vec<String>,
 ) -> Result<Columns, PlanError> {
+    let sources = column_sources(names, settings, warnings);
+    let headers: Vec<String> = sources.iter().map(|s| s.header.clone()).collect();
     // With field metadata a header may name its fields by label: from here on columns are
     // API names, which is what is sent and stored.
     let (api_names, mapping, mut problems) = match metadata {
-        Some(metadata) => map_headers(names, metadata),
-        None => (names.to_vec(), Vec::new(), Vec::new()),
+        Some(metadata) => map_headers(&sources, metadata),
+        None => map_headers_blind(&sources),
     };
     for field in settings.types.keys() {
-        if !names.iter().chain(&api_names).any(|n| n == field) {
+        if !headers.iter().chain(&api_names).any(|n| n == field) {
             warnings.push(format!("--type {field}=...: the CSV has no column {field}"));
         }
     }
@@ -177,11 +339,11 @@ fn column_plans(
     // through Update Records instead, unless --api mass rules that out.
     let mut update_only = std::collections::HashSet::new();
     if let Some(metadata) = metadata {
-        let named = names
+        let named = headers
             .iter()
             .zip(&api_names)
             .filter(|(header, _)| !problems.iter().any(|p| &p.column == *header));
-        let (headers, resolved): (Vec<&String>, Vec<&String>) = named.unzip();
+        let (named_headers, resolved): (Vec<&String>, Vec<&String>) = named.unzip();
         let mut found = metadata.check_columns(resolved.iter().map(|n| n.as_str()));
         if settings.api != ApiChoice::Mass {
             found.retain(|p| {
@@ -195,24 +357,30 @@ fn column_plans(
         for mut problem in found {
             // Named as the header writes it, so it can be found in the file.
             if let Some(at) = resolved.iter().position(|n| **n == problem.column) {
-                problem.column = headers[at].clone();
+                problem.column = named_headers[at].clone();
             }
             problems.push(problem);
         }
-        if !problems.is_empty() {
-            // In header order, as the file shows them.
-            problems.sort_by_key(|p| names.iter().position(|n| *n == p.column));
-            return Err(PlanError::Columns {
-                path: shown.to_string(),
-                module: settings.module.clone(),
-                problems: problems.iter().map(|p| p.to_string()).collect(),
-            });
-        }
+    }
+    if !problems.is_empty() {
+        // In header order, as the file shows them ([set] fields last).
+        problems.sort_by_key(|p| headers.iter().position(|n| *n == p.column));
+        let unknown = problems
+            .iter()
+            .find(|p| p.reason == ColumnProblemKind::Unknown);
+        return Err(PlanError::Columns {
+            path: shown.to_string(),
+            module: settings.module.clone(),
+            problems: problems.iter().map(|p| p.to_string()).collect(),
+            hint: unknown.map(|p| unknown_column_hint(&p.column)),
+        });
     }
     let update_everything =
         settings.api == ApiChoice::Update || settings.trigger.as_ref().is_some_and(Vec::is_empty);
-    let mut plans = Vec::with_capacity(names.len());
-    for (header, name) in names.iter().zip(&api_names) {
+    let mut plans = Vec::with_capacity(sources.len());
+    let mut fixed = Vec::new();
+    for (source, name) in sources.iter().zip(&api_names) {
+        let header = &source.header;
         let mut meta = match metadata.and_then(|m| m.get(name)) {
             Some(meta) => meta.clone(),
             // Without metadata a value is sent as the text it is.
@@ -237,6 +405,12 @@ fn column_plans(
                 "{shown}: column {name} is a multi-select picklist that this plan appends to, which only mass_update does (Update Records replaces the values), but --api update or --trigger none sends everything through Update Records: pass --over-write to replace the values, or use --api auto with the default --trigger"
             ))));
         }
+        if let (Some(value), Some(entry)) = (&source.fixed, &source.map_entry) {
+            fixed.push(FixedColumn {
+                value: value.clone(),
+                entry: entry.clone(),
+            });
+        }
         plans.push(ColumnPlan {
             name: name.clone(),
             shown: if header == name {
@@ -249,7 +423,11 @@ fn column_plans(
             cache: FxHashMap::default(),
         });
     }
-    Ok(Columns { plans, mapping })
+    Ok(Columns {
+        plans,
+        mapping,
+        fixed,
+    })
 }
 
 struct Verdict {
@@ -275,7 +453,15 @@ struct Duplicates {
 /// The in-memory side of planning: per row only the group ids it needs (a few bytes), so
 /// memory grows with rows, not with the size of their values.
 pub struct Planner {
+    /// The sheet's field columns, then the `[set]` columns.
     columns: Vec<ColumnPlan>,
+    /// How many of `columns` are the sheet's.
+    sheet_columns: usize,
+    /// The atoms of the `[set]` values, which every valid row gets.
+    fixed_atoms: Vec<u32>,
+    /// The `[set]` values as stored cells (`,"Partner"`), after the sheet's.
+    fixed_cells_json: String,
+    fixed_values: Vec<FixedValue>,
     /// Header cells read as other API names.
     mapping: Vec<ColumnMapping>,
     null_marker: String,
@@ -342,9 +528,28 @@ impl Planner {
         let Columns {
             plans: columns,
             mapping,
+            fixed,
         } = column_plans(names, settings, metadata, &source.shown, warnings)?;
         let (shown, file_size) = (source.shown, source.size);
-        Ok(Planner {
+        let mut fixed_cells_json = String::new();
+        for column in &fixed {
+            fixed_cells_json.push(',');
+            push_json_string(&mut fixed_cells_json, &column.value);
+        }
+        let sheet_columns = columns.len() - fixed.len();
+        let fixed_values = columns[sheet_columns..]
+            .iter()
+            .zip(&fixed)
+            .map(|(plan, column)| FixedValue {
+                field: plan.name.clone(),
+                value: column.value.clone(),
+            })
+            .collect();
+        let mut planner = Planner {
+            sheet_columns,
+            fixed_values,
+            fixed_atoms: Vec::with_capacity(fixed.len()),
+            fixed_cells_json,
             columns,
             mapping,
             null_marker: settings.null_marker.clone(),
@@ -374,7 +579,19 @@ impl Planner {
             row_atoms: Vec::new(),
             part: Vec::new(),
             errors: Vec::new(),
-        })
+        };
+        // A `[set]` value is coerced once, here: one that its field refuses would make every
+        // row invalid, so it stops the plan instead, naming the map's line.
+        for (i, column) in fixed.iter().enumerate() {
+            let at = planner.sheet_columns + i;
+            let atom = planner
+                .coerce_cell(at, column.value.as_bytes())
+                .map_err(|e| {
+                    SettingsError(format!("{} = {:?}: {e}", column.entry, column.value))
+                })?;
+            planner.fixed_atoms.push(atom);
+        }
+        Ok(planner)
     }
 
     /// Rows name their record by a key that `matches` resolves (`--match-by`), not by id.
@@ -383,9 +600,14 @@ impl Planner {
         self
     }
 
-    /// Number of field columns.
+    /// Number of field columns (the `[set]` fields included).
     pub fn columns(&self) -> usize {
         self.columns.len()
+    }
+
+    /// The values `--map`'s `[set]` gives every row.
+    pub fn fixed_values(&self) -> &[FixedValue] {
+        &self.fixed_values
     }
 
     /// The field columns' API names, in input order: what is stored as the run's columns.
@@ -402,7 +624,9 @@ impl Planner {
     pub fn plan_row(&mut self, row: &RawRow<'_>) -> NewRow {
         let verdict = self.verdict(row);
         let mut values_json = String::with_capacity(16 * self.columns.len());
-        cells_json(row, self.columns.len(), &mut values_json);
+        cells_json(row, self.sheet_columns, &mut values_json);
+        // The stored row holds what is sent for it, under the run's columns.
+        values_json.insert_str(values_json.len() - 1, &self.fixed_cells_json);
         NewRow {
             row_no: verdict.row_no,
             line: row.line,
@@ -477,7 +701,7 @@ impl Planner {
             return Err(format!(
                 "the row has {} cells but the header has {}",
                 row.len(),
-                self.columns.len() + 1
+                row.header_len()
             ));
         }
         let record = match &self.matches {
@@ -486,9 +710,9 @@ impl Planner {
         };
         self.row_atoms.clear();
         self.errors.clear();
-        for column in 0..self.columns.len() {
+        for column in 0..self.sheet_columns {
             let raw = row.field(column);
-            if raw.iter().all(u8::is_ascii_whitespace) {
+            if raw.iter().all(u8::is_ascii_whitespace) && !self.empty_is_false(column) {
                 continue; // empty: leave the field unchanged
             }
             match self.atom_for(column, raw) {
@@ -501,10 +725,18 @@ impl Planner {
         if !self.errors.is_empty() {
             return Err(self.errors.join("; "));
         }
+        // After the sheet's columns, as the atoms of a group are in column order.
+        self.row_atoms.extend_from_slice(&self.fixed_atoms);
         if self.row_atoms.is_empty() {
             return Err("nothing to update: every field cell is empty".into());
         }
         Ok(record)
+    }
+
+    /// With `--bool-x` a boolean column is a column of checkboxes: an empty cell is an
+    /// unticked box (false), not a field left unchanged.
+    fn empty_is_false(&self, column: usize) -> bool {
+        self.coerce_options.bool_x && self.columns[column].meta.data_type == FieldType::Boolean
     }
 
     fn atom_for(&mut self, column: usize, raw: &[u8]) -> Result<u32, String> {
@@ -1349,6 +1581,7 @@ mod tests {
                 delimiter: Some(b','),
                 id_column: Some("id".into()),
                 encoding: None,
+                ignore_columns: Vec::new(),
             },
         )
         .unwrap();
@@ -1474,6 +1707,37 @@ mod tests {
             groups(&planned),
             vec![(r#"{"A":"y"}"#.into(), vec![vec![6]])]
         );
+    }
+
+    #[test]
+    fn with_bool_x_an_empty_checkbox_is_false_and_other_empty_cells_unchanged() {
+        let mut settings = mass_only("Leads");
+        settings.types.insert("Opt_Out".into(), FieldType::Boolean);
+        settings.bool_x = true;
+        let csv = "id,Opt_Out,City\n1,x,Oslo\n2,,\n3, X ,\n";
+        let (rows, planned) = plan(csv, &settings);
+        assert!(
+            rows.iter().all(|r| r.status == RowStatus::Valid),
+            "{rows:?}"
+        );
+        assert_eq!(
+            groups(&planned),
+            vec![
+                (r#"{"Opt_Out":true}"#.into(), vec![vec![1, 3]]),
+                (r#"{"City":"Oslo"}"#.into(), vec![vec![1]]),
+                (r#"{"Opt_Out":false}"#.into(), vec![vec![2]]),
+            ]
+        );
+        // Without the flag the same sheet leaves row 2 unchanged and refuses the x's.
+        settings.bool_x = false;
+        let (rows, _) = plan(csv, &settings);
+        let invalid: Vec<_> = rows
+            .iter()
+            .filter(|r| r.status == RowStatus::Invalid)
+            .map(|r| r.line)
+            .collect();
+        assert_eq!(invalid, [2, 3, 4], "{rows:?}");
+        assert!(rows[0].message.as_deref().unwrap().contains("--bool-x"));
     }
 
     #[test]

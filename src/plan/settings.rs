@@ -73,6 +73,23 @@ pub struct PlanSettings {
     /// How datetime cells are written (`--datetime-format`, e.g. `%d.%m.%Y %H:%M`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datetime_format: Option<String>,
+    /// Columns that are not for Zoho (`--ignore-column`, a map's `[skip]`), sorted: never
+    /// read, and listed by the plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_columns: Vec<String>,
+    /// `--map`'s `[columns]`: sheet header -> field (API name or label), as the map writes
+    /// them (the plan reads each as an API name and says so in `column_mapping`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub map_columns: BTreeMap<String, String>,
+    /// `--map`'s `[set]`: field -> the value every row gets, written as a cell would be.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub map_set: BTreeMap<String, String>,
+    /// Where the map file said what it says, for messages. Never stored.
+    #[serde(skip)]
+    pub map_origin: Option<super::column_map::MapOrigin>,
+    /// Boolean columns are checkbox columns (`--bool-x`): `x` is true, an empty cell false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bool_x: bool,
     /// What the user left for the header to decide. Never stored: a stored run's settings
     /// hold what was used.
     #[serde(skip)]
@@ -189,6 +206,11 @@ impl PlanSettings {
             decimal_comma: false,
             date_format: None,
             datetime_format: None,
+            bool_x: false,
+            ignore_columns: Vec::new(),
+            map_columns: BTreeMap::new(),
+            map_set: BTreeMap::new(),
+            map_origin: None,
             from_header: FromHeader::default(),
         }
     }
@@ -261,6 +283,7 @@ impl PlanSettings {
             decimal_comma: self.decimal_comma,
             date_format,
             datetime_format,
+            bool_x: self.bool_x,
         })
     }
 }

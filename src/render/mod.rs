@@ -9,7 +9,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use crate::outcome::ItemState;
-use crate::plan::{PlanSummary, SnapshotDecision};
+use crate::plan::{MappedBy, PlanSummary, SnapshotDecision};
 use crate::store::RunInfo;
 use crate::summary::{RowOutcome, RunCounts};
 
@@ -374,11 +374,38 @@ pub fn plan_summary(summary: &PlanSummary, db: &Path, show_request: Option<bool>
         );
     }
     out.push_str(&plan_costs(summary));
-    if !summary.column_mapping.is_empty() {
-        let _ = writeln!(out, "Columns read by their field's label or a loose name:");
-        for mapped in &summary.column_mapping {
-            let _ = writeln!(out, "  {:?} -> {}", mapped.header, mapped.api_name);
+    for (by, title) in [
+        (MappedBy::Map, "Columns read as --map says:"),
+        (
+            MappedBy::Name,
+            "Columns read by their field's label or a loose name:",
+        ),
+    ] {
+        let mapped: Vec<_> = summary
+            .column_mapping
+            .iter()
+            .filter(|m| m.by == by)
+            .collect();
+        if !mapped.is_empty() {
+            let _ = writeln!(out, "{title}");
+            for mapped in mapped {
+                let _ = writeln!(out, "  {:?} -> {}", mapped.header, mapped.api_name);
+            }
         }
+    }
+    if !summary.fixed_values.is_empty() {
+        let _ = writeln!(out, "Set on every row (--map [set]):");
+        for fixed in &summary.fixed_values {
+            let _ = writeln!(out, "  {} = {:?}", fixed.field, fixed.value);
+        }
+    }
+    if !summary.ignored_columns.is_empty() {
+        let shown: Vec<String> = summary
+            .ignored_columns
+            .iter()
+            .map(|c| format!("{c:?}"))
+            .collect();
+        let _ = writeln!(out, "Columns ignored as asked: {}", shown.join(", "));
     }
     for warning in &summary.warnings {
         let _ = writeln!(out, "warning: {warning}");

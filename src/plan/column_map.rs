@@ -1,0 +1,293 @@
+//! `--map FILE`: how a sheet people keep is read, written once beside it in TOML. Its own
+//! headers are read as field names (`[columns] "Stadt" = "City"`), columns that are not
+//! for Zoho are left out (`[skip] columns = ["Notes"]`), and fixed values are set on every
+//! row (`[set] Lead_Source = "Partner"`). The file is read when flags are resolved; what
+//! it says becomes part of the plan settings (and so of the run's identity), and where it
+//! said it (file and line) stays with them for messages.
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// What a map file says, checked for itself (whether its fields exist is the plan's to
+/// check, with the module's metadata).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ColumnMap {
+    /// Sheet header -> field (API name or label), as written.
+    pub columns: BTreeMap<String, String>,
+    /// Columns to leave out.
+    pub skip: Vec<String>,
+    /// Field -> the value every row gets, as a cell would write it.
+    pub set: BTreeMap<String, String>,
+    /// Where each entry was written, for messages.
+    pub origin: MapOrigin,
+}
+
+/// Where a map's entries were written: the file as the user named it and each entry's
+/// line. Never stored with a run (moving the file changes nothing about the plan).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MapOrigin {
+    pub file: String,
+    /// `(section, key)` -> 1-based line.
+    pub lines: BTreeMap<(Section, String), usize>,
+}
+
+/// The two tables whose entries a message can point at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Section {
+    Columns,
+    Set,
+}
+
+impl MapOrigin {
+    /// An entry as messages name it: `map.toml: line 3: [columns] "Stadt"`. Without an
+    /// origin (settings built by a library caller) it is named by its table alone.
+    pub fn entry(origin: Option<&MapOrigin>, section: Section, key: &str) -> String {
+        let table = match section {
+            Section::Columns => format!("[columns] {key:?}"),
+            Section::Set => format!("[set] {key}"),
+        };
+        match origin {
+            Some(origin) => match origin.lines.get(&(section, key.to_string())) {
+                Some(line) => format!("{}: line {line}: {table}", origin.file),
+                None => format!("{}: {table}", origin.file),
+            },
+            None => format!("--map {table}"),
+        }
+    }
+}
+
+/// A map file that cannot be used; the message names the file, and the line and key where
+/// there is one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct MapError(pub String);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMap {
+    #[serde(default)]
+    columns: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    skip: RawSkip,
+    #[serde(default)]
+    set: BTreeMap<String, Spanned<toml::Value>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSkip {
+    #[serde(default)]
+    columns: Vec<Spanned<String>>,
+}
+
+/// Reads `--map FILE`.
+pub fn read(path: &Path) -> Result<ColumnMap, MapError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| MapError(format!("--map {shown}: cannot read: {e}")))?;
+    parse(&shown, &text)
+}
+
+/// Parses a map file's text; `file` names it in messages.
+pub fn parse(file: &str, text: &str) -> Result<ColumnMap, MapError> {
+    let line_of = |at: usize| text[..at.min(text.len())].matches('\n').count() + 1;
+    let raw: RawMap = toml::from_str(text).map_err(|e| {
+        // toml's own message names the line and column and quotes the line; a mistyped
+        // table name gets the ones there are.
+        let hint = if e.message().starts_with("unknown field") {
+            "\nA map file has the tables [columns] (\"Sheet header\" = \"Field\"), [skip] (columns = [\"Notes\"]) and [set] (Field = \"value\")."
+        } else {
+            ""
+        };
+        MapError(format!(
+            "--map {file}: {}{hint}",
+            e.to_string().trim_end()
+        ))
+    })?;
+    let mut map = ColumnMap {
+        origin: MapOrigin {
+            file: file.to_string(),
+            lines: BTreeMap::new(),
+        },
+        ..ColumnMap::default()
+    };
+    let at = |line: usize, table: String| format!("{file}: line {line}: {table}");
+    // In file order, so a message about two entries names them as the file does.
+    let mut columns: Vec<_> = raw.columns.into_iter().collect();
+    columns.sort_by_key(|(_, field)| field.span().start);
+    for (header, field) in columns {
+        let line = line_of(field.span().start);
+        let field = field.into_inner();
+        if header.trim().is_empty() || field.trim().is_empty() {
+            return Err(MapError(format!(
+                "{}: a column and the field it names must both be given",
+                at(line, format!("[columns] {header:?} = {field:?}"))
+            )));
+        }
+        if let Some((other, _)) = map.columns.iter().find(|(_, f)| **f == field.trim()) {
+            return Err(MapError(format!(
+                "{}: the columns {other:?} and {header:?} both name the field {field}; keep one",
+                at(line, format!("[columns] {header:?}"))
+            )));
+        }
+        map.origin
+            .lines
+            .insert((Section::Columns, header.clone()), line);
+        map.columns.insert(header, field.trim().to_string());
+    }
+    for column in raw.skip.columns {
+        let line = line_of(column.span().start);
+        let column = column.into_inner();
+        if map.columns.contains_key(&column) {
+            return Err(MapError(format!(
+                "{}: {column:?} is both mapped in [columns] and skipped; keep one",
+                at(line, "[skip]".to_string())
+            )));
+        }
+        if column.trim().is_empty() {
+            return Err(MapError(format!(
+                "{}: an empty column name",
+                at(line, "[skip]".to_string())
+            )));
+        }
+        map.skip.push(column);
+    }
+    for (field, value) in raw.set {
+        let line = line_of(value.span().start);
+        let entry = at(line, format!("[set] {field}"));
+        let text = match value.into_inner() {
+            toml::Value::String(text) => text,
+            toml::Value::Integer(n) => n.to_string(),
+            toml::Value::Float(x) => x.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Datetime(d) => d.to_string(),
+            toml::Value::Array(_) | toml::Value::Table(_) => {
+                return Err(MapError(format!(
+                    "{entry}: write the value as a sheet's cell would (a multi-select's values in one string, separated as in the sheet)"
+                )))
+            }
+        };
+        if text.trim().is_empty() {
+            return Err(MapError(format!(
+                "{entry}: an empty value changes nothing; to clear the field on every row, set it to the null marker (#N/A, or --null-marker)"
+            )));
+        }
+        map.origin.lines.insert((Section::Set, field.clone()), line);
+        map.set.insert(field, text);
+    }
+    Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHEET_MAP: &str = r#"# How the sales team's sheet is read.
+[columns]
+"Stadt" = "City"
+"E-Mail" = "Email"
+
+[skip]
+columns = ["Notes", "Bearbeiter"]
+
+[set]
+Lead_Source = "Partner"
+No_of_Employees = 12
+Email_Opt_Out = false
+"#;
+
+    #[test]
+    fn a_map_reads_columns_skips_and_fixed_values_with_their_lines() {
+        let map = parse("map.toml", SHEET_MAP).unwrap();
+        assert_eq!(map.columns["Stadt"], "City");
+        assert_eq!(map.columns["E-Mail"], "Email");
+        assert_eq!(map.skip, ["Notes", "Bearbeiter"]);
+        assert_eq!(map.set["Lead_Source"], "Partner");
+        assert_eq!(map.set["No_of_Employees"], "12");
+        assert_eq!(map.set["Email_Opt_Out"], "false");
+        let origin = Some(&map.origin);
+        assert_eq!(
+            MapOrigin::entry(origin, Section::Columns, "Stadt"),
+            "map.toml: line 3: [columns] \"Stadt\""
+        );
+        assert_eq!(
+            MapOrigin::entry(origin, Section::Set, "Lead_Source"),
+            "map.toml: line 10: [set] Lead_Source"
+        );
+        assert_eq!(
+            MapOrigin::entry(None, Section::Set, "Lead_Source"),
+            "--map [set] Lead_Source"
+        );
+    }
+
+    #[test]
+    fn every_table_is_optional() {
+        let map = parse("m.toml", "[skip]\ncolumns = [\"Notes\"]\n").unwrap();
+        assert!(map.columns.is_empty() && map.set.is_empty());
+        assert_eq!(parse("m.toml", "").unwrap().skip, Vec::<String>::new());
+    }
+
+    #[track_caller]
+    fn refused(text: &str, parts: &[&str]) {
+        let message = parse("m.toml", text).unwrap_err().to_string();
+        for part in parts {
+            assert!(message.contains(part), "{part:?} not in:\n{message}");
+        }
+    }
+
+    #[test]
+    fn bad_map_files_name_the_file_the_line_and_the_key() {
+        // Not TOML: toml names the line and column.
+        refused("[columns]\n\"Stadt\" = City\n", &["--map m.toml", "line 2"]);
+        // A mistyped table: the tables there are.
+        refused(
+            "[colums]\n\"Stadt\" = \"City\"\n",
+            &["--map m.toml", "colums", "[columns]", "[skip]", "[set]"],
+        );
+        refused(
+            "[skip]\ncolumn = [\"Notes\"]\n",
+            &["--map m.toml", "column"],
+        );
+        // A field that is not text.
+        refused("[columns]\n\"Stadt\" = 5\n", &["--map m.toml", "line 2"]);
+        refused(
+            "[columns]\n\"Stadt\" = \"\"\n",
+            &[
+                "m.toml: line 2: [columns] \"Stadt\" = \"\"",
+                "must both be given",
+            ],
+        );
+        refused(
+            "[columns]\n\"Stadt\" = \"City\"\n\"Ort\" = \"City\"\n",
+            &[
+                "m.toml: line 3: [columns] \"Ort\"",
+                "\"Stadt\" and \"Ort\" both name the field City",
+            ],
+        );
+        refused(
+            "[columns]\n\"Notes\" = \"Description\"\n[skip]\ncolumns = [\"Notes\"]\n",
+            &["m.toml: line 4: [skip]", "\"Notes\" is both mapped"],
+        );
+        refused(
+            "[set]\nLead_Source = \"\"\n",
+            &["m.toml: line 2: [set] Lead_Source", "null marker"],
+        );
+        refused(
+            "[set]\nTags = [\"a\", \"b\"]\n",
+            &["m.toml: line 2: [set] Tags", "one string"],
+        );
+    }
+
+    #[test]
+    fn a_missing_file_is_named() {
+        let message = read(Path::new("/nonexistent/map.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with("--map /nonexistent/map.toml: cannot read"),
+            "{message}"
+        );
+    }
+}
