@@ -399,7 +399,7 @@ impl CsvInput {
                 // an unpaired surrogate becomes U+FFFD), so the rest of massup reads
                 // UTF-8 as always and memory stays constant.
                 notes.push(format!(
-                    "the file is UTF-16 {} (it starts with a byte order mark): read as UTF-8",
+                    "the file is UTF-16 {} (it starts with a byte order mark): decoded as UTF-16",
                     if big_endian { "BE" } else { "LE" }
                 ));
                 let decoded = encoding_rs_io::DecodeReaderBytesBuilder::new()
