@@ -42,10 +42,16 @@ pub enum Command {
     /// Delete the access tokens massup keeps between runs (the next run mints a new one).
     Logout(commands::logout::Args),
     /// Serve the embedded Zoho-compatible mock CRM on 127.0.0.1.
-    #[command(after_help = "Examples:
+    #[command(
+        after_help = "Its records: Leads with 18-digit ids, the same for the same --records and --seed (the seed collection's 738964000002131001 and 738964000002130131 first, then ascending from 738964000002140000 with gaps), emails lead00000.s1@example.com, lead00001.s1@example.com, ... (the record's index and --seed); every other field is empty until a call writes it (the fields are those of samples/fields/Leads.json). `--print-sheet N` writes a sheet of the first N.
+
+Examples:
   massup mock-server --port 8080
       serve on http://127.0.0.1:8080 until Ctrl-C; then, in another shell:
-  ZOHO_ACCESS_TOKEN=mock-token massup run --csv samples/leads-sample.csv --module Leads --api-domain http://127.0.0.1:8080 --fields samples/fields/Leads.json --yes")]
+  massup mock-server --print-sheet 500 > sheet.csv
+      500 of its records (id, Email) with a new Lead_Status and City each
+  ZOHO_ACCESS_TOKEN=mock-token massup run --csv sheet.csv --module Leads --api-domain http://127.0.0.1:8080 --fields samples/fields/Leads.json --yes"
+    )]
     MockServer(commands::mock_server::Args),
     /// A complete rehearsal against the embedded mock CRM: no credentials, no network.
     Demo(commands::demo::Args),

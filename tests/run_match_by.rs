@@ -407,3 +407,82 @@ async fn a_european_sheet_keyed_by_email_with_labels_goes_in_and_a_bad_one_spend
         "no lookup for sheets that cannot plan"
     );
 }
+
+/// `mock-server --print-sheet N` writes a sheet of the mock's own records that a new user
+/// can send as it is: by id, or (its id column ignored) keyed by Email.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mocks_printed_sheet_goes_in_by_id_and_by_email() {
+    let config = MockConfig {
+        records: 60,
+        seed: 9,
+        ..MockConfig::default()
+    };
+    let server = start(config.clone()).await;
+    let ws = Workspace::new(&server);
+    let printed = ws
+        .massup(
+            &[
+                "mock-server",
+                "--records",
+                "60",
+                "--seed",
+                "9",
+                "--print-sheet",
+                "40",
+            ],
+            &Creds::None,
+        )
+        .await;
+    printed.expect_code(0);
+    let sheet = printed.stdout();
+    let mut reader = csv::Reader::from_reader(sheet.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 40);
+    assert_eq!(&rows[0][0], config.record_ids()[0].as_str());
+    assert_eq!(&rows[39][1], config.record_emails()[39].as_str());
+
+    let by_id = ws.write("by-id.csv", &sheet);
+    ws.run(&by_id, &["--api", "auto", "--yes"], &Creds::mock_token())
+        .await
+        .expect_code(0);
+    let ledger = server.ledger();
+    for row in &rows[..20] {
+        assert_eq!(ledger.records[&row[0]]["City"], row[3].to_string());
+        assert_eq!(ledger.records[&row[0]]["Lead_Status"], row[2].to_string());
+    }
+
+    // The same sheet keyed by Email, its id column left out, other cities.
+    let by_email = ws.write("by-email.csv", &sheet.replace("Lyon", "Genf"));
+    let ran = ws
+        .run(
+            &by_email,
+            &[
+                "--match-by",
+                "Email",
+                "--ignore-column",
+                "id",
+                "--api",
+                "auto",
+                "--yes",
+            ],
+            &Creds::mock_token(),
+        )
+        .await;
+    ran.expect_code(0);
+    let ledger = server.ledger();
+    let genf = rows.iter().filter(|r| &r[3] == "Lyon").count();
+    assert!(genf >= 10);
+    for row in rows.iter().filter(|r| &r[3] == "Lyon") {
+        assert_eq!(ledger.records[&row[0]]["City"], "Genf");
+    }
+
+    let too_many = ws
+        .massup(
+            &["mock-server", "--records", "5", "--print-sheet", "6"],
+            &Creds::None,
+        )
+        .await;
+    too_many
+        .expect_code(2)
+        .expect_stderr(&["--print-sheet 6", "5 records"]);
+}

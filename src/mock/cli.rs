@@ -121,6 +121,39 @@ pub struct MockServerArgs {
     /// Update Records answers DUPLICATE_DATA for a value another record holds.
     #[arg(long = "unique-field", value_name = "MODULE.FIELD")]
     pub unique_field: Vec<String>,
+    /// Print a sheet of the first N records this mock serves (with these --records, --seed
+    /// and email flags) to stdout and exit, without serving: `id,Email,Lead_Status,City`,
+    /// ready to edit and send with `massup run --csv` (or by Email with `--match-by Email`).
+    #[arg(long, value_name = "N")]
+    pub print_sheet: Option<usize>,
+}
+
+/// Statuses and cities the printed sheet cycles through (all valid for the mock's Leads).
+const SHEET_STATUSES: [&str; 3] = ["Contacted", "Not Contacted", "Pre-Qualified"];
+const SHEET_CITIES: [&str; 4] = ["Berlin", "Lyon", "Porto", "Köln"];
+
+/// `--print-sheet N`: the first `n` records of `config` as a CSV to change them, each row
+/// a record's id and email with a new status and city.
+pub fn sample_sheet(config: &MockConfig, n: usize) -> anyhow::Result<String> {
+    if n > config.records {
+        bail!(
+            "--print-sheet {n}: the mock serves {} records (--records); ask for at most that many",
+            config.records
+        );
+    }
+    let ids = config.record_ids();
+    let emails = config.record_emails();
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record(["id", "Email", "Lead_Status", "City"])?;
+    for (i, (id, email)) in ids.iter().zip(&emails).take(n).enumerate() {
+        out.write_record([
+            id.as_str(),
+            email.as_str(),
+            SHEET_STATUSES[i % SHEET_STATUSES.len()],
+            SHEET_CITIES[i % SHEET_CITIES.len()],
+        ])?;
+    }
+    Ok(String::from_utf8(out.into_inner()?)?)
 }
 
 /// A redirect flag pair turned into a [`Redirect`], checking the status.
