@@ -559,3 +559,43 @@ async fn a_kept_sheet_is_refused_naming_its_columns_then_sent_as_its_map_says() 
         "nothing more was sent"
     );
 }
+
+/// A resume or retry with nothing to send (cron calling them after the run finished) asks
+/// for no credentials, connects nowhere and adds no send to the run's times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_and_retry_with_nothing_to_send_need_no_credentials() {
+    let config = MockConfig {
+        records: 40,
+        seed: 77,
+        ..MockConfig::default()
+    };
+    let (server, ws, _changes, csv) = scene(&config, 40, false).await;
+    ws.run(&csv, &["--yes"], &Creds::mock_token())
+        .await
+        .expect_code(0);
+    let requests = server.ledger().requests;
+    assert_eq!(send_count(&ws).await, 1);
+    for command in ["resume", "retry"] {
+        let ran = ws.again(command, &[], &Creds::None).await;
+        ran.expect_code(0)
+            .expect_in(Stream::Out, &["nothing left to send"]);
+        assert!(!ran.stderr().contains("no credentials"), "{}", ran.report());
+    }
+    let json = ws.again("resume", &["--json"], &Creds::None).await;
+    json.expect_code(0);
+    let doc: serde_json::Value = serde_json::from_slice(&json.output.stdout).unwrap();
+    assert_eq!(doc["exit_code"], 0, "{doc}");
+    assert_eq!(send_count(&ws).await, 1, "no send added to the run's times");
+    assert_eq!(
+        server.ledger().requests,
+        requests,
+        "nothing was asked of Zoho"
+    );
+}
+
+/// How many sends (invocations that sent) `status --json` lists for the latest run.
+async fn send_count(ws: &Workspace) -> usize {
+    let status = ws.massup(&["status", "--json"], &Creds::None).await;
+    let json: serde_json::Value = serde_json::from_slice(&status.output.stdout).unwrap();
+    json["counts"]["sends"].as_array().unwrap().len()
+}

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use super::session::SendSettings;
 use super::session::{install_signal_handlers, require_credentials, runtime, Session};
-use crate::api::auth::{AuthError, Credentials};
+use crate::api::auth::AuthError;
 use crate::config::Config;
 use crate::dispatch::{self, DispatchReport, DispatchSettings, Progress, RateChoice, StopReason};
 use crate::exit::{exit_for_send, Exit, SendEnd, UsageError};
@@ -540,7 +540,6 @@ pub fn finish_run(
     report: &DispatchReport,
     global: &GlobalArgs,
 ) -> anyhow::Result<SendOutcome> {
-    use crate::logging::{notice, Level};
     let conn = store::open(db)?;
     let run = store::runs::run(&conn, run_id)?.ok_or_else(|| no_run(run_id, db))?;
     let counts = summary::run_counts(&conn, &run)?;
@@ -556,10 +555,21 @@ pub fn finish_run(
         credits_remaining: report.credits_remaining,
     };
     store::sends::end(&conn, send_id, totals, end.state_name())?;
-    let run = store::runs::run(&conn, run_id)?.ok_or_else(|| no_run(run_id, db))?;
-    // The send just recorded belongs in the times; nothing else changed since counting.
-    let mut counts = counts;
-    counts.sends = store::sends::sends(&conn, run_id)?;
+    summarize(&conn, db, run_id, end, global)
+}
+
+/// How a send ended, told: the run's status (or the summary line), what to do next, and
+/// the exit code. Also for a resume or retry that found nothing to send.
+fn summarize(
+    conn: &rusqlite::Connection,
+    db: &Path,
+    run_id: i64,
+    end: SendEnd,
+    global: &GlobalArgs,
+) -> anyhow::Result<SendOutcome> {
+    use crate::logging::{notice, Level};
+    let run = store::runs::run(conn, run_id)?.ok_or_else(|| no_run(run_id, db))?;
+    let counts = summary::run_counts(conn, &run)?;
     let exit = exit_for_send(&end, &counts);
     // The summary line: what --quiet keeps, and with --log-format json always (a job
     // reading the log gets the outcome without the human table on stdout).
@@ -624,7 +634,8 @@ pub struct StoredRun {
     pub run: RunInfo,
     pub plan: crate::plan::PlanSettings,
     pub send: SendSettings,
-    pub credentials: Credentials,
+    /// Where credentials come from: asked for only when there is something to send.
+    config: crate::config::Config,
     /// This process is the run's only sender while this is held.
     pub lease: lease::Lease,
 }
@@ -651,7 +662,6 @@ impl StoredRun {
         let plan = crate::plan::PlanSettings::of_run(&run)?;
         let stored = SendSettings::load(conn, run.id)?;
         let send = SendSettings::resolve(&stored, connection, dispatch, config, &plan)?;
-        let credentials = require_credentials(config)?;
         // Held before anything of the run changes; kept until this process is done with it.
         let lease = hold_run(db, run.id, command, dispatch.wait, None)?;
         Ok(StoredRun {
@@ -659,7 +669,7 @@ impl StoredRun {
             run,
             plan,
             send,
-            credentials,
+            config: config.clone(),
         })
     }
 
@@ -671,10 +681,27 @@ impl StoredRun {
         global: &GlobalArgs,
         wait: Option<CreditWait>,
     ) -> anyhow::Result<SendOutcome> {
+        // Nothing left to send (a finished run resumed again, a retry with nothing to
+        // re-queue): say how the run stands, with no credentials asked for, no connection
+        // and no send added to its times.
+        {
+            let conn = store::open(db)?;
+            let counts = summary::run_counts(&conn, &self.run)?;
+            if counts.unfinished_chunks() == 0 {
+                if self.run.state != RunState::Finished {
+                    store::runs::set_run_state(&conn, self.run.id, RunState::Finished)?;
+                }
+                if !global.quiet && !global.json {
+                    crate::outln!("Run {}: nothing left to send", self.run.id);
+                }
+                return summarize(&conn, db, self.run.id, SendEnd::Finished, global);
+            }
+        }
+        let credentials = require_credentials(&self.config)?;
         runtime()?.block_on(async {
             let stop = CancellationToken::new();
             install_signal_handlers(stop.clone(), global.quiet);
-            let session = Session::new(&self.send, self.credentials, stop.clone())?;
+            let session = Session::new(&self.send, credentials, stop.clone())?;
             let outcome =
                 send_run(db, &self.run, &self.send, &session, stop.clone(), global).await?;
             let Some(wait) = wait else {
