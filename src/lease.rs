@@ -20,9 +20,13 @@
 //! enforced between machines and may outlive a crashed client; keep the database (and so
 //! its lock files) on a local disk.
 //!
-//! The lock files are left in place after release (emptied): deleting a lock file while
-//! another process waits on it would let two processes lock two different files of the
-//! same name.
+//! A lock file is deleted when its lease is released (so they do not pile up beside the
+//! database, one per run), while it is still locked. Deleting a lock file that another
+//! process has open and is about to lock could let two processes lock two different files
+//! of the same name; so whoever locks a file then checks that the path still names that
+//! very file (device and inode), and if not (it was deleted, or replaced by a new one)
+//! lets go and starts again. On a platform where an open file cannot be deleted
+//! (Windows), the file is left in place, emptied.
 use std::fs::{File, TryLockError};
 use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
@@ -126,12 +130,39 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        // Emptied while still locked, so no reader names a holder that has gone; then
-        // unlocked explicitly (closing would do it too).
+        // Emptied while still locked, so no reader names a holder that has gone; deleted
+        // while still locked (see the module's notes on why that is safe); then unlocked
+        // explicitly (closing would do it too).
         let _ = self.file.set_len(0);
+        if cfg!(unix) && same_file(&self.file, &self.path) {
+            let _ = std::fs::remove_file(&self.path);
+        }
         let _ = self.file.unlock();
     }
 }
+
+/// Whether `path` still names the open `file` (the same device and inode): false when it
+/// was deleted or replaced by another file since `file` was opened.
+fn same_file(file: &File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), std::fs::symlink_metadata(path)) {
+            (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, path);
+        true
+    }
+}
+
+/// How often [`try_acquire`] starts again when the file it locked was deleted or replaced
+/// under it (each time another holder let go at that instant): more would mean a storm
+/// of holders, which one try does not need to win.
+const MAX_REOPENS: u32 = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseError {
@@ -201,20 +232,35 @@ pub fn try_acquire(path: &Path, command: &str) -> Result<Lease, LeaseError> {
         path: path.to_path_buf(),
         source,
     };
-    // Never through a symlink or into a FIFO or device: the holder's line is written
-    // into it (src/plain_file.rs).
-    let mut file = crate::plain_file::open_for_update(path, 64 << 10)
-        .map_err(|e| io(std::io::Error::other(e)))?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(TryLockError::WouldBlock) => {
+    let mut reopens = 0;
+    let mut file = loop {
+        // Never through a symlink or into a FIFO or device: the holder's line is written
+        // into it (src/plain_file.rs).
+        let file = crate::plain_file::open_for_update(path, 64 << 10)
+            .map_err(|e| io(std::io::Error::other(e)))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(LeaseError::Held {
+                    holder: read_holder(path),
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(TryLockError::Error(e)) => return Err(io(e)),
+        }
+        // The holder before us deleted the file as it let go: this lock is on a file no
+        // one else will open. Start again on the file the path names now.
+        if same_file(&file, path) {
+            break file;
+        }
+        reopens += 1;
+        if reopens >= MAX_REOPENS {
             return Err(LeaseError::Held {
                 holder: read_holder(path),
                 path: path.to_path_buf(),
-            })
+            });
         }
-        Err(TryLockError::Error(e)) => return Err(io(e)),
-    }
+    };
     let holder = Holder::current(command);
     // Written whole and synced before anyone is told of it; a reader that comes between
     // the truncation and the write finds an empty or partial file and names no holder.
@@ -275,6 +321,40 @@ pub fn read_holder(path: &Path) -> Option<Holder> {
     serde_json::from_str(text.trim()).ok()
 }
 
+/// Whether the sender named in the lock file at `path` is gone: `Some(true)` when the
+/// file names no holder (a lease is emptied when released) or names a process of this
+/// host that is not alive (killed: the OS freed its lock, the file still names it),
+/// `Some(false)` when that process is alive, `None` when it is of another host (a
+/// database on a shared disk: this host cannot tell).
+pub fn holder_gone(path: &Path) -> Option<bool> {
+    let Some(holder) = read_holder(path) else {
+        return Some(true);
+    };
+    if holder.host != host_name() {
+        return None;
+    }
+    Some(!process_alive(holder.pid))
+}
+
+/// Whether a process `pid` exists on this host (`kill(pid, 0)`; EPERM means it exists
+/// under another user). Elsewhere than Unix: assumed alive.
+fn process_alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return false;
+        };
+        // SAFETY: signal 0 sends nothing; it only checks the process exists.
+        let rc = unsafe { libc::kill(pid, 0) };
+        rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
+}
+
 fn host_name() -> String {
     #[cfg(unix)]
     {
@@ -296,6 +376,43 @@ fn host_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_released_lease_deletes_its_file_and_never_two_hold_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db.run-3.lock");
+        let lease = try_acquire(&path, "massup run").unwrap();
+        assert!(path.exists());
+        drop(lease);
+        assert!(!path.exists(), "a free lease leaves no file behind");
+
+        // Four threads take and release the lease as fast as they can: the deletions
+        // must never let two of them hold it at once.
+        let holders = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let taken = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (path, holders, taken) = (path.clone(), holders.clone(), taken.clone());
+                std::thread::spawn(move || {
+                    use std::sync::atomic::Ordering::SeqCst;
+                    for _ in 0..300 {
+                        if let Ok(lease) = try_acquire(&path, "massup run") {
+                            assert_eq!(holders.fetch_add(1, SeqCst), 0, "two holders");
+                            taken.fetch_add(1, SeqCst);
+                            std::thread::yield_now();
+                            holders.fetch_sub(1, SeqCst);
+                            drop(lease);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert!(taken.load(std::sync::atomic::Ordering::SeqCst) > 0);
+        assert!(!path.exists());
+    }
 
     #[test]
     fn lock_files_sit_next_to_the_database() {

@@ -74,6 +74,20 @@ async fn sigkill_at_any_moment_then_resume_loses_nothing_and_resends_little() {
             .query_row("SELECT state FROM runs WHERE id = ?1", [run], |r| r.get(0))
             .unwrap();
         assert_eq!(state, "running", "a killed run cannot mark itself");
+        // But status can tell: its lease is free and its process is gone.
+        let shown = ws.massup(&["status", "--json"], &Creds::None).await;
+        let json: serde_json::Value = serde_json::from_slice(&shown.output.stdout).unwrap();
+        assert_eq!(json["run"]["sender_gone"], true, "{json}");
+        assert!(
+            json["next"][0].as_str().unwrap().contains("resume"),
+            "{json}"
+        );
+        ws.massup(&["status"], &Creds::None)
+            .await
+            .expect_in(Stream::Out, &["(stopped: was killed; resume continues it)"]);
+        ws.massup(&["status", "--all"], &Creds::None)
+            .await
+            .expect_in(Stream::Out, &["stopped (was killed)"]);
         let mut chunks = std::collections::HashSet::new();
         for item in &checked.final_items {
             if item.chunk_state == "in_flight" {

@@ -49,7 +49,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     if args.all {
         let runs = store::runs::runs(&conn)?;
         let mut listed = Vec::with_capacity(runs.len());
-        for run in runs {
+        for mut run in runs {
+            mark_gone_sender(&workspace.db, &mut run);
             let counts = summary::run_counts(&conn, &run)?;
             listed.push((run, counts));
         }
@@ -76,7 +77,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         }
         return Ok(Exit::Success);
     }
-    let run = workspace.pick_run(&conn, args.run, Latest::Any)?;
+    let mut run = workspace.pick_run(&conn, args.run, Latest::Any)?;
+    mark_gone_sender(&workspace.db, &mut run);
     let counts = summary::run_counts(&conn, &run)?;
     let db = &workspace.db;
     if args.json {
@@ -93,4 +95,13 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         crate::out!("{}", render::run_status(&run, &counts, db));
     }
     Ok(Exit::Success)
+}
+
+/// A run stored as running whose sender was killed says so ("stopped (was killed)"): its
+/// lease is free and the process the lock file names is not alive.
+fn mark_gone_sender(db: &std::path::Path, run: &mut store::RunInfo) {
+    if run.state == store::RunState::Running {
+        let lock = crate::lease::run_lock_path(db, run.id);
+        run.sender_gone = crate::lease::holder_gone(&lock) == Some(true);
+    }
 }

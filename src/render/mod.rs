@@ -55,9 +55,7 @@ pub fn run_list(runs: &[(RunInfo, RunCounts)]) -> String {
             "{:>4}  {:<10} {:<11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>7} {:>7}  {:<25} {}",
             run.id,
             run.module,
-            run.ended_as
-                .clone()
-                .unwrap_or_else(|| run.state.to_string()),
+            run.shown_state(),
             run.input_rows,
             counts.rows(RowOutcome::Succeeded),
             counts.rows(RowOutcome::Retryable),
@@ -160,7 +158,14 @@ pub fn run_status(run: &RunInfo, counts: &RunCounts, db: &Path) -> String {
     let _ = writeln!(
         out,
         "Run {} — {} — {} ({})",
-        run.id, run.module, run.csv_path, run.state
+        run.id,
+        run.module,
+        run.csv_path,
+        if run.sender_gone {
+            "stopped: was killed; resume continues it".to_string()
+        } else {
+            run.state.to_string()
+        }
     );
     if let Some(note) = &run.ended_note {
         let _ = writeln!(out, "  ended     {note}: resume does not pick it");

@@ -83,6 +83,22 @@ pub struct RunInfo {
     pub ended_as: Option<String>,
     /// Why, for people: by which run, when.
     pub ended_note: Option<String>,
+    /// Stored as running, but its sender is gone (killed: its lease is free and the process
+    /// that held it is not alive). Not stored: `status` finds it out.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sender_gone: bool,
+}
+
+impl RunInfo {
+    /// The state as people read it: how it ended (superseded, discarded, undone), else
+    /// "stopped (was killed)" for a running run whose sender is gone, else the state.
+    pub fn shown_state(&self) -> String {
+        match &self.ended_as {
+            Some(ended) => ended.clone(),
+            None if self.sender_gone => "stopped (was killed)".into(),
+            None => self.state.to_string(),
+        }
+    }
 }
 
 const RUN_COLUMNS: &str =
@@ -113,6 +129,7 @@ fn run_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunInfo> {
         min_calls: row.get(16)?,
         ended_as: row.get(17)?,
         ended_note: row.get(18)?,
+        sender_gone: false,
     })
 }
 
