@@ -306,6 +306,26 @@ fn torture(
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
+        // Killed before it had planned (and so before run 1 was marked undone), the undo
+        // left nothing to resume: it is run again, as its user would.
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let undone: Option<String> = conn
+            .query_row("SELECT ended_as FROM runs WHERE id = 1", [], |r| r.get(0))
+            .unwrap();
+        drop(conn);
+        let undo_planned = undone.as_deref() == Some("undone");
+        if !undo_planned {
+            let again = massup(&db, &url, &["undo", "--run", "1", "--yes"])
+                .stderr(Stdio::piped())
+                .output()
+                .unwrap();
+            assert!(
+                matches!(again.status.code(), Some(0 | 3)),
+                "the undo run again exited {:?}: {}",
+                again.status,
+                String::from_utf8_lossy(&again.stderr)
+            );
+        }
         let ledger = mock.ledger();
         let mut restored = 0;
         for (record, field, value) in &befores {
@@ -318,8 +338,12 @@ fn torture(
             restored += 1;
         }
         eprintln!(
-            "torture: undo {}killed and resumed; {restored} values restored",
-            if undo_killed { "" } else { "not " }
+            "torture: undo {}; {restored} values restored",
+            match (undo_killed, undo_planned) {
+                (false, _) => "not killed",
+                (true, true) => "killed after it planned, finished by a bare resume",
+                (true, false) => "killed before it planned, run again",
+            }
         );
     }
     rt.block_on(mock.shutdown());
