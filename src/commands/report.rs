@@ -23,9 +23,10 @@ mass_update+update_records: the kinds of call that carried the row's fields). A 
 already uses is written as massup_<name>. --only is exact: --only failed lists the rows Zoho \
 refused, not the invalid ones massup never sent; name both (failed,invalid) for every row to fix.
 
-CSV reports use the run's input delimiter. A cell starting with =, +, -, @, tab or carriage \
-return gets a leading ' so that a spreadsheet shows it as text instead of running it as a \
-formula (so -5 is written '-5). --format json writes one JSON array, one object per line, \
+CSV reports use the run's input delimiter. A cell a spreadsheet would run as a formula gets \
+a leading ' so that it shows as text: one starting with =, @, |, tab or carriage return, and \
+one starting with + or - unless a plain number (-12.5) or, after +, a phone number \
+(+49 30 1234567, +1 (555) 010-2030) follows. --format json writes one JSON array, one object per line, \
 with the same keys and the values unescaped (line and attempts are numbers; a missing code, \
 message or time is null).
 

@@ -176,11 +176,52 @@ fn stored_as_given(row: &ReportRow) -> bool {
 /// Prefixes `'` to a cell a spreadsheet would run as a formula (OWASP's CSV injection
 /// advice), or as a DDE command: a leading `|` (`|cmd!A0`) starts one in some spreadsheet
 /// programs. Only the human report is escaped: an input file must keep values exact.
+///
+/// A leading `=` is always a formula; so is a leading `@` or `|` (no number or phone
+/// number is written that way, so when in doubt the cell is neutralised), and a leading tab
+/// or carriage return (OWASP: some programs drop it and read what follows). A leading `+`
+/// or `-` is left alone when what follows is a plain number (`-12.5`, `-1.250,50`) or, after
+/// `+`, a phone number (`+49 30 1234567`, `+1 (555) 010-2030`): such a cell holds no letter,
+/// so no function, cell reference or DDE command, and a spreadsheet can do nothing with
+/// it but show or add numbers. Anything else after a sign (`+SUM(A1)`, `-cmd|...`) is
+/// neutralised.
 fn neutralise_formula(cell: &str) -> Cow<'_, str> {
-    match cell.as_bytes().first() {
-        Some(b'=' | b'+' | b'-' | b'@' | b'|' | b'\t' | b'\r') => Cow::Owned(format!("'{cell}")),
-        _ => Cow::Borrowed(cell),
+    let neutralise = match cell.as_bytes().first() {
+        Some(b'=' | b'@' | b'|' | b'\t' | b'\r') => true,
+        Some(b'-') => !is_plain_number(&cell[1..]),
+        Some(b'+') => !(is_plain_number(&cell[1..]) || is_phone_number(&cell[1..])),
+        _ => false,
+    };
+    if neutralise {
+        Cow::Owned(format!("'{cell}"))
+    } else {
+        Cow::Borrowed(cell)
     }
+}
+
+/// Digits, with single `.`, `,` or space separators between them (decimals and thousands
+/// as any locale writes them): `12.5`, `1,250.50`, `1 250,50`. Nothing else.
+fn is_plain_number(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let separator = |b: u8| matches!(b, b'.' | b',' | b' ');
+    !bytes.is_empty()
+        && bytes.first().is_some_and(u8::is_ascii_digit)
+        && bytes.last().is_some_and(u8::is_ascii_digit)
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_digit() || separator(b))
+        && !bytes.windows(2).any(|w| separator(w[0]) && separator(w[1]))
+}
+
+/// A phone number as written after its `+`: starts with a digit or `(`, ends with a digit,
+/// and holds only digits, spaces and `( ) - . /` (`49 30 1234567`, `1 (555) 010-2030`).
+fn is_phone_number(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.first().is_some_and(|&b| b.is_ascii_digit() || b == b'(')
+        && bytes.last().is_some_and(u8::is_ascii_digit)
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_digit() || matches!(b, b' ' | b'(' | b')' | b'-' | b'.' | b'/'))
 }
 
 /// The report's own column names, after the input's. One an input column already uses gets
@@ -519,12 +560,58 @@ mod tests {
     use super::*;
 
     #[test]
-    fn formula_cells_get_a_leading_quote() {
-        for cell in ["=SUM(A1)", "+1", "-x", "-5", "@me", "|cmd!A0", "\tx", "\rx"] {
-            assert_eq!(neutralise_formula(cell), format!("'{cell}"), "{cell:?}");
-        }
-        for cell in ["", "Smith", "5", "a=b", " =x", "'quoted", "ünïcode"] {
-            assert_eq!(neutralise_formula(cell), cell, "{cell:?}");
+    fn formula_cells_get_a_leading_quote_and_numbers_and_phone_numbers_do_not() {
+        // (cell, neutralised?)
+        let cases = [
+            ("=SUM(A1)", true),
+            ("=1", true),
+            ("+SUM(A1)", true),
+            ("+A1", true),
+            ("-cmd|' /C calc'!A0", true),
+            ("-x", true),
+            ("@foo", true),
+            ("@5", true),
+            ("|x", true),
+            ("|cmd!A0", true),
+            ("\tx", true),
+            ("\rx", true),
+            ("+", true),
+            ("-", true),
+            ("--5", true),
+            ("-5-", true),
+            ("-1e5", true),
+            ("-12..5", true),
+            ("+49 30 1234567 ext", true),
+            ("+1 (555) HELLO", true),
+            ("-(555) 010", true),
+            ("+49 30 1234567", false),
+            ("+1 (555) 010-2030", false),
+            ("+44 20 7946 0958", false),
+            ("+49/30/1234567", false),
+            ("+33.1.23.45.67.89", false),
+            ("+(49) 30 1234567", false),
+            ("-12.5", false),
+            ("-5", false),
+            ("+1", false),
+            ("-1,250.50", false),
+            ("-1.250,50", false),
+            ("-1 250,50", false),
+            ("", false),
+            ("Smith", false),
+            ("5", false),
+            ("a=b", false),
+            (" =x", false),
+            ("'quoted", false),
+            ("ünïcode", false),
+            ("Köln", false),
+        ];
+        for (cell, neutralised) in cases {
+            let expected = if neutralised {
+                format!("'{cell}")
+            } else {
+                cell.to_string()
+            };
+            assert_eq!(neutralise_formula(cell), expected, "{cell:?}");
         }
     }
 
