@@ -411,7 +411,7 @@ impl<W: Write> ReportWriter<W> {
                     csv.write_field(row.record.map(|id| id.to_string()).unwrap_or_default())?;
                 }
                 for at in 0..befores.fields.len() {
-                    csv.write_field(text(befores.of(row, at)).as_bytes())?;
+                    csv.write_field(text(before_cell(befores.of(row, at))).as_bytes())?;
                 }
                 csv.write_record(None::<&[u8]>)?;
             }
@@ -462,6 +462,15 @@ impl<W: Write> ReportWriter<W> {
                 Ok(out)
             }
         }
+    }
+}
+
+/// A before value (JSON) as a CSV cell: an empty value (null, an empty string) is an empty
+/// cell, as a spreadsheet shows an empty field, not the text `null`.
+fn before_cell(value_json: &str) -> &str {
+    match value_json.trim() {
+        "null" | "\"\"" => "",
+        _ => value_json,
     }
 }
 
@@ -613,6 +622,16 @@ mod tests {
             };
             assert_eq!(neutralise_formula(cell), expected, "{cell:?}");
         }
+    }
+
+    #[test]
+    fn empty_before_values_are_empty_cells() {
+        assert_eq!(before_cell("null"), "");
+        assert_eq!(before_cell("\"\""), "");
+        assert_eq!(before_cell(""), "");
+        assert_eq!(before_cell("\"Köln\""), "\"Köln\"");
+        assert_eq!(before_cell("0"), "0");
+        assert_eq!(before_cell("[]"), "[]");
     }
 
     fn run_with(id_column: &str, columns: &[&str]) -> RunInfo {
