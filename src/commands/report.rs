@@ -10,7 +10,7 @@ use super::{Latest, Workspace};
 use crate::exit::{Exit, UsageError};
 use crate::global::{DbArg, GlobalArgs};
 use crate::plan::{PlanSettings, PROBLEMS_SHOWN};
-use crate::render::report::{html_page, write_rows, AtomicFile, Layout, Written};
+use crate::render::report::{html_page, write_rows, AtomicFile, CsvDialect, Layout, Written};
 use crate::store::RunInfo;
 use crate::summary::RowOutcome;
 
@@ -74,6 +74,9 @@ pub struct Args {
     /// Write a massup input CSV: the id and field columns only, values exactly as given, not formula-escaped (see --help).
     #[arg(long)]
     pub as_input: bool,
+    /// Write the CSV for a spreadsheet: a UTF-8 byte order mark first (so Excel reads Köln as Köln), in the input's delimiter (a European sheet's `;` stays `;`).
+    #[arg(long)]
+    pub excel: bool,
     /// Print one JSON object on stdout about what was written (docs/JSON.md); not with --out -.
     #[arg(long)]
     pub json: bool,
@@ -101,6 +104,9 @@ fn layout_of(args: &Args) -> Result<Layout, UsageError> {
         (true, Some(Format::Json | Format::Html)) => Err(UsageError::new(
             "--as-input writes a CSV massup can read back; it cannot be combined with --format json or html",
         )),
+        (_, Some(Format::Json | Format::Html)) if args.excel => Err(UsageError::new(
+            "--excel writes a CSV for a spreadsheet; it cannot be combined with --format json or html",
+        )),
         (true, _) => Ok(Layout::Input),
         (false, Some(Format::Json)) => Ok(Layout::Json),
         (false, Some(Format::Html)) => Ok(Layout::Html),
@@ -125,8 +131,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         refuse_to_overwrite(&args.out, db, &run)?;
     }
     let settings = PlanSettings::of_run(&run)?;
-    // `plan` accepts only ASCII delimiters, so the fallback is never taken.
-    let delimiter = u8::try_from(settings.delimiter).unwrap_or(b',');
+    let dialect = CsvDialect::of_run(&run, args.excel)?;
 
     // One read transaction: the outcomes and the rows come from the same snapshot even if
     // a run is writing to the database meanwhile.
@@ -154,7 +159,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         }
     } else if to_stdout {
         let stdout = BufWriter::with_capacity(256 * 1024, std::io::stdout().lock());
-        match write_rows(&snapshot, layout, &run, delimiter, &args.only, stdout).and_then(
+        match write_rows(&snapshot, layout, &run, dialect, &args.only, stdout).and_then(
             |(mut out, written)| {
                 out.flush()?;
                 Ok(written)
@@ -167,7 +172,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         }
     } else {
         let (file, out) = AtomicFile::create(&args.out)?;
-        let (out, written) = write_rows(&snapshot, layout, &run, delimiter, &args.only, out)?;
+        let (out, written) = write_rows(&snapshot, layout, &run, dialect, &args.only, out)?;
         file.commit(out)
             .with_context(|| format!("cannot write {}", args.out.display()))?;
         written

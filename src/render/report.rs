@@ -14,6 +14,9 @@ use crate::plan::{PlanSettings, PROBLEMS_SHOWN};
 use crate::store::RunInfo;
 use crate::summary::{self, ReportRow, RowOutcome};
 
+/// The UTF-8 byte order mark: tells a spreadsheet the file is UTF-8.
+pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// What the file holds, decided from the flags before any work starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
@@ -27,20 +30,41 @@ pub enum Layout {
     Html,
 }
 
+/// How a CSV report is written: the run's input delimiter, and for a spreadsheet
+/// (`--excel`) a UTF-8 byte order mark first, without which Excel reads UTF-8 as the
+/// machine's legacy code page (`Köln` shows as `KÃ¶ln`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CsvDialect {
+    pub delimiter: u8,
+    pub bom: bool,
+}
+
+impl CsvDialect {
+    /// The dialect of `run`'s input: its delimiter (a European sheet's `;` comes back as
+    /// `;`), with a byte order mark if `excel`.
+    pub fn of_run(run: &RunInfo, excel: bool) -> anyhow::Result<CsvDialect> {
+        let settings = PlanSettings::of_run(run)?;
+        Ok(CsvDialect {
+            // `plan` accepts only ASCII delimiters, so the fallback is never taken.
+            delimiter: u8::try_from(settings.delimiter).unwrap_or(b','),
+            bom: excel,
+        })
+    }
+}
+
 /// Writes the rows of `run` whose outcome is one of `only` as a CSV report (the columns of
-/// `massup report`, the run's delimiter) to `path`, atomically. Returns the rows written.
+/// `massup report`, in `dialect`) to `path`, atomically. Returns the rows written.
 /// For `--results`: the success and error files a send leaves behind.
 pub fn write_csv(
     conn: &rusqlite::Connection,
     run: &RunInfo,
+    dialect: CsvDialect,
     only: &[RowOutcome],
     path: &Path,
 ) -> anyhow::Result<u64> {
-    let settings = PlanSettings::of_run(run)?;
-    let delimiter = u8::try_from(settings.delimiter).unwrap_or(b',');
     let snapshot = conn.unchecked_transaction()?;
     let (file, out) = AtomicFile::create(path)?;
-    let (out, written) = write_rows(&snapshot, Layout::Csv, run, delimiter, only, out)?;
+    let (out, written) = write_rows(&snapshot, Layout::Csv, run, dialect, only, out)?;
     file.commit(out)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(written.rows)
@@ -59,7 +83,7 @@ pub fn write_rows<W: Write>(
     conn: &rusqlite::Connection,
     layout: Layout,
     run: &RunInfo,
-    delimiter: u8,
+    dialect: CsvDialect,
     only: &[RowOutcome],
     out: W,
 ) -> anyhow::Result<(W, Written)> {
@@ -68,7 +92,7 @@ pub fn write_rows<W: Write>(
     } else {
         ExtraColumns::load(conn, run)?
     };
-    let mut writer = ReportWriter::new(layout, run, delimiter, out, befores)?;
+    let mut writer = ReportWriter::new(layout, run, dialect, out, befores)?;
     let mut written = Written {
         rows: 0,
         left_out: 0,
@@ -320,7 +344,7 @@ impl<W: Write> ReportWriter<W> {
     fn new(
         layout: Layout,
         run: &RunInfo,
-        delimiter: u8,
+        dialect: CsvDialect,
         mut out: W,
         befores: ExtraColumns,
     ) -> anyhow::Result<ReportWriter<W>> {
@@ -360,8 +384,11 @@ impl<W: Write> ReportWriter<W> {
                 }
             }
             Layout::Csv | Layout::Input => {
+                if dialect.bom {
+                    out.write_all(UTF8_BOM)?;
+                }
                 let mut csv = csv::WriterBuilder::new()
-                    .delimiter(delimiter)
+                    .delimiter(dialect.delimiter)
                     .from_writer(out);
                 csv.write_record(&header)?;
                 ReportWriter::Csv {
