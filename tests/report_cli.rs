@@ -595,3 +595,25 @@ fn excel_reports_start_with_a_bom_in_the_input_delimiter_and_keep_numbers_as_wri
     ws.massup(&["report", "--excel", "--format", "json", "--out", "x.json"])
         .expect_code(2);
 }
+
+#[test]
+fn a_failed_rows_report_names_the_as_input_command_that_makes_a_sheet_to_send_again() {
+    let ws = Workspace::new();
+    let run = plan_mixed(&ws);
+    let ran = ws.massup(&["report", "--only", "invalid", "--out", "invalid.csv"]);
+    ran.expect_code(0);
+    let command = format!(
+        "massup --db {} report --run {run} --only invalid --as-input --out invalid-input.csv",
+        ws.db().display()
+    );
+    ran.expect_in(Stream::Out, &["Wrote 3 row(s)", &command]);
+    // The command it names works as printed.
+    let args: Vec<&str> = command.split(' ').skip(3).collect();
+    ws.massup(&args).expect_code(0);
+    let sheet = Table::read(&ws, "invalid-input.csv", b',');
+    assert_eq!(sheet.header, strings(&["id", "Last_Name", "Rating"]));
+    // A report of every row, or of rows that succeeded, names none.
+    let all = ws.massup(&["report", "--out", "all.csv"]);
+    all.expect_code(0);
+    assert!(!all.stdout().contains("--as-input"), "{}", all.report());
+}

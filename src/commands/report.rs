@@ -190,16 +190,27 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     } else {
         args.out.display().to_string()
     };
+    // A report of rows that did not succeed names the command that makes them a sheet to
+    // fix and send again.
+    let as_input = (matches!(layout, Layout::Csv | Layout::Json)
+        && written.rows > 0
+        && !args.only.is_empty()
+        && !args.only.contains(&RowOutcome::Succeeded))
+    .then(|| as_input_command(db, run.id, &args.only, args.excel, &args.out, to_stdout));
     let wrote = if layout == Layout::Html {
         format!(
             "Wrote the HTML report of run {} ({} input rows; {} row(s) that did not succeed listed) to {shown}",
             run.id, run.input_rows, written.rows,
         )
     } else {
-        format!(
+        let mut wrote = format!(
             "Wrote {} row(s) of run {} ({} input rows{only}) to {shown}",
             written.rows, run.id, run.input_rows,
-        )
+        );
+        if let Some(command) = &as_input {
+            wrote.push_str(&format!("; a sheet of them to fix and send again: {command}"));
+        }
+        wrote
     };
     // Stdout is the report's (--out -) or the JSON's: the line goes to stderr then.
     if to_stdout || args.json {
@@ -254,7 +265,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
                 "rows_written": written.rows,
                 "input_rows": run.input_rows,
                 "left_out": written.left_out,
-                "next": resend,
+                "next": resend.clone().or(as_input),
             }),
         );
     } else if let Some(resend) = resend.filter(|_| !to_stdout) {
@@ -273,6 +284,31 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
                 .downcast_ref::<csv::Error>()
                 .is_some_and(|e| matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == io::ErrorKind::BrokenPipe))
     })
+}
+
+/// The `report --as-input` command that writes the rows `only` names as a sheet massup
+/// takes back: beside `out` (`failed-3.csv` -> `failed-3-input.csv`), or in the current
+/// folder for a report written to stdout.
+fn as_input_command(
+    db: &Path,
+    run: i64,
+    only: &[RowOutcome],
+    excel: bool,
+    out: &Path,
+    to_stdout: bool,
+) -> String {
+    let names: Vec<&str> = only.iter().map(|o| o.as_str()).collect();
+    let sheet = match out.file_stem().filter(|_| !to_stdout) {
+        Some(stem) => out.with_file_name(format!("{}-input.csv", stem.to_string_lossy())),
+        None => PathBuf::from(format!("{}-{run}-input.csv", names.join("-"))),
+    };
+    format!(
+        "massup --db {} report --run {run} --only {} --as-input{} --out {}",
+        db.display(),
+        names.join(","),
+        if excel { " --excel" } else { "" },
+        sheet.display()
+    )
 }
 
 /// A report must never replace the database or the run's own input file.
@@ -342,6 +378,20 @@ fn replan_flags(settings: &PlanSettings) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_rows_report_names_the_as_input_command_beside_it() {
+        let only = [RowOutcome::Failed, RowOutcome::Invalid];
+        let db = Path::new("m.db");
+        assert_eq!(
+            as_input_command(db, 3, &only, false, Path::new("out/failed-3.csv"), false),
+            "massup --db m.db report --run 3 --only failed,invalid --as-input --out out/failed-3-input.csv"
+        );
+        assert_eq!(
+            as_input_command(db, 3, &only[..1], true, Path::new("-"), true),
+            "massup --db m.db report --run 3 --only failed --as-input --excel --out failed-3-input.csv"
+        );
+    }
 
     #[test]
     fn an_as_input_file_is_planned_again_with_the_locale_flags_of_its_run() {
