@@ -561,7 +561,11 @@ fn excel_reports_start_with_a_bom_in_the_input_delimiter_and_keep_numbers_as_wri
     ws.massup(&["report", "--excel", "--out", "excel.csv"])
         .expect_code(0);
     let bytes = std::fs::read(ws.path().join("excel.csv")).unwrap();
-    assert!(bytes.starts_with(b"\xEF\xBB\xBFline;id;City;Phone;"), "{:?}", &bytes[..20]);
+    assert!(
+        bytes.starts_with(b"\xEF\xBB\xBFline;id;City;Phone;"),
+        "{:?}",
+        &bytes[..20]
+    );
     // The csv crate reads it back (it skips the byte order mark) with the values unchanged.
     let table = Table::read(&ws, "excel.csv", b';');
     assert_eq!(table.header[0], "line");

@@ -86,8 +86,7 @@ fn try_write_results(
     let success = dir.join(format!("run-{}-success.csv", run.id));
     let errors = dir.join(format!("run-{}-errors.csv", run.id));
     let dialect = crate::render::report::CsvDialect::of_run(run, excel)?;
-    let succeeded =
-        crate::render::report::write_csv(&conn, run, dialect, &[Succeeded], &success)?;
+    let succeeded = crate::render::report::write_csv(&conn, run, dialect, &[Succeeded], &success)?;
     let others = crate::render::report::write_csv(
         &conn,
         run,

@@ -137,7 +137,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     // a run is writing to the database meanwhile.
     let snapshot = conn.unchecked_transaction()?;
     let written = if layout == Layout::Html {
-        let html = html_page(&snapshot, &run)?;
+        let html = html_page(&snapshot, &run, db)?;
         let rows = html.1;
         if to_stdout {
             let mut out = std::io::stdout().lock();
@@ -208,7 +208,9 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             written.rows, run.id, run.input_rows,
         );
         if let Some(command) = &as_input {
-            wrote.push_str(&format!("; a sheet of them to fix and send again: {command}"));
+            wrote.push_str(&format!(
+                "; a sheet of them to fix and send again: {command}"
+            ));
         }
         wrote
     };

@@ -117,9 +117,14 @@ pub fn write_rows<W: Write>(
 }
 
 /// The HTML page of a run and the rows it lists (those that did not succeed, at most
-/// [`crate::render::html::FAILED_ROWS_SHOWN`]).
-pub fn html_page(conn: &rusqlite::Connection, run: &RunInfo) -> anyhow::Result<(String, u64)> {
-    use crate::render::html::{self, FailedRow, FieldChanges, HtmlReport};
+/// [`crate::render::html::FAILED_ROWS_SHOWN`]); `db` names the database in the commands
+/// it offers next, as `status` does.
+pub fn html_page(
+    conn: &rusqlite::Connection,
+    run: &RunInfo,
+    db: &Path,
+) -> anyhow::Result<(String, u64)> {
+    use crate::render::html::{self, FailedRow, FieldChanges, HtmlReport, NextSteps};
     let counts = summary::run_counts(conn, run)?;
     let mut fields: Vec<FieldChanges> = run
         .columns
@@ -132,22 +137,18 @@ pub fn html_page(conn: &rusqlite::Connection, run: &RunInfo) -> anyhow::Result<(
     let mut failed = Vec::new();
     let mut failed_total = 0u64;
     summary::for_each_row(conn, run.id, |row| -> anyhow::Result<()> {
-        let ok = row.outcome == RowOutcome::Succeeded;
         for (field, value) in fields.iter_mut().zip(&row.values) {
             if !value.trim().is_empty() {
-                if ok {
-                    field.succeeded += 1;
-                } else {
-                    field.not_succeeded += 1;
-                }
+                field.add(row.outcome);
             }
         }
-        if !ok {
+        if row.outcome != RowOutcome::Succeeded {
             failed_total += 1;
             if failed.len() < html::FAILED_ROWS_SHOWN {
                 failed.push(FailedRow {
                     line: row.line,
                     record_id: row.record_id,
+                    record: row.record,
                     outcome: row.outcome,
                     code: row.code.unwrap_or_default(),
                     message: row.message.unwrap_or_default(),
@@ -156,20 +157,34 @@ pub fn html_page(conn: &rusqlite::Connection, run: &RunInfo) -> anyhow::Result<(
         }
         Ok(())
     })?;
-    let first = counts
-        .first_call_at
-        .as_deref()
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+    // Every invocation's calls, on one axis of sending time (seconds since the epoch in,
+    // offsets out).
+    let secs = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .ok()
+            .map(|t| t.timestamp_millis() as f64 / 1000.0)
+    };
+    let sends: Vec<(String, f64, Option<f64>)> = counts
+        .sends
+        .iter()
+        .filter_map(|send| {
+            let start = secs(&send.started_at)?;
+            let end = send.ended_at.as_deref().and_then(secs);
+            Some((send.command.clone(), start, end))
+        })
+        .collect();
     let mut calls = Vec::new();
-    if let Some(first) = first {
-        crate::store::calls::for_each_call(conn, run.id, |call| {
-            if let Ok(at) = chrono::DateTime::parse_from_rfc3339(&call.started_at) {
-                let offset = (at - first).num_milliseconds().max(0) as f64 / 1000.0;
-                calls.push((offset, call.duration_ms, call.http_status.is_some()));
-            }
-        })?;
-    }
-    let (timeline, bucket_secs) = html::timeline(&calls);
+    crate::store::calls::for_each_call(conn, run.id, |call| {
+        if let Some(at) = secs(&call.started_at) {
+            calls.push((at, call.duration_ms, call.http_status.is_some()));
+        }
+    })?;
+    let (placed, segments) = html::place_calls(&sends, &calls);
+    let (timeline, bucket_secs) = html::timeline(&placed);
+    let next = NextSteps {
+        commands: crate::render::next_steps(run, &counts, db),
+        undo: counts.undo_command.clone(),
+    };
     let shown = failed.len() as u64;
     let page = html::page(&HtmlReport {
         run,
@@ -179,6 +194,8 @@ pub fn html_page(conn: &rusqlite::Connection, run: &RunInfo) -> anyhow::Result<(
         failed_total,
         timeline,
         bucket_secs,
+        segments,
+        next,
     });
     // Server text in messages passes the redactor like every other output.
     Ok((crate::redact::redact(&page).into_owned(), shown))
@@ -231,9 +248,7 @@ fn is_plain_number(text: &str) -> bool {
     !bytes.is_empty()
         && bytes.first().is_some_and(u8::is_ascii_digit)
         && bytes.last().is_some_and(u8::is_ascii_digit)
-        && bytes
-            .iter()
-            .all(|&b| b.is_ascii_digit() || separator(b))
+        && bytes.iter().all(|&b| b.is_ascii_digit() || separator(b))
         && !bytes.windows(2).any(|w| separator(w[0]) && separator(w[1]))
 }
 
@@ -241,7 +256,9 @@ fn is_plain_number(text: &str) -> bool {
 /// and holds only digits, spaces and `( ) - . /` (`49 30 1234567`, `1 (555) 010-2030`).
 fn is_phone_number(text: &str) -> bool {
     let bytes = text.as_bytes();
-    bytes.first().is_some_and(|&b| b.is_ascii_digit() || b == b'(')
+    bytes
+        .first()
+        .is_some_and(|&b| b.is_ascii_digit() || b == b'(')
         && bytes.last().is_some_and(u8::is_ascii_digit)
         && bytes
             .iter()
