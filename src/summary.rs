@@ -298,6 +298,10 @@ pub struct RunCounts {
     pub rows: BTreeMap<&'static str, u64>,
     pub items: BTreeMap<&'static str, u64>,
     pub items_by_code: BTreeMap<String, u64>,
+    /// `items_by_code` split by the state its items ended in, so that a picture can colour
+    /// a code by outcome (RECORD_LOCKED retryable, or failed once its attempts ran out).
+    #[serde(skip)]
+    pub items_by_state_and_code: BTreeMap<(&'static str, String), u64>,
     pub chunks: BTreeMap<ChunkState, u64>,
     /// Calls logged (every HTTP attempt whose answer, or its absence, was recorded).
     pub calls: u64,
@@ -401,6 +405,10 @@ pub fn run_counts(conn: &Connection, run: &RunInfo) -> Result<RunCounts, StoreEr
                 };
                 if let Some(code) = code {
                     *counts.items_by_code.entry(code.to_string()).or_default() += 1;
+                    *counts
+                        .items_by_state_and_code
+                        .entry((state.as_str(), code.to_string()))
+                        .or_default() += 1;
                 }
             }
             Ok(())

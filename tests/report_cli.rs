@@ -136,11 +136,11 @@ fn formula_cells_are_escaped_in_the_report_and_exact_in_as_input() {
     let report = Table::read(&ws, "report.csv", b',');
     assert_eq!(
         report.column("Rating"),
-        strings(&["'=SUM(A1)", "'+1", "'@me", "", "", "Hot"])
+        strings(&["'=SUM(A1)", "+1", "'@me", "", "", "Hot"])
     );
     assert_eq!(
         report.column("Last_Name"),
-        strings(&["Smith\nJr", "Jones", "'-5", "Brown", "", "'-x"])
+        strings(&["Smith\nJr", "Jones", "-5", "Brown", "", "'-x"])
     );
 
     ws.massup(&["report", "--out", "input.csv", "--as-input"])
@@ -537,4 +537,87 @@ fn only_picks_exactly_one_outcome_after_a_real_run() {
     assert_eq!(replanned[0].record_id, unknown);
     assert_eq!(replanned[0].values, strings(&["Nobody"]));
     assert_eq!(replanned[0].status, "valid");
+}
+
+// ---- reports for spreadsheets ----
+
+/// A European sheet: `;`-separated, a city with an umlaut, phone numbers and a negative
+/// number that must come back as written, and a formula that must not.
+const EUROPEAN: &str = "id;City;Phone\n\
+    1001;Köln;+49 30 1234567\n\
+    1002;=HYPERLINK(\"http://x\");+1 (555) 010-2030\n\
+    1003;-12.5;+SUM(A1)\n";
+
+#[test]
+fn excel_reports_start_with_a_bom_in_the_input_delimiter_and_keep_numbers_as_written() {
+    let ws = Workspace::new();
+    ws.write("sheet.csv", EUROPEAN);
+    let planned = ws.plan("sheet.csv", "Leads", &["--delimiter", ";", "--api", "auto"]);
+    assert!(
+        matches!(planned.output.status.code(), Some(0 | 3)),
+        "{}",
+        planned.report()
+    );
+    ws.massup(&["report", "--excel", "--out", "excel.csv"])
+        .expect_code(0);
+    let bytes = std::fs::read(ws.path().join("excel.csv")).unwrap();
+    assert!(
+        bytes.starts_with(b"\xEF\xBB\xBFline;id;City;Phone;"),
+        "{:?}",
+        &bytes[..20]
+    );
+    // The csv crate reads it back (it skips the byte order mark) with the values unchanged.
+    let table = Table::read(&ws, "excel.csv", b';');
+    assert_eq!(table.header[0], "line");
+    assert_eq!(
+        table.column("City"),
+        strings(&["Köln", "'=HYPERLINK(\"http://x\")", "-12.5"])
+    );
+    assert_eq!(
+        table.column("Phone"),
+        strings(&["+49 30 1234567", "+1 (555) 010-2030", "'+SUM(A1)"])
+    );
+
+    // Without --excel: the same delimiter, no byte order mark.
+    ws.massup(&["report", "--out", "plain.csv"]).expect_code(0);
+    let plain = std::fs::read(ws.path().join("plain.csv")).unwrap();
+    assert!(plain.starts_with(b"line;id;City;Phone;"));
+
+    // An --excel input sheet plans back to the same values (massup reads the BOM).
+    ws.massup(&["report", "--excel", "--as-input", "--out", "again.csv"])
+        .expect_code(0);
+    let again = std::fs::read(ws.path().join("again.csv")).unwrap();
+    assert!(again.starts_with(b"\xEF\xBB\xBFid;City;Phone\n"));
+    let again = Table::read(&ws, "again.csv", b';');
+    let given: Vec<Vec<String>> = EUROPEAN
+        .lines()
+        .skip(1)
+        .map(|line| line.split(';').map(str::to_string).collect())
+        .collect();
+    assert_eq!(again.records, given);
+
+    ws.massup(&["report", "--excel", "--format", "json", "--out", "x.json"])
+        .expect_code(2);
+}
+
+#[test]
+fn a_failed_rows_report_names_the_as_input_command_that_makes_a_sheet_to_send_again() {
+    let ws = Workspace::new();
+    let run = plan_mixed(&ws);
+    let ran = ws.massup(&["report", "--only", "invalid", "--out", "invalid.csv"]);
+    ran.expect_code(0);
+    let command = format!(
+        "massup --db {} report --run {run} --only invalid --as-input --out invalid-input.csv",
+        ws.db().display()
+    );
+    ran.expect_in(Stream::Out, &["Wrote 3 row(s)", &command]);
+    // The command it names works as printed.
+    let args: Vec<&str> = command.split(' ').skip(3).collect();
+    ws.massup(&args).expect_code(0);
+    let sheet = Table::read(&ws, "invalid-input.csv", b',');
+    assert_eq!(sheet.header, strings(&["id", "Last_Name", "Rating"]));
+    // A report of every row, or of rows that succeeded, names none.
+    let all = ws.massup(&["report", "--out", "all.csv"]);
+    all.expect_code(0);
+    assert!(!all.stdout().contains("--as-input"), "{}", all.report());
 }

@@ -184,3 +184,189 @@ async fn the_page_is_self_contained_well_formed_and_tells_what_status_tells() {
     ran.expect_code(0);
     check_well_formed(&ran.stdout());
 }
+
+/// The part of `html` from `start` to the first `end` after it.
+fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+    let at = html
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start:?} in the page"));
+    let stop = at + html[at..].find(end).expect("the part ends");
+    &html[at..stop]
+}
+
+/// A run with a snapshot stopped half-way by `--max-calls`, then resumed and stopped again:
+/// pending rows, two invocations, writes and snapshot reads. Returns the page and
+/// `status --json`.
+async fn interrupted_run() -> (Workspace, String, serde_json::Value) {
+    let config = MockConfig {
+        records: 200,
+        seed: 5,
+        ..MockConfig::default()
+    };
+    let (server, ws, _, csv) = scene(&config, 200, false).await;
+    let creds = Creds::mock_token();
+    let extra = ["--chunk-size", "20", "--max-calls", "3", "--snapshot"];
+    ws.run(&csv, &extra, &creds).await.expect_code(4);
+    ws.again("resume", &["--max-calls", "3"], &creds)
+        .await
+        .expect_code(4);
+    drop(server);
+    let out = ws.path().join("interrupted.html");
+    let out_arg = out.display().to_string();
+    ws.massup(&["report", "--format", "html", "--out", &out_arg], &creds)
+        .await
+        .expect_code(0);
+    let html = std::fs::read_to_string(&out).unwrap();
+    let status = ws.massup(&["status", "--json"], &creds).await;
+    status.expect_code(0);
+    let status = status.json();
+    (ws, html, status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_run_shows_pending_apart_from_failed_the_next_commands_and_its_credits() {
+    let (_ws, html, status) = interrupted_run().await;
+    check_well_formed(&html);
+    let rows = &status["counts"]["rows"];
+    let pending = rows["pending"].as_u64().unwrap();
+    assert!(pending > 0, "{status}");
+    assert_eq!(number(&cell(&html, "rows-pending")), pending);
+    assert_eq!(
+        number(&cell(&html, "rows-failed")),
+        rows["failed"].as_u64().unwrap()
+    );
+    // Changes per field: pending values in pending's grey, none counted as failed.
+    let fields = between(&html, "<title>Changes per field</title>", "</svg>");
+    assert!(fields.contains("pending</title>"), "{fields}");
+    assert!(fields.contains("fill=\"#8a8fa0\""), "{fields}");
+    assert!(!fields.contains("failed</title>"), "{fields}");
+    assert!(!fields.contains("#d0453a"), "{fields}");
+
+    // The Next box: exactly the commands status gives, resume first; and the undo.
+    let next = between(&html, "id=\"next\"", "</div>");
+    let commands = status["next"].as_array().unwrap();
+    assert!(
+        commands[0].as_str().unwrap().contains(" resume --run 1"),
+        "{status}"
+    );
+    for command in commands {
+        assert!(
+            next.contains(&format!(
+                "<code class=\"next-step\">{}</code>",
+                command.as_str().unwrap()
+            )),
+            "{command} in {next}"
+        );
+    }
+    assert!(next.contains("massup undo --run 1"), "{next}");
+
+    // Credits and calls by kind: writes and snapshot reads, as status counts them.
+    assert_eq!(
+        number(&cell(&html, "credits")),
+        status["counts"]["credits"].as_u64().unwrap()
+    );
+    let spend = status["counts"]["spend"].as_object().unwrap();
+    assert!(spend.contains_key("get_records"), "{status}");
+    for (kind, spent) in spend {
+        assert_eq!(
+            number(&cell(&html, &format!("credits-{kind}"))),
+            spent["credits"].as_u64().unwrap(),
+            "{kind}"
+        );
+        assert_eq!(
+            number(&cell(&html, &format!("calls-{kind}"))),
+            spent["calls"].as_u64().unwrap(),
+            "{kind}"
+        );
+    }
+    // The timeline covers both invocations, with its axes titled in units.
+    let sends = status["counts"]["sends"].as_array().unwrap();
+    assert_eq!(sends.len(), 2);
+    assert_eq!(html.matches("class=\"invocation\"").count(), 2);
+    let chart = between(&html, "<title>Write calls and their mean latency", "</svg>");
+    for label in [
+        ">run<",
+        ">resume<",
+        "time sending (s)",
+        "mean latency (ms)",
+        "calls started per",
+    ] {
+        assert!(chart.contains(label), "{label} in the timeline");
+    }
+}
+
+/// Chromium, if this machine has it.
+fn chromium() -> Option<std::path::PathBuf> {
+    let fixed = std::path::PathBuf::from("/usr/bin/chromium");
+    if fixed.exists() {
+        return Some(fixed);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("chromium"))
+            .find(|p| p.exists())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_renders_in_headless_chromium() {
+    let Some(chromium) = chromium() else {
+        println!("skipped: Chromium is not installed (apt-get install chromium)");
+        return;
+    };
+    let (ws, html, _) = interrupted_run().await;
+    let page = format!("file://{}", ws.path().join("interrupted.html").display());
+    let dumped = std::process::Command::new(&chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--dump-dom",
+            &page,
+        ])
+        .output()
+        .expect("run chromium");
+    assert!(
+        dumped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dumped.stderr)
+    );
+    let dom = String::from_utf8(dumped.stdout).unwrap();
+    // The browser built the page as written: every chart, the Next box with its commands,
+    // the credits table and every listed row.
+    assert_eq!(dom.matches("<svg").count(), html.matches("<svg").count());
+    assert_eq!(
+        dom.matches("class=\"next-step\"").count(),
+        html.matches("class=\"next-step\"").count()
+    );
+    assert!(dom.contains("id=\"spend\""));
+    assert_eq!(
+        dom.matches("<tr data-outcome=").count(),
+        html.matches("<tr data-outcome=").count()
+    );
+    // And it draws it: a screenshot of the full-width page.
+    let shot = ws.path().join("page.png");
+    let drawn = std::process::Command::new(&chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1400,2000",
+        ])
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(&page)
+        .output()
+        .expect("run chromium");
+    assert!(
+        drawn.status.success(),
+        "{}",
+        String::from_utf8_lossy(&drawn.stderr)
+    );
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "{} bytes",
+        png.len()
+    );
+}

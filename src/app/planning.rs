@@ -479,6 +479,7 @@ mod tests {
             min_calls: 0,
             ended_as: None,
             ended_note: None,
+            sender_gone: false,
         }
     }
 

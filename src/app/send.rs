@@ -48,11 +48,17 @@ pub struct Pace {
 /// Writes `--results DIR`'s files if a folder is given; their paths and rows, for the
 /// JSON (null if not asked for, or when they could not be written: a warning says why, and
 /// the send's own exit code stands).
-pub fn write_results(dir: Option<&Path>, db: &Path, run: &RunInfo) -> serde_json::Value {
+/// `excel`: written for a spreadsheet (a UTF-8 byte order mark first).
+pub fn write_results(
+    dir: Option<&Path>,
+    excel: bool,
+    db: &Path,
+    run: &RunInfo,
+) -> serde_json::Value {
     let Some(dir) = dir else {
         return serde_json::Value::Null;
     };
-    try_write_results(dir, db, run).unwrap_or_else(|e| {
+    try_write_results(dir, excel, db, run).unwrap_or_else(|e| {
         crate::logging::notice(
             crate::logging::Level::Warn,
             "results_failed",
@@ -63,7 +69,12 @@ pub fn write_results(dir: Option<&Path>, db: &Path, run: &RunInfo) -> serde_json
     })
 }
 
-fn try_write_results(dir: &Path, db: &Path, run: &RunInfo) -> anyhow::Result<serde_json::Value> {
+fn try_write_results(
+    dir: &Path,
+    excel: bool,
+    db: &Path,
+    run: &RunInfo,
+) -> anyhow::Result<serde_json::Value> {
     std::fs::create_dir_all(dir).map_err(|e| {
         UsageError::new(format!(
             "--results {}: cannot create it: {e}",
@@ -74,10 +85,12 @@ fn try_write_results(dir: &Path, db: &Path, run: &RunInfo) -> anyhow::Result<ser
     let conn = store::open(db)?;
     let success = dir.join(format!("run-{}-success.csv", run.id));
     let errors = dir.join(format!("run-{}-errors.csv", run.id));
-    let succeeded = crate::render::report::write_csv(&conn, run, &[Succeeded], &success)?;
+    let dialect = crate::render::report::CsvDialect::of_run(run, excel)?;
+    let succeeded = crate::render::report::write_csv(&conn, run, dialect, &[Succeeded], &success)?;
     let others = crate::render::report::write_csv(
         &conn,
         run,
+        dialect,
         &[Failed, Retryable, Invalid, Pending],
         &errors,
     )?;

@@ -17,12 +17,16 @@ pub struct ResultsFlag {
     /// line per input row with its input line number, like Data Loader's files.
     #[arg(long, value_name = "DIR")]
     pub results: Option<std::path::PathBuf>,
+    /// Write the --results files for a spreadsheet: a UTF-8 byte order mark first (so Excel
+    /// reads Köln as Köln), in the input's delimiter.
+    #[arg(long, requires = "results")]
+    pub excel: bool,
 }
 
 impl ResultsFlag {
     /// Writes the files if asked for (see [`crate::app::send::write_results`]).
     pub fn write(&self, db: &std::path::Path, run: &RunInfo) -> serde_json::Value {
-        crate::app::send::write_results(self.results.as_deref(), db, run)
+        crate::app::send::write_results(self.results.as_deref(), self.excel, db, run)
     }
 }
 

@@ -10,7 +10,7 @@ use super::{Latest, Workspace};
 use crate::exit::{Exit, UsageError};
 use crate::global::{DbArg, GlobalArgs};
 use crate::plan::{PlanSettings, PROBLEMS_SHOWN};
-use crate::render::report::{html_page, write_rows, AtomicFile, Layout, Written};
+use crate::render::report::{html_page, write_rows, AtomicFile, CsvDialect, Layout, Written};
 use crate::store::RunInfo;
 use crate::summary::RowOutcome;
 
@@ -23,9 +23,10 @@ mass_update+update_records: the kinds of call that carried the row's fields). A 
 already uses is written as massup_<name>. --only is exact: --only failed lists the rows Zoho \
 refused, not the invalid ones massup never sent; name both (failed,invalid) for every row to fix.
 
-CSV reports use the run's input delimiter. A cell starting with =, +, -, @, tab or carriage \
-return gets a leading ' so that a spreadsheet shows it as text instead of running it as a \
-formula (so -5 is written '-5). --format json writes one JSON array, one object per line, \
+CSV reports use the run's input delimiter. A cell a spreadsheet would run as a formula gets \
+a leading ' so that it shows as text: one starting with =, @, |, tab or carriage return, and \
+one starting with + or - unless a plain number (-12.5) or, after +, a phone number \
+(+49 30 1234567, +1 (555) 010-2030) follows. --format json writes one JSON array, one object per line, \
 with the same keys and the values unescaped (line and attempts are numbers; a missing code, \
 message or time is null).
 
@@ -73,6 +74,9 @@ pub struct Args {
     /// Write a massup input CSV: the id and field columns only, values exactly as given, not formula-escaped (see --help).
     #[arg(long)]
     pub as_input: bool,
+    /// Write the CSV for a spreadsheet: a UTF-8 byte order mark first (so Excel reads Köln as Köln), in the input's delimiter (a European sheet's `;` stays `;`).
+    #[arg(long)]
+    pub excel: bool,
     /// Print one JSON object on stdout about what was written (docs/JSON.md); not with --out -.
     #[arg(long)]
     pub json: bool,
@@ -100,6 +104,9 @@ fn layout_of(args: &Args) -> Result<Layout, UsageError> {
         (true, Some(Format::Json | Format::Html)) => Err(UsageError::new(
             "--as-input writes a CSV massup can read back; it cannot be combined with --format json or html",
         )),
+        (_, Some(Format::Json | Format::Html)) if args.excel => Err(UsageError::new(
+            "--excel writes a CSV for a spreadsheet; it cannot be combined with --format json or html",
+        )),
         (true, _) => Ok(Layout::Input),
         (false, Some(Format::Json)) => Ok(Layout::Json),
         (false, Some(Format::Html)) => Ok(Layout::Html),
@@ -124,14 +131,13 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         refuse_to_overwrite(&args.out, db, &run)?;
     }
     let settings = PlanSettings::of_run(&run)?;
-    // `plan` accepts only ASCII delimiters, so the fallback is never taken.
-    let delimiter = u8::try_from(settings.delimiter).unwrap_or(b',');
+    let dialect = CsvDialect::of_run(&run, args.excel)?;
 
     // One read transaction: the outcomes and the rows come from the same snapshot even if
     // a run is writing to the database meanwhile.
     let snapshot = conn.unchecked_transaction()?;
     let written = if layout == Layout::Html {
-        let html = html_page(&snapshot, &run)?;
+        let html = html_page(&snapshot, &run, db)?;
         let rows = html.1;
         if to_stdout {
             let mut out = std::io::stdout().lock();
@@ -153,7 +159,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         }
     } else if to_stdout {
         let stdout = BufWriter::with_capacity(256 * 1024, std::io::stdout().lock());
-        match write_rows(&snapshot, layout, &run, delimiter, &args.only, stdout).and_then(
+        match write_rows(&snapshot, layout, &run, dialect, &args.only, stdout).and_then(
             |(mut out, written)| {
                 out.flush()?;
                 Ok(written)
@@ -166,7 +172,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         }
     } else {
         let (file, out) = AtomicFile::create(&args.out)?;
-        let (out, written) = write_rows(&snapshot, layout, &run, delimiter, &args.only, out)?;
+        let (out, written) = write_rows(&snapshot, layout, &run, dialect, &args.only, out)?;
         file.commit(out)
             .with_context(|| format!("cannot write {}", args.out.display()))?;
         written
@@ -184,16 +190,29 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     } else {
         args.out.display().to_string()
     };
+    // A report of rows that did not succeed names the command that makes them a sheet to
+    // fix and send again.
+    let as_input = (matches!(layout, Layout::Csv | Layout::Json)
+        && written.rows > 0
+        && !args.only.is_empty()
+        && !args.only.contains(&RowOutcome::Succeeded))
+    .then(|| as_input_command(db, run.id, &args.only, args.excel, &args.out, to_stdout));
     let wrote = if layout == Layout::Html {
         format!(
             "Wrote the HTML report of run {} ({} input rows; {} row(s) that did not succeed listed) to {shown}",
             run.id, run.input_rows, written.rows,
         )
     } else {
-        format!(
+        let mut wrote = format!(
             "Wrote {} row(s) of run {} ({} input rows{only}) to {shown}",
             written.rows, run.id, run.input_rows,
-        )
+        );
+        if let Some(command) = &as_input {
+            wrote.push_str(&format!(
+                "; a sheet of them to fix and send again: {command}"
+            ));
+        }
+        wrote
     };
     // Stdout is the report's (--out -) or the JSON's: the line goes to stderr then.
     if to_stdout || args.json {
@@ -248,7 +267,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
                 "rows_written": written.rows,
                 "input_rows": run.input_rows,
                 "left_out": written.left_out,
-                "next": resend,
+                "next": resend.clone().or(as_input),
             }),
         );
     } else if let Some(resend) = resend.filter(|_| !to_stdout) {
@@ -267,6 +286,31 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
                 .downcast_ref::<csv::Error>()
                 .is_some_and(|e| matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == io::ErrorKind::BrokenPipe))
     })
+}
+
+/// The `report --as-input` command that writes the rows `only` names as a sheet massup
+/// takes back: beside `out` (`failed-3.csv` -> `failed-3-input.csv`), or in the current
+/// folder for a report written to stdout.
+fn as_input_command(
+    db: &Path,
+    run: i64,
+    only: &[RowOutcome],
+    excel: bool,
+    out: &Path,
+    to_stdout: bool,
+) -> String {
+    let names: Vec<&str> = only.iter().map(|o| o.as_str()).collect();
+    let sheet = match out.file_stem().filter(|_| !to_stdout) {
+        Some(stem) => out.with_file_name(format!("{}-input.csv", stem.to_string_lossy())),
+        None => PathBuf::from(format!("{}-{run}-input.csv", names.join("-"))),
+    };
+    format!(
+        "massup --db {} report --run {run} --only {} --as-input{} --out {}",
+        db.display(),
+        names.join(","),
+        if excel { " --excel" } else { "" },
+        sheet.display()
+    )
 }
 
 /// A report must never replace the database or the run's own input file.
@@ -340,6 +384,20 @@ fn replan_flags(settings: &PlanSettings) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_rows_report_names_the_as_input_command_beside_it() {
+        let only = [RowOutcome::Failed, RowOutcome::Invalid];
+        let db = Path::new("m.db");
+        assert_eq!(
+            as_input_command(db, 3, &only, false, Path::new("out/failed-3.csv"), false),
+            "massup --db m.db report --run 3 --only failed,invalid --as-input --out out/failed-3-input.csv"
+        );
+        assert_eq!(
+            as_input_command(db, 3, &only[..1], true, Path::new("-"), true),
+            "massup --db m.db report --run 3 --only failed --as-input --excel --out failed-3-input.csv"
+        );
+    }
 
     #[test]
     fn an_as_input_file_is_planned_again_with_the_locale_flags_of_its_run() {

@@ -14,6 +14,9 @@ use crate::plan::{PlanSettings, PROBLEMS_SHOWN};
 use crate::store::RunInfo;
 use crate::summary::{self, ReportRow, RowOutcome};
 
+/// The UTF-8 byte order mark: tells a spreadsheet the file is UTF-8.
+pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// What the file holds, decided from the flags before any work starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
@@ -27,20 +30,41 @@ pub enum Layout {
     Html,
 }
 
+/// How a CSV report is written: the run's input delimiter, and for a spreadsheet
+/// (`--excel`) a UTF-8 byte order mark first, without which Excel reads UTF-8 as the
+/// machine's legacy code page (`Köln` shows as `KÃ¶ln`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CsvDialect {
+    pub delimiter: u8,
+    pub bom: bool,
+}
+
+impl CsvDialect {
+    /// The dialect of `run`'s input: its delimiter (a European sheet's `;` comes back as
+    /// `;`), with a byte order mark if `excel`.
+    pub fn of_run(run: &RunInfo, excel: bool) -> anyhow::Result<CsvDialect> {
+        let settings = PlanSettings::of_run(run)?;
+        Ok(CsvDialect {
+            // `plan` accepts only ASCII delimiters, so the fallback is never taken.
+            delimiter: u8::try_from(settings.delimiter).unwrap_or(b','),
+            bom: excel,
+        })
+    }
+}
+
 /// Writes the rows of `run` whose outcome is one of `only` as a CSV report (the columns of
-/// `massup report`, the run's delimiter) to `path`, atomically. Returns the rows written.
+/// `massup report`, in `dialect`) to `path`, atomically. Returns the rows written.
 /// For `--results`: the success and error files a send leaves behind.
 pub fn write_csv(
     conn: &rusqlite::Connection,
     run: &RunInfo,
+    dialect: CsvDialect,
     only: &[RowOutcome],
     path: &Path,
 ) -> anyhow::Result<u64> {
-    let settings = PlanSettings::of_run(run)?;
-    let delimiter = u8::try_from(settings.delimiter).unwrap_or(b',');
     let snapshot = conn.unchecked_transaction()?;
     let (file, out) = AtomicFile::create(path)?;
-    let (out, written) = write_rows(&snapshot, Layout::Csv, run, delimiter, only, out)?;
+    let (out, written) = write_rows(&snapshot, Layout::Csv, run, dialect, only, out)?;
     file.commit(out)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(written.rows)
@@ -59,7 +83,7 @@ pub fn write_rows<W: Write>(
     conn: &rusqlite::Connection,
     layout: Layout,
     run: &RunInfo,
-    delimiter: u8,
+    dialect: CsvDialect,
     only: &[RowOutcome],
     out: W,
 ) -> anyhow::Result<(W, Written)> {
@@ -68,7 +92,7 @@ pub fn write_rows<W: Write>(
     } else {
         ExtraColumns::load(conn, run)?
     };
-    let mut writer = ReportWriter::new(layout, run, delimiter, out, befores)?;
+    let mut writer = ReportWriter::new(layout, run, dialect, out, befores)?;
     let mut written = Written {
         rows: 0,
         left_out: 0,
@@ -93,9 +117,14 @@ pub fn write_rows<W: Write>(
 }
 
 /// The HTML page of a run and the rows it lists (those that did not succeed, at most
-/// [`crate::render::html::FAILED_ROWS_SHOWN`]).
-pub fn html_page(conn: &rusqlite::Connection, run: &RunInfo) -> anyhow::Result<(String, u64)> {
-    use crate::render::html::{self, FailedRow, FieldChanges, HtmlReport};
+/// [`crate::render::html::FAILED_ROWS_SHOWN`]); `db` names the database in the commands
+/// it offers next, as `status` does.
+pub fn html_page(
+    conn: &rusqlite::Connection,
+    run: &RunInfo,
+    db: &Path,
+) -> anyhow::Result<(String, u64)> {
+    use crate::render::html::{self, FailedRow, FieldChanges, HtmlReport, NextSteps};
     let counts = summary::run_counts(conn, run)?;
     let mut fields: Vec<FieldChanges> = run
         .columns
@@ -108,22 +137,18 @@ pub fn html_page(conn: &rusqlite::Connection, run: &RunInfo) -> anyhow::Result<(
     let mut failed = Vec::new();
     let mut failed_total = 0u64;
     summary::for_each_row(conn, run.id, |row| -> anyhow::Result<()> {
-        let ok = row.outcome == RowOutcome::Succeeded;
         for (field, value) in fields.iter_mut().zip(&row.values) {
             if !value.trim().is_empty() {
-                if ok {
-                    field.succeeded += 1;
-                } else {
-                    field.not_succeeded += 1;
-                }
+                field.add(row.outcome);
             }
         }
-        if !ok {
+        if row.outcome != RowOutcome::Succeeded {
             failed_total += 1;
             if failed.len() < html::FAILED_ROWS_SHOWN {
                 failed.push(FailedRow {
                     line: row.line,
                     record_id: row.record_id,
+                    record: row.record,
                     outcome: row.outcome,
                     code: row.code.unwrap_or_default(),
                     message: row.message.unwrap_or_default(),
@@ -132,20 +157,34 @@ pub fn html_page(conn: &rusqlite::Connection, run: &RunInfo) -> anyhow::Result<(
         }
         Ok(())
     })?;
-    let first = counts
-        .first_call_at
-        .as_deref()
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+    // Every invocation's calls, on one axis of sending time (seconds since the epoch in,
+    // offsets out).
+    let secs = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .ok()
+            .map(|t| t.timestamp_millis() as f64 / 1000.0)
+    };
+    let sends: Vec<(String, f64, Option<f64>)> = counts
+        .sends
+        .iter()
+        .filter_map(|send| {
+            let start = secs(&send.started_at)?;
+            let end = send.ended_at.as_deref().and_then(secs);
+            Some((send.command.clone(), start, end))
+        })
+        .collect();
     let mut calls = Vec::new();
-    if let Some(first) = first {
-        crate::store::calls::for_each_call(conn, run.id, |call| {
-            if let Ok(at) = chrono::DateTime::parse_from_rfc3339(&call.started_at) {
-                let offset = (at - first).num_milliseconds().max(0) as f64 / 1000.0;
-                calls.push((offset, call.duration_ms, call.http_status.is_some()));
-            }
-        })?;
-    }
-    let (timeline, bucket_secs) = html::timeline(&calls);
+    crate::store::calls::for_each_call(conn, run.id, |call| {
+        if let Some(at) = secs(&call.started_at) {
+            calls.push((at, call.duration_ms, call.http_status.is_some()));
+        }
+    })?;
+    let (placed, segments) = html::place_calls(&sends, &calls);
+    let (timeline, bucket_secs) = html::timeline(&placed);
+    let next = NextSteps {
+        commands: crate::render::next_steps(run, &counts, db),
+        undo: counts.undo_command.clone(),
+    };
     let shown = failed.len() as u64;
     let page = html::page(&HtmlReport {
         run,
@@ -155,6 +194,8 @@ pub fn html_page(conn: &rusqlite::Connection, run: &RunInfo) -> anyhow::Result<(
         failed_total,
         timeline,
         bucket_secs,
+        segments,
+        next,
     });
     // Server text in messages passes the redactor like every other output.
     Ok((crate::redact::redact(&page).into_owned(), shown))
@@ -176,11 +217,52 @@ fn stored_as_given(row: &ReportRow) -> bool {
 /// Prefixes `'` to a cell a spreadsheet would run as a formula (OWASP's CSV injection
 /// advice), or as a DDE command: a leading `|` (`|cmd!A0`) starts one in some spreadsheet
 /// programs. Only the human report is escaped: an input file must keep values exact.
+///
+/// A leading `=` is always a formula; so is a leading `@` or `|` (no number or phone
+/// number is written that way, so when in doubt the cell is neutralised), and a leading tab
+/// or carriage return (OWASP: some programs drop it and read what follows). A leading `+`
+/// or `-` is left alone when what follows is a plain number (`-12.5`, `-1.250,50`) or, after
+/// `+`, a phone number (`+49 30 1234567`, `+1 (555) 010-2030`): such a cell holds no letter,
+/// so no function, cell reference or DDE command, and a spreadsheet can do nothing with
+/// it but show or add numbers. Anything else after a sign (`+SUM(A1)`, `-cmd|...`) is
+/// neutralised.
 fn neutralise_formula(cell: &str) -> Cow<'_, str> {
-    match cell.as_bytes().first() {
-        Some(b'=' | b'+' | b'-' | b'@' | b'|' | b'\t' | b'\r') => Cow::Owned(format!("'{cell}")),
-        _ => Cow::Borrowed(cell),
+    let neutralise = match cell.as_bytes().first() {
+        Some(b'=' | b'@' | b'|' | b'\t' | b'\r') => true,
+        Some(b'-') => !is_plain_number(&cell[1..]),
+        Some(b'+') => !(is_plain_number(&cell[1..]) || is_phone_number(&cell[1..])),
+        _ => false,
+    };
+    if neutralise {
+        Cow::Owned(format!("'{cell}"))
+    } else {
+        Cow::Borrowed(cell)
     }
+}
+
+/// Digits, with single `.`, `,` or space separators between them (decimals and thousands
+/// as any locale writes them): `12.5`, `1,250.50`, `1 250,50`. Nothing else.
+fn is_plain_number(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let separator = |b: u8| matches!(b, b'.' | b',' | b' ');
+    !bytes.is_empty()
+        && bytes.first().is_some_and(u8::is_ascii_digit)
+        && bytes.last().is_some_and(u8::is_ascii_digit)
+        && bytes.iter().all(|&b| b.is_ascii_digit() || separator(b))
+        && !bytes.windows(2).any(|w| separator(w[0]) && separator(w[1]))
+}
+
+/// A phone number as written after its `+`: starts with a digit or `(`, ends with a digit,
+/// and holds only digits, spaces and `( ) - . /` (`49 30 1234567`, `1 (555) 010-2030`).
+fn is_phone_number(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes
+        .first()
+        .is_some_and(|&b| b.is_ascii_digit() || b == b'(')
+        && bytes.last().is_some_and(u8::is_ascii_digit)
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_digit() || matches!(b, b' ' | b'(' | b')' | b'-' | b'.' | b'/'))
 }
 
 /// The report's own column names, after the input's. One an input column already uses gets
@@ -279,7 +361,7 @@ impl<W: Write> ReportWriter<W> {
     fn new(
         layout: Layout,
         run: &RunInfo,
-        delimiter: u8,
+        dialect: CsvDialect,
         mut out: W,
         befores: ExtraColumns,
     ) -> anyhow::Result<ReportWriter<W>> {
@@ -319,8 +401,11 @@ impl<W: Write> ReportWriter<W> {
                 }
             }
             Layout::Csv | Layout::Input => {
+                if dialect.bom {
+                    out.write_all(UTF8_BOM)?;
+                }
                 let mut csv = csv::WriterBuilder::new()
-                    .delimiter(delimiter)
+                    .delimiter(dialect.delimiter)
                     .from_writer(out);
                 csv.write_record(&header)?;
                 ReportWriter::Csv {
@@ -370,7 +455,7 @@ impl<W: Write> ReportWriter<W> {
                     csv.write_field(row.record.map(|id| id.to_string()).unwrap_or_default())?;
                 }
                 for at in 0..befores.fields.len() {
-                    csv.write_field(text(befores.of(row, at)).as_bytes())?;
+                    csv.write_field(text(before_cell(befores.of(row, at))).as_bytes())?;
                 }
                 csv.write_record(None::<&[u8]>)?;
             }
@@ -421,6 +506,15 @@ impl<W: Write> ReportWriter<W> {
                 Ok(out)
             }
         }
+    }
+}
+
+/// A before value (JSON) as a CSV cell: an empty value (null, an empty string) is an empty
+/// cell, as a spreadsheet shows an empty field, not the text `null`.
+fn before_cell(value_json: &str) -> &str {
+    match value_json.trim() {
+        "null" | "\"\"" => "",
+        _ => value_json,
     }
 }
 
@@ -519,13 +613,69 @@ mod tests {
     use super::*;
 
     #[test]
-    fn formula_cells_get_a_leading_quote() {
-        for cell in ["=SUM(A1)", "+1", "-x", "-5", "@me", "|cmd!A0", "\tx", "\rx"] {
-            assert_eq!(neutralise_formula(cell), format!("'{cell}"), "{cell:?}");
+    fn formula_cells_get_a_leading_quote_and_numbers_and_phone_numbers_do_not() {
+        // (cell, neutralised?)
+        let cases = [
+            ("=SUM(A1)", true),
+            ("=1", true),
+            ("+SUM(A1)", true),
+            ("+A1", true),
+            ("-cmd|' /C calc'!A0", true),
+            ("-x", true),
+            ("@foo", true),
+            ("@5", true),
+            ("|x", true),
+            ("|cmd!A0", true),
+            ("\tx", true),
+            ("\rx", true),
+            ("+", true),
+            ("-", true),
+            ("--5", true),
+            ("-5-", true),
+            ("-1e5", true),
+            ("-12..5", true),
+            ("+49 30 1234567 ext", true),
+            ("+1 (555) HELLO", true),
+            ("-(555) 010", true),
+            ("+49 30 1234567", false),
+            ("+1 (555) 010-2030", false),
+            ("+44 20 7946 0958", false),
+            ("+49/30/1234567", false),
+            ("+33.1.23.45.67.89", false),
+            ("+(49) 30 1234567", false),
+            ("-12.5", false),
+            ("-5", false),
+            ("+1", false),
+            ("-1,250.50", false),
+            ("-1.250,50", false),
+            ("-1 250,50", false),
+            ("", false),
+            ("Smith", false),
+            ("5", false),
+            ("a=b", false),
+            (" =x", false),
+            ("'quoted", false),
+            ("ünïcode", false),
+            ("Köln", false),
+        ];
+        for (cell, neutralised) in cases {
+            let expected = if neutralised {
+                format!("'{cell}")
+            } else {
+                cell.to_string()
+            };
+            assert_eq!(neutralise_formula(cell), expected, "{cell:?}");
         }
-        for cell in ["", "Smith", "5", "a=b", " =x", "'quoted", "ünïcode"] {
-            assert_eq!(neutralise_formula(cell), cell, "{cell:?}");
-        }
+    }
+
+    #[test]
+    fn empty_before_values_are_empty_cells() {
+        assert_eq!(before_cell("null"), "");
+        assert_eq!(before_cell("\"\""), "");
+        assert_eq!(before_cell(""), "");
+        assert_eq!(before_cell("\"Köln\""), "\"Köln\"");
+        assert_eq!(before_cell("0"), "0");
+        assert_eq!(before_cell("[]"), "[]");
     }
 
     fn run_with(id_column: &str, columns: &[&str]) -> RunInfo {
@@ -550,6 +700,7 @@ mod tests {
             min_calls: 0,
             ended_as: None,
             ended_note: None,
+            sender_gone: false,
         }
     }
 
