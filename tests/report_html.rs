@@ -205,7 +205,18 @@ async fn interrupted_run() -> (Workspace, String, serde_json::Value) {
     };
     let (server, ws, _, csv) = scene(&config, 200, false).await;
     let creds = Creds::mock_token();
-    let extra = ["--chunk-size", "20", "--max-calls", "3", "--snapshot"];
+    // One call at a time, so that each invocation's three calls are a snapshot read and
+    // a write in turn (with more in flight, the reads of several chunks could take all
+    // three and leave no write on the timeline).
+    let extra = [
+        "--chunk-size",
+        "20",
+        "--max-calls",
+        "3",
+        "--snapshot",
+        "--concurrency",
+        "1",
+    ];
     ws.run(&csv, &extra, &creds).await.expect_code(4);
     ws.again("resume", &["--max-calls", "3"], &creds)
         .await
