@@ -459,27 +459,9 @@ mod tests {
     fn stored(settings: &PlanSettings) -> crate::store::RunInfo {
         let settings_json = serde_json::to_string(settings).unwrap();
         crate::store::RunInfo {
-            id: 1,
-            module: "Leads".into(),
-            csv_path: "in.csv".into(),
-            csv_sha256: String::new(),
-            id_column: "id".into(),
-            columns: Vec::new(),
             settings: serde_json::from_str(&settings_json).unwrap(),
             settings_json,
-            fields_json: None,
-            state: crate::store::RunState::Planned,
-            created_at: String::new(),
-            started_at: None,
-            finished_at: None,
-            input_rows: 0,
-            valid_rows: 0,
-            invalid_rows: 0,
-            merged_rows: 0,
-            min_calls: 0,
-            ended_as: None,
-            ended_note: None,
-            sender_gone: false,
+            ..crate::store::RunInfo::planned(1, "Leads")
         }
     }
 

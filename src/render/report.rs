@@ -680,27 +680,9 @@ mod tests {
 
     fn run_with(id_column: &str, columns: &[&str]) -> RunInfo {
         RunInfo {
-            id: 1,
-            module: "Leads".into(),
-            csv_path: "in.csv".into(),
-            csv_sha256: String::new(),
             id_column: id_column.into(),
             columns: columns.iter().map(|c| c.to_string()).collect(),
-            settings: serde_json::Value::Null,
-            settings_json: String::new(),
-            fields_json: None,
-            state: crate::store::RunState::Planned,
-            created_at: String::new(),
-            started_at: None,
-            finished_at: None,
-            input_rows: 0,
-            valid_rows: 0,
-            invalid_rows: 0,
-            merged_rows: 0,
-            min_calls: 0,
-            ended_as: None,
-            ended_note: None,
-            sender_gone: false,
+            ..RunInfo::planned(1, "Leads")
         }
     }
 

@@ -90,6 +90,34 @@ pub struct RunInfo {
 }
 
 impl RunInfo {
+    /// A planned run of `module` with nothing else known: for tests that need a run.
+    #[cfg(test)]
+    pub fn planned(id: i64, module: &str) -> RunInfo {
+        RunInfo {
+            id,
+            module: module.into(),
+            csv_path: "in.csv".into(),
+            csv_sha256: String::new(),
+            id_column: "id".into(),
+            columns: Vec::new(),
+            settings: serde_json::Value::Null,
+            settings_json: String::new(),
+            fields_json: None,
+            state: RunState::Planned,
+            created_at: String::new(),
+            started_at: None,
+            finished_at: None,
+            input_rows: 0,
+            valid_rows: 0,
+            invalid_rows: 0,
+            merged_rows: 0,
+            min_calls: 0,
+            ended_as: None,
+            ended_note: None,
+            sender_gone: false,
+        }
+    }
+
     /// The state as people read it: how it ended (superseded, discarded, undone), else
     /// "stopped (was killed)" for a running run whose sender is gone, else the state.
     pub fn shown_state(&self) -> String {
