@@ -269,7 +269,8 @@ async fn an_interrupted_run_shows_pending_apart_from_failed_the_next_commands_an
             "{command} in {next}"
         );
     }
-    assert!(next.contains("massup undo --run 1"), "{next}");
+    assert!(next.contains(" undo --run 1</code>"), "{next}");
+    assert!(next.contains("massup --db "), "{next}");
 
     // Credits and calls by kind: writes and snapshot reads, as status counts them.
     assert_eq!(

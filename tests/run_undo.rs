@@ -177,7 +177,13 @@ async fn undo_restores_exactly_the_earlier_values_in_grouped_calls() {
     ws.massup(&["status", "--run", "2"], &Creds::mock_token())
         .await
         .expect_code(0)
-        .expect_in(Stream::Out, &["`massup undo --run 2` takes the run back"]);
+        .expect_in(
+            Stream::Out,
+            &[&format!(
+                "`massup --db {} undo --run 2` takes the run back",
+                ws.db().display()
+            )],
+        );
     let before = server.ledger();
     let ran = ws
         .massup(

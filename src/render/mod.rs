@@ -152,6 +152,15 @@ pub fn next_steps(run: &RunInfo, counts: &RunCounts, db: &Path) -> Vec<String> {
     next
 }
 
+/// The command that takes the run back, when it kept the values it overwrote: with the
+/// database named, as the other next steps are.
+pub fn undo_step(run: &RunInfo, counts: &RunCounts, db: &Path) -> Option<String> {
+    counts
+        .undo_command
+        .as_ref()
+        .map(|_| format!("massup --db {} undo --run {}", db.display(), run.id))
+}
+
 /// The human summary of one run.
 pub fn run_status(run: &RunInfo, counts: &RunCounts, db: &Path) -> String {
     let mut out = String::new();
@@ -213,7 +222,7 @@ pub fn run_status(run: &RunInfo, counts: &RunCounts, db: &Path) -> String {
         );
     }
     out.push('\n');
-    match &counts.undo_command {
+    match undo_step(run, counts, db) {
         Some(command) => {
             let _ = writeln!(
                 out,

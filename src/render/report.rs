@@ -183,7 +183,7 @@ pub fn html_page(
     let (timeline, bucket_secs) = html::timeline(&placed);
     let next = NextSteps {
         commands: crate::render::next_steps(run, &counts, db),
-        undo: counts.undo_command.clone(),
+        undo: crate::render::undo_step(run, &counts, db),
     };
     let shown = failed.len() as u64;
     let page = html::page(&HtmlReport {
