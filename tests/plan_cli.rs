@@ -381,7 +381,7 @@ fn unknown_read_only_and_not_mass_updatable_columns_are_file_errors_with_fields(
                 "columns.csv: 6 column(s) cannot be planned for Leads, nothing was stored",
                 "column \"Created_Time\" is a read-only field",
                 "column \"Lead_Source\" cannot be mass-updated",
-                "column \"Email\" cannot be mass-updated",
+                "column \"Email\" cannot be mass-updated: Zoho does not mass-update email fields; without --api mass (--api auto, the default, or --api update) it goes by Update Records",
                 "column \"Description\" cannot be mass-updated",
                 // Case and spacing are forgiven, so this one names Last_Name twice.
                 "columns \"Last_Name\" and \"last_name\" both name the field Last_Name",

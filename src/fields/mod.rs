@@ -509,12 +509,12 @@ impl fmt::Display for ColumnProblem {
             {
                 write!(
                     f,
-                    "column {column:?} cannot be mass-updated: Zoho does not mass-update {field_type} fields"
+                    "column {column:?} cannot be mass-updated: Zoho does not mass-update {field_type} fields; without --api mass (--api auto, the default, or --api update) it goes by Update Records"
                 )
             }
             ColumnProblemKind::NotMassUpdatable(_) => write!(
                 f,
-                "column {column:?} cannot be mass-updated: Zoho's field metadata says mass_update is false"
+                "column {column:?} cannot be mass-updated: Zoho's field metadata says mass_update is false; without --api mass (--api auto, the default, or --api update) it goes by Update Records"
             ),
         }
     }
