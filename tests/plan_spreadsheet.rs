@@ -618,6 +618,57 @@ fn a_map_reads_headers_as_fields_and_sets_values_on_every_row() {
     assert_eq!(rows(&conn, run)[0].values, ["Köln", "Partner"]);
 }
 
+/// The map kept as a spreadsheet (`column,field,value`, here `;`-separated as Excel saves
+/// it in Europe) plans exactly as its TOML form does.
+#[test]
+fn a_map_kept_as_a_csv_plans_as_its_toml_form() {
+    let ws = Workspace::new();
+    ws.write("kept.csv", "Record Id,Stadt,Notes\n1,Köln,x\n2,,\n");
+    let map = ws.write(
+        "map.csv",
+        "column;field;value\nStadt;City;\nNotes;;\n;Lead Source;Partner\n",
+    );
+    let fields = leads_fields();
+    let ran = ws.plan(
+        "kept.csv",
+        "Leads",
+        &[
+            "--fields",
+            fields.as_str(),
+            "--map",
+            map.to_str().unwrap(),
+            "--api",
+            "mass",
+        ],
+    );
+    ran.expect_code(0).expect_in(
+        Stream::Out,
+        &[
+            "Columns read as --map says:\n  \"Stadt\" -> City",
+            "Set on every row (--map [set]):\n  Lead_Source = \"Partner\"",
+            "Columns ignored as asked: \"Notes\"",
+        ],
+    );
+    let conn = ws.open_db();
+    let run = last_run(&conn);
+    assert_eq!(rows(&conn, run)[0].values, ["Köln", "Partner"]);
+    // A bad row names the file and its line.
+    let bad = ws.write("bad.csv", "column,field,value\nStadt,City,Berlin\n");
+    ws.plan(
+        "kept.csv",
+        "Leads",
+        &[
+            "--fields",
+            fields.as_str(),
+            "--map",
+            bad.to_str().unwrap(),
+            "--new-run",
+        ],
+    )
+    .expect_code(2)
+    .expect_in(Stream::Err, &["bad.csv: line 2: a row maps a column"]);
+}
+
 #[test]
 fn a_map_naming_a_field_that_does_not_exist_is_refused_naming_its_line() {
     let ws = Workspace::new();

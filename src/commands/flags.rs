@@ -148,7 +148,7 @@ pub struct PlanFlags {
     /// A column that is not for Zoho ("Notes", an own reference): left out, and the plan lists it (repeatable; case, spaces and underscores ignored if no column is named exactly so). Without it a column that names no field stops the plan.
     #[arg(long = "ignore-column", value_name = "NAME")]
     pub ignore_columns: Vec<String>,
-    /// A TOML file saying how the sheet is read: [columns] "Stadt" = "City" (a header read as a field), [skip] columns = ["Notes"] (as --ignore-column), [set] Lead_Source = "Partner" (a value for every row). What it says is part of the run's settings.
+    /// A TOML file saying how the sheet is read: [columns] "Stadt" = "City" (a header read as a field), [skip] columns = ["Notes"] (as --ignore-column), [set] Lead_Source = "Partner" (a value for every row). Or a CSV (name ending in .csv) with the header column,field,value: `Stadt,City,` maps, `Notes,,` skips, `,Lead_Source,Partner` sets. What it says is part of the run's settings.
     #[arg(long, value_name = "FILE")]
     pub map: Option<PathBuf>,
     /// Field metadata in the shape of Zoho's settings/fields answer, used to coerce and check values.

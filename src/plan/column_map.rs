@@ -1,4 +1,5 @@
-//! `--map FILE`: how a sheet people keep is read, written once beside it in TOML. Its own
+//! `--map FILE`: how a sheet people keep is read, written once beside it in TOML (or as a
+//! CSV of `column,field,value` rows, for a map kept in a spreadsheet). Its own
 //! headers are read as field names (`[columns] "Stadt" = "City"`), columns that are not
 //! for Zoho are left out (`[skip] columns = ["Notes"]`), and fixed values are set on every
 //! row (`[set] Lead_Source = "Partner"`). The file is read when flags are resolved; what
@@ -82,12 +83,36 @@ struct RawSkip {
     columns: Vec<Spanned<String>>,
 }
 
-/// Reads `--map FILE`.
+/// The largest map file read: an honest one is a few dozen lines.
+const MAX_MAP_BYTES: u64 = 1 << 20;
+
+/// Reads `--map FILE`: TOML, or CSV when its name ends in `.csv` (see [`parse_csv`]).
 pub fn read(path: &Path) -> Result<ColumnMap, MapError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| MapError(format!("--map {shown}: cannot read: {e}")))?;
-    parse(&shown, &text)
+    // A plain file only: a FIFO or a device in its place is refused, not waited on.
+    let text = crate::plain_file::read_to_string(path, MAX_MAP_BYTES).map_err(|e| match e {
+        crate::plain_file::PlainFileError::Io { source, .. } => MapError(format!(
+            "--map {shown}: cannot read it: {}",
+            crate::input::io_reason(&source)
+        )),
+        other => MapError(format!("--map {other}")),
+    })?;
+    let is_csv = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if is_csv {
+        parse_csv(&shown, &text)
+    } else {
+        parse(&shown, &text)
+    }
+}
+
+/// One entry of a map file, as written, with its line: what the TOML and the CSV forms
+/// both come to before they are checked.
+enum Entry {
+    Column { header: String, field: String },
+    Skip { column: String },
+    Set { field: String, value: String },
 }
 
 /// Parses a map file's text; `file` names it in messages.
@@ -106,58 +131,23 @@ pub fn parse(file: &str, text: &str) -> Result<ColumnMap, MapError> {
             e.to_string().trim_end()
         ))
     })?;
-    let mut map = ColumnMap {
-        origin: MapOrigin {
-            file: file.to_string(),
-            lines: BTreeMap::new(),
-        },
-        ..ColumnMap::default()
-    };
-    let at = |line: usize, table: String| format!("{file}: line {line}: {table}");
+    let mut entries = Vec::new();
     // In file order, so a message about two entries names them as the file does.
     let mut columns: Vec<_> = raw.columns.into_iter().collect();
     columns.sort_by_key(|(_, field)| field.span().start);
     for (header, field) in columns {
         let line = line_of(field.span().start);
         let field = field.into_inner();
-        if header.trim().is_empty() || field.trim().is_empty() {
-            return Err(MapError(format!(
-                "{}: a column and the field it names must both be given",
-                at(line, format!("[columns] {header:?} = {field:?}"))
-            )));
-        }
-        if let Some((other, _)) = map.columns.iter().find(|(_, f)| **f == field.trim()) {
-            return Err(MapError(format!(
-                "{}: the columns {other:?} and {header:?} both name the field {field}; keep one",
-                at(line, format!("[columns] {header:?}"))
-            )));
-        }
-        map.origin
-            .lines
-            .insert((Section::Columns, header.clone()), line);
-        map.columns.insert(header, field.trim().to_string());
+        entries.push((line, Entry::Column { header, field }));
     }
     for column in raw.skip.columns {
         let line = line_of(column.span().start);
         let column = column.into_inner();
-        if map.columns.contains_key(&column) {
-            return Err(MapError(format!(
-                "{}: {column:?} is both mapped in [columns] and skipped; keep one",
-                at(line, "[skip]".to_string())
-            )));
-        }
-        if column.trim().is_empty() {
-            return Err(MapError(format!(
-                "{}: an empty column name",
-                at(line, "[skip]".to_string())
-            )));
-        }
-        map.skip.push(column);
+        entries.push((line, Entry::Skip { column }));
     }
     for (field, value) in raw.set {
         let line = line_of(value.span().start);
-        let entry = at(line, format!("[set] {field}"));
-        let text = match value.into_inner() {
+        let value = match value.into_inner() {
             toml::Value::String(text) => text,
             toml::Value::Integer(n) => n.to_string(),
             toml::Value::Float(x) => x.to_string(),
@@ -165,17 +155,153 @@ pub fn parse(file: &str, text: &str) -> Result<ColumnMap, MapError> {
             toml::Value::Datetime(d) => d.to_string(),
             toml::Value::Array(_) | toml::Value::Table(_) => {
                 return Err(MapError(format!(
-                    "{entry}: write the value as a sheet's cell would (a multi-select's values in one string, separated as in the sheet)"
+                    "{file}: line {line}: [set] {field}: write the value as a sheet's cell would (a multi-select's values in one string, separated as in the sheet)"
                 )))
             }
         };
-        if text.trim().is_empty() {
+        entries.push((line, Entry::Set { field, value }));
+    }
+    assemble(file, entries, Form::Toml)
+}
+
+/// The CSV form of a map, for people who keep it in a spreadsheet: a header row
+/// `column,field,value` (`;` or tab separated too), then one row an entry:
+/// - `Stadt,City,`: the sheet's column Stadt is the field City;
+/// - `Notes,,`: the column Notes is left out;
+/// - `,Lead_Source,Partner`: every row gets Lead_Source = Partner.
+pub fn parse_csv(file: &str, text: &str) -> Result<ColumnMap, MapError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let first = text.lines().next().unwrap_or("");
+    let delimiter = [b',', b';', b'\t']
+        .into_iter()
+        .max_by_key(|d| first.bytes().filter(|b| b == d).count())
+        .unwrap_or(b',');
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let expected = ["column", "field", "value"];
+    let headers = reader
+        .headers()
+        .map_err(|e| MapError(format!("--map {file}: line 1: {e}")))?
+        .clone();
+    let named: Vec<String> = headers.iter().map(|h| h.trim().to_lowercase()).collect();
+    if named.len() < 2 || named.iter().zip(expected).any(|(h, e)| h != e) {
+        return Err(MapError(format!(
+            "--map {file}: line 1: the header must be column,field,value (found {:?}); then one row an entry: `Stadt,City,` maps a column, `Notes,,` leaves one out, `,Lead_Source,Partner` sets a value on every row",
+            headers.iter().collect::<Vec<_>>().join(",")
+        )));
+    }
+    let mut entries = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| MapError(format!("--map {file}: {e}")))?;
+        let line = record.position().map_or(0, |p| p.line() as usize);
+        let cell = |i: usize| record.get(i).unwrap_or("").trim().to_string();
+        let (column, field, value) = (cell(0), cell(1), cell(2));
+        if record.len() > 3 && record.iter().skip(3).any(|c| !c.trim().is_empty()) {
             return Err(MapError(format!(
-                "{entry}: an empty value changes nothing; to clear the field on every row, set it to the null marker (#N/A, or --null-marker)"
+                "{file}: line {line}: more than three cells (column, field, value)"
             )));
         }
-        map.origin.lines.insert((Section::Set, field.clone()), line);
-        map.set.insert(field, text);
+        let entry = match (column.is_empty(), field.is_empty(), value.is_empty()) {
+            (true, true, true) => continue,
+            (false, false, true) => Entry::Column {
+                header: column,
+                field,
+            },
+            (false, true, true) => Entry::Skip { column },
+            (true, false, false) => Entry::Set { field, value },
+            (true, false, true) => Entry::Set { field, value },
+            _ => {
+                return Err(MapError(format!(
+                    "{file}: line {line}: a row maps a column (column,field,), leaves one out (column,,) or sets a value (,field,value), not {column:?},{field:?},{value:?}"
+                )))
+            }
+        };
+        entries.push((line, entry));
+    }
+    assemble(file, entries, Form::Csv)
+}
+
+/// Which form a map was written in, for how messages name an entry.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Toml,
+    Csv,
+}
+
+/// The entries of either form, checked: each column mapped once and to a field no other
+/// column names, a column not both mapped and skipped, a value for every `set`.
+fn assemble(file: &str, entries: Vec<(usize, Entry)>, form: Form) -> Result<ColumnMap, MapError> {
+    let mut map = ColumnMap {
+        origin: MapOrigin {
+            file: file.to_string(),
+            lines: BTreeMap::new(),
+        },
+        ..ColumnMap::default()
+    };
+    let at = |line: usize, table: String| match form {
+        Form::Toml => format!("{file}: line {line}: {table}"),
+        Form::Csv => format!("{file}: line {line}"),
+    };
+    for (line, entry) in entries {
+        match entry {
+            Entry::Column { header, field } => {
+                if header.trim().is_empty() || field.trim().is_empty() {
+                    return Err(MapError(format!(
+                        "{}: a column and the field it names must both be given",
+                        at(line, format!("[columns] {header:?} = {field:?}"))
+                    )));
+                }
+                if let Some((other, _)) = map.columns.iter().find(|(_, f)| **f == field.trim()) {
+                    return Err(MapError(format!(
+                        "{}: the columns {other:?} and {header:?} both name the field {field}; keep one",
+                        at(line, format!("[columns] {header:?}"))
+                    )));
+                }
+                if map.columns.contains_key(&header) {
+                    return Err(MapError(format!(
+                        "{}: the column {header:?} is mapped twice; keep one",
+                        at(line, format!("[columns] {header:?}"))
+                    )));
+                }
+                map.origin
+                    .lines
+                    .insert((Section::Columns, header.clone()), line);
+                map.columns.insert(header, field.trim().to_string());
+            }
+            Entry::Skip { column } => {
+                if map.columns.contains_key(&column) {
+                    return Err(MapError(format!(
+                        "{}: {column:?} is both mapped in [columns] and skipped; keep one",
+                        at(line, "[skip]".to_string())
+                    )));
+                }
+                if column.trim().is_empty() {
+                    return Err(MapError(format!(
+                        "{}: an empty column name",
+                        at(line, "[skip]".to_string())
+                    )));
+                }
+                map.skip.push(column);
+            }
+            Entry::Set { field, value } => {
+                let entry = at(line, format!("[set] {field}"));
+                if value.trim().is_empty() {
+                    return Err(MapError(format!(
+                        "{entry}: an empty value changes nothing; to clear the field on every row, set it to the null marker (#N/A, or --null-marker)"
+                    )));
+                }
+                map.origin.lines.insert((Section::Set, field.clone()), line);
+                map.set.insert(field, value);
+            }
+        }
+    }
+    // A column skipped before it was mapped (the CSV form allows any order).
+    if let Some(column) = map.skip.iter().find(|c| map.columns.contains_key(*c)) {
+        return Err(MapError(format!(
+            "--map {file}: {column:?} is both mapped and skipped; keep one"
+        )));
     }
     Ok(map)
 }
@@ -289,5 +415,53 @@ Email_Opt_Out = false
             message.starts_with("--map /nonexistent/map.toml: cannot read"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn the_csv_form_says_what_the_toml_form_says() {
+        let csv = "\u{feff}Column;Field;Value\nStadt;City;\nE-Mail;Email;\nNotes;;\nBearbeiter;;\n;;\n;Lead_Source;Partner\n;No_of_Employees;12\n;Email_Opt_Out;false\n";
+        let from_csv = parse_csv("map.csv", csv).unwrap();
+        let from_toml = parse("map.toml", SHEET_MAP).unwrap();
+        assert_eq!(from_csv.columns, from_toml.columns);
+        assert_eq!(from_csv.skip, from_toml.skip);
+        assert_eq!(from_csv.set, from_toml.set);
+        assert_eq!(
+            MapOrigin::entry(Some(&from_csv.origin), Section::Set, "Lead_Source"),
+            "map.csv: line 7: [set] Lead_Source"
+        );
+        let refused = |text: &str, parts: &[&str]| {
+            let message = parse_csv("m.csv", text).unwrap_err().to_string();
+            for part in parts {
+                assert!(message.contains(part), "{part:?} not in:\n{message}");
+            }
+        };
+        refused(
+            "header,field\nStadt,City\n",
+            &["m.csv: line 1", "column,field,value"],
+        );
+        refused(
+            "column,field,value\nStadt,City,Berlin\n",
+            &["m.csv: line 2", "not \"Stadt\",\"City\",\"Berlin\""],
+        );
+        refused(
+            "column,field,value\nStadt,City,\nOrt,City,\n",
+            &["m.csv: line 3", "both name the field City"],
+        );
+        refused(
+            "column,field,value\nNotes,,\nNotes,Description,\n",
+            &["m.csv", "\"Notes\" is both mapped and skipped"],
+        );
+        refused(
+            "column,field,value\n,Lead_Source,\n",
+            &["m.csv: line 2", "null marker"],
+        );
+    }
+
+    #[test]
+    fn a_map_file_ending_in_csv_is_read_as_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("Map.CSV");
+        std::fs::write(&path, "column,field,value\nStadt,City,\n").unwrap();
+        assert_eq!(read(&path).unwrap().columns["Stadt"], "City");
     }
 }
