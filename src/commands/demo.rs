@@ -60,7 +60,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         latency_mean: Duration::from_millis(if args.fast { 5 } else { 60 }),
         latency_spread: Duration::from_millis(if args.fast { 4 } else { 40 }),
         // The starting token runs out mid-run: massup refreshes it once for all workers.
-        token_lifetime: Some(Duration::from_millis(if args.fast { 100 } else { 1500 })),
+        token_lifetime: Some(Duration::from_millis(if args.fast { 400 } else { 1500 })),
         max_tokens_per_10min: Some(10),
         fail_500_rate: 0.01,
         ..MockConfig::default()
@@ -86,6 +86,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         "  wrote {} ({written} rows; a few are invalid or name unknown records on purpose)",
         csv.display()
     ));
+    let state = tempfile::tempdir()
+        .map_err(|e| UsageError::new(format!("cannot make a temporary folder: {e}")))?;
     let exe = std::env::current_exe()?;
     let massup = |args: &[&str]| -> anyhow::Result<i32> {
         let mut shown = vec![
@@ -104,9 +106,11 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             .env("ZOHO_CLIENT_ID", "mock-client-id")
             .env("ZOHO_CLIENT_SECRET", "mock-client-secret")
             .env("ZOHO_REFRESH_TOKEN", "mock-refresh-token")
-            // The mock's client gets a token budget of its own, kept with the demo, so
-            // rehearsals never count against a real client's (nor each other's).
-            .env(crate::api::budget::STATE_DIR_ENV, &dir)
+            // The mock's client gets a token budget and a token store of its own, which
+            // live as long as this demo's mock: rehearsals never count against a real
+            // client's budget, nor against each other's (a demo run again in the same
+            // folder talks to a new mock, which has minted nothing).
+            .env(crate::api::budget::STATE_DIR_ENV, state.path())
             .env_remove("ZOHO_ACCESS_TOKEN")
             .env_remove("MASSUP_DB");
         child_flags(&mut command, global);
