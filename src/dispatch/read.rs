@@ -161,6 +161,30 @@ impl<'a> RowsCall<'a> {
         }
     }
 
+    /// One page of a listing of every record of the module: `fields` (at most 50), `per_page`
+    /// records (at most 200), priced as any Get Records call.
+    pub fn list(
+        caller: &Caller,
+        fields: &[String],
+        per_page: usize,
+        at: &crate::api::PageAt,
+    ) -> RowsCall<'a> {
+        let endpoint = &caller.endpoint;
+        RowsCall {
+            request: Request {
+                kind: CallKind::GetRecords,
+                method: reqwest::Method::GET,
+                url: endpoint
+                    .urls
+                    .list_records(&endpoint.module, fields, per_page, at),
+                body: String::new(),
+                records: 0,
+                credits: credits(CallKind::GetRecords, per_page),
+            },
+            log_with: None,
+        }
+    }
+
     /// Get Records of `ids` (at most 100) and `fields` (at most 50).
     pub fn get_records(
         caller: &Caller,
