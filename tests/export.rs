@@ -365,3 +365,39 @@ async fn an_export_killed_mid_way_and_resumed_writes_the_same_file() {
         .expect_stderr(&["no unfinished export"]);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_through_500s_dropped_connections_and_garbage_writes_what_a_quiet_server_gives() {
+    let quiet = MockConfig {
+        records: 2_600,
+        ..MockConfig::default()
+    };
+    let noisy = MockConfig {
+        fail_500_rate: 0.15,
+        drop_before_rate: 0.1,
+        garbage_rate: 0.1,
+        ..quiet.clone()
+    };
+    let mut files = Vec::new();
+    for config in [quiet, noisy] {
+        let server = start(config).await;
+        let ws = Workspace::new(&server);
+        let out = ws.path().join("all.csv");
+        let ran = export(
+            &ws,
+            "Email,City",
+            &["--api-version", "v8", "--out", out.to_str().unwrap()],
+        )
+        .await;
+        ran.expect_code(0);
+        files.push(std::fs::read(&out).unwrap());
+        // 13 pages; the noisy server made some of them take more than one call.
+        let requests = server.ledger().get_records_requests;
+        assert!(requests >= 13, "{requests}");
+        if files.len() == 2 {
+            assert!(requests > 13, "no fault was drawn: {requests} calls");
+        }
+        server.shutdown().await;
+    }
+    assert!(files[0] == files[1], "faults change nothing in the file");
+}

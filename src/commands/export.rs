@@ -142,7 +142,12 @@ pub fn run(mut args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             quiet,
             export_pages(&caller, &mut sink, &mut state, &written),
         )
-        .await?;
+        .await;
+        // `massup export ... | head`: the reader has what it wanted; nothing is wrong.
+        let ended = match ended {
+            Err(e) if args.out.is_none() && closed_pipe(&e) => return Ok(Exit::Success),
+            ended => ended?,
+        };
         let out_name = args
             .out
             .as_ref()
@@ -202,6 +207,19 @@ pub fn run(mut args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
                 Ok(exit)
             }
         }
+    })
+}
+
+/// Whether writing failed because stdout's reader went away.
+fn closed_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        let io = cause.downcast_ref::<std::io::Error>().or_else(|| {
+            match cause.downcast_ref::<csv::Error>().map(csv::Error::kind) {
+                Some(csv::ErrorKind::Io(io)) => Some(io),
+                _ => None,
+            }
+        });
+        io.is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }
 
