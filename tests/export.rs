@@ -246,6 +246,11 @@ async fn where_exports_only_the_matching_records_and_a_bad_field_is_refused_by_n
     assert!(!want.is_empty());
     assert_eq!(got, want);
     assert!(rows.iter().all(|(_, cells)| cells[0] == "Porto"));
+    // A read-only field is exported, with a note that `run` will refuse its column.
+    export(&ws, "City,Created_Time", &["--out", "created.csv"])
+        .await
+        .expect_code(0)
+        .expect_stderr(&["Created_Time is read-only"]);
     // A field the module does not have: refused before any record is read, by name.
     let reads = server.ledger().get_records_requests + server.ledger().coql_requests;
     let ran = export(&ws, "Email,Cty", &["--out", "x.csv"]).await;

@@ -101,8 +101,28 @@ pub fn run(mut args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         install_signal_handlers(stop.clone(), quiet);
         let session = Session::new(&send, credentials, stop.clone())?;
         let (metadata, _) = crate::app::planning::live_metadata(&session, &module).await?;
+        let fields = api_names(&module, &metadata, &asked)?;
+        let read_only: Vec<&str> = fields
+            .iter()
+            .filter(|f| metadata.get(f).is_some_and(|m| m.read_only))
+            .map(String::as_str)
+            .collect();
+        if !read_only.is_empty() && !quiet {
+            crate::logging::notice(
+                crate::logging::Level::Warn,
+                "export",
+                &format!(
+                    "note: {} read-only: `run` refuses such columns, so delete them before sending the file back",
+                    match read_only.as_slice() {
+                        [one] => format!("{one} is"),
+                        many => format!("{} are", many.join(", ")),
+                    }
+                ),
+                serde_json::json!({ "read_only": read_only }),
+            );
+        }
         let spec = ExportSpec {
-            fields: api_names(&module, &metadata, &asked)?,
+            fields,
             module: module.clone(),
             condition: args.condition.clone(),
         };
