@@ -391,7 +391,14 @@ async fn an_export_through_500s_dropped_connections_and_garbage_writes_what_a_qu
         let ran = export(
             &ws,
             "Email,City",
-            &["--api-version", "v8", "--out", out.to_str().unwrap()],
+            &[
+                "--api-version",
+                "v8",
+                "--out",
+                out.to_str().unwrap(),
+                "--backoff-ms",
+                "5",
+            ],
         )
         .await;
         ran.expect_code(0);
@@ -405,4 +412,42 @@ async fn an_export_through_500s_dropped_connections_and_garbage_writes_what_a_qu
         server.shutdown().await;
     }
     assert!(files[0] == files[1], "faults change nothing in the file");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_credits_stops_an_export_resumably_and_counts_its_earlier_invocations() {
+    let config = MockConfig {
+        records: 1_200,
+        ..MockConfig::default()
+    };
+    let server = start(config).await;
+    let ws = Workspace::new(&server);
+    let out = ws.path().join("budget.csv");
+    let out = out.to_str().unwrap();
+    let flags = ["--api-version", "v8", "--out", out, "--json"];
+    // The metadata call and three pages fit in 4 credits; the fourth page would not.
+    let ran = export(
+        &ws,
+        "Email",
+        &[&flags[..], &["--max-credits", "4"]].concat(),
+    )
+    .await;
+    ran.expect_code(4);
+    let stopped = json_of(&ran);
+    assert_eq!(stopped["error"]["kind"], "resumable", "{}", ran.report());
+    let (_, rows) = read_csv(Path::new(out));
+    assert_eq!(rows.len(), 600);
+    // A budget of 8 counts the 4 spent: the metadata call and the three pages left.
+    let ran = export(
+        &ws,
+        "Email",
+        &[&flags[..], &["--max-credits", "8", "--resume"]].concat(),
+    )
+    .await;
+    ran.expect_code(0);
+    let done = json_of(&ran);
+    assert_eq!(done["records"], 1_200);
+    assert_eq!(done["credits"], 8);
+    assert_eq!(server.ledger().credits_charged, 8);
+    server.shutdown().await;
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use super::flags::ConnectionFlags;
+use super::flags::{ConnectionFlags, ReadPaceFlags};
 use crate::app::export::{export_pages, state_path, ExportSpec, ExportState, Sink, Stopped};
 use crate::app::send::SendSettings;
 use crate::app::session::{install_signal_handlers, require_credentials, runtime, Session};
@@ -51,6 +51,8 @@ pub struct Args {
     pub resume: bool,
     #[command(flatten, next_help_heading = "Connection options")]
     pub connection: ConnectionFlags,
+    #[command(flatten, next_help_heading = "Pace options")]
+    pub pace: ReadPaceFlags,
     /// Print one JSON object on stdout (docs/JSON.md); needs --out.
     #[arg(long, requires = "out")]
     pub json: bool,
@@ -91,7 +93,7 @@ pub fn run(mut args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let send = SendSettings::resolve(
         &SendSettings::default(),
         &args.connection.choice(),
-        &crate::app::send::Pace::default(),
+        &args.pace.choice(),
         &config,
         &PlanSettings::new(&module),
     )?;
@@ -149,12 +151,13 @@ pub fn run(mut args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         state.calls += 1;
         state.credits += crate::api::limits::credits(crate::api::limits::CallKind::Metadata, 0);
         let endpoint = session.endpoint(&module).await?;
+        // --max-credits is the export's budget: what earlier invocations spent counts.
         let caller = Caller::new(
             send.dispatch(),
             endpoint,
             stop.clone(),
             Arc::new(Progress::default()),
-            0,
+            state.credits,
         );
         let written = Arc::new(AtomicU64::new(0));
         let ended = crate::render::progress::with_export_progress(
