@@ -51,11 +51,11 @@ pub struct Args {
     pub resume: bool,
     #[command(flatten, next_help_heading = "Connection options")]
     pub connection: ConnectionFlags,
-    #[command(flatten, next_help_heading = "Pace options")]
-    pub pace: ReadPaceFlags,
     /// Print one JSON object on stdout (docs/JSON.md); needs --out.
     #[arg(long, requires = "out")]
     pub json: bool,
+    #[command(flatten, next_help_heading = "Pace options")]
+    pub pace: ReadPaceFlags,
 }
 
 /// The most fields one export names: what one Get Records call or COQL select may carry.
@@ -197,7 +197,8 @@ pub fn run(mut args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
                 sink.finish()?;
                 if global.json {
                     crate::render::json::print_result("export", Exit::Success, summary);
-                } else if !global.quiet {
+                } else {
+                    // The summary line stays with --quiet, as every command's does.
                     crate::logging::notice(
                         crate::logging::Level::Info,
                         "export",
