@@ -246,6 +246,15 @@ async fn where_exports_only_the_matching_records_and_a_bad_field_is_refused_by_n
     assert!(!want.is_empty());
     assert_eq!(got, want);
     assert!(rows.iter().all(|(_, cells)| cells[0] == "Porto"));
+    // A condition Zoho refuses is the user's to fix: exit 2, and nothing left to resume.
+    let ran = export(
+        &ws,
+        "City",
+        &["--where", "Cty = 'Porto'", "--out", "bad.csv"],
+    )
+    .await;
+    ran.expect_code(2).expect_stderr(&["--where"]);
+    assert!(!ws.path().join("bad.csv.export-state").exists());
     // A read-only field is exported, with a note that `run` will refuse its column.
     export(&ws, "City,Created_Time", &["--out", "created.csv"])
         .await

@@ -243,6 +243,15 @@ impl Sink {
         Ok(())
     }
 
+    /// The export cannot go on as it is (Zoho refused its query): the state file goes, so
+    /// that the corrected command starts afresh instead of being told to resume.
+    pub fn abandon(self) -> anyhow::Result<()> {
+        if let Some((_, state_file)) = &self.file {
+            std::fs::remove_file(state_file)?;
+        }
+        Ok(())
+    }
+
     /// Every record is written: the state file goes (nothing is left to resume).
     pub fn finish(mut self) -> anyhow::Result<()> {
         self.csv.flush()?;

@@ -210,6 +210,11 @@ pub fn run(mut args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             }
             Err(Stopped(failure)) => {
                 let (exit, why) = why_stopped(failure, caller.stop_reason());
+                if exit == Exit::Usage {
+                    sink.abandon()?;
+                    let message = format!("export of {module} refused: {why}");
+                    return Err(UsageError::new(message).into());
+                }
                 let again = match &args.out {
                     Some(out) => format!(
                         "the same command with --resume continues it ({} keeps its place)",
