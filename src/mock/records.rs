@@ -1,8 +1,9 @@
 //! Update Records (`PUT /crm/{version}/{Module}`, and `.../{Module}/{id}` for one record) and
-//! Get Records (`GET /crm/{version}/{Module}?ids=...&fields=...`, and `.../{Module}/{id}`),
-//! over the same store, gates, limits and faults as mass_update. Every write lands in the
-//! records' memory, so Get Records and COQL read back what mass_update and Update Records
-//! wrote. Where Zoho's pages are silent the choice is the mock's (docs/ZOHO_API_NOTES.md).
+//! Get Records (`GET /crm/{version}/{Module}?ids=...&fields=...`, and `.../{Module}/{id}`;
+//! without ids a listing by `page` to 2,000 records, then by `page_token`), over the same
+//! store, gates, limits and faults as mass_update. Every write lands in the records' memory,
+//! so Get Records and COQL read back what mass_update and Update Records wrote. Where Zoho's
+//! pages are silent the choice is the mock's (docs/ZOHO_API_NOTES.md).
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
