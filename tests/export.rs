@@ -460,3 +460,25 @@ async fn max_credits_stops_an_export_resumably_and_counts_its_earlier_invocation
     assert_eq!(server.ledger().credits_charged, 8);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_reach_of_coql_an_export_says_what_to_do_instead() {
+    // v2 has no page tokens, so an export goes by COQL, whose OFFSET reaches 10,000 rows.
+    let config = MockConfig {
+        records: 10_300,
+        ..MockConfig::default()
+    };
+    let server = start(config).await;
+    let ws = Workspace::new(&server);
+    let ran = export(&ws, "Email", &["--api-version", "v2", "--out", "all.csv"]).await;
+    ran.expect_code(2)
+        .expect_stderr(&["LIMIT_EXCEEDED", "--api-version v2.1 or later"]);
+    assert!(!ws.path().join("all.csv.export-state").exists());
+    // The way it names goes past it.
+    export(&ws, "Email", &["--api-version", "v2.1", "--out", "all.csv"])
+        .await
+        .expect_code(0);
+    let (_, rows) = read_csv(&ws.path().join("all.csv"));
+    assert_eq!(rows.len(), 10_300);
+    server.shutdown().await;
+}

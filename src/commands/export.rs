@@ -331,6 +331,14 @@ fn why_stopped(failure: Failure, reason: Option<StopReason>) -> (Exit, String) {
                 format!("Zoho refused the query: {code}: {message} (check --where)"),
             )
         }
+        // COQL's OFFSET reaches only so far (10,000 rows up to v6, 100,000 from v7): going
+        // on the same way cannot help.
+        (Failure::Stop { code, message, .. }, _) if code == "LIMIT_EXCEEDED" => (
+            Exit::Usage,
+            format!(
+                "{code}: {message}: a COQL export reaches only so many rows by OFFSET; without --where, --api-version v2.1 or later pages by page_token with no such limit; with --where, narrow the condition (the file holds the records written so far)"
+            ),
+        ),
         (Failure::Stop { reason, .. }, _) => (Exit::Fatal, reason.to_string()),
     }
 }
