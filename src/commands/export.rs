@@ -160,9 +160,12 @@ pub fn run(mut args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             state.credits,
         );
         let written = Arc::new(AtomicU64::new(0));
+        // Rows on the terminal already show the progress; a bar would tear them apart.
+        let rows_on_terminal =
+            args.out.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout());
         let ended = crate::render::progress::with_export_progress(
             written.clone(),
-            quiet,
+            quiet || rows_on_terminal,
             export_pages(&caller, &mut sink, &mut state, &written),
         )
         .await;

@@ -88,7 +88,7 @@ pub async fn with_progress<T>(
 
 /// Shows an export's progress while `work` runs: records written so far (Zoho does not say
 /// how many a listing holds, so there is no ETA), a counter on a terminal, a log line every
-/// few seconds otherwise, nothing with --quiet or when the CSV itself goes to the terminal.
+/// few seconds otherwise, nothing when `quiet` (--quiet, or the rows going to the terminal).
 pub async fn with_export_progress<T>(
     written: Arc<std::sync::atomic::AtomicU64>,
     quiet: bool,
