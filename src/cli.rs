@@ -31,6 +31,8 @@ pub enum Command {
     Retry(commands::retry::Args),
     /// List a module's fields: API names, labels, types, and which calls can write them.
     Fields(commands::fields::Args),
+    /// Write a module's records (id and the fields named) to a CSV that `run` reads back.
+    Export(commands::export::Args),
     /// Take a run back: write every record's old value again (from the run's snapshot), leaving records changed since alone.
     Undo(commands::undo::Args),
     /// Show runs and what their records came to.
@@ -75,6 +77,7 @@ impl Command {
             Command::Resume(_) => "resume",
             Command::Retry(_) => "retry",
             Command::Fields(_) => "fields",
+            Command::Export(_) => "export",
             Command::Undo(_) => "undo",
             Command::Status(_) => "status",
             Command::Discard(_) => "discard",
@@ -94,6 +97,7 @@ impl Command {
             Command::Resume(args) => args.json,
             Command::Retry(args) => args.json,
             Command::Fields(args) => args.json,
+            Command::Export(args) => args.json,
             Command::Undo(args) => args.json,
             Command::Status(args) => args.json,
             Command::Discard(args) => args.json,
@@ -130,6 +134,7 @@ pub fn main() -> ExitCode {
         Command::Resume(args) => commands::resume::run(args, global),
         Command::Retry(args) => commands::retry::run(args, global),
         Command::Fields(args) => commands::fields::run(args, global),
+        Command::Export(args) => commands::export::run(args, global),
         Command::Undo(args) => commands::undo::run(args, global),
         Command::Status(args) => commands::status::run(args, global),
         Command::Discard(args) => commands::discard::run(args, global),

@@ -671,6 +671,58 @@ async fn get_records_limits_ids_and_fields() {
     server.shutdown().await;
 }
 
+#[tokio::test]
+async fn listing_pages_by_number_to_2000_records_then_only_by_page_token() {
+    let config = MockConfig {
+        records: 2_450,
+        ..MockConfig::default()
+    };
+    let mut ids = config.record_ids();
+    ids.sort_by_key(|id| id.parse::<u64>().expect("digits"));
+    let server = start(config).await;
+    // Page 10 of 200 is the last a page number reaches; 11 is Zoho's error.
+    let (status, body) = get(&server, "v8/Leads?fields=Email&per_page=200&page=10").await;
+    assert_eq!(status, 200);
+    let body = body.expect("rows");
+    assert_eq!(row_ids(&body), ids[1_800..2_000].to_vec());
+    assert_eq!(body["info"]["count"], 200);
+    assert_eq!(body["info"]["more_records"], true);
+    let token = body["info"]["next_page_token"]
+        .as_str()
+        .expect("a token from v2.1")
+        .to_string();
+    let (status, body) = get(&server, "v8/Leads?fields=Email&per_page=200&page=11").await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body.expect("error")["code"],
+        "DISCRETE_PAGINATION_LIMIT_EXCEEDED"
+    );
+    // The token goes on, to the end.
+    let mut seen = ids[..2_000].to_vec();
+    let mut token = Some(token);
+    while let Some(t) = token {
+        let (status, body) = get(
+            &server,
+            &format!("v8/Leads?fields=Email&per_page=200&page_token={t}"),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let body = body.expect("rows");
+        seen.extend(row_ids(&body));
+        token = body["info"]["next_page_token"].as_str().map(str::to_string);
+        assert_eq!(body["info"]["more_records"], token.is_some());
+    }
+    assert_eq!(seen, ids);
+    // v2 names no token; a listing is priced as any read, a credit a call.
+    let (_, body) = get(&server, "v2/Leads?fields=Email&per_page=5").await;
+    assert!(body.expect("rows")["info"].get("next_page_token").is_none());
+    assert_eq!(
+        server.ledger().credits_charged,
+        server.ledger().get_records_requests
+    );
+    server.shutdown().await;
+}
+
 // ---------------------------------------------------------------------------------------
 // COQL
 

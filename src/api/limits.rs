@@ -16,6 +16,31 @@ pub const MAX_RECORDS_PER_UPDATE: usize = 100;
 pub const MAX_IDS_PER_READ: usize = 100;
 pub const MAX_FIELDS_PER_READ: usize = 50;
 
+/// Records one page of a listing (`GET .../{Module}?page=N&per_page=M`) holds at most
+/// (Get Records page, v2 to v8: `per_page` up to 200).
+pub const MAX_RECORDS_PER_PAGE: usize = 200;
+
+/// Records a listing reaches by page number; past them only `page_token` goes on (Get
+/// Records page, v8: "you can fetch only up to 2000 records" with `page`; the token is in
+/// `info.next_page_token` from v2.1 on, ZOHO_API.md).
+pub const MAX_DISCRETE_PAGING: usize = 2_000;
+
+/// Whether a listing of `api_version` answers `info.next_page_token` (v2.1 and later), and
+/// so can go past [`MAX_DISCRETE_PAGING`] records.
+pub fn has_page_tokens(api_version: &str) -> bool {
+    let number = api_version.trim_start_matches(['v', 'V']);
+    let mut parts = number.split('.');
+    let major = parts
+        .next()
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or(2);
+    let minor = parts
+        .next()
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or(0);
+    (major, minor) >= (2, 1)
+}
+
 /// Values in one COQL `in (...)`: 50 in every version's "Query API - Limitations" page
 /// (v2 to v8; one stored copy of the v7 page says 100, another 50: the lower is used).
 pub const MAX_IN_VALUES: usize = 50;
@@ -68,9 +93,10 @@ pub enum CallKind {
     MassUpdate,
     /// `PUT .../{module}`: up to 100 records, each with its own values.
     UpdateRecords,
-    /// `GET .../{module}?ids=...&fields=...`: the snapshot's reads.
+    /// `GET .../{module}?ids=...&fields=...`: the snapshot's reads; and a listing page
+    /// (`?fields=...&page=N`), `export`'s.
     GetRecords,
-    /// `POST .../coql`: the `--match-by` lookups.
+    /// `POST .../coql`: the `--match-by` lookups, `export --where`.
     Coql,
     /// `GET .../settings/...`: field and module metadata.
     Metadata,
@@ -167,6 +193,9 @@ mod tests {
             assert_eq!(CallKind::from_name(kind.name()), Some(kind));
         }
         assert_eq!(default_field_limit("deals"), 3);
+        assert!(!has_page_tokens("v2"));
+        assert!(has_page_tokens("v2.1"));
+        assert!(has_page_tokens("v8"));
         assert_eq!(default_field_limit("Leads"), 1);
     }
 }

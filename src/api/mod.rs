@@ -99,6 +99,26 @@ impl Endpoints {
         )
     }
 
+    /// `GET .../crm/{v}/{module}?fields=...&per_page=N` and `&page=N` or `&page_token=T`:
+    /// one page of a listing of every record.
+    pub fn list_records(
+        &self,
+        module: &str,
+        fields: &[String],
+        per_page: usize,
+        at: &PageAt,
+    ) -> String {
+        let at = match at {
+            PageAt::Number(page) => format!("page={page}"),
+            PageAt::Token(token) => format!("page_token={}", url_component(token)),
+        };
+        format!(
+            "{}?fields={}&per_page={per_page}&{at}",
+            self.records(module),
+            fields.join(",")
+        )
+    }
+
     /// `POST .../crm/{v}/coql`.
     pub fn coql(&self) -> String {
         format!("{}/crm/{}/coql", self.domain, self.version)
@@ -113,6 +133,21 @@ impl Endpoints {
     pub fn modules(&self) -> String {
         format!("{}/crm/{}/settings/modules", self.domain, self.version)
     }
+}
+
+/// Which page of a listing to ask for: by number (up to 2,000 records), or by the token the
+/// previous page gave.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageAt {
+    Number(usize),
+    Token(String),
+}
+
+/// `text` percent-encoded for a query string (a page token is opaque: it may hold `+`, `=`
+/// or `/`).
+fn url_component(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 /// Checks a base URL: https, or http to a loopback address only (the embedded mock), so a

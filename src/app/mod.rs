@@ -3,6 +3,7 @@
 //! metadata and lookups ([`planning`]), resolve how a run is sent once (flags over the
 //! stored run over massup.toml) and send it, finish it and write what it leaves behind
 //! ([`send`]). Commands call these; nothing here knows clap.
+pub mod export;
 pub mod planning;
 pub mod send;
 pub mod session;

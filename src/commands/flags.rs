@@ -82,6 +82,46 @@ pub struct DispatchFlags {
     pub backoff_ms: Option<u64>,
 }
 
+/// How fast and how hard an export reads (its pages go one call at a time).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ReadPaceFlags {
+    /// Calls per second/minute/hour, e.g. 2/s or 100/min; `none` for no limit [default: none]
+    #[arg(long, value_name = "RATE", value_parser = str::parse::<RateChoice>)]
+    pub rate: Option<RateChoice>,
+    /// Seconds before a call without an answer is given up (and retried) [default: 60]
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// HTTP attempts per page before the export stops (resumable) [default: 5]
+    #[arg(long, value_name = "N")]
+    pub max_attempts: Option<u32>,
+    /// Stop cleanly (resumable) before the org's API credits left (as Zoho reports them)
+    /// would fall below this.
+    #[arg(long, value_name = "N")]
+    pub min_credits: Option<u64>,
+    /// A budget in API credits for the export, its earlier invocations included: stop
+    /// cleanly (resumable) before a call would cross it; `--resume` with a higher budget
+    /// goes on.
+    #[arg(long, value_name = "N")]
+    pub max_credits: Option<u64>,
+    /// First backoff step in milliseconds (doubles per retry, full jitter) [default: 500]
+    #[arg(long, value_name = "MS", hide = true)]
+    pub backoff_ms: Option<u64>,
+}
+
+impl ReadPaceFlags {
+    pub fn choice(&self) -> Pace {
+        Pace {
+            rate: self.rate,
+            timeout: self.timeout,
+            max_attempts: self.max_attempts,
+            min_credits: self.min_credits,
+            max_credits: self.max_credits,
+            backoff_ms: self.backoff_ms,
+            ..Pace::default()
+        }
+    }
+}
+
 impl ConnectionFlags {
     pub fn choice(&self) -> Connection {
         Connection {

@@ -3,6 +3,7 @@
 //! A command imports no other command; the flags several share are in [`flags`].
 pub mod demo;
 pub mod discard;
+pub mod export;
 pub mod fields;
 pub mod flags;
 pub mod logout;

@@ -30,7 +30,7 @@ pub async fn look_up(
             loop {
                 let mut call =
                     RowsCall::coql(caller, field.query(batch, max_rows, offset), max_rows);
-                let (rows, more) = attempt(caller, &mut call).await?;
+                let super::read::Page { rows, more, .. } = attempt(caller, &mut call).await?;
                 offset += rows.len();
                 let mut found = found.lock().expect("lookup table lock");
                 for row in &rows {

@@ -16,13 +16,20 @@ use crate::store::chunks::CallRecord;
 
 pub type Rows = Vec<Map<String, Value>>;
 
-/// One query's answer: the rows and whether more lie beyond them, or the next step.
+/// One page of rows: the rows, whether more lie beyond them, and the token Zoho gives for
+/// the next page of a listing (`info.next_page_token`, from v2.1; the only way past 2,000
+/// records).
+#[derive(Debug, Default)]
+pub struct Page {
+    pub rows: Rows,
+    pub more: bool,
+    pub next_page_token: Option<String>,
+}
+
+/// One query's answer: a page of rows, or the next step.
 #[derive(Debug)]
 pub enum QueryAnswer {
-    Rows {
-        rows: Vec<serde_json::Map<String, serde_json::Value>>,
-        more: bool,
-    },
+    Rows(Page),
     Step(Step),
 }
 
@@ -53,14 +60,11 @@ pub fn interpret_query(exchange: &Exchange, can_refresh: bool) -> QueryAnswer {
     };
     // A query that found nothing: 204 and no body.
     if status == 204 {
-        return QueryAnswer::Rows {
-            rows: Vec::new(),
-            more: false,
-        };
+        return QueryAnswer::Rows(Page::default());
     }
     if status == 200 {
         #[derive(serde::Deserialize)]
-        struct Page {
+        struct Answer {
             #[serde(default)]
             data: Vec<serde_json::Map<String, serde_json::Value>>,
             #[serde(default)]
@@ -70,12 +74,19 @@ pub fn interpret_query(exchange: &Exchange, can_refresh: bool) -> QueryAnswer {
         struct Info {
             #[serde(default)]
             more_records: bool,
+            #[serde(default)]
+            next_page_token: Option<String>,
         }
-        if let Ok(page) = serde_json::from_slice::<Page>(body) {
-            return QueryAnswer::Rows {
-                more: page.info.is_some_and(|i| i.more_records),
+        if let Ok(page) = serde_json::from_slice::<Answer>(body) {
+            let info = page.info.unwrap_or(Info {
+                more_records: false,
+                next_page_token: None,
+            });
+            return QueryAnswer::Rows(Page {
                 rows: page.data,
-            };
+                more: info.more_records,
+                next_page_token: info.next_page_token.filter(|t| !t.is_empty()),
+            });
         }
     }
     if credits_exhausted(status, body, remaining.filter(|_| status != 200)) {
@@ -150,6 +161,30 @@ impl<'a> RowsCall<'a> {
         }
     }
 
+    /// One page of a listing of every record of the module: `fields` (at most 50), `per_page`
+    /// records (at most 200), priced as any Get Records call.
+    pub fn list(
+        caller: &Caller,
+        fields: &[String],
+        per_page: usize,
+        at: &crate::api::PageAt,
+    ) -> RowsCall<'a> {
+        let endpoint = &caller.endpoint;
+        RowsCall {
+            request: Request {
+                kind: CallKind::GetRecords,
+                method: reqwest::Method::GET,
+                url: endpoint
+                    .urls
+                    .list_records(&endpoint.module, fields, per_page, at),
+                body: String::new(),
+                records: 0,
+                credits: credits(CallKind::GetRecords, per_page),
+            },
+            log_with: None,
+        }
+    }
+
     /// Get Records of `ids` (at most 100) and `fields` (at most 50).
     pub fn get_records(
         caller: &Caller,
@@ -173,14 +208,13 @@ impl<'a> RowsCall<'a> {
 }
 
 impl Call for RowsCall<'_> {
-    /// The rows, and whether more lie beyond them.
-    type Output = (Rows, bool);
+    type Output = Page;
 
     fn request(&self) -> Request {
         self.request.clone()
     }
 
-    fn read(&mut self, exchange: &Exchange, can_refresh: bool) -> Verdict<(Rows, bool)> {
+    fn read(&mut self, exchange: &Exchange, can_refresh: bool) -> Verdict<Page> {
         let http_status = match exchange {
             Exchange::Answered { status, .. } | Exchange::Redirected { status, .. } => {
                 Some(*status)
@@ -188,8 +222,8 @@ impl Call for RowsCall<'_> {
             Exchange::NoAnswer { .. } => None,
         };
         match interpret_query(exchange, can_refresh) {
-            QueryAnswer::Rows { rows, more } => Verdict {
-                outcome: Ok((rows, more)),
+            QueryAnswer::Rows(page) => Verdict {
+                outcome: Ok(page),
                 http_status,
                 call_code: crate::codes::SUCCESS.into(),
             },
@@ -229,8 +263,8 @@ pub async fn current_values(
     for batch in ids.chunks(MAX_IDS_PER_READ) {
         for columns in fields.chunks(MAX_FIELDS_PER_READ) {
             let mut call = RowsCall::get_records(caller, batch, columns, log_with);
-            let (rows, _) = attempt(caller, &mut call).await?;
-            for row in rows {
+            let page = attempt(caller, &mut call).await?;
+            for row in page.rows {
                 if let Some(id) = crate::api::response::row_record_id(&row) {
                     current.entry(id).or_default().extend(row);
                 }
@@ -261,12 +295,12 @@ mod tests {
             None,
         );
         match interpret_query(&page, true) {
-            QueryAnswer::Rows { rows, more } => assert!(more && rows.len() == 1),
+            QueryAnswer::Rows(page) => assert!(page.more && page.rows.len() == 1),
             other => panic!("{other:?}"),
         }
         assert!(matches!(
             interpret_query(&answered(204, "", None), true),
-            QueryAnswer::Rows { more: false, .. }
+            QueryAnswer::Rows(Page { more: false, .. })
         ));
         let refused = answered(
             401,

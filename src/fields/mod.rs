@@ -6,7 +6,10 @@
 //! built by hand from `--type FIELD=TYPE` overrides ([`FieldMeta::new`]). Coercion
 //! ([`coerce()`]) is strict: a value is either unambiguous or an error, never a guess.
 
+mod cell;
 mod coerce;
+
+pub use cell::cell_text;
 
 pub use coerce::{
     coerce, CoerceError, CoerceOptions, DateFormat, Timezone, DEFAULT_MULTISELECT_SEPARATOR,

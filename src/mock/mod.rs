@@ -12,7 +12,7 @@
 //! - `call`: one record call's admission, faults and answer, shared by every record endpoint.
 //! - `mass_update`: validation and the byte-level response writer of the main endpoint.
 //! - `records`: Update Records (`PUT /crm/{v}/{Module}`) and Get Records
-//!   (`GET /crm/{v}/{Module}?ids=`).
+//!   (`GET /crm/{v}/{Module}?ids=`, and the listing by `page` / `page_token`).
 //! - `coql`: `POST /crm/{v}/coql`, the select subset key look-ups need.
 //! - `buffers`: reused response buffers for the 500-id answers.
 //! - [`cli`]: the `massup mock-server` arguments.

@@ -1,8 +1,9 @@
 //! Update Records (`PUT /crm/{version}/{Module}`, and `.../{Module}/{id}` for one record) and
-//! Get Records (`GET /crm/{version}/{Module}?ids=...&fields=...`, and `.../{Module}/{id}`),
-//! over the same store, gates, limits and faults as mass_update. Every write lands in the
-//! records' memory, so Get Records and COQL read back what mass_update and Update Records
-//! wrote. Where Zoho's pages are silent the choice is the mock's (docs/ZOHO_API_NOTES.md).
+//! Get Records (`GET /crm/{version}/{Module}?ids=...&fields=...`, and `.../{Module}/{id}`;
+//! without ids a listing by `page` to 2,000 records, then by `page_token`), over the same
+//! store, gates, limits and faults as mass_update. Every write lands in the records' memory,
+//! so Get Records and COQL read back what mass_update and Update Records wrote. Where Zoho's
+//! pages are silent the choice is the mock's (docs/ZOHO_API_NOTES.md).
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -620,6 +621,93 @@ fn row(store: &Store, index: usize, fields: &[String]) -> Value {
     Value::Object(row)
 }
 
+/// Records a listing reaches by `page` alone; past it only `page_token` goes on (Zoho's Get
+/// Records page, v8: "you can fetch only 2000 records with the page parameter").
+pub const MAX_DISCRETE_PAGING: usize = 2_000;
+
+/// The first version whose listing answers `info.next_page_token` (ZOHO_API.md: v2.1).
+const FIRST_TOKEN_VERSION: f64 = 2.1;
+
+/// The mock's page token: where the next page starts, opaque to a client as Zoho's is. It
+/// carries the offset so that the mock keeps no state between calls.
+fn page_token(offset: usize) -> String {
+    format!("mock-pt-{offset:x}")
+}
+
+fn page_token_offset(token: &str) -> Option<usize> {
+    usize::from_str_radix(token.strip_prefix("mock-pt-")?, 16).ok()
+}
+
+/// A listing (`GET .../{Module}?fields=...&page=N&per_page=M`, or `&page_token=T`): the
+/// records in ascending id order (a stable order, as Zoho's default sort is stable), at most
+/// 200 a page, `info.more_records` and the page's `count`; from v2.1 a `next_page_token`
+/// while more records follow, the only way past [`MAX_DISCRETE_PAGING`] records.
+fn listing(
+    store: &Store,
+    version: &str,
+    fields: &[String],
+    params: &HashMap<String, String>,
+) -> Result<(Vec<Value>, Value), ReadError> {
+    let number = |name: &str, default: usize| match params.get(name) {
+        None => Ok(default),
+        Some(n) => n
+            .parse::<usize>()
+            .map_err(|_| invalid_param(name, "invalid data")),
+    };
+    let per_page = number("per_page", 200)?;
+    if !(1..=200).contains(&per_page) {
+        return Err(invalid_param("per_page", "invalid data"));
+    }
+    let tokens = version_number(version) >= FIRST_TOKEN_VERSION;
+    let (start, page) = match params.get("page_token") {
+        Some(token) if tokens => match page_token_offset(token) {
+            Some(offset) => (offset, None),
+            None => return Err(invalid_param("page_token", "invalid data")),
+        },
+        _ => {
+            let page = number("page", 1)?;
+            if page == 0 {
+                return Err(invalid_param("page", "invalid data"));
+            }
+            let start = (page - 1).saturating_mul(per_page);
+            if start.saturating_add(per_page) > MAX_DISCRETE_PAGING {
+                // Zoho's answer past 2,000 records without a token (Get Records, v8).
+                return Err((
+                    Code::DiscretePaginationLimitExceeded,
+                    top_level(
+                        Code::DiscretePaginationLimitExceeded,
+                        json!({"limit": MAX_DISCRETE_PAGING}),
+                        "you cannot fetch more than 2000 records without page_token; use page_token to fetch more",
+                    ),
+                ));
+            }
+            (start, Some(page))
+        }
+    };
+    let mut order: Vec<usize> = (0..store.records.len()).collect();
+    order.sort_by_key(|&i| store.records[i].id.parse::<u64>().unwrap_or(u64::MAX));
+    let total = order.len();
+    let rows: Vec<Value> = order[start.min(total)..]
+        .iter()
+        .take(per_page)
+        .map(|&index| row(store, index, fields))
+        .collect();
+    let next = start.saturating_add(rows.len());
+    let more = next < total;
+    let mut info = json!({"per_page": per_page, "count": rows.len(), "more_records": more});
+    if let Some(page) = page {
+        info["page"] = json!(page);
+    }
+    if tokens {
+        info["next_page_token"] = if more {
+            json!(page_token(next))
+        } else {
+            Value::Null
+        };
+    }
+    Ok((rows, info))
+}
+
 /// The body of a read, `None` for 204 No Content.
 fn read(
     shared: &Shared,
@@ -660,31 +748,7 @@ fn read(
                 json!({"per_page": 200, "count": rows.len(), "page": 1, "more_records": false});
             (rows, info)
         }
-        None => {
-            let number = |name: &str, default: usize| match params.get(name) {
-                None => Ok(default),
-                Some(n) => n
-                    .parse::<usize>()
-                    .map_err(|_| invalid_param(name, "invalid data")),
-            };
-            let per_page = number("per_page", 200)?;
-            let page = number("page", 1)?;
-            if !(1..=200).contains(&per_page) {
-                return Err(invalid_param("per_page", "invalid data"));
-            }
-            if page == 0 {
-                return Err(invalid_param("page", "invalid data"));
-            }
-            let start = (page - 1).saturating_mul(per_page);
-            let total = store.records.len();
-            let rows: Vec<Value> = (start.min(total)..total)
-                .take(per_page)
-                .map(|index| row(&store, index, &fields))
-                .collect();
-            let more = start.saturating_add(rows.len()) < total;
-            let info = json!({"per_page": per_page, "count": rows.len(), "page": page, "more_records": more});
-            (rows, info)
-        }
+        None => listing(&store, target.version, &fields, params)?,
     };
     if rows.is_empty() {
         return Ok(None);

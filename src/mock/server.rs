@@ -59,9 +59,10 @@ pub(crate) enum Code {
     DroppedBefore,
     DroppedAfter,
     Garbage,
+    DiscretePaginationLimitExceeded,
 }
 
-pub(crate) const CODE_COUNT: usize = 22;
+pub(crate) const CODE_COUNT: usize = 23;
 
 impl Code {
     const ALL: [Code; CODE_COUNT] = [
@@ -87,6 +88,7 @@ impl Code {
         Code::DroppedBefore,
         Code::DroppedAfter,
         Code::Garbage,
+        Code::DiscretePaginationLimitExceeded,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -113,6 +115,7 @@ impl Code {
             Code::DroppedBefore => "DROPPED_BEFORE",
             Code::DroppedAfter => "DROPPED_AFTER",
             Code::Garbage => "GARBAGE",
+            Code::DiscretePaginationLimitExceeded => "DISCRETE_PAGINATION_LIMIT_EXCEEDED",
         }
     }
 }

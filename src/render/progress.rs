@@ -85,3 +85,52 @@ pub async fn with_progress<T>(
     }
     result
 }
+
+/// Shows an export's progress while `work` runs: records written so far (Zoho does not say
+/// how many a listing holds, so there is no ETA), a counter on a terminal, a log line every
+/// few seconds otherwise, nothing when `quiet` (--quiet, or the rows going to the terminal).
+pub async fn with_export_progress<T>(
+    written: Arc<std::sync::atomic::AtomicU64>,
+    quiet: bool,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    if quiet {
+        return work.await;
+    }
+    let terminal = std::io::stderr().is_terminal()
+        && crate::logging::format() == crate::global::LogFormat::Human;
+    let bar = terminal.then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {human_pos} records exported  {per_sec}  {elapsed}",
+            )
+            .expect("static template"),
+        );
+        bar
+    });
+    let tick = if terminal {
+        Duration::from_millis(200)
+    } else {
+        Duration::from_secs(5)
+    };
+    tokio::pin!(work);
+    let mut interval = tokio::time::interval(tick);
+    interval.tick().await;
+    let result = loop {
+        tokio::select! {
+            result = &mut work => break result,
+            _ = interval.tick() => {
+                let done = written.load(Ordering::Relaxed);
+                match &bar {
+                    Some(bar) => bar.set_position(done),
+                    None => tracing::info!(done, "{} records exported", super::count(done)),
+                }
+            }
+        }
+    };
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    result
+}
