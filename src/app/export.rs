@@ -94,6 +94,10 @@ pub struct ExportState {
     pub credits: u64,
 }
 
+/// The largest export state file read: an honest one is a few hundred bytes (a page
+/// token, a module, the fields and a condition).
+const MAX_STATE_BYTES: u64 = 1 << 20;
+
 /// The state file of an export to `out`: `out` with `.export-state` added.
 pub fn state_path(out: &Path) -> PathBuf {
     let mut name = out.as_os_str().to_owned();
@@ -146,9 +150,13 @@ impl Sink {
     /// Refused when the state is of another export than `spec`.
     pub fn resume(out: &Path, spec: &ExportSpec) -> anyhow::Result<(Sink, ExportState)> {
         let state_file = state_path(out);
-        let text = match std::fs::read_to_string(&state_file) {
+        // A plain file of an honest size only: a FIFO or a device in its place is refused,
+        // not waited on or read without end.
+        let text = match crate::plain_file::read_to_string(&state_file, MAX_STATE_BYTES) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(crate::plain_file::PlainFileError::Io { source: e, .. })
+                if e.kind() == std::io::ErrorKind::NotFound =>
+            {
                 return Err(UsageError::new(format!(
                     "--resume: no unfinished export of {} ({} does not exist: the export finished, or never started); leave out --resume to export again",
                     out.display(),
