@@ -108,7 +108,7 @@ fuzz_target!(|data: &[u8]| {
     // Reads: Get Records and COQL answer rows (values kept as Zoho gave them, so only the
     // step's text is checked).
     match interpret_query(&exchange, can_refresh) {
-        QueryAnswer::Rows { rows, .. } => assert!(rows.len() <= body.len()),
+        QueryAnswer::Rows(page) => assert!(page.rows.len() <= body.len()),
         QueryAnswer::Step(step) => check_step(&step),
     }
     // Field metadata.
