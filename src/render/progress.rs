@@ -7,6 +7,29 @@ use std::time::Duration;
 
 use crate::dispatch::Progress;
 
+/// Runs `work` to its end, calling `tick` every 200 ms on a terminal (a bar to move) and
+/// every 5 s otherwise (a log line for cron), the first time one period after the start.
+async fn ticking<T>(
+    terminal: bool,
+    work: impl std::future::Future<Output = T>,
+    mut tick: impl FnMut(),
+) -> T {
+    let period = if terminal {
+        Duration::from_millis(200)
+    } else {
+        Duration::from_secs(5)
+    };
+    tokio::pin!(work);
+    let mut interval = tokio::time::interval(period);
+    interval.tick().await;
+    loop {
+        tokio::select! {
+            result = &mut work => return result,
+            _ = interval.tick() => tick(),
+        }
+    }
+}
+
 /// Shows progress while `work` runs: a bar on a terminal, a log line every few seconds
 /// otherwise (cron), nothing with --quiet.
 pub async fn with_progress<T>(
@@ -50,36 +73,24 @@ pub async fn with_progress<T>(
             super::count(p.failed.load(Ordering::Relaxed))
         )
     };
-    let tick = if terminal {
-        Duration::from_millis(200)
-    } else {
-        Duration::from_secs(5)
-    };
-    tokio::pin!(work);
-    let mut interval = tokio::time::interval(tick);
-    interval.tick().await;
-    let result = loop {
-        tokio::select! {
-            result = &mut work => break result,
-            _ = interval.tick() => {
-                let settled = progress.items_settled.load(Ordering::Relaxed);
-                match &bar {
-                    Some(bar) => {
-                        bar.set_position(settled);
-                        bar.set_message(describe(&progress));
-                    }
-                    None => tracing::info!(
-                        settled,
-                        total,
-                        "{}/{} record updates settled; {}",
-                        super::count(settled),
-                        super::count(total),
-                        describe(&progress)
-                    ),
-                }
+    let result = ticking(terminal, work, || {
+        let settled = progress.items_settled.load(Ordering::Relaxed);
+        match &bar {
+            Some(bar) => {
+                bar.set_position(settled);
+                bar.set_message(describe(&progress));
             }
+            None => tracing::info!(
+                settled,
+                total,
+                "{}/{} record updates settled; {}",
+                super::count(settled),
+                super::count(total),
+                describe(&progress)
+            ),
         }
-    };
+    })
+    .await;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -109,26 +120,14 @@ pub async fn with_export_progress<T>(
         );
         bar
     });
-    let tick = if terminal {
-        Duration::from_millis(200)
-    } else {
-        Duration::from_secs(5)
-    };
-    tokio::pin!(work);
-    let mut interval = tokio::time::interval(tick);
-    interval.tick().await;
-    let result = loop {
-        tokio::select! {
-            result = &mut work => break result,
-            _ = interval.tick() => {
-                let done = written.load(Ordering::Relaxed);
-                match &bar {
-                    Some(bar) => bar.set_position(done),
-                    None => tracing::info!(done, "{} records exported", super::count(done)),
-                }
-            }
+    let result = ticking(terminal, work, || {
+        let done = written.load(Ordering::Relaxed);
+        match &bar {
+            Some(bar) => bar.set_position(done),
+            None => tracing::info!(done, "{} records exported", super::count(done)),
         }
-    };
+    })
+    .await;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
