@@ -699,8 +699,7 @@ impl StoredRun {
         // and no send added to its times.
         {
             let conn = store::open(db)?;
-            let counts = summary::run_counts(&conn, &self.run)?;
-            if counts.unfinished_chunks() == 0 {
+            if !store::chunks::has_unfinished(&conn, self.run.id)? {
                 if self.run.state != RunState::Finished {
                     store::runs::set_run_state(&conn, self.run.id, RunState::Finished)?;
                 }

@@ -625,8 +625,11 @@ impl Planner {
         let verdict = self.verdict(row);
         let mut values_json = String::with_capacity(16 * self.columns.len());
         cells_json(row, self.sheet_columns, &mut values_json);
-        // The stored row holds what is sent for it, under the run's columns.
-        values_json.insert_str(values_json.len() - 1, &self.fixed_cells_json);
+        // The stored row holds what is sent for it, under the run's columns ([set] values
+        // after the sheet's; nothing to do, per row, without a map's [set]).
+        if !self.fixed_cells_json.is_empty() {
+            values_json.insert_str(values_json.len() - 1, &self.fixed_cells_json);
+        }
         NewRow {
             row_no: verdict.row_no,
             line: row.line,

@@ -152,6 +152,16 @@ pub fn resets(conn: &Connection, run_id: i64) -> Result<u64, StoreError> {
     )?)
 }
 
+/// Whether any chunk of the run is not done (pending, or left in flight): whether a
+/// resume has anything to send. One indexed probe, not a walk of the chunks.
+pub fn has_unfinished(conn: &Connection, run_id: i64) -> Result<bool, StoreError> {
+    Ok(conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM chunks WHERE run_id = ?1 AND state <> ?2)",
+        params![run_id, ChunkState::Done.as_str()],
+        |r| r.get(0),
+    )?)
+}
+
 /// Ids of a run's pending chunks, in plan order.
 pub fn pending_chunk_ids(conn: &Connection, run_id: i64) -> Result<Vec<i64>, StoreError> {
     let mut stmt =
