@@ -179,12 +179,12 @@ pub fn run(mut args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
             .as_ref()
             .map_or_else(|| "stdout".to_string(), |p| p.display().to_string());
         let exported = format!(
-            "{} record{} of {module} ({}) to {out_name}: {} calls, {} credits",
+            "{} record{} of {module} ({}) to {out_name}: {} credits ({} calls)",
             crate::render::count(state.rows),
             if state.rows == 1 { "" } else { "s" },
             spec.fields.join(", "),
-            crate::render::count(state.calls),
             crate::render::count(state.credits),
+            crate::render::count(state.calls),
         );
         let summary = serde_json::json!({
             "module": module,
