@@ -320,6 +320,18 @@ fn chromium() -> Option<std::path::PathBuf> {
     })
 }
 
+/// Runs a browser command to its end, bounded: a headless browser that hangs is killed
+/// after two minutes (a guard, not a timing assertion), and the test fails saying so.
+async fn bounded(command: &mut tokio::process::Command) -> std::process::Output {
+    command
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    tokio::time::timeout(std::time::Duration::from_secs(120), command.output())
+        .await
+        .expect("chromium did not finish within two minutes")
+        .expect("run chromium")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_renders_in_headless_chromium() {
     let Some(chromium) = chromium() else {
@@ -328,16 +340,14 @@ async fn the_page_renders_in_headless_chromium() {
     };
     let (ws, html, _) = interrupted_run().await;
     let page = format!("file://{}", ws.path().join("interrupted.html").display());
-    let dumped = std::process::Command::new(&chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--dump-dom",
-            &page,
-        ])
-        .output()
-        .expect("run chromium");
+    let dumped = bounded(tokio::process::Command::new(&chromium).args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--dump-dom",
+        &page,
+    ]))
+    .await;
     assert!(
         dumped.status.success(),
         "{}",
@@ -358,18 +368,19 @@ async fn the_page_renders_in_headless_chromium() {
     );
     // And it draws it: a screenshot of the full-width page.
     let shot = ws.path().join("page.png");
-    let drawn = std::process::Command::new(&chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--hide-scrollbars",
-            "--window-size=1400,2000",
-        ])
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg(&page)
-        .output()
-        .expect("run chromium");
+    let drawn = bounded(
+        tokio::process::Command::new(&chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                "--window-size=1400,2000",
+            ])
+            .arg(format!("--screenshot={}", shot.display()))
+            .arg(&page),
+    )
+    .await;
     assert!(
         drawn.status.success(),
         "{}",
