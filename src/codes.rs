@@ -27,3 +27,12 @@ pub const SNAPSHOT_NOT_STORED: &str = "SNAPSHOT_NOT_STORED";
 /// What a chunk would send does not match the checksum written with it (a damaged
 /// database file): the send stops before its call.
 pub const DAMAGED_CHUNK: &str = "DAMAGED_CHUNK";
+/// A Bulk Write job's result did not settle the row (Zoho's `Unprocessed`, or the row
+/// missing from the result): retryable, `retry` sends it again.
+pub const UNPROCESSED: &str = "UNPROCESSED";
+/// A Bulk Write chunk's jobs failed with no row applied as often as allowed.
+pub const BULK_JOB_FAILED: &str = "BULK_JOB_FAILED";
+/// A Bulk Write job still running when `--bulk-wait` ran out; `resume` polls it again.
+pub const BULK_JOB_RUNNING: &str = "BULK_JOB_RUNNING";
+/// A Bulk Write chunk's file could not be made from its stored values.
+pub const BULK_FILE: &str = "BULK_FILE";

@@ -66,9 +66,13 @@ pub enum AnswerClass {
 pub fn classify_code(code: &str) -> AnswerClass {
     match code {
         crate::codes::SUCCESS => AnswerClass::Success,
-        "RECORD_LOCKED" | "NOT_APPROVED" | "CANNOT_PROCESS" | "RECORD_IN_BLUEPRINT" => {
-            AnswerClass::Retryable
-        }
+        "RECORD_LOCKED"
+        | "NOT_APPROVED"
+        | "CANNOT_PROCESS"
+        | "RECORD_IN_BLUEPRINT"
+        | "BLOCKED_RECORD"
+        | crate::codes::UNPROCESSED
+        | crate::codes::BULK_JOB_FAILED => AnswerClass::Retryable,
         "TOO_MANY_REQUESTS" | "INTERNAL_ERROR" | "INTERNAL_SERVER_ERROR" => AnswerClass::Transient,
         "INVALID_TOKEN" => AnswerClass::TokenExpired,
         "AUTHENTICATION_FAILURE"

@@ -85,7 +85,8 @@ pub struct RowResult {
     pub attempts: u32,
     /// Calls per record update so far: (group, calls).
     tries: Vec<(i64, u32)>,
-    /// The kinds of call that carried its items: bit 1 mass_update, bit 2 Update Records.
+    /// The kinds of call that carried its items: bit 1 mass_update, bit 2 Update Records,
+    /// bit 4 Bulk Write.
     pub kinds: u8,
     pub last_attempt_at: Option<Arc<str>>,
     /// The record the row's items went to (for a `--match-by` row, the id its key found).
@@ -207,6 +208,7 @@ pub fn row_results(
                 );
                 result.kinds |= match chunk.kind {
                     CallKind::UpdateRecords => 2,
+                    CallKind::BulkWrite => 4,
                     _ => 1,
                 };
             }
@@ -281,14 +283,23 @@ pub fn for_each_row<E: From<StoreError>>(
             message,
             attempts: result.attempts,
             last_attempt_at: result.last_attempt_at.as_deref().map(str::to_string),
-            carried_by: match result.kinds {
-                1 => Some("mass_update"),
-                2 => Some("update_records"),
-                3 => Some("mass_update+update_records"),
-                _ => None,
-            },
+            carried_by: carried_by(result.kinds),
             record: result.record,
         })
+    })
+}
+
+/// The report's `carried_by` for a kinds bitmask: the kinds joined by `+`.
+fn carried_by(kinds: u8) -> Option<&'static str> {
+    Some(match kinds {
+        1 => "mass_update",
+        2 => "update_records",
+        3 => "mass_update+update_records",
+        4 => "bulk",
+        5 => "mass_update+bulk",
+        6 => "update_records+bulk",
+        7 => "mass_update+update_records+bulk",
+        _ => return None,
     })
 }
 

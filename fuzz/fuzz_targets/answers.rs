@@ -86,6 +86,7 @@ fuzz_target!(|data: &[u8]| {
             outcomes: vec![0; IDS.len()],
             details: Default::default(),
             snapshotted: false,
+            bulk: None,
         };
         // Writes: by id (mass_update, and Update Records when the answer is not one entry
         // per record), and by position (Update Records).

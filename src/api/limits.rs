@@ -98,9 +98,33 @@ pub enum CallKind {
     GetRecords,
     /// `POST .../coql`: the `--match-by` lookups, `export --where`.
     Coql,
-    /// `GET .../settings/...`: field and module metadata.
+    /// `GET .../settings/...`: field and module metadata; and `GET .../org`, the org id
+    /// Bulk Write's upload names.
     Metadata,
+    /// `POST .../crm/bulk/{v}/write`: a Bulk Write job over an uploaded CSV of up to 25,000
+    /// records, each with its own values. A chunk's kind: the job is what Zoho bills (500
+    /// credits); the upload, the polls and the result are its steps, priced apart.
+    BulkWrite,
+    /// `POST {content domain}/crm/{v}/upload`: the zipped CSV a Bulk Write job reads.
+    BulkUpload,
+    /// `GET .../crm/bulk/{v}/write/{job id}`: a Bulk Write job's status.
+    BulkStatus,
+    /// `GET {download_url}`: a finished Bulk Write job's result file.
+    BulkResult,
 }
+
+/// Every kind, in declaration order (the order of per-kind tables).
+pub const ALL_KINDS: [CallKind; 9] = [
+    CallKind::MassUpdate,
+    CallKind::UpdateRecords,
+    CallKind::GetRecords,
+    CallKind::Coql,
+    CallKind::Metadata,
+    CallKind::BulkWrite,
+    CallKind::BulkUpload,
+    CallKind::BulkStatus,
+    CallKind::BulkResult,
+];
 
 impl CallKind {
     /// The kind's name in logs, the database, reports and JSON.
@@ -111,25 +135,30 @@ impl CallKind {
             CallKind::GetRecords => "get_records",
             CallKind::Coql => "coql",
             CallKind::Metadata => "metadata",
+            CallKind::BulkWrite => "bulk_write",
+            CallKind::BulkUpload => "bulk_upload",
+            CallKind::BulkStatus => "bulk_status",
+            CallKind::BulkResult => "bulk_result",
         }
     }
 
     /// The kind named `name` (as [`CallKind::name`] writes it).
     pub fn from_name(name: &str) -> Option<CallKind> {
-        [
-            CallKind::MassUpdate,
-            CallKind::UpdateRecords,
-            CallKind::GetRecords,
-            CallKind::Coql,
-            CallKind::Metadata,
-        ]
-        .into_iter()
-        .find(|k| k.name() == name)
+        ALL_KINDS.into_iter().find(|k| k.name() == name)
     }
 
     /// Whether the kind writes records (and so is a chunk's kind).
     pub fn writes(self) -> bool {
-        matches!(self, CallKind::MassUpdate | CallKind::UpdateRecords)
+        matches!(
+            self,
+            CallKind::MassUpdate | CallKind::UpdateRecords | CallKind::BulkWrite
+        )
+    }
+
+    /// Whether each record of a chunk of this kind carries its own values (Update Records,
+    /// Bulk Write) rather than the chunk's one value set (mass_update).
+    pub fn per_record(self) -> bool {
+        matches!(self, CallKind::UpdateRecords | CallKind::BulkWrite)
     }
 }
 
@@ -149,9 +178,28 @@ pub fn credits(kind: CallKind, size: usize) -> u64 {
             201..=1_000 => 2,
             _ => 3,
         },
-        CallKind::MassUpdate | CallKind::GetRecords | CallKind::Metadata => 1,
+        CallKind::BulkWrite => BULK_WRITE_JOB_CREDITS,
+        CallKind::MassUpdate
+        | CallKind::GetRecords
+        | CallKind::Metadata
+        | CallKind::BulkUpload
+        | CallKind::BulkStatus
+        | CallKind::BulkResult => 1,
     }
 }
+
+/// What Zoho bills a Bulk Write job (its initialisation), whatever its size: the credit
+/// table's "Bulk Write: 500 credits per job". The upload, the status polls and the result's
+/// download are not in the table, so each is priced one, the "all other APIs" rate (the
+/// safe side: an estimate may be a few credits high, never low).
+pub const BULK_WRITE_JOB_CREDITS: u64 = 500;
+
+/// Records a Bulk Write job's CSV may hold (Zoho's Bulk Write limits page).
+pub const MAX_RECORDS_PER_BULK_JOB: usize = 25_000;
+
+/// Bytes a Bulk Write job's CSV may hold: Zoho's limit is 25 MB a file; massup keeps a
+/// margin under it (the zip of it is smaller still).
+pub const MAX_BULK_CSV_BYTES: usize = 24 * 1024 * 1024;
 
 /// Credits of one Insert, Update or Upsert call of `records` records (at least one).
 pub fn write_credits(records: usize) -> u64 {
@@ -176,6 +224,16 @@ mod tests {
         assert_eq!(credits(CallKind::Coql, 1_000), 2);
         assert_eq!(credits(CallKind::Coql, 2_000), 3);
         assert_eq!(credits(CallKind::Metadata, 0), 1);
+        assert_eq!(credits(CallKind::BulkWrite, 25_000), 500);
+        assert_eq!(credits(CallKind::BulkWrite, 1), 500);
+        assert_eq!(credits(CallKind::BulkStatus, 0), 1);
+    }
+
+    #[test]
+    fn kinds_are_listed_in_declaration_order() {
+        for (i, kind) in ALL_KINDS.into_iter().enumerate() {
+            assert_eq!(kind as usize, i);
+        }
     }
 
     #[test]
@@ -183,13 +241,7 @@ mod tests {
         assert_eq!(max_rows_per_query("v2"), 200);
         assert_eq!(max_rows_per_query("v3"), 200);
         assert_eq!(max_rows_per_query("v8"), 2_000);
-        for kind in [
-            CallKind::MassUpdate,
-            CallKind::UpdateRecords,
-            CallKind::GetRecords,
-            CallKind::Coql,
-            CallKind::Metadata,
-        ] {
+        for kind in ALL_KINDS {
             assert_eq!(CallKind::from_name(kind.name()), Some(kind));
         }
         assert_eq!(default_field_limit("deals"), 3);

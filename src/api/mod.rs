@@ -64,13 +64,70 @@ pub fn data_centre(code: &str) -> Result<(&'static str, &'static str), UsageErro
 pub struct Endpoints {
     domain: String,
     version: String,
+    /// Where Bulk Write's files are uploaded: `content.zohoapis.X` for `www.zohoapis.X`,
+    /// else the API domain itself (a loopback mock serves both), or `--content-domain`.
+    content: String,
 }
 
 impl Endpoints {
     pub fn new(domain: &str, version: &str) -> Endpoints {
+        let domain = domain.trim_end_matches('/').to_string();
         Endpoints {
-            domain: domain.trim_end_matches('/').to_string(),
+            content: content_domain_of(&domain),
+            domain,
             version: version.to_string(),
+        }
+    }
+
+    /// The same endpoints with uploads sent to `content` (`--content-domain`, checked).
+    pub fn with_content_domain(mut self, content: Option<&str>) -> Endpoints {
+        if let Some(content) = content {
+            self.content = content.trim_end_matches('/').to_string();
+        }
+        self
+    }
+
+    /// `GET .../crm/{v}/org`: the org's details, its id among them.
+    pub fn org(&self) -> String {
+        format!("{}/crm/{}/org", self.domain, self.version)
+    }
+
+    /// `POST {content domain}/crm/{v}/upload`: a Bulk Write job's zipped CSV.
+    pub fn upload(&self) -> String {
+        format!("{}/crm/{}/upload", self.content, self.version)
+    }
+
+    /// `POST .../crm/bulk/{v}/write`: creates a Bulk Write job.
+    pub fn bulk_write(&self) -> String {
+        format!("{}/crm/bulk/{}/write", self.domain, self.version)
+    }
+
+    /// `GET .../crm/bulk/{v}/write/{job id}`: a Bulk Write job's status.
+    pub fn bulk_write_job(&self, job_id: &str) -> String {
+        format!("{}/{}", self.bulk_write(), url_component(job_id))
+    }
+
+    /// The URL of a Bulk Write job's result, from the `download_url` its status gave: a
+    /// path is on the API domain; a full URL must be https (or loopback http) on one of
+    /// Zoho's hosts or the API or content domain's host, since the token goes with it.
+    pub fn result_url(&self, download_url: &str) -> Result<String, String> {
+        if download_url.starts_with('/') {
+            return Ok(format!("{}{download_url}", self.domain));
+        }
+        let parsed = Url::parse(download_url)
+            .map_err(|e| format!("the job's download_url {download_url:?} is not a URL: {e}"))?;
+        check_base_url("the job's download_url", download_url).map_err(|e| e.to_string())?;
+        let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
+        let ours = [&self.domain, &self.content]
+            .iter()
+            .filter_map(|u| Url::parse(u).ok())
+            .any(|u| u.host_str().is_some_and(|h| h.eq_ignore_ascii_case(&host)));
+        if ours || is_zoho_host(&host) {
+            Ok(download_url.to_string())
+        } else {
+            Err(format!(
+                "the job's download_url points at {host}, which is not Zoho's: the access token is not sent there"
+            ))
         }
     }
 
@@ -133,6 +190,37 @@ impl Endpoints {
     pub fn modules(&self) -> String {
         format!("{}/crm/{}/settings/modules", self.domain, self.version)
     }
+}
+
+/// The content domain (Bulk Write uploads) of an API domain: `https://www.zohoapis.X` ->
+/// `https://content.zohoapis.X`; any other host serves both (a loopback mock).
+fn content_domain_of(domain: &str) -> String {
+    match domain.strip_prefix("https://www.zohoapis.") {
+        Some(rest) => format!("https://content.zohoapis.{rest}"),
+        None => domain.to_string(),
+    }
+}
+
+/// Whether `host` is one of Zoho's: a name under `zoho.*`, `zohoapis.*` or `zohocloud.*`
+/// of a data centre (download hosts such as `download-accl.zoho.com`).
+fn is_zoho_host(host: &str) -> bool {
+    DATA_CENTRES.iter().any(|(_, accounts, api)| {
+        [accounts, api].iter().any(|base| {
+            let suffix = base
+                .trim_start_matches("https://")
+                .split_once('.')
+                .map_or("", |(_, rest)| rest);
+            !suffix.is_empty() && host.ends_with(&format!(".{suffix}"))
+        })
+    })
+}
+
+/// A Bulk Write upload: the zip, its file name, and the org it is for (`X-CRM-ORG`).
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub org_id: String,
+    pub file_name: String,
+    pub zip: bytes::Bytes,
 }
 
 /// Which page of a listing to ask for: by number (up to 2,000 records), or by the token the
@@ -346,23 +434,36 @@ pub enum Exchange {
     NoAnswer { reason: String },
 }
 
-/// Sends one JSON request body (a mass_update POST, an Update Records PUT) and reads what
-/// came back, without interpreting it.
+/// Sends one request (a JSON body: a mass_update POST, an Update Records PUT; or a Bulk
+/// Write upload's multipart form) and reads what came back, without interpreting it.
 pub async fn send_call(
     http: &reqwest::Client,
     method: reqwest::Method,
     url: &str,
     token: &auth::Secret,
     body: String,
+    upload: Option<&Upload>,
 ) -> (Exchange, Duration) {
     let started = Instant::now();
-    let sent = http
+    let request = http
         .request(method, url)
-        .header(reqwest::header::AUTHORIZATION, authorization(token))
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .send()
-        .await;
+        .header(reqwest::header::AUTHORIZATION, authorization(token));
+    let request = match upload {
+        None => request
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body),
+        Some(upload) => {
+            let part = reqwest::multipart::Part::stream(upload.zip.clone())
+                .file_name(upload.file_name.clone())
+                .mime_str("application/zip")
+                .expect("a valid mime type");
+            request
+                .header("feature", "bulk-write")
+                .header("X-CRM-ORG", upload.org_id.as_str())
+                .multipart(reqwest::multipart::Form::new().part("file", part))
+        }
+    };
+    let sent = request.send().await;
     let exchange = match sent {
         Err(e) => Exchange::NoAnswer {
             reason: describe(&e),

@@ -28,6 +28,7 @@ pub struct Connection {
     pub dc: Option<String>,
     pub accounts_url: Option<String>,
     pub api_version: Option<String>,
+    pub content_domain: Option<String>,
 }
 
 /// How fast and how hard to send, as the command line said (None: not said).
@@ -43,6 +44,8 @@ pub struct Pace {
     /// Queue behind another sender of the run instead of exiting (4).
     pub wait: bool,
     pub backoff_ms: Option<u64>,
+    pub bulk_wait: Option<u64>,
+    pub bulk_poll_ms: Option<u64>,
 }
 
 /// Writes `--results DIR`'s files if a folder is given; their paths and rows, for the
@@ -177,6 +180,20 @@ impl SendSettings {
             settings.backoff_max =
                 Duration::from_millis(ms.saturating_mul(64)).max(settings.backoff_base);
         }
+        if let Some(secs) = flags.bulk_wait {
+            settings.bulk_wait = Duration::from_secs(secs.max(1));
+        }
+        if let Some(ms) = flags.bulk_poll_ms {
+            settings.bulk_poll = Duration::from_millis(ms.max(1));
+            settings.bulk_poll_max = settings.bulk_poll * 15;
+        }
+        let content_domain = conn_flags
+            .content_domain
+            .clone()
+            .or_else(|| stored.content_domain.clone());
+        if let Some(url) = &content_domain {
+            crate::api::check_base_url("--content-domain", url)?;
+        }
         let pick = |flag: &Option<String>, stored: &Option<String>, config: &Option<String>| {
             flag.clone()
                 .or_else(|| stored.clone())
@@ -198,6 +215,7 @@ impl SendSettings {
                 .api_version
                 .clone()
                 .or_else(|| stored.api_version.clone()),
+            content_domain,
             dispatch: Some(settings),
         })
     }

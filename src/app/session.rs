@@ -24,6 +24,9 @@ pub struct SendSettings {
     pub dc: Option<String>,
     pub accounts_url: Option<String>,
     pub api_version: Option<String>,
+    /// `--content-domain`: where Bulk Write files go (None: derived from the API domain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_domain: Option<String>,
     pub dispatch: Option<DispatchSettings>,
 }
 
@@ -61,6 +64,7 @@ pub struct Session {
     explicit_api_domain: Option<String>,
     dc_api_domain: String,
     pub api_version: String,
+    content_domain: Option<String>,
 }
 
 impl Session {
@@ -99,6 +103,7 @@ impl Session {
                 .api_version
                 .clone()
                 .unwrap_or_else(|| "v2".into()),
+            content_domain: connection.content_domain.clone(),
         })
     }
 
@@ -119,7 +124,8 @@ impl Session {
     pub async fn endpoint(&self, module: &str) -> Result<Endpoint, UsageError> {
         let domain = self.api_domain().await?;
         Ok(Endpoint {
-            urls: api::Endpoints::new(&domain, &self.api_version),
+            urls: api::Endpoints::new(&domain, &self.api_version)
+                .with_content_domain(self.content_domain.as_deref()),
             module: module.to_string(),
             http: self.http.clone(),
             tokens: self.tokens.clone(),

@@ -51,7 +51,9 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         .map_err(|e| UsageError::new(format!("cannot create {}: {e}", dir.display())))?;
     let rt = runtime()?;
     let mock_config = MockConfig {
-        records: args.rows + 100,
+        // The Bulk Write migration needs more than 5,000 records.
+        records: (args.rows + 100).max(BULK_ROWS),
+        bulk_delay: Duration::from_millis(if args.fast { 100 } else { 1500 }),
         seed: 42,
         locked_fraction: 0.03,
         unlock_after: 1,
@@ -157,7 +159,10 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     // A sheet from another system: no Zoho ids, only each lead's email address (in
     // whatever case it was typed). `--match-by Email` looks the keys up, 50 a call.
     let by_email = dir.join("by-email.csv");
-    let keyed = write_email_csv(&by_email, &emails[args.rows.min(emails.len())..])?;
+    let keyed = write_email_csv(
+        &by_email,
+        &emails[args.rows.min(emails.len())..(args.rows + 100).min(emails.len())],
+    )?;
     say(&format!(
         "\n  wrote {} ({keyed} rows keyed by Email, no record ids; one address no lead has)",
         by_email.display()
@@ -178,12 +183,47 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         args.extend(keyed_args);
         massup(&args)?
     };
+    // A large migration: 6,000 records, each its own City and Phone. Update Records would
+    // take 600 credits; one Bulk Write job takes 500 (and a few one-credit calls for its
+    // upload, status polls and result). Its locked and not-approved rows come back
+    // retryable, and `retry` sends those few by Update Records.
+    let bulk = dir.join("bulk-migration.csv");
+    let bulked = write_bulk_csv(&bulk, &ids, BULK_ROWS)?;
+    say(&format!(
+        "\n  wrote {} ({bulked} rows, each record its own City and Phone: more than 5,000, so one Bulk Write job costs less than Update Records)",
+        bulk.display()
+    ));
+    let bulk_arg = bulk.display().to_string();
+    let poll = if args.fast { "100" } else { "1000" };
+    let fifth = {
+        let mut args = vec![
+            "run",
+            "--csv",
+            bulk_arg.as_str(),
+            "--module",
+            "Leads",
+            "--new-run",
+            "--no-snapshot",
+            "--bulk-poll-ms",
+            poll,
+            "--yes",
+        ];
+        args.extend(connection);
+        massup(&args)?
+    };
+    let sixth = {
+        let mut args = vec!["retry", "--yes"];
+        args.extend(connection);
+        massup(&args)?
+    };
     let ledger = server.ledger();
     rt.block_on(server.shutdown());
     say(&format!(
-        "\nThe mock charged {} API credits for {} mass_update and {} Update Records calls, {} lookup (COQL) and {} Get Records (snapshot) calls and the metadata; it minted {} tokens and never saw more than {} calls at once.",
+        "\nThe mock charged {} API credits for {} mass_update and {} Update Records calls, {} Bulk Write job{}, {} lookup (COQL) and {} Get Records (snapshot) calls and the metadata; it minted {} tokens and never saw more than {} calls at once.",
         crate::render::count(ledger.credits_charged),
-        ledger.requests, ledger.update_requests, ledger.coql_requests, ledger.get_records_requests, ledger.refreshes, ledger.max_concurrency_seen
+        ledger.requests, ledger.update_requests, ledger.bulk.jobs_created,
+        if ledger.bulk.jobs_created == 1 { "" } else { "s" },
+        ledger.coql_requests, ledger.get_records_requests, ledger.refreshes, ledger.max_concurrency_seen
     ));
     say(&format!("Everything is in {}: {reports}", dir.display()));
     // The demo's failures are on purpose: the run and the retry end with exit 3 (some rows
@@ -193,6 +233,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         ("retry", second),
         ("migration run", third),
         ("run keyed by Email", fourth),
+        ("Bulk Write migration", fifth),
+        ("its retry", sixth),
     ] {
         if code != 0 && code != Exit::Failures.code() as i32 {
             return Err(anyhow::anyhow!("the demo's `{what}` exited with {code}"));
@@ -211,6 +253,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
                     "credits_charged": ledger.credits_charged,
                     "mass_update_calls": ledger.requests,
                     "update_records_calls": ledger.update_requests,
+                    "bulk_write_jobs": ledger.bulk.jobs_created,
                     "tokens_minted": ledger.refreshes,
                     "max_concurrency_seen": ledger.max_concurrency_seen,
                 },
@@ -312,6 +355,20 @@ fn write_sample_csv(path: &Path, ids: &[String], rows: usize) -> anyhow::Result<
     }
     writer.flush()?;
     Ok(written)
+}
+
+/// Rows of the demo's Bulk Write migration: more than the 5,000 a job needs to cost less
+/// than Update Records.
+const BULK_ROWS: usize = 6_000;
+
+/// A large migration sheet for the first `rows` records: a City and a Phone of its own each.
+fn write_bulk_csv(path: &Path, ids: &[String], rows: usize) -> anyhow::Result<usize> {
+    let mut out = String::from("id,City,Phone\n");
+    for (i, id) in ids.iter().take(rows).enumerate() {
+        out.push_str(&format!("{id},Bergen {i},+47 5{i:07}\n"));
+    }
+    std::fs::write(path, out)?;
+    Ok(rows.min(ids.len()))
 }
 
 /// A migration sheet for the first `rows` records: unique Email, Phone and City each.

@@ -45,6 +45,9 @@ pub struct ConnectionFlags {
     /// CRM API version in the URL path.
     #[arg(long, value_name = "VERSION")]
     pub api_version: Option<String>,
+    /// Where Bulk Write files are uploaded [default: content.zohoapis.X for www.zohoapis.X; any other API domain serves both]
+    #[arg(long, value_name = "URL")]
+    pub content_domain: Option<String>,
 }
 
 /// How fast and how hard to send.
@@ -80,6 +83,12 @@ pub struct DispatchFlags {
     /// First backoff step in milliseconds (doubles per retry, full jitter) [default: 500]
     #[arg(long, value_name = "MS", hide = true)]
     pub backoff_ms: Option<u64>,
+    /// Seconds one invocation waits for a Bulk Write job to finish before it stops, resumable (the job goes on at Zoho; `resume` polls it again) [default: 7200]
+    #[arg(long, value_name = "SECS")]
+    pub bulk_wait: Option<u64>,
+    /// First wait in milliseconds before a Bulk Write job's status is polled (then half as long again each time, up to 15 times it) [default: 2000]
+    #[arg(long, value_name = "MS", hide = true)]
+    pub bulk_poll_ms: Option<u64>,
 }
 
 /// How fast and how hard an export reads (its pages go one call at a time).
@@ -129,6 +138,7 @@ impl ConnectionFlags {
             dc: self.dc.clone(),
             accounts_url: self.accounts_url.clone(),
             api_version: self.api_version.clone(),
+            content_domain: self.content_domain.clone(),
         }
     }
 }
@@ -145,6 +155,8 @@ impl DispatchFlags {
             max_credits: self.max_credits,
             wait: self.wait,
             backoff_ms: self.backoff_ms,
+            bulk_wait: self.bulk_wait,
+            bulk_poll_ms: self.bulk_poll_ms,
         }
     }
 }

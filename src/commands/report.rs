@@ -18,8 +18,8 @@ const AFTER_HELP: &str = "\
 Columns: line (where the row starts in the input file), the id column under its input name, \
 the field columns as given, then outcome (succeeded | failed | retryable | invalid | pending), \
 code, message, attempts (the calls that carried the row's most-tried record update, re-sends by \
-retry included: 1 for a row whose fields all succeeded first time), last_attempt_at and carried_by (mass_update, update_records, or \
-mass_update+update_records: the kinds of call that carried the row's fields). A report column whose name an input column \
+retry included: 1 for a row whose fields all succeeded first time), last_attempt_at and carried_by (mass_update, update_records, bulk (a Bulk Write job), or \
+several joined by +, e.g. mass_update+update_records: the kinds of call that carried the row's fields). A report column whose name an input column \
 already uses is written as massup_<name>. --only is exact: --only failed lists the rows Zoho \
 refused, not the invalid ones massup never sent; name both (failed,invalid) for every row to fix.
 

@@ -39,6 +39,8 @@ pub struct Request {
     pub url: String,
     /// The JSON body; empty for a GET.
     pub body: String,
+    /// A Bulk Write upload instead of the JSON body.
+    pub upload: Option<crate::api::Upload>,
     /// Records (ids) the call carries: its price for writes, the log's `ids`.
     pub records: usize,
     /// What Zoho charges for it (see [`crate::api::limits::credits`]).
@@ -114,7 +116,7 @@ pub struct Spent {
     credits: [AtomicU64; KINDS],
 }
 
-const KINDS: usize = 5;
+const KINDS: usize = crate::api::limits::ALL_KINDS.len();
 
 impl Spent {
     fn add(&self, kind: CallKind, credits: u64) {
@@ -439,6 +441,7 @@ pub async fn attempt<C: Call>(caller: &Caller, call: &mut C) -> Result<C::Output
             &request.url,
             &token,
             request.body.clone(),
+            request.upload.as_ref(),
         )
         .await;
         // The answer is read while the slot is held, so that a stop it calls for (credits

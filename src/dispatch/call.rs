@@ -135,6 +135,7 @@ impl Call for WriteCall<'_> {
             body: body(self.chunk, &sent, &self.ctx.caller.settings),
             records: sent.len(),
             credits: credits(kind, sent.len()),
+            upload: None,
         }
     }
 
@@ -235,6 +236,7 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let chunk = ClaimedChunk {
+            bulk: None,
             id: 1,
             kind: CallKind::MassUpdate,
             payload: r#"{"Lead_Status":"Contacted"}"#.into(),
@@ -255,6 +257,7 @@ mod tests {
             serde_json::json!({"data": [{"Lead_Status": "Contacted"}], "over_write": true, "ids": ["1", "22"]})
         );
         let chunk = ClaimedChunk {
+            bulk: None,
             kind: CallKind::UpdateRecords,
             payload: "{}".into(),
             payloads: Some(vec![

@@ -29,6 +29,8 @@ pub struct SendContext {
     /// Records whose values the run has read and stored, or is reading (a plain snapshot
     /// reads a record once per run).
     pub records_read: Mutex<rustc_hash::FxHashMap<i64, ReadState>>,
+    /// The org id Bulk Write uploads name (kept with the run once asked for).
+    pub org_id: tokio::sync::Mutex<Option<String>>,
 }
 
 impl SendContext {

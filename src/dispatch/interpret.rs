@@ -300,6 +300,7 @@ mod tests {
             .collect();
         let index = ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
         let chunk = ClaimedChunk {
+            bulk: None,
             id: 1,
             kind: crate::api::limits::CallKind::MassUpdate,
             payloads: None,

@@ -27,6 +27,7 @@
 //! at any moment leaves it for `resume` to send again; resending a mass update writes the
 //! same values, which is harmless.
 pub mod attempt;
+pub mod bulk;
 pub mod call;
 pub mod context;
 pub mod interpret;
@@ -219,6 +220,7 @@ pub async fn dispatch(
     let mut conn = store::open_for_writer(db)?;
     let pending = store::chunks::pending_chunk_ids(&conn, run_id)?;
     let expectations = snapshot::Expectations::load(&conn, run_id)?;
+    let org_id = store::bulk::org_id(&conn, run_id)?;
     let columns = store::runs::run(&conn, run_id)?
         .map(|run| run.columns)
         .unwrap_or_default();
@@ -259,6 +261,7 @@ pub async fn dispatch(
         expectations,
         columns,
         records_read: Mutex::new(records_read),
+        org_id: tokio::sync::Mutex::new(org_id),
     });
     let mut workers = tokio::task::JoinSet::new();
     // Chunks are claimed ahead of the calls so that a claim's commit overlaps with calls
@@ -352,6 +355,10 @@ pub async fn dispatch(
         CallKind::MassUpdate,
         CallKind::UpdateRecords,
         CallKind::GetRecords,
+        CallKind::BulkWrite,
+        CallKind::BulkUpload,
+        CallKind::BulkStatus,
+        CallKind::BulkResult,
     ]
     .into_iter()
     .map(|k| spent.calls(k))

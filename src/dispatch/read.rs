@@ -89,43 +89,56 @@ pub fn interpret_query(exchange: &Exchange, can_refresh: bool) -> QueryAnswer {
             });
         }
     }
+    QueryAnswer::Step(refused(status, body, retry_after, remaining, can_refresh))
+}
+
+/// What an answer that is not the rows or document asked for means: the daily credits
+/// spent, an answer to try again (429, 5xx, unreadable), a refused token, or a refusal
+/// that the same request would meet every time (fatal).
+pub fn refused(
+    status: u16,
+    body: &[u8],
+    retry_after: Option<std::time::Duration>,
+    remaining: Option<u64>,
+    can_refresh: bool,
+) -> Step {
     if credits_exhausted(status, body, remaining.filter(|_| status != 200)) {
         let message = match parse_body(status, body) {
             CallAnswer::Request { code, message } => format!("{code}: {message}"),
             _ => format!("HTTP {status}"),
         };
-        return QueryAnswer::Step(Step::CreditsExhausted {
+        return Step::CreditsExhausted {
             code: "TOO_MANY_REQUESTS".into(),
             message,
-        });
+        };
     }
     let (code, message) = match parse_body(status, body) {
         CallAnswer::Request { code, message } => (code, message),
         CallAnswer::Unreadable { reason } => {
-            return QueryAnswer::Step(Step::Again {
+            return Step::Again {
                 code: crate::codes::UNREADABLE_ANSWER.into(),
                 message: reason,
                 retry_after,
-            })
+            }
         }
         CallAnswer::Records(_) => (
             crate::codes::UNREADABLE_ANSWER.to_string(),
-            format!("HTTP {status}: record entries where query rows were expected"),
+            format!("HTTP {status}: record entries where another answer was expected"),
         ),
     };
     if status == 429 || status >= 500 {
-        return QueryAnswer::Step(Step::Again {
+        return Step::Again {
             code,
             message,
             retry_after,
-        });
+        };
     }
     let class = if code == "AUTHENTICATION_FAILURE" && can_refresh {
         AnswerClass::TokenExpired
     } else {
         classify_code(&code)
     };
-    QueryAnswer::Step(match class {
+    match class {
         AnswerClass::TokenExpired => Step::Token { code, message },
         AnswerClass::Transient => Step::Again {
             code,
@@ -135,7 +148,7 @@ pub fn interpret_query(exchange: &Exchange, can_refresh: bool) -> QueryAnswer {
         // A query that the server refuses (a field COQL cannot filter on, a module it does
         // not serve) is refused the same way every time.
         _ => Step::Fatal { code, message },
-    })
+    }
 }
 
 /// One request that answers rows, as the attempt loop drives it. A snapshot's read is
@@ -156,6 +169,7 @@ impl<'a> RowsCall<'a> {
                 body: serde_json::json!({ "select_query": query }).to_string(),
                 records: 0,
                 credits: credits(CallKind::Coql, limit),
+                upload: None,
             },
             log_with: None,
         }
@@ -180,6 +194,7 @@ impl<'a> RowsCall<'a> {
                 body: String::new(),
                 records: 0,
                 credits: credits(CallKind::GetRecords, per_page),
+                upload: None,
             },
             log_with: None,
         }
@@ -201,6 +216,7 @@ impl<'a> RowsCall<'a> {
                 body: String::new(),
                 records: ids.len(),
                 credits: credits(CallKind::GetRecords, ids.len()),
+                upload: None,
             },
             log_with,
         }

@@ -95,6 +95,28 @@ pub struct DispatchSettings {
     /// snapshot): no write, no workflow. From the plan.
     #[serde(default)]
     pub skip_unchanged: bool,
+    /// A Bulk Write job's first status poll comes this long after its creation; each later
+    /// one half as long again after the last, up to `bulk_poll_max`.
+    #[serde(default = "default_bulk_poll")]
+    pub bulk_poll: Duration,
+    #[serde(default = "default_bulk_poll_max")]
+    pub bulk_poll_max: Duration,
+    /// How long one invocation waits for a Bulk Write job before it stops, resumable (the
+    /// job goes on at Zoho; `resume` polls it again).
+    #[serde(default = "default_bulk_wait")]
+    pub bulk_wait: Duration,
+}
+
+fn default_bulk_poll() -> Duration {
+    Duration::from_secs(2)
+}
+
+fn default_bulk_poll_max() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_bulk_wait() -> Duration {
+    Duration::from_secs(2 * 3600)
 }
 
 impl Default for DispatchSettings {
@@ -113,6 +135,9 @@ impl Default for DispatchSettings {
             trigger: None,
             snapshot: false,
             skip_unchanged: false,
+            bulk_poll: default_bulk_poll(),
+            bulk_poll_max: default_bulk_poll_max(),
+            bulk_wait: default_bulk_wait(),
         }
     }
 }

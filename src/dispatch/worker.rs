@@ -25,6 +25,9 @@ async fn attempt_until_end(ctx: &SendContext, chunk: &mut ClaimedChunk) -> Chunk
             return end;
         }
     }
+    if chunk.kind == crate::api::limits::CallKind::BulkWrite {
+        return super::bulk::send_job(ctx, chunk).await;
+    }
     let mut call = WriteCall::new(ctx, chunk);
     if call.pending().is_empty() {
         return ChunkEnd::done();

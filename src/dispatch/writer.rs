@@ -20,6 +20,14 @@ pub enum WriterMsg {
         chunk_id: i64,
         call: crate::store::chunks::CallRecord,
     },
+    /// Keep where a chunk's Bulk Write job stands (and the run's org id); answered once
+    /// committed, so no step is taken before the id of the step before is on disk.
+    Bulk {
+        chunk_id: i64,
+        job: crate::store::bulk::BulkJob,
+        org_id: Option<String>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
     /// Store a chunk's snapshot; answered once committed, so no call leaves before the
     /// values it overwrites are on disk.
     Snapshot {
@@ -66,6 +74,18 @@ pub fn run_writer(
                 WriterMsg::Attempt(update) => chunks::record_attempt(&tx, run_id, &update)?,
                 WriterMsg::Call { chunk_id, call } => {
                     crate::store::calls::insert(&tx, run_id, chunk_id, &call)?
+                }
+                WriterMsg::Bulk {
+                    chunk_id,
+                    job,
+                    org_id,
+                    reply,
+                } => {
+                    let mut saved = crate::store::bulk::save(&tx, run_id, chunk_id, &job);
+                    if let (Ok(()), Some(org_id)) = (&saved, org_id) {
+                        saved = crate::store::bulk::set_org_id(&tx, run_id, &org_id);
+                    }
+                    snapshots.push((reply, saved));
                 }
                 WriterMsg::Snapshot {
                     chunk_id,

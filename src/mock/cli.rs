@@ -121,6 +121,18 @@ pub struct MockServerArgs {
     /// Update Records answers DUPLICATE_DATA for a value another record holds.
     #[arg(long = "unique-field", value_name = "MODULE.FIELD")]
     pub unique_field: Vec<String>,
+    /// Milliseconds a Bulk Write job stays IN PROGRESS before it applies its rows.
+    #[arg(long, default_value_t = 300, value_name = "MS")]
+    pub bulk_delay_ms: u64,
+    /// The first N Bulk Write uploads answer 500 (nothing kept).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub bulk_fail_uploads: u32,
+    /// The first N Bulk Write jobs end FAILED with no row applied.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub bulk_fail_jobs: u32,
+    /// Every N-th row of a Bulk Write job's file is left Unprocessed (0: none).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub bulk_unprocessed_every: usize,
     /// Print a sheet of the first N records this mock serves (with these --records, --seed
     /// and email flags) to stdout and exit, without serving: `id,Email,Lead_Status,City`,
     /// ready to edit and send with `massup run --csv` (or by Email with `--match-by Email`).
@@ -274,6 +286,11 @@ impl MockServerArgs {
             duplicate_emails: self.duplicate_emails,
             mixed_case_emails: self.mixed_case_emails,
             unique_fields,
+            bulk_delay: Duration::from_millis(self.bulk_delay_ms),
+            bulk_fail_uploads: self.bulk_fail_uploads,
+            bulk_upload_latency: Duration::ZERO,
+            bulk_fail_jobs: self.bulk_fail_jobs,
+            bulk_unprocessed_every: self.bulk_unprocessed_every,
         };
         Ok(if self.seed_fixtures {
             config.with_seed_fixture_records()

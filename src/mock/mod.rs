@@ -61,6 +61,7 @@
 
 mod auth;
 mod buffers;
+pub mod bulk;
 mod call;
 pub mod cli;
 mod coql;
@@ -196,6 +197,20 @@ pub struct MockConfig {
     /// value another record already holds answers DUPLICATE_DATA. Email values compare
     /// case-insensitively. None by default, as in a new Zoho org.
     pub unique_fields: Vec<(String, String)>,
+    /// A Bulk Write job answers IN PROGRESS to its polls for this long after its creation,
+    /// then applies its rows and answers COMPLETED.
+    pub bulk_delay: Duration,
+    /// The first this many Bulk Write uploads answer 500 INTERNAL_ERROR (nothing kept).
+    pub bulk_fail_uploads: u32,
+    /// An upload is answered (and its file kept) this long after it arrived: a client
+    /// killed meanwhile leaves no file.
+    pub bulk_upload_latency: Duration,
+    /// The first this many Bulk Write jobs end FAILED with no row applied (their result
+    /// lists every row as Unprocessed).
+    pub bulk_fail_jobs: u32,
+    /// Every this-many-th row of a Bulk Write job's file (the 1st, the N+1th, ...) is left
+    /// Unprocessed in its result (0: none).
+    pub bulk_unprocessed_every: usize,
 }
 
 /// A redirect the mock answers with: the status (301, 302, 303, 307 or 308) and the
@@ -259,6 +274,11 @@ impl Default for MockConfig {
             duplicate_emails: 0,
             mixed_case_emails: 0.0,
             unique_fields: Vec::new(),
+            bulk_delay: Duration::from_millis(300),
+            bulk_fail_uploads: 0,
+            bulk_upload_latency: Duration::ZERO,
+            bulk_fail_jobs: 0,
+            bulk_unprocessed_every: 0,
         }
     }
 }
@@ -373,4 +393,8 @@ pub struct Ledger {
     /// Codes COQL answered (SUCCESS and NO_CONTENT for a 200 and a 204, one per call).
     #[serde(default)]
     pub coql_by_code: BTreeMap<String, u64>,
+    /// Bulk Write: files uploaded (kept), jobs created, status polls and result downloads
+    /// answered, and each job's file and row counts by job id.
+    #[serde(default)]
+    pub bulk: bulk::BulkLedger,
 }

@@ -170,6 +170,44 @@ async fn update_records(
         .await
 }
 
+/// One row of a Bulk Write update job, applied as an Update Records entry would be (the
+/// same checks, gates and uniqueness): Ok, or the code and the field Zoho's result file
+/// names (`CODE-field`).
+pub(crate) fn bulk_update(
+    shared: &Shared,
+    store: &mut Store,
+    version: &str,
+    module: &str,
+    values: &Map<String, Value>,
+    modified: &str,
+) -> Result<(), (String, String)> {
+    let Some(spec) = shared.modules.get(module) else {
+        return Err((Code::InvalidModule.as_str().to_string(), "module".into()));
+    };
+    let update = Update {
+        shared,
+        spec,
+        target: Target {
+            version,
+            module,
+            id: None,
+        },
+        echo: None,
+    };
+    let record = Value::Object(values.clone());
+    update
+        .one(store, &record, modified)
+        .map(|_| ())
+        .map_err(|Refusal(code, details, _)| {
+            let field = details
+                .get("api_name")
+                .and_then(Value::as_str)
+                .unwrap_or("id")
+                .to_string();
+            (code.as_str().to_string(), field)
+        })
+}
+
 struct Update<'a> {
     shared: &'a Shared,
     spec: &'a ModuleSpec,

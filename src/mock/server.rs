@@ -202,6 +202,7 @@ pub(crate) struct Shared {
     api_domain: String,
     pub buffers: Arc<BufferPool>,
     pub jobs: Jobs,
+    pub bulk: super::bulk::BulkStore,
     redirects: AtomicU64,
     /// The `trigger` of each Update Records call whose body was read, oldest first.
     update_triggers: Mutex<VecDeque<Option<Vec<String>>>>,
@@ -214,6 +215,11 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// The mock's own base URL (what a job's `download_url` starts with).
+    pub(crate) fn api_domain(&self) -> &str {
+        &self.api_domain
+    }
+
     pub(crate) fn counters(&self, endpoint: Endpoint) -> &Counters {
         &self.counters[endpoint as usize]
     }
@@ -252,6 +258,7 @@ impl Shared {
             credits_charged: self.credits_charged.load(Ordering::Relaxed),
             redirects: self.redirects.load(Ordering::Relaxed),
             jobs: self.jobs.all(),
+            bulk: self.bulk.ledger(),
             ..Ledger::default()
         };
         let store = lock(&self.store);
@@ -690,6 +697,7 @@ impl MockServer {
             api_domain: format!("http://{addr}"),
             buffers: Arc::default(),
             jobs: Jobs::default(),
+            bulk: Default::default(),
             redirects: AtomicU64::new(0),
             update_triggers: Mutex::new(VecDeque::new()),
             config,
@@ -749,6 +757,20 @@ fn router(shared: Arc<Shared>) -> Router {
             any(mass_update::handle),
         )
         .route("/crm/{version}/coql", any(coql::handle))
+        .route("/crm/{version}/org", any(super::bulk::org))
+        .route(
+            "/crm/{version}/upload",
+            // A Bulk Write file may be 25 MB (axum's default body limit is 2 MB).
+            any(super::bulk::upload).layer(axum::extract::DefaultBodyLimit::max(
+                super::bulk::MAX_FILE_BYTES + 1024 * 1024,
+            )),
+        )
+        .route("/crm/bulk/{version}/write", any(super::bulk::create))
+        .route("/crm/bulk/{version}/write/{job}", any(super::bulk::status))
+        .route(
+            "/crm/bulk/{version}/write/{job}/result",
+            any(super::bulk::result),
+        )
         .route("/crm/{version}/{module}", any(records::collection))
         .route("/crm/{version}/{module}/{id}", any(records::single))
         .route("/crm/{version}/settings/fields", any(fields))
@@ -806,7 +828,7 @@ async fn serve_connection(stream: TcpStream, router: Router) {
 
 /// A metadata request that passed the method, token and credit checks: its query parameters,
 /// and the token's expiry and the credits left for the answer's headers.
-struct MetadataCall {
+pub(crate) struct MetadataCall {
     params: HashMap<String, String>,
     expiry: Option<Instant>,
     credits: Option<u64>,
@@ -818,7 +840,7 @@ struct MetadataCall {
 // The error is the finished answer to send, on a cold path (once per metadata call); boxing
 // it would only add an allocation for the lint's sake.
 #[allow(clippy::result_large_err)]
-fn metadata_call(
+pub(crate) fn metadata_call(
     shared: &Shared,
     method: &Method,
     headers: &HeaderMap,
@@ -866,11 +888,11 @@ impl MetadataCall {
             .ok_or_else(|| shared.refuse(Reject::InvalidModule, headers))
     }
 
-    fn answer(&self, status: StatusCode, body: &Value) -> Response {
+    pub(crate) fn answer(&self, status: StatusCode, body: &Value) -> Response {
         self.answer_bytes(status, json_bytes(body).into())
     }
 
-    fn answer_bytes(&self, status: StatusCode, body: Bytes) -> Response {
+    pub(crate) fn answer_bytes(&self, status: StatusCode, body: Bytes) -> Response {
         zoho_response(
             status,
             body,

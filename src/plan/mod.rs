@@ -387,6 +387,24 @@ pub fn plan_input(
             store::chunks::insert_chunk_of(&tx, run_id, group_id, &members, Some(&objects))?;
         }
     }
+    if !planned.bulk_jobs.is_empty() {
+        // Bulk Write jobs carry each record's own values too, in the same '{}' group kind
+        // of group; each job is a chunk.
+        let records: usize = planned.bulk_jobs.iter().map(Vec::len).sum();
+        let group_id = store::chunks::insert_group(&tx, run_id, "{}", records)?;
+        for job in &planned.bulk_jobs {
+            snapshot_calls += job.len().div_ceil(MAX_IDS_PER_READ) as u64 * reads_per_100;
+            let (members, objects): (Vec<_>, Vec<_>) = job.iter().cloned().unzip();
+            store::chunks::insert_chunk_kind(
+                &tx,
+                run_id,
+                group_id,
+                CallKind::BulkWrite,
+                &members,
+                Some(&objects),
+            )?;
+        }
+    }
     if request.fields.is_none() {
         warnings.push(
             "no field metadata: values are sent as text unless --type says otherwise; pass --fields FILE (or let `run` fetch it) to check types before sending".into(),

@@ -17,10 +17,11 @@ use rustc_hash::{FxBuildHasher, FxHashMap};
 use serde::Serialize;
 
 use super::matching::Matches;
-use super::settings::{ApiChoice, Optimize, PlanSettings, SettingsError};
+use super::settings::{ApiChoice, BulkUse, Optimize, PlanSettings, SettingsError};
 use super::PlanError;
 use crate::api::limits::{
-    credits, CallKind, MAX_IDS_PER_CALL, MAX_RECORDS_PER_UPDATE, RECORDS_PER_WRITE_CREDIT,
+    credits, CallKind, BULK_WRITE_JOB_CREDITS, MAX_BULK_CSV_BYTES, MAX_IDS_PER_CALL,
+    MAX_RECORDS_PER_BULK_JOB, MAX_RECORDS_PER_UPDATE, RECORDS_PER_WRITE_CREDIT,
 };
 use crate::fields::{
     self, CoerceOptions, ColumnMatch, ColumnProblem, ColumnProblemKind, FieldMeta, FieldType,
@@ -109,6 +110,8 @@ struct ColumnPlan {
     meta: FieldMeta,
     /// Which kinds of call can carry this column's values.
     route: ColumnRoute,
+    /// Whether a Bulk Write CSV can carry its values (see [`bulk_type_ok`]).
+    bulk: bool,
     /// Raw cell -> its atom or the message for an invalid value.
     cache: FxHashMap<Box<[u8]>, Result<u32, String>>,
 }
@@ -375,8 +378,8 @@ fn column_plans(
             hint: unknown.map(|p| unknown_column_hint(&p.column)),
         });
     }
-    let update_everything =
-        settings.api == ApiChoice::Update || settings.trigger.as_ref().is_some_and(Vec::is_empty);
+    let update_everything = matches!(settings.api, ApiChoice::Update | ApiChoice::Bulk)
+        || settings.trigger.as_ref().is_some_and(Vec::is_empty);
     let mut plans = Vec::with_capacity(sources.len());
     let mut fixed = Vec::new();
     for (source, name) in sources.iter().zip(&api_names) {
@@ -386,13 +389,26 @@ fn column_plans(
             // Without metadata a value is sent as the text it is.
             None => FieldMeta::new(name.clone(), FieldType::Other("text".into())),
         };
+        // The type a Bulk Write CSV cell is judged by: an undo's JSON values (as Zoho
+        // answered them) keep their field's type from the metadata.
+        let mut bulk_type = metadata
+            .and_then(|m| m.get(name))
+            .map(|m| m.data_type.clone());
         if let Some(field_type) = settings
             .types
             .get(name)
             .or_else(|| settings.types.get(header))
         {
             meta.data_type = field_type.clone();
+            if *field_type != FieldType::Json {
+                bulk_type = Some(field_type.clone());
+            }
         }
+        let bulk = match &bulk_type {
+            Some(t) => bulk_type_ok(t),
+            // Without metadata a value is sent as the text it is.
+            None => meta.data_type != FieldType::Json,
+        };
         let route = if update_only.contains(name) {
             ColumnRoute::UpdateOnly
         } else if meta.data_type == FieldType::MultiSelect && !settings.over_write {
@@ -402,7 +418,7 @@ fn column_plans(
         };
         if route == ColumnRoute::MassOnly && update_everything {
             return Err(PlanError::Settings(SettingsError(format!(
-                "{shown}: column {name} is a multi-select picklist that this plan appends to, which only mass_update does (Update Records replaces the values), but --api update or --trigger none sends everything through Update Records: pass --over-write to replace the values, or use --api auto with the default --trigger"
+                "{shown}: column {name} is a multi-select picklist that this plan appends to, which only mass_update does (Update Records replaces the values), but --api update, --api bulk or --trigger none sends everything per record: pass --over-write to replace the values, or use --api auto with the default --trigger"
             ))));
         }
         if let (Some(value), Some(entry)) = (&source.fixed, &source.map_entry) {
@@ -412,6 +428,7 @@ fn column_plans(
             });
         }
         plans.push(ColumnPlan {
+            bulk,
             name: name.clone(),
             shown: if header == name {
                 name.clone()
@@ -471,6 +488,8 @@ pub struct Planner {
     update_everything: bool,
     /// Every group goes through mass_update (--api mass).
     mass_everything: bool,
+    /// Whether per-record changes may go in Bulk Write jobs.
+    bulk: BulkUse,
     /// What the split between the two kinds minimises (`--optimize`).
     optimize: Optimize,
     coerce_options: CoerceOptions,
@@ -554,9 +573,10 @@ impl Planner {
             mapping,
             null_marker: settings.null_marker.clone(),
             field_limit: settings.max_fields_per_call,
-            update_everything: settings.api == ApiChoice::Update
+            update_everything: matches!(settings.api, ApiChoice::Update | ApiChoice::Bulk)
                 || settings.trigger.as_ref().is_some_and(Vec::is_empty),
             mass_everything: settings.api == ApiChoice::Mass,
+            bulk: settings.bulk_use(),
             optimize: settings.optimize,
             chunk_size: settings.chunk_size,
             coerce_options,
@@ -1050,7 +1070,10 @@ impl Planner {
                 }
             }
         }
-        let update_batches = self.update_batches(&routes.of, &ordered, &offsets);
+        let (bulk_jobs, update_batches) = self.update_batches(&routes.of, &ordered, &offsets);
+        let bulk_records: usize = bulk_jobs.iter().map(Vec::len).sum();
+        let bulk_write_jobs = bulk_jobs.len() as u64;
+        let bulk_credits = bulk_write_jobs * BULK_WRITE_JOB_CREDITS;
         let update_calls = update_batches.len() as u64;
         let update_records: usize = update_batches.iter().map(Vec::len).sum();
         // What the batches as cut cost (which is ceil(records / 10), see update_batch_sizes).
@@ -1075,23 +1098,29 @@ impl Planner {
             invalid_rows: self.invalid_rows,
             merged_rows,
             groups,
-            calls: mass_calls + update_calls,
-            min_calls: min_calls + update_calls,
+            calls: mass_calls + update_calls + bulk_write_jobs,
+            min_calls: min_calls + update_calls + bulk_write_jobs,
             mass_update_calls: mass_calls,
             update_records_calls: update_calls,
             all_mass_update_calls: routes.all_mass.map(|c| c.calls),
             all_update_records_calls: routes.all_update.map(|c| c.calls),
             optimize: self.optimize,
-            credits: mass_credits + update_credits,
-            min_credits: min_mass_credits + batched_update_credits(update_records as u64),
+            credits: mass_credits + update_credits + bulk_credits,
+            min_credits: min_mass_credits
+                + batched_update_credits(update_records as u64)
+                + bulk_credits,
             mass_update_credits: mass_credits,
             update_records_credits: update_credits,
+            bulk_write_jobs,
+            bulk_write_records: bulk_records as u64,
+            bulk_write_credits: bulk_credits,
             all_mass_update_credits: routes.all_mass.map(|c| c.credits),
             all_update_records_credits: routes.all_update.map(|c| c.credits),
         };
         PlannedCalls {
             routes: routes.of,
             update_batches,
+            bulk_jobs,
             planner: self,
             ordered,
             offsets,
@@ -1146,10 +1175,15 @@ impl Planner {
         // mass_update calls of a group; each costs one credit.
         let mass_cost = |g: usize| (counts[g] as usize).div_ceil(self.chunk_size) as u64;
         let mass_credit = credits(CallKind::MassUpdate, self.chunk_size);
-        // A candidate: `mass` mass_update calls and `records` records in update batches.
-        let cost = |mass: u64, records: u64| Cost {
-            credits: mass * mass_credit + batched_update_credits(records),
-            calls: mass + records.div_ceil(MAX_RECORDS_PER_UPDATE as u64),
+        // A candidate: `mass` mass_update calls and `records` records sent per record (in
+        // update batches, or Bulk Write jobs where those cost less).
+        let cost = |mass: u64, records: u64| {
+            let per_record = self.per_record_cost(records);
+            Cost {
+                credits: mass * mass_credit + per_record.credits,
+                calls: mass + per_record.calls,
+                jobs: per_record.jobs,
+            }
         };
         // The records with any change, for the all-Update-Records alternative.
         let mut owners = vec![false; self.row_record.len()];
@@ -1168,10 +1202,15 @@ impl Planner {
             .iter()
             .all(|&g| classes[g] != Route::Update)
             .then(|| cost(live.iter().map(|&g| mass_cost(g)).sum::<u64>(), 0));
+        // The all-Update-Records alternative is priced as that kind alone (no jobs).
         let all_update = live
             .iter()
             .all(|&g| classes[g] != Route::Mass)
-            .then(|| cost(0, all_records));
+            .then(|| Cost {
+                credits: batched_update_credits(all_records),
+                calls: all_records.div_ceil(MAX_RECORDS_PER_UPDATE as u64),
+                jobs: 0,
+            });
         let mut of: Vec<Route> = classes
             .iter()
             .map(|&c| match c {
@@ -1209,7 +1248,10 @@ impl Planner {
             // a later threshold with as many calls never has fewer credits (the batches'
             // credits, per 10 records, grow at least as fast as their calls, per 100), so
             // there the second key only states the rule.
-            let key = |c: Cost| self.optimize.key(c.credits, c.calls);
+            let key = |c: Cost| {
+                let (first, second) = self.optimize.key(c.credits, c.calls);
+                (first, c.jobs, second)
+            };
             let (mut best, mut best_k) = (key(cost(mass, records)), 0);
             for (k, &g) in flexible.iter().enumerate() {
                 mass -= mass_cost(g);
@@ -1239,14 +1281,103 @@ impl Planner {
         }
     }
 
-    /// The Update Records calls: every record with a change in a group routed there, with
-    /// all those changes in one object, in batches of at most 100 records.
+    /// What `records` records sent per record cost: Update Records batches, or as many
+    /// Bulk Write jobs as cost less (see [`bulk_job_sizes`]), assuming every record can go
+    /// in a job (the split by what a job can carry comes after the routes).
+    fn per_record_cost(&self, records: u64) -> Cost {
+        let update = Cost {
+            credits: batched_update_credits(records),
+            calls: records.div_ceil(MAX_RECORDS_PER_UPDATE as u64),
+            jobs: 0,
+        };
+        if self.bulk != BulkUse::ByCost {
+            return update;
+        }
+        let (jobs, rest) = bulk_job_sizes(records as usize, MAX_RECORDS_PER_BULK_JOB);
+        let jobs = jobs.len() as u64;
+        Cost {
+            credits: jobs * BULK_WRITE_JOB_CREDITS + batched_update_credits(rest as u64),
+            calls: jobs * BULK_CALLS_PER_JOB
+                + (rest as u64).div_ceil(MAX_RECORDS_PER_UPDATE as u64),
+            jobs,
+        }
+    }
+
+    /// Splits the per-record changes between Bulk Write jobs and Update Records batches.
+    /// A job's CSV has one column per field for every row, so records go in jobs by the set
+    /// of fields they change (their signature), and only when every value is one a CSV
+    /// cell carries as is; of each signature's records, as many go in jobs as cost fewer
+    /// credits than Update Records would (all of them with `--api bulk`).
+    fn split_bulk(
+        &self,
+        records: Vec<(Member, String)>,
+        signatures: Vec<u32>,
+    ) -> (Vec<Batch>, Batch) {
+        if self.bulk == BulkUse::Never || records.is_empty() {
+            return (Vec::new(), records);
+        }
+        // Records of each signature (u32::MAX: not for a job), with their largest object.
+        let mut by_signature: FxHashMap<u32, (Vec<usize>, usize)> = FxHashMap::default();
+        for (i, &sig) in signatures.iter().enumerate() {
+            if sig != u32::MAX {
+                let entry = by_signature.entry(sig).or_default();
+                entry.0.push(i);
+                entry.1 = entry.1.max(records[i].1.len());
+            }
+        }
+        let mut in_job = vec![false; records.len()];
+        let mut job_members: Vec<Vec<usize>> = Vec::new();
+        let mut signatures: Vec<_> = by_signature.into_iter().collect();
+        signatures.sort_unstable_by_key(|(sig, _)| *sig);
+        for (_, (members, widest)) in signatures {
+            // An object's JSON is longer than its CSV row (keys, quotes); the id adds 20.
+            let cap = (MAX_BULK_CSV_BYTES / (widest + 21)).clamp(1, MAX_RECORDS_PER_BULK_JOB);
+            let sizes = match self.bulk {
+                BulkUse::Always => {
+                    let all: Vec<()> = vec![(); members.len()];
+                    balanced_chunks(&all, cap).map(<[()]>::len).collect()
+                }
+                _ => bulk_job_sizes(members.len(), cap).0,
+            };
+            let mut at = 0;
+            for size in sizes {
+                let job: Vec<usize> = members[at..at + size].to_vec();
+                for &i in &job {
+                    in_job[i] = true;
+                }
+                job_members.push(job);
+                at += size;
+            }
+        }
+        if job_members.is_empty() {
+            return (Vec::new(), records);
+        }
+        let mut slots: Vec<Option<(Member, String)>> = records.into_iter().map(Some).collect();
+        let jobs = job_members
+            .into_iter()
+            .map(|job| {
+                job.into_iter()
+                    .map(|i| slots[i].take().expect("each record in one job"))
+                    .collect()
+            })
+            .collect();
+        let rest = slots
+            .into_iter()
+            .zip(in_job)
+            .filter_map(|(slot, taken)| if taken { None } else { slot })
+            .collect();
+        (jobs, rest)
+    }
+
+    /// The per-record calls: every record with a change in a group routed there, with all
+    /// those changes in one object; in Bulk Write jobs where they cost less (see
+    /// [`Planner::split_bulk`]), the rest in Update Records batches of at most 100.
     fn update_batches(
         &self,
         routes: &[Route],
         ordered: &[u32],
         offsets: &[u32],
-    ) -> Vec<Vec<(Member, String)>> {
+    ) -> (Vec<Batch>, Vec<Batch>) {
         let mut pairs: Vec<(u32, u32)> = Vec::new();
         for (g, &route) in routes.iter().enumerate() {
             if route != Route::Update {
@@ -1257,16 +1388,35 @@ impl Planner {
             }
         }
         if pairs.is_empty() {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         }
         pairs.sort_unstable();
         let mut records: Vec<(Member, String)> = Vec::new();
+        // Each record's signature for Bulk Write (its fields, interned), or u32::MAX when
+        // a job cannot carry one of its values.
+        let bulk = self.bulk != BulkUse::Never;
+        let column_ok: Vec<bool> = (0..self.columns.len())
+            .map(|c| bulk && self.columns[c].bulk)
+            .collect();
+        let mut signatures: Vec<u32> = Vec::new();
+        let mut interned: FxHashMap<Vec<u16>, u32> = FxHashMap::default();
+        let mut fields: Vec<u16> = Vec::new();
         let mut at = 0;
         while at < pairs.len() {
             let owner = pairs[at].0;
             let mut object = String::from("{");
+            let mut carried = bulk;
+            fields.clear();
             while at < pairs.len() && pairs[at].0 == owner {
-                let body = self.payload_json(pairs[at].1);
+                let group = pairs[at].1;
+                if carried {
+                    for &atom in self.groups[group as usize].iter() {
+                        let atom = &self.atoms[atom as usize];
+                        carried &= column_ok[atom.column as usize] && bulk_cell(&atom.json);
+                        fields.push(atom.column);
+                    }
+                }
+                let body = self.payload_json(group);
                 let inner = &body[1..body.len() - 1];
                 if object.len() > 1 && !inner.is_empty() {
                     object.push(',');
@@ -1280,15 +1430,29 @@ impl Planner {
                 record_id: self.row_record[owner as usize],
             };
             records.push((member, object));
+            if bulk {
+                signatures.push(if carried {
+                    fields.sort_unstable();
+                    let next = interned.len() as u32;
+                    *interned.entry(fields.clone()).or_insert(next)
+                } else {
+                    u32::MAX
+                });
+            }
         }
+        let (jobs, records) = self.split_bulk(records, signatures);
         // Cut into batches billed at the fewest credits, moving the records (no copy of
         // their objects).
         let mut records = records.into_iter();
-        update_batch_sizes(records.len())
+        let batches = update_batch_sizes(records.len())
             .map(|size| records.by_ref().take(size).collect())
-            .collect()
+            .collect();
+        (jobs, batches)
     }
 }
+
+/// Records with their objects of fields: an Update Records batch, a Bulk Write job.
+pub type Batch = Vec<(Member, String)>;
 
 /// Which kind of call carries a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1304,6 +1468,9 @@ enum Route {
 struct Cost {
     credits: u64,
     calls: u64,
+    /// Bulk Write jobs: between plans of equal credits, fewer jobs win before fewer calls
+    /// (a job is asynchronous, and cannot turn automation off).
+    jobs: u64,
 }
 
 struct Routes {
@@ -1374,6 +1541,12 @@ pub struct PlanTotals {
     /// The alternatives in credits (None when some column rules that kind out).
     pub all_mass_update_credits: Option<u64>,
     pub all_update_records_credits: Option<u64>,
+    /// Bulk Write jobs (500 credits each, whatever their size), and the records in them.
+    /// Each job also makes a few one-credit calls (its upload, status polls, result), which
+    /// are counted with the reads, not here.
+    pub bulk_write_jobs: u64,
+    pub bulk_write_records: u64,
+    pub bulk_write_credits: u64,
 }
 
 /// A finished plan: totals, rows that turned out invalid, and the groups with their chunks.
@@ -1382,6 +1555,8 @@ pub struct PlannedCalls {
     routes: Vec<Route>,
     /// Update Records calls: each record with its object of fields.
     pub update_batches: Vec<Vec<(Member, String)>>,
+    /// Bulk Write jobs: each record with its object of fields (a CSV row at send time).
+    pub bulk_jobs: Vec<Vec<(Member, String)>>,
     /// Row numbers ordered by group; group g owns `ordered[offsets[g]..offsets[g + 1]]`.
     ordered: Vec<u32>,
     offsets: Vec<u32>,
@@ -1443,6 +1618,73 @@ impl PlannedGroup<'_> {
 /// [`update_batch_sizes`]: ceil(records / 10), the least any cut can cost.
 pub fn batched_update_credits(records: u64) -> u64 {
     records.div_ceil(RECORDS_PER_WRITE_CREDIT as u64)
+}
+
+/// Calls a Bulk Write job makes besides its creation, roughly: the upload, a status poll
+/// or two, the result's download (for `--optimize calls`-style tie breaks only).
+const BULK_CALLS_PER_JOB: u64 = 4;
+
+/// How `records` records sent per record split between Bulk Write jobs of at most `cap`
+/// records and Update Records: the job sizes (as even as possible) and the records left
+/// for Update Records. A job costs 500 credits and Update Records one per 10 records, so
+/// every full job is worth it, and the remainder goes in one more job only when Update
+/// Records would cost more than the job (more than 5,000 records; a tie stays with Update
+/// Records, which is synchronous and can turn automation off). Fewer than 5,001 records
+/// make no job at all.
+pub fn bulk_job_sizes(records: usize, cap: usize) -> (Vec<usize>, usize) {
+    let cap = cap.max(1);
+    let (full, rest) = (records / cap, records % cap);
+    let (jobs, in_jobs) = if batched_update_credits(rest as u64) > BULK_WRITE_JOB_CREDITS {
+        (full + 1, records)
+    } else {
+        (full, records - rest)
+    };
+    let all: Vec<()> = vec![(); in_jobs];
+    let sizes = if jobs == 0 {
+        Vec::new()
+    } else {
+        balanced_chunks(&all, in_jobs.div_ceil(jobs))
+            .map(<[()]>::len)
+            .collect()
+    };
+    (sizes, records - in_jobs)
+}
+
+/// Whether a Bulk Write CSV can carry a field type's values as Update Records would send
+/// them: text, numbers, booleans, picklists. Dates and date-times (whose CSV format a job
+/// would need told), lookups, and types massup does not know stay with Update Records.
+fn bulk_type_ok(field_type: &FieldType) -> bool {
+    match field_type {
+        FieldType::Text
+        | FieldType::TextArea
+        | FieldType::Email
+        | FieldType::Phone
+        | FieldType::Website
+        | FieldType::Picklist
+        | FieldType::MultiSelect
+        | FieldType::Integer
+        | FieldType::BigInt
+        | FieldType::Double
+        | FieldType::Currency
+        | FieldType::Percent
+        | FieldType::Decimal
+        | FieldType::Boolean => true,
+        // What a value without metadata is read as: its text.
+        FieldType::Other(t) => t == "text",
+        _ => false,
+    }
+}
+
+/// Whether an atom's JSON value goes in a CSV cell as Update Records would send it: a
+/// string, number, boolean or null (an empty cell), or a multi-select's strings (joined by
+/// `;`, so none may hold one). Objects (lookups) do not.
+fn bulk_cell(json: &str) -> bool {
+    match json.as_bytes().first() {
+        Some(b'{') | None => false,
+        Some(b'[') => serde_json::from_str::<Vec<String>>(json)
+            .is_ok_and(|items| items.iter().all(|i| !i.contains(';'))),
+        _ => true,
+    }
 }
 
 /// Sizes of the Update Records batches that carry `records` records: the fewest batches of
@@ -1854,6 +2096,72 @@ mod tests {
             Optimize::Credits => assert!(t.credits <= credits.unwrap(), "{t:?}"),
             Optimize::Calls => assert!(t.calls <= calls.unwrap(), "{t:?}"),
         }
+    }
+
+    #[test]
+    fn more_than_5000_records_of_unique_values_go_in_bulk_write_jobs() {
+        let sheet = |n: usize, extra: &dyn Fn(usize) -> String| {
+            let mut csv = String::from("id,City,Phone\n");
+            for i in 0..n {
+                csv.push_str(&format!("{},c{i},{}\n", 100 + i, extra(i)));
+            }
+            csv
+        };
+        let settings = PlanSettings::new("Leads");
+        // 60,000 records: three jobs of 20,000 (1,500 credits, not 6,000).
+        let csv = sheet(60_000, &|i| format!("p{i}"));
+        let (_, planned) = plan(&csv, &settings);
+        let t = planned.totals;
+        assert_eq!(
+            (t.bulk_write_jobs, t.bulk_write_records),
+            (3, 60_000),
+            "{t:?}"
+        );
+        assert_eq!((t.credits, t.update_records_calls), (1_500, 0), "{t:?}");
+        let sizes: Vec<usize> = planned.bulk_jobs.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [20_000, 20_000, 20_000]);
+        assert_eq!(t.all_update_records_credits, Some(6_000));
+        // 27,000: one full job, and 2,000 by Update Records (200 credits beat a job).
+        let (_, planned) = plan(&sheet(27_000, &|i| format!("p{i}")), &settings);
+        let t = planned.totals;
+        assert_eq!(
+            (t.bulk_write_jobs, t.bulk_write_records),
+            (1, 25_000),
+            "{t:?}"
+        );
+        assert_eq!((t.update_records_calls, t.credits), (20, 700), "{t:?}");
+        // Rows that change other fields are other jobs: 6,000 with a Phone, 6,000 whose
+        // Phone cell is empty (unchanged), each set its own job.
+        let (_, planned) = plan(
+            &sheet(12_000, &|i| {
+                if i % 2 == 0 {
+                    format!("p{i}")
+                } else {
+                    String::new()
+                }
+            }),
+            &settings,
+        );
+        assert_eq!(planned.totals.bulk_write_jobs, 2, "{:?}", planned.totals);
+        for job in &planned.bulk_jobs {
+            let first = crate::store::chunks::field_names(&job[0].1);
+            assert!(job
+                .iter()
+                .all(|(_, o)| crate::store::chunks::field_names(o) == first));
+        }
+        // A date column stays with Update Records; so does everything with --trigger none.
+        let mut dated = settings.clone();
+        dated.types.insert("Phone".into(), FieldType::Date);
+        let (_, planned) = plan(
+            &sheet(6_000, &|i| format!("2026-01-{:02}", i % 28 + 1)),
+            &dated,
+        );
+        assert_eq!(planned.totals.bulk_write_jobs, 0, "{:?}", planned.totals);
+        let mut no_trigger = settings.clone();
+        no_trigger.trigger = Some(Vec::new());
+        let (_, planned) = plan(&sheet(6_000, &|i| format!("p{i}")), &no_trigger);
+        assert_eq!(planned.totals.bulk_write_jobs, 0);
+        assert_eq!(planned.totals.credits, 600);
     }
 
     #[test]

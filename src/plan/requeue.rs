@@ -6,8 +6,8 @@
 //! transaction.
 use rusqlite::Connection;
 
-use super::planner::{balanced_chunks, update_batch_sizes};
-use crate::api::limits::CallKind;
+use super::planner::{balanced_chunks, bulk_job_sizes, update_batch_sizes};
+use crate::api::limits::{CallKind, MAX_RECORDS_PER_BULK_JOB};
 use crate::outcome::ItemState;
 use crate::store::chunks::StoredChunk;
 use crate::store::{self, StoreError};
@@ -68,15 +68,28 @@ pub fn requeue(
     )
 }
 
-/// The sizes of the new chunks that carry `count` items of `kind`: mass_update chunks of
-/// at most `chunk_size`, as even as possible; Update Records batches at the fewest credits
-/// (see [`update_batch_sizes`]).
-fn chunk_sizes(kind: CallKind, count: usize, chunk_size: usize) -> Vec<usize> {
+/// The kind and sizes of the new chunks that carry `count` items of `kind`: mass_update
+/// chunks of at most `chunk_size`, as even as possible; Update Records batches at the
+/// fewest credits (see [`update_batch_sizes`]); Bulk Write items in jobs when a job costs
+/// fewer credits than Update Records would, else in Update Records batches (a handful of
+/// locked records is not worth a 500-credit job).
+fn chunk_sizes(kind: CallKind, count: usize, chunk_size: usize) -> (CallKind, Vec<usize>) {
     match kind {
-        CallKind::UpdateRecords => update_batch_sizes(count).collect(),
+        CallKind::BulkWrite if bulk_job_sizes(count, MAX_RECORDS_PER_BULK_JOB).0.is_empty() => {
+            (CallKind::UpdateRecords, update_batch_sizes(count).collect())
+        }
+        CallKind::BulkWrite => {
+            let all: Vec<()> = vec![(); count];
+            let sizes = balanced_chunks(&all, MAX_RECORDS_PER_BULK_JOB);
+            (kind, sizes.map(<[()]>::len).collect())
+        }
+        CallKind::UpdateRecords => (kind, update_batch_sizes(count).collect()),
         _ => {
             let all: Vec<()> = vec![(); count];
-            balanced_chunks(&all, chunk_size).map(<[()]>::len).collect()
+            (
+                kind,
+                balanced_chunks(&all, chunk_size).map(<[()]>::len).collect(),
+            )
         }
     }
 }
@@ -103,15 +116,33 @@ mod tests {
     fn requeued_chunks_are_the_fewest_and_cut_as_the_plan_cuts_them() {
         assert_eq!(
             chunk_sizes(CallKind::MassUpdate, 1001, 500),
-            [334, 334, 333]
+            (CallKind::MassUpdate, vec![334, 334, 333])
         );
         // Update Records: 250 records as 80 + 80 + 90 (25 credits), not 84 + 83 + 83 (27);
         // 150 as 70 + 80 (15), not 75 + 75 (16).
-        assert_eq!(chunk_sizes(CallKind::UpdateRecords, 250, 500), [80, 80, 90]);
-        assert_eq!(chunk_sizes(CallKind::UpdateRecords, 150, 500), [70, 80]);
+        let update = |sizes: &[usize]| (CallKind::UpdateRecords, sizes.to_vec());
         assert_eq!(
-            chunk_sizes(CallKind::UpdateRecords, 0, 500),
-            Vec::<usize>::new()
+            chunk_sizes(CallKind::UpdateRecords, 250, 500),
+            update(&[80, 80, 90])
+        );
+        assert_eq!(
+            chunk_sizes(CallKind::UpdateRecords, 150, 500),
+            update(&[70, 80])
+        );
+        assert_eq!(chunk_sizes(CallKind::UpdateRecords, 0, 500), update(&[]));
+        // Bulk Write items go in jobs only when a job costs less than Update Records: 120
+        // locked records of a job go back by Update Records (12 credits, not 500).
+        assert_eq!(
+            chunk_sizes(CallKind::BulkWrite, 120, 500),
+            update(&[60, 60])
+        );
+        assert_eq!(
+            chunk_sizes(CallKind::BulkWrite, 5_000, 500).0,
+            CallKind::UpdateRecords
+        );
+        assert_eq!(
+            chunk_sizes(CallKind::BulkWrite, 30_000, 500),
+            (CallKind::BulkWrite, vec![15_000, 15_000])
         );
     }
 }

@@ -119,6 +119,34 @@ pub enum ApiChoice {
     Mass,
     /// Update Records only (`PUT .../{module}`, 100 records, each its own values).
     Update,
+    /// Bulk Write jobs (a zipped CSV of up to 25,000 records a job, 500 credits a job)
+    /// for every change a CSV can carry, whatever the cost; Update Records for the rest
+    /// (lookups, dates). Bulk Write cannot turn automation off.
+    Bulk,
+}
+
+/// Whether a plan may put per-record changes into Bulk Write jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkUse {
+    /// No: `--api mass|update`, `--trigger none` (a job cannot turn automation off), or
+    /// `--optimize calls` (a job is asynchronous: it saves calls but not time).
+    Never,
+    /// When a job costs fewer credits than the Update Records calls it replaces.
+    ByCost,
+    /// Every change a job can carry (`--api bulk`).
+    Always,
+}
+
+impl PlanSettings {
+    /// Whether this plan may use Bulk Write jobs (see [`BulkUse`]).
+    pub fn bulk_use(&self) -> BulkUse {
+        let no_trigger = self.trigger.as_ref().is_some_and(Vec::is_empty);
+        match self.api {
+            ApiChoice::Bulk => BulkUse::Always,
+            ApiChoice::Auto if !no_trigger && self.optimize == Optimize::Credits => BulkUse::ByCost,
+            _ => BulkUse::Never,
+        }
+    }
 }
 
 /// What `--api auto` minimises when it splits the changes between mass_update and Update
@@ -260,6 +288,11 @@ impl PlanSettings {
             if trigger.is_empty() && self.api == ApiChoice::Mass {
                 return Err(SettingsError(
                     "--api mass with --trigger none: mass_update always runs workflows, approvals and blueprints; only Update Records can turn them off (use --api auto or update)".into(),
+                ));
+            }
+            if trigger.is_empty() && self.api == ApiChoice::Bulk {
+                return Err(SettingsError(
+                    "--api bulk with --trigger none: a Bulk Write job cannot turn workflows, approvals and blueprints off; only Update Records can (use --api auto or update)".into(),
                 ));
             }
         }

@@ -431,9 +431,13 @@ fn spend_table(counts: &RunCounts) -> String {
     for (kind, spend) in &counts.spend {
         let what = match *kind {
             "mass_update" | "update_records" => "writes",
+            "bulk_write" => "Bulk Write jobs (writes)",
+            "bulk_upload" => "Bulk Write file uploads",
+            "bulk_status" => "Bulk Write status polls",
+            "bulk_result" => "Bulk Write result files",
             "get_records" => "snapshot reads",
             "coql" => "lookups (--match-by)",
-            "metadata" => "field metadata",
+            "metadata" => "field and org metadata",
             _ => "other",
         };
         let _ = write!(

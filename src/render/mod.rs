@@ -462,13 +462,30 @@ fn plan_costs(summary: &PlanSummary) -> String {
             format!("{} in {}", count(credits), calls(n))
         }
     };
+    let bulk = if t.bulk_write_jobs > 0 {
+        format!(
+            "; Bulk Write {} in {} job{} of {} records",
+            count(t.bulk_write_credits),
+            count(t.bulk_write_jobs),
+            plural(t.bulk_write_jobs),
+            count(t.bulk_write_records)
+        )
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "  credits needed {:>10}   (mass_update {}; Update Records {})",
+        "  credits needed {:>10}   (mass_update {}; Update Records {}{bulk})",
         count(t.credits),
         by_kind(t.mass_update_credits, t.mass_update_calls),
         by_kind(t.update_records_credits, t.update_records_calls)
     );
+    if t.bulk_write_jobs > 0 {
+        let _ = writeln!(
+            out,
+            "                              (each job also makes about 4 one-credit calls: its upload, status polls, result)"
+        );
+    }
     let _ = writeln!(
         out,
         "  calls needed   {:>10}   (theoretical minimum {})",

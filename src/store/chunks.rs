@@ -62,6 +62,14 @@ impl rusqlite::types::FromSql for CallKind {
     }
 }
 
+/// The field names of a per-record object, sorted and joined: what a Bulk Write job's
+/// rows must share.
+pub fn field_names(object: &str) -> String {
+    let map: std::collections::BTreeMap<String, &serde_json::value::RawValue> =
+        serde_json::from_str(object).unwrap_or_default();
+    map.into_keys().collect::<Vec<_>>().join(",")
+}
+
 /// The per-member payloads column: a JSON array of the members' objects.
 fn encode_payloads(payloads: Option<&[String]>) -> Option<String> {
     payloads.map(|p| format!("[{}]", p.join(",")))
@@ -115,6 +123,20 @@ pub fn insert_chunk_of(
         Some(_) => CallKind::UpdateRecords,
         None => CallKind::MassUpdate,
     };
+    insert_chunk_kind(conn, run_id, group_id, kind, members, payloads)
+}
+
+/// Inserts a pending chunk of `kind`: a per-record kind (Update Records, Bulk Write) with
+/// one JSON object per member in `payloads`, mass_update without.
+pub fn insert_chunk_kind(
+    conn: &Connection,
+    run_id: i64,
+    group_id: i64,
+    kind: CallKind,
+    members: &[Member],
+    payloads: Option<&[String]>,
+) -> Result<(), StoreError> {
+    debug_assert_eq!(kind.per_record(), payloads.is_some());
     let packed = encode_members(members.iter().copied());
     let payloads = encode_payloads(payloads);
     let checksum = chunk_checksum(&packed, payloads.as_deref());
@@ -242,7 +264,7 @@ pub fn pending_work(conn: &Connection, run_id: i64) -> Result<PendingWork, Store
                 unread.insert(member.record_id);
             }
             work.field_values += match (kind, &payloads) {
-                (CallKind::UpdateRecords, Some(p)) => p.get(i).map_or(0, |o| fields_of(o)),
+                (kind, Some(p)) if kind.per_record() => p.get(i).map_or(0, |o| fields_of(o)),
                 _ => group_fields,
             };
         }
@@ -286,6 +308,8 @@ pub struct ClaimedChunk {
     pub details: Details,
     /// Its records' values before any call are stored (see `befores`).
     pub snapshotted: bool,
+    /// Bulk Write: the job it started, if any (see `store::bulk`).
+    pub bulk: Option<crate::store::bulk::BulkJob>,
 }
 
 /// Marks the chunks that are still pending in flight and loads them; chunks no longer
@@ -331,7 +355,7 @@ pub fn claim(
         let (members, outcomes, details_json, payload, kind, payloads, snapshotted, sum, group_sum) =
             row;
         let damaged = if sum.is_some_and(|s| s != chunk_checksum(&members, payloads.as_deref())) {
-            Some(if kind == CallKind::UpdateRecords {
+            Some(if kind.per_record() {
                 "its record ids or their values"
             } else {
                 "its record ids"
@@ -350,7 +374,12 @@ pub fn claim(
                 part,
             });
         }
+        let bulk = match kind {
+            CallKind::BulkWrite => crate::store::bulk::load(conn, id)?,
+            _ => None,
+        };
         claimed.push(ClaimedChunk {
+            bulk,
             id,
             kind,
             payload,
@@ -545,13 +574,16 @@ pub fn requeue(
     conn: &mut Connection,
     run_id: i64,
     mut select: impl FnMut(&StoredChunk) -> Vec<usize>,
-    sizes: impl Fn(CallKind, usize) -> Vec<usize>,
+    sizes: impl Fn(CallKind, usize) -> (CallKind, Vec<usize>),
     max_total: Option<u32>,
 ) -> Result<Requeued, StoreError> {
     let tx = conn.transaction()?;
     // Members, their payloads, and the most calls any of them has made.
     type Moved = (Vec<Member>, Vec<String>, u32);
-    let mut by_group: std::collections::BTreeMap<(i64, CallKind), Moved> = Default::default();
+    // Bulk Write items are kept apart by the fields they change (a job's CSV has the same
+    // columns for every row); the others by group and kind alone.
+    let mut by_group: std::collections::BTreeMap<(i64, CallKind, String), Moved> =
+        Default::default();
     let mut changed: Vec<(i64, Vec<u8>, Option<Details>)> = Vec::new();
     let mut ended = 0u64;
     for_each_chunk(
@@ -591,15 +623,22 @@ pub fn requeue(
                 return Ok(());
             }
             let payloads = chunk.payloads();
-            let moved = by_group.entry((chunk.group_id, chunk.kind)).or_default();
-            moved.2 = moved.2.max(total);
             for i in chosen {
+                let payload = payloads
+                    .as_ref()
+                    .map(|p| p.get(i).cloned().unwrap_or_else(|| "{}".into()));
+                let signature = match (&payload, chunk.kind) {
+                    (Some(object), CallKind::BulkWrite) => field_names(object),
+                    _ => String::new(),
+                };
+                let moved = by_group
+                    .entry((chunk.group_id, chunk.kind, signature))
+                    .or_default();
+                moved.2 = moved.2.max(total);
                 outcomes[i] = ItemState::Requeued as u8;
                 moved.0.push(chunk.members[i]);
-                if let Some(payloads) = &payloads {
-                    moved
-                        .1
-                        .push(payloads.get(i).cloned().unwrap_or_else(|| "{}".into()));
+                if let Some(payload) = payload {
+                    moved.1.push(payload);
                 }
             }
             changed.push((chunk.id, outcomes, None));
@@ -623,12 +662,13 @@ pub fn requeue(
         }
     }
     let (mut items, mut chunks) = (0u64, 0u64);
-    for ((group_id, kind), (members, payloads, prior)) in by_group {
+    for ((group_id, kind, _), (members, payloads, prior)) in by_group {
         let mut start = 0;
-        for size in sizes(kind, members.len()) {
+        let (kind, cut) = sizes(kind, members.len());
+        for size in cut {
             let part = start..start + size;
-            let values = (kind == CallKind::UpdateRecords).then(|| &payloads[part.clone()]);
-            insert_chunk_of(&tx, run_id, group_id, &members[part], values)?;
+            let values = kind.per_record().then(|| &payloads[part.clone()]);
+            insert_chunk_kind(&tx, run_id, group_id, kind, &members[part], values)?;
             // Every re-queued item was sent before, so its values before any call were read
             // (if the run takes snapshots) in the chunk it came from: never read them again.
             tx.execute(

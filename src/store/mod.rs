@@ -12,6 +12,7 @@
 //! - [`befores`]: each record's values before a run wrote them (undo), and an undo run's
 //!   expectations.
 pub mod befores;
+pub mod bulk;
 pub mod calls;
 pub mod chunks;
 pub mod codec;
@@ -37,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0006_sends.sql"),
     include_str!("../../migrations/0007_credits.sql"),
     include_str!("../../migrations/0008_checksums.sql"),
+    include_str!("../../migrations/0009_bulk_write.sql"),
 ];
 
 /// How long a statement waits for a lock held by another massup process before failing.
