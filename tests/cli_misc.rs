@@ -84,6 +84,21 @@ fn demo_runs_end_to_end_and_leaves_a_finished_run() {
         100,
         "{keyed}"
     );
+    // Run 4 is the large migration: 6,000 records, each its own values, in one Bulk Write
+    // job (500 credits where Update Records would take 600); its locked and not-approved
+    // rows went again by Update Records in the retry.
+    let args = ["--db", "d/massup.db", "status", "--run", "4", "--json"];
+    let out = massup(dir.path(), &args);
+    assert_eq!(out.status.code(), Some(0), "{}", explain(&args, &out));
+    let bulk: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(bulk["counts"]["rows"]["succeeded"], 6_000, "{bulk}");
+    let spend = &bulk["counts"]["spend"];
+    assert_eq!(spend["bulk_write"]["calls"], 1, "{bulk}");
+    assert_eq!(spend["bulk_write"]["credits"], 500, "{bulk}");
+    assert!(
+        spend["update_records"]["calls"].as_u64().unwrap() >= 1,
+        "{bulk}"
+    );
     let args = ["--db", "d/massup.db", "status", "--run", "1", "--json"];
     let out = massup(dir.path(), &args);
     assert_eq!(out.status.code(), Some(0), "{}", explain(&args, &out));

@@ -224,11 +224,14 @@ async fn chunks_from_an_older_database_still_send() {
     let (mock, dir, csv) = scene(100, 40).await;
     plan(&dir, &csv, &["--chunk-size", "10"]).await;
     {
-        // The database as massup before version 8 left it.
+        // The database as massup before version 8 left it: without what versions 8 and
+        // later add.
         let conn = rusqlite::Connection::open(dir.db()).unwrap();
         conn.execute_batch(
             "ALTER TABLE chunks DROP COLUMN checksum;
              ALTER TABLE groups DROP COLUMN checksum;
+             DROP TABLE bulk_jobs;
+             ALTER TABLE runs DROP COLUMN org_id;
              PRAGMA user_version = 7;",
         )
         .unwrap();

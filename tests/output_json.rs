@@ -485,8 +485,9 @@ fn demo_json_collects_each_steps_own_object() {
         .collect();
     assert_eq!(
         commands,
-        // The last two: the spreadsheet migration, and the sheet keyed by Email.
-        ["run", "retry", "status", "report", "report", "report", "run", "run"],
+        // Then the spreadsheet migration, the sheet keyed by Email, and the Bulk Write
+        // migration with its retry.
+        ["run", "retry", "status", "report", "report", "report", "run", "run", "run", "retry"],
         "{value:#}"
     );
     for step in steps {
@@ -497,4 +498,5 @@ fn demo_json_collects_each_steps_own_object() {
     let calls = mock["mass_update_calls"].as_u64().unwrap()
         + mock["update_records_calls"].as_u64().unwrap();
     assert!(calls > 0, "{value:#}");
+    assert_eq!(mock["bulk_write_jobs"], 1, "{value:#}");
 }

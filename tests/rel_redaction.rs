@@ -124,7 +124,15 @@ async fn api_errors_that_echo_the_access_token_show_none_of_it() {
     assert_clean("the field metadata error", &err);
 
     let url = format!("{api}/crm/v2/Leads/actions/mass_update");
-    let (exchange, _) = send_call(&http, reqwest::Method::POST, &url, &token, "{}".into()).await;
+    let (exchange, _) = send_call(
+        &http,
+        reqwest::Method::POST,
+        &url,
+        &token,
+        "{}".into(),
+        None,
+    )
+    .await;
     let Exchange::Answered { status, body, .. } = exchange else {
         panic!("expected an answer, got {exchange:?}");
     };

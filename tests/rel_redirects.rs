@@ -107,6 +107,7 @@ async fn a_redirected_mass_update_is_reported_not_followed() {
         &url,
         &Secret::new("redirect-test-access"),
         r#"{"data":[{"Lead_Status":"x"}],"ids":["1"]}"#.to_string(),
+        None,
     )
     .await;
     let Exchange::Redirected { status, location } = &exchange else {
@@ -130,6 +131,7 @@ async fn an_ordinary_answer_is_no_redirect() {
         &format!("http://127.0.0.1:{server}/crm/v2/Leads/actions/mass_update"),
         &Secret::new("redirect-test-access"),
         "{}".to_string(),
+        None,
     )
     .await;
     assert!(

@@ -1,0 +1,212 @@
+//! Benchmark: a migration sheet of unique values planned into Bulk Write jobs, the jobs'
+//! files written, and the whole run sent to the embedded mock (release binary, fresh
+//! database each time). Reports the median of `MASSUP_BENCH_REPEAT` runs (default 3):
+//!
+//! - `plan`: wall time, rows per second and peak RSS of `massup plan` (child process,
+//!   wait4's rusage), and the jobs and credits it planned;
+//! - `job files`: the zipped CSVs of every planned job, written from the stored chunks
+//!   in this process (what a send does before each upload): seconds, MB of zip, and this
+//!   process's peak RSS;
+//! - `send`: `massup resume` of the plan against `massup mock-server` (another child), which
+//!   applies every row: wall time, peak RSS of massup, and what the mock charged.
+//!
+//! ```text
+//! cargo bench --bench bulk                        # 1M rows
+//! MASSUP_BENCH_ROWS=200000 cargo bench --bench bulk
+//! MASSUP_BENCH_SEND=0 cargo bench --bench bulk    # plan and job files only
+//! ```
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::time::Instant;
+
+use massup::api::limits::CallKind;
+use massup::mock::MockConfig;
+
+/// The mock's seed and record ids: the sheet names records the mock holds.
+fn sheet(path: &Path, rows: usize) -> MockConfig {
+    let config = MockConfig {
+        records: rows,
+        ..MockConfig::default()
+    };
+    let file = std::fs::File::create(path).expect("create csv");
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    writeln!(out, "id,City,Phone,Title").unwrap();
+    for (i, id) in config.record_ids().iter().enumerate() {
+        writeln!(out, "{id},City {i},+47 {i:09},Title {i}").unwrap();
+    }
+    out.flush().unwrap();
+    config
+}
+
+/// Runs the command; (wall seconds, peak RSS bytes) via wait4's rusage.
+fn measure(cmd: &mut std::process::Command, stdout: Option<&Path>) -> (f64, u64) {
+    let out = match stdout {
+        Some(path) => std::process::Stdio::from(std::fs::File::create(path).expect("stdout file")),
+        None => std::process::Stdio::null(),
+    };
+    let start = Instant::now();
+    let child = cmd.stdout(out).spawn().expect("spawn massup");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child's pid with valid pointers; the Child is forgotten
+    // afterwards so the pid is reaped exactly once.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let elapsed = start.elapsed().as_secs_f64();
+    std::mem::forget(child);
+    assert_eq!(r, pid, "wait4 failed");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "massup failed: status {status}"
+    );
+    (elapsed, usage.ru_maxrss as u64 * 1024)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn self_peak_rss() -> u64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage with a valid pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    usage.ru_maxrss as u64 * 1024
+}
+
+/// Writes the zipped CSV of every Bulk Write chunk of run 1 in `db`: (seconds, zip bytes,
+/// jobs).
+fn job_files(db: &Path) -> (f64, u64, usize) {
+    let conn = rusqlite::Connection::open(db).expect("open the plan");
+    let ids: Vec<i64> = conn
+        .prepare("SELECT id FROM chunks WHERE run_id = 1 AND kind = ?1 ORDER BY id")
+        .unwrap()
+        .query_map([CallKind::BulkWrite.name()], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let start = Instant::now();
+    let mut bytes = 0u64;
+    // One chunk at a time, as a sender holds them.
+    for id in &ids {
+        let tx = conn.unchecked_transaction().unwrap();
+        let chunks = massup::store::chunks::claim(&tx, 1, &[*id]).expect("load the chunk");
+        drop(tx); // rolled back: the plan stays pending
+        for chunk in chunks {
+            let all: Vec<usize> = (0..chunk.members.len()).collect();
+            let (_, zip) = massup::dispatch::bulk::job_file(&chunk, &all).expect("job file");
+            bytes += zip.len() as u64;
+        }
+    }
+    (start.elapsed().as_secs_f64(), bytes, ids.len())
+}
+
+fn main() {
+    let rows: usize = std::env::var("MASSUP_BENCH_ROWS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let repeat: usize = std::env::var("MASSUP_BENCH_REPEAT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let send = std::env::var("MASSUP_BENCH_SEND").as_deref() != Ok("0");
+    let exe = std::env::var("MASSUP_BENCH_EXE")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_massup").to_string());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("migration.csv");
+    let config = sheet(&csv, rows);
+    println!("massup Bulk Write benchmark: {rows} rows of unique City, Phone, Title ({repeat} runs, median)");
+    let (mut plan_s, mut plan_rss, mut file_s, mut send_s, mut send_rss) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut zip_bytes, mut jobs, mut credits, mut charged) = (0, 0, 0, 0);
+    for i in 0..repeat {
+        let db = dir.path().join(format!("bench-{i}.db"));
+        let summary = dir.path().join("plan.json");
+        let (secs, peak) = measure(
+            std::process::Command::new(&exe)
+                .arg("--db")
+                .arg(&db)
+                .args(["--quiet", "plan", "--csv"])
+                .arg(&csv)
+                .args(["--module", "Leads", "--no-snapshot", "--json"]),
+            Some(&summary),
+        );
+        plan_s.push(secs);
+        plan_rss.push(peak as f64);
+        let plan: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+        credits = plan["credits"].as_u64().unwrap_or(0);
+        let (secs, bytes, n) = job_files(&db);
+        file_s.push(secs);
+        (zip_bytes, jobs) = (bytes, n);
+        if send {
+            let mut mock = std::process::Command::new(&exe)
+                .args([
+                    "mock-server",
+                    "--records",
+                    &rows.to_string(),
+                    "--bulk-delay-ms",
+                    "200",
+                ])
+                .args(["--seed", &config.seed.to_string()])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("start the mock");
+            let mut line = String::new();
+            std::io::BufReader::new(mock.stdout.take().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            let url = line.trim().trim_start_matches("listening on ").to_string();
+            let (secs, peak) = measure(
+                std::process::Command::new(&exe)
+                    .arg("--db")
+                    .arg(&db)
+                    .args([
+                        "--quiet",
+                        "resume",
+                        "--api-domain",
+                        &url,
+                        "--bulk-poll-ms",
+                        "200",
+                    ])
+                    .env("ZOHO_ACCESS_TOKEN", "mock-token")
+                    .env("MASSUP_TOKEN_STORE", "off"),
+                None,
+            );
+            send_s.push(secs);
+            send_rss.push(peak as f64);
+            let ledger: massup::mock::Ledger = std::process::Command::new("curl")
+                .args(["-s", "--noproxy", "*", &format!("{url}/__mock/ledger")])
+                .output()
+                .ok()
+                .and_then(|o| serde_json::from_slice(&o.stdout).ok())
+                .unwrap_or_default();
+            charged = ledger.credits_charged;
+            let _ = mock.kill();
+            let _ = mock.wait();
+        }
+        let _ = std::fs::remove_file(&db);
+    }
+    let plan_secs = median(plan_s);
+    println!(
+        "  plan       {plan_secs:>8.3} s  {:>9.0} rows/s  peak RSS {:>6.1} MB  -> {jobs} jobs, {credits} credits",
+        rows as f64 / plan_secs,
+        median(plan_rss) / 1e6
+    );
+    println!(
+        "  job files  {:>8.3} s  {:>9.0} rows/s  {:.1} MB of zip  (bench process peak RSS {:.1} MB)",
+        median(file_s.clone()),
+        rows as f64 / median(file_s),
+        zip_bytes as f64 / 1e6,
+        self_peak_rss() as f64 / 1e6
+    );
+    if send {
+        println!(
+            "  send       {:>8.3} s  {:>9.0} rows/s  peak RSS {:>6.1} MB  (the mock charged {charged} credits)",
+            median(send_s.clone()),
+            rows as f64 / median(send_s),
+            median(send_rss) / 1e6
+        );
+    }
+}
