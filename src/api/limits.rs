@@ -11,6 +11,14 @@ pub const MAX_IDS_PER_CALL: usize = 500;
 /// answers LIMIT_EXCEEDED above it, as Zoho's OpenAPI examples show).
 pub const MAX_RECORDS_PER_UPDATE: usize = 100;
 
+/// Upsert Records (and Insert Records) take at most 100 records a call, as Update Records
+/// (Zoho's upsert-records and insert-records pages; ZOHO_API.md).
+pub const MAX_RECORDS_PER_UPSERT: usize = 100;
+
+/// Delete Records takes at most 100 ids a call (`DELETE .../{Module}?ids=...`, Zoho's
+/// delete-records page; ZOHO_API.md).
+pub const MAX_IDS_PER_DELETE: usize = 100;
+
 /// Get Records returns at most 100 records a call and at most 50 fields (Zoho's
 /// get-records page; see docs/ZOHO_API_NOTES.md).
 pub const MAX_IDS_PER_READ: usize = 100;
@@ -100,6 +108,11 @@ pub enum CallKind {
     Coql,
     /// `GET .../settings/...`: field and module metadata.
     Metadata,
+    /// `POST .../{module}/upsert` with `duplicate_check_fields: [key]`: `--create-missing`'s
+    /// rows whose key no record held when planned, up to 100 records, each its own values.
+    UpsertRecords,
+    /// `DELETE .../{module}?ids=...`: an undo's records its run created, up to 100 ids.
+    DeleteRecords,
 }
 
 impl CallKind {
@@ -111,6 +124,8 @@ impl CallKind {
             CallKind::GetRecords => "get_records",
             CallKind::Coql => "coql",
             CallKind::Metadata => "metadata",
+            CallKind::UpsertRecords => "upsert_records",
+            CallKind::DeleteRecords => "delete_records",
         }
     }
 
@@ -122,6 +137,8 @@ impl CallKind {
             CallKind::GetRecords,
             CallKind::Coql,
             CallKind::Metadata,
+            CallKind::UpsertRecords,
+            CallKind::DeleteRecords,
         ]
         .into_iter()
         .find(|k| k.name() == name)
@@ -129,7 +146,19 @@ impl CallKind {
 
     /// Whether the kind writes records (and so is a chunk's kind).
     pub fn writes(self) -> bool {
-        matches!(self, CallKind::MassUpdate | CallKind::UpdateRecords)
+        matches!(
+            self,
+            CallKind::MassUpdate
+                | CallKind::UpdateRecords
+                | CallKind::UpsertRecords
+                | CallKind::DeleteRecords
+        )
+    }
+
+    /// Whether each record of a call of this kind carries its own values (a JSON object per
+    /// member, stored in the chunk's `payloads`).
+    pub fn per_record(self) -> bool {
+        matches!(self, CallKind::UpdateRecords | CallKind::UpsertRecords)
     }
 }
 
@@ -140,10 +169,12 @@ impl CallKind {
 /// <https://www.zoho.com/crm/developer/docs/api/v8/api-limits.html>): Insert, Update and
 /// Upsert 1 credit per 10 records; COQL by LIMIT from v4 (1 to 200 one credit, 201 to
 /// 1,000 two, 1,001 to 2,000 three); every call not in the table one (mass_update, Get
-/// Records by ids, metadata).
+/// Records by ids, metadata, Delete Records: the table does not list deletion, so it is
+/// "all other APIs").
 pub fn credits(kind: CallKind, size: usize) -> u64 {
     match kind {
-        CallKind::UpdateRecords => write_credits(size),
+        CallKind::UpdateRecords | CallKind::UpsertRecords => write_credits(size),
+        CallKind::DeleteRecords => 1,
         CallKind::Coql => match size {
             0..=200 => 1,
             201..=1_000 => 2,
@@ -176,6 +207,9 @@ mod tests {
         assert_eq!(credits(CallKind::Coql, 1_000), 2);
         assert_eq!(credits(CallKind::Coql, 2_000), 3);
         assert_eq!(credits(CallKind::Metadata, 0), 1);
+        assert_eq!(credits(CallKind::UpsertRecords, 100), 10);
+        assert_eq!(credits(CallKind::UpsertRecords, 11), 2);
+        assert_eq!(credits(CallKind::DeleteRecords, 100), 1);
     }
 
     #[test]
@@ -189,6 +223,8 @@ mod tests {
             CallKind::GetRecords,
             CallKind::Coql,
             CallKind::Metadata,
+            CallKind::UpsertRecords,
+            CallKind::DeleteRecords,
         ] {
             assert_eq!(CallKind::from_name(kind.name()), Some(kind));
         }

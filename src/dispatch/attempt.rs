@@ -49,7 +49,8 @@ impl Request {
     /// Whether Zoho's sub-concurrency cap applies: Insert, Update and Upsert calls of more
     /// than 10 records.
     fn heavy(&self) -> bool {
-        self.kind == CallKind::UpdateRecords && self.records > SUB_CONCURRENCY_RECORDS
+        matches!(self.kind, CallKind::UpdateRecords | CallKind::UpsertRecords)
+            && self.records > SUB_CONCURRENCY_RECORDS
     }
 }
 
@@ -114,7 +115,8 @@ pub struct Spent {
     credits: [AtomicU64; KINDS],
 }
 
-const KINDS: usize = 5;
+/// One slot per [`CallKind`] (indexed by its discriminant).
+const KINDS: usize = CallKind::DeleteRecords as usize + 1;
 
 impl Spent {
     fn add(&self, kind: CallKind, credits: u64) {

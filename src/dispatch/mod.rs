@@ -352,6 +352,8 @@ pub async fn dispatch(
         CallKind::MassUpdate,
         CallKind::UpdateRecords,
         CallKind::GetRecords,
+        CallKind::UpsertRecords,
+        CallKind::DeleteRecords,
     ]
     .into_iter()
     .map(|k| spent.calls(k))

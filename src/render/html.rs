@@ -431,6 +431,8 @@ fn spend_table(counts: &RunCounts) -> String {
     for (kind, spend) in &counts.spend {
         let what = match *kind {
             "mass_update" | "update_records" => "writes",
+            "upsert_records" => "creations (--create-missing)",
+            "delete_records" => "deletions (undo of creations)",
             "get_records" => "snapshot reads",
             "coql" => "lookups (--match-by)",
             "metadata" => "field metadata",
