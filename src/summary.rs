@@ -90,6 +90,9 @@ pub struct RowResult {
     pub last_attempt_at: Option<Arc<str>>,
     /// The record the row's items went to (for a `--match-by` row, the id its key found).
     pub record: Option<i64>,
+    /// `--create-missing`: what became of a row planned as a new record (None for the
+    /// others, and for a new record not answered yet).
+    pub action: Option<crate::store::created::Action>,
 }
 
 impl RowResult {
@@ -133,6 +136,12 @@ impl RowResult {
 
     fn merge(&mut self, other: &RowResult) {
         self.attempts = self.attempts.max(other.attempts);
+        if self.action.is_none() {
+            self.action = other.action;
+            if other.action.is_some() {
+                self.record = other.record;
+            }
+        }
         self.kinds |= other.kinds;
         if other.last_attempt_at > self.last_attempt_at {
             self.last_attempt_at.clone_from(&other.last_attempt_at);
@@ -172,6 +181,12 @@ pub fn row_results(
                 .clone(),
         )
     };
+    // `--create-missing`: the ids Zoho gave new records, by their row.
+    let created: HashMap<u32, (i64, crate::store::created::Action)> =
+        crate::store::created::of_run(conn, run_id)?
+            .into_iter()
+            .map(|c| (c.row_no, (c.record_id, c.action)))
+            .collect();
     chunks::for_each_chunk(
         conn,
         run_id,
@@ -197,6 +212,12 @@ pub fn row_results(
                     (_, None) => (chunk_code.as_ref(), chunk_message.as_ref()),
                 };
                 result.record = Some(member.record_id);
+                if member.record_id < 0 {
+                    // A new record: its id once Zoho gave one, none before.
+                    let made = created.get(&member.row_no);
+                    result.record = made.map(|(id, _)| *id);
+                    result.action = made.map(|(_, action)| *action);
+                }
                 result.add(
                     chunk.group_id,
                     state,
@@ -207,6 +228,8 @@ pub fn row_results(
                 );
                 result.kinds |= match chunk.kind {
                     CallKind::UpdateRecords => 2,
+                    CallKind::UpsertRecords => 4,
+                    CallKind::DeleteRecords => 8,
                     _ => 1,
                 };
             }
@@ -232,6 +255,9 @@ pub struct ReportRow {
     pub carried_by: Option<&'static str>,
     /// The record its items went to (None for a row never planned).
     pub record: Option<i64>,
+    /// `--create-missing`: `created` for a row whose record the run created, `updated`
+    /// for a row that updated a record (None for a row not sent, or a run without it).
+    pub action: Option<&'static str>,
 }
 
 /// Calls `each` with every input row of the run in input order, with its outcome. The
@@ -285,7 +311,14 @@ pub fn for_each_row<E: From<StoreError>>(
                 1 => Some("mass_update"),
                 2 => Some("update_records"),
                 3 => Some("mass_update+update_records"),
+                4 => Some("upsert_records"),
+                8 => Some("delete_records"),
                 _ => None,
+            },
+            action: match result.action {
+                Some(action) => Some(action.as_str()),
+                None if result.kinds != 0 && outcome == RowOutcome::Succeeded => Some("updated"),
+                None => None,
             },
             record: result.record,
         })
@@ -323,8 +356,12 @@ pub struct RunCounts {
     /// writes and their retries, snapshot reads, lookups and metadata while planning.
     pub credits: u64,
     /// Calls and credits by kind of call (`mass_update`, `update_records`,
-    /// `get_records`, `coql`, `metadata`).
+    /// `get_records`, `coql`, `metadata`, `upsert_records`, `delete_records`).
     pub spend: BTreeMap<&'static str, Spend>,
+    /// `--create-missing`: records the run created (counted apart from the rows that
+    /// updated a record; None for a run without the flag).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created: Option<u64>,
 }
 
 /// Calls of one kind and what they cost.
@@ -356,7 +393,10 @@ pub fn run_counts(conn: &Connection, run: &RunInfo) -> Result<RunCounts, StoreEr
         snapshot_values: store::befores::count(conn, run.id)?,
         ..RunCounts::default()
     };
-    if counts.snapshot_values > 0 {
+    if run.settings["create_missing"] == serde_json::Value::Bool(true) {
+        counts.created = Some(crate::store::created::count(conn, run.id)?);
+    }
+    if counts.snapshot_values > 0 || counts.created.is_some_and(|n| n > 0) {
         counts.undo_command = Some(format!("massup undo --run {}", run.id));
     }
     for outcome in [

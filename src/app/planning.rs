@@ -233,6 +233,7 @@ pub fn plan_file(
                     connected,
                     job.quiet,
                     reuse,
+                    settings.create_missing,
                 )
             }),
             (Some(_), None) => {
@@ -288,6 +289,7 @@ fn look_up_keys(
     connected: &Connected<'_>,
     quiet: bool,
     reuse_from: Option<&Path>,
+    create_missing: bool,
 ) -> Result<Matches, PlanError> {
     let session = connected.session;
     let keys = collect_keys(path, shown, options, &field)?;
@@ -297,7 +299,11 @@ fn look_up_keys(
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let conn = crate::store::open(db)?;
         let found = crate::store::lookups::recent(&conn, field.module(), field.api_name(), &since)?;
-        matches.reuse(found);
+        if create_missing {
+            matches.reuse_found(found);
+        } else {
+            matches.reuse(found);
+        }
     }
     let keys = matches.unresolved();
     if keys.is_empty() {

@@ -20,6 +20,8 @@ pub enum WriterMsg {
         chunk_id: i64,
         call: crate::store::chunks::CallRecord,
     },
+    /// Keep the ids Zoho gave the records an Upsert call created (`--create-missing`).
+    Created(Vec<crate::store::created::CreatedRecord>),
     /// Store a chunk's snapshot; answered once committed, so no call leaves before the
     /// values it overwrites are on disk.
     Snapshot {
@@ -64,6 +66,9 @@ pub fn run_writer(
                     replies.push((reply, claimed));
                 }
                 WriterMsg::Attempt(update) => chunks::record_attempt(&tx, run_id, &update)?,
+                WriterMsg::Created(records) => {
+                    crate::store::created::insert(&tx, run_id, &records)?
+                }
                 WriterMsg::Call { chunk_id, call } => {
                     crate::store::calls::insert(&tx, run_id, chunk_id, &call)?
                 }

@@ -71,9 +71,9 @@ mod mass_update;
 mod metadata;
 mod records;
 mod schema;
-mod upsert;
 mod server;
 mod store;
+mod upsert;
 
 pub use coql::{
     credits as coql_credits, max_reach as coql_max_reach, max_rows as coql_max_rows,

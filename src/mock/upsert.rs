@@ -124,10 +124,11 @@ fn process(
     mode: Mode,
     counts: &mut [u64; CODE_COUNT],
 ) -> (StatusCode, Value) {
-    let bad_request = |code: Code, details: Value, message: &str, counts: &mut [u64; CODE_COUNT]| {
-        counts[code as usize] += 1;
-        (StatusCode::BAD_REQUEST, top_level(code, details, message))
-    };
+    let bad_request =
+        |code: Code, details: Value, message: &str, counts: &mut [u64; CODE_COUNT]| {
+            counts[code as usize] += 1;
+            (StatusCode::BAD_REQUEST, top_level(code, details, message))
+        };
     let Some(body) = body else {
         return bad_request(
             Code::InvalidData,

@@ -73,7 +73,13 @@ pub fn requeue(
 /// (see [`update_batch_sizes`]).
 fn chunk_sizes(kind: CallKind, count: usize, chunk_size: usize) -> Vec<usize> {
     match kind {
-        CallKind::UpdateRecords => update_batch_sizes(count).collect(),
+        CallKind::UpdateRecords | CallKind::UpsertRecords => update_batch_sizes(count).collect(),
+        CallKind::DeleteRecords => {
+            let all: Vec<()> = vec![(); count];
+            balanced_chunks(&all, crate::api::limits::MAX_IDS_PER_DELETE)
+                .map(<[()]>::len)
+                .collect()
+        }
         _ => {
             let all: Vec<()> = vec![(); count];
             balanced_chunks(&all, chunk_size).map(<[()]>::len).collect()

@@ -115,6 +115,20 @@ pub fn insert_chunk_of(
         Some(_) => CallKind::UpdateRecords,
         None => CallKind::MassUpdate,
     };
+    insert_chunk_kind(conn, run_id, group_id, members, payloads, kind)
+}
+
+/// Inserts a pending chunk of `kind`: Update and Upsert Records carry one JSON object per
+/// member in `payloads`; a Delete Records chunk may carry, per member, the values its run
+/// wrote (what an undo compares before deleting).
+pub fn insert_chunk_kind(
+    conn: &Connection,
+    run_id: i64,
+    group_id: i64,
+    members: &[Member],
+    payloads: Option<&[String]>,
+    kind: CallKind,
+) -> Result<(), StoreError> {
     let packed = encode_members(members.iter().copied());
     let payloads = encode_payloads(payloads);
     let checksum = chunk_checksum(&packed, payloads.as_deref());
@@ -242,7 +256,9 @@ pub fn pending_work(conn: &Connection, run_id: i64) -> Result<PendingWork, Store
                 unread.insert(member.record_id);
             }
             work.field_values += match (kind, &payloads) {
-                (CallKind::UpdateRecords, Some(p)) => p.get(i).map_or(0, |o| fields_of(o)),
+                (CallKind::UpdateRecords | CallKind::UpsertRecords, Some(p)) => {
+                    p.get(i).map_or(0, |o| fields_of(o))
+                }
                 _ => group_fields,
             };
         }
@@ -286,6 +302,9 @@ pub struct ClaimedChunk {
     pub details: Details,
     /// Its records' values before any call are stored (see `befores`).
     pub snapshotted: bool,
+    /// A call of it was made (or may have been: a reset after a kill) before this claim:
+    /// an Upsert that finds the record its key names may have created it then.
+    pub tried_before: bool,
 }
 
 /// Marks the chunks that are still pending in flight and loads them; chunks no longer
@@ -304,7 +323,7 @@ pub fn claim(
     use rusqlite::OptionalExtension;
     let mut load = conn.prepare_cached(
         "SELECT c.members, c.outcomes, c.details_json, g.payload_json, c.kind, c.payloads,
-                c.snapshotted, c.checksum, g.checksum
+                c.snapshotted, c.checksum, g.checksum, c.attempts + c.resets + c.prior_attempts > 0
          FROM chunks c JOIN groups g ON g.id = c.group_id
          WHERE c.id = ?1 AND c.run_id = ?2 AND c.state = ?3",
     )?;
@@ -322,16 +341,27 @@ pub fn claim(
                     r.get::<_, bool>(6)?,
                     r.get::<_, Option<Vec<u8>>>(7)?,
                     r.get::<_, Option<Vec<u8>>>(8)?,
+                    r.get::<_, bool>(9)?,
                 ))
             })
             .optional()?
         else {
             continue; // not pending any more
         };
-        let (members, outcomes, details_json, payload, kind, payloads, snapshotted, sum, group_sum) =
-            row;
+        let (
+            members,
+            outcomes,
+            details_json,
+            payload,
+            kind,
+            payloads,
+            snapshotted,
+            sum,
+            group_sum,
+            tried_before,
+        ) = row;
         let damaged = if sum.is_some_and(|s| s != chunk_checksum(&members, payloads.as_deref())) {
-            Some(if kind == CallKind::UpdateRecords {
+            Some(if kind.per_record() {
                 "its record ids or their values"
             } else {
                 "its record ids"
@@ -359,6 +389,7 @@ pub fn claim(
             outcomes,
             details: decode_details(details_json.as_deref()),
             snapshotted,
+            tried_before,
         });
     }
     let mut mark = conn.prepare_cached(
@@ -627,8 +658,8 @@ pub fn requeue(
         let mut start = 0;
         for size in sizes(kind, members.len()) {
             let part = start..start + size;
-            let values = (kind == CallKind::UpdateRecords).then(|| &payloads[part.clone()]);
-            insert_chunk_of(&tx, run_id, group_id, &members[part], values)?;
+            let values = (!payloads.is_empty()).then(|| &payloads[part.clone()]);
+            insert_chunk_kind(&tx, run_id, group_id, &members[part], values, kind)?;
             // Every re-queued item was sent before, so its values before any call were read
             // (if the run takes snapshots) in the chunk it came from: never read them again.
             tx.execute(

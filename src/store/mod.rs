@@ -15,6 +15,7 @@ pub mod befores;
 pub mod calls;
 pub mod chunks;
 pub mod codec;
+pub mod created;
 pub mod lookups;
 pub mod rows;
 pub mod runs;
@@ -37,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0006_sends.sql"),
     include_str!("../../migrations/0007_credits.sql"),
     include_str!("../../migrations/0008_checksums.sql"),
+    include_str!("../../migrations/0009_created.sql"),
 ];
 
 /// How long a statement waits for a lock held by another massup process before failing.
