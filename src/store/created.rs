@@ -78,6 +78,81 @@ pub fn count(conn: &Connection, run_id: i64) -> Result<u64, StoreError> {
     )? as u64)
 }
 
+/// A record an undo deletes: its id and what the undone run wrote into it (a JSON object),
+/// which the undo compares with what the record holds before deleting it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deletion {
+    pub record_id: i64,
+    pub wrote: String,
+}
+
+/// Adds to an undo run (planned from its sheet of old values) one row per record to delete
+/// and Delete Records chunks of at most
+/// [`MAX_IDS_PER_DELETE`](crate::api::limits::MAX_IDS_PER_DELETE) ids, in one transaction:
+/// the rows come after the sheet's (line 0: they are not in it), each with the values the
+/// undone run wrote, which the undo's read before the call compares (CONFLICT when changed).
+pub fn add_deletions(
+    conn: &mut Connection,
+    run_id: i64,
+    deletions: &[Deletion],
+) -> Result<(), StoreError> {
+    use crate::api::limits::{CallKind, MAX_IDS_PER_DELETE};
+    use crate::outcome::Member;
+    if deletions.is_empty() {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    let first_row: u32 = tx.query_row(
+        "SELECT COALESCE(MAX(row_no) + 1, 0) FROM rows WHERE run_id = ?1",
+        [run_id],
+        |r| r.get(0),
+    )?;
+    let rows: Vec<super::rows::NewRow> = deletions
+        .iter()
+        .enumerate()
+        .map(|(k, d)| super::rows::NewRow {
+            row_no: first_row + k as u32,
+            line: 0,
+            record_id: d.record_id.to_string(),
+            values_json: "[]".into(),
+            status: super::rows::RowStatus::Valid,
+            message: Some("created by the undone run: deleted".into()),
+            merged_into: None,
+        })
+        .collect();
+    super::rows::insert_rows(&tx, run_id, &rows)?;
+    let changed = tx.execute(
+        "UPDATE runs SET input_rows = input_rows + ?2, valid_rows = valid_rows + ?2 WHERE id = ?1",
+        params![run_id, deletions.len() as i64],
+    )?;
+    super::runs::expect_one_changed(changed)?;
+    let group = super::chunks::insert_group(&tx, run_id, "{}", deletions.len())?;
+    let members: Vec<Member> = rows
+        .iter()
+        .zip(deletions)
+        .map(|(row, d)| Member {
+            row_no: row.row_no,
+            record_id: d.record_id,
+        })
+        .collect();
+    for (part, wrote) in members
+        .chunks(MAX_IDS_PER_DELETE)
+        .zip(deletions.chunks(MAX_IDS_PER_DELETE))
+    {
+        let objects: Vec<String> = wrote.iter().map(|d| d.wrote.clone()).collect();
+        super::chunks::insert_chunk_kind(
+            &tx,
+            run_id,
+            group,
+            part,
+            Some(&objects),
+            CallKind::DeleteRecords,
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
