@@ -160,6 +160,20 @@ mod tests {
     #[test]
     fn the_first_answer_for_a_row_is_kept() {
         let conn = crate::store::open_in_memory().unwrap();
+        let run = crate::store::runs::insert_run(
+            &conn,
+            &crate::store::runs::NewRun {
+                module: "Leads",
+                csv_path: "x.csv",
+                csv_sha256: "0",
+                id_column: "Email",
+                columns_json: "[]",
+                settings_json: "{}",
+                fields_json: None,
+                send_json: None,
+            },
+        )
+        .unwrap();
         let created = |record_id, action| CreatedRecord {
             row_no: 3,
             record_id,
