@@ -3,7 +3,7 @@
 -- 'upsert_records', whose members carry a placeholder id below zero), and the id Zoho gives
 -- the new record is kept here, by input row, in the same transaction as the chunk's answer.
 -- What `report`, `status` and `undo` (which deletes them) read.
-CREATE TABLE created (
+CREATE TABLE IF NOT EXISTS created (
     run_id    INTEGER NOT NULL REFERENCES runs (id),
     row_no    INTEGER NOT NULL,                   -- the new record's first row
     record_id INTEGER NOT NULL,
