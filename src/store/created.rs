@@ -179,12 +179,12 @@ mod tests {
             record_id,
             action,
         };
-        insert(&conn, 1, &[created(77, Action::Created)]).unwrap();
-        insert(&conn, 1, &[created(78, Action::Updated)]).unwrap();
+        insert(&conn, run, &[created(77, Action::Created)]).unwrap();
+        insert(&conn, run, &[created(78, Action::Updated)]).unwrap();
         assert_eq!(
-            of_run(&conn, 1).unwrap(),
+            of_run(&conn, run).unwrap(),
             vec![created(77, Action::Created)]
         );
-        assert_eq!(count(&conn, 1).unwrap(), 1);
+        assert_eq!(count(&conn, run).unwrap(), 1);
     }
 }
