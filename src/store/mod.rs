@@ -38,7 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0006_sends.sql"),
     include_str!("../../migrations/0007_credits.sql"),
     include_str!("../../migrations/0008_checksums.sql"),
-    include_str!("../../migrations/0009_created.sql"),
+    include_str!("../../migrations/0010_created.sql"),
 ];
 
 /// How long a statement waits for a lock held by another massup process before failing.

@@ -1,4 +1,4 @@
--- massup schema, version 9: `--create-missing`. The records a run created: a row whose key
+-- massup schema, version 10: `--create-missing`. The records a run created: a row whose key
 -- no record held when it was planned is sent by Upsert Records (chunks of kind
 -- 'upsert_records', whose members carry a placeholder id below zero), and the id Zoho gives
 -- the new record is kept here, by input row, in the same transaction as the chunk's answer.
