@@ -12,6 +12,9 @@ pub const MIXED: &str = "MIXED";
 pub const UNCHANGED: &str = "UNCHANGED";
 /// An undo found the record changed since the undone run wrote it; left alone.
 pub const CONFLICT: &str = "CONFLICT";
+/// An undo's Delete Records found no such record: deleted already (by an earlier call whose
+/// answer was lost, or by someone else), which is what the undo wanted.
+pub const ALREADY_DELETED: &str = "ALREADY_DELETED";
 /// No HTTP answer: a timeout, a dropped connection, a body cut off.
 pub const NO_ANSWER: &str = "NO_ANSWER";
 /// An answer that is not what Zoho sends.

@@ -86,11 +86,14 @@ pub struct RowResult {
     /// Calls per record update so far: (group, calls).
     tries: Vec<(i64, u32)>,
     /// The kinds of call that carried its items: bit 1 mass_update, bit 2 Update Records,
-    /// bit 4 Bulk Write.
+    /// bit 4 Bulk Write, bit 8 Upsert Records, bit 16 Delete Records.
     pub kinds: u8,
     pub last_attempt_at: Option<Arc<str>>,
     /// The record the row's items went to (for a `--match-by` row, the id its key found).
     pub record: Option<i64>,
+    /// `--create-missing`: what became of a row planned as a new record (None for the
+    /// others, and for a new record not answered yet).
+    pub action: Option<crate::store::created::Action>,
 }
 
 impl RowResult {
@@ -134,6 +137,12 @@ impl RowResult {
 
     fn merge(&mut self, other: &RowResult) {
         self.attempts = self.attempts.max(other.attempts);
+        if self.action.is_none() {
+            self.action = other.action;
+            if other.action.is_some() {
+                self.record = other.record;
+            }
+        }
         self.kinds |= other.kinds;
         if other.last_attempt_at > self.last_attempt_at {
             self.last_attempt_at.clone_from(&other.last_attempt_at);
@@ -173,6 +182,12 @@ pub fn row_results(
                 .clone(),
         )
     };
+    // `--create-missing`: the ids Zoho gave new records, by their row.
+    let created: HashMap<u32, (i64, crate::store::created::Action)> =
+        crate::store::created::of_run(conn, run_id)?
+            .into_iter()
+            .map(|c| (c.row_no, (c.record_id, c.action)))
+            .collect();
     chunks::for_each_chunk(
         conn,
         run_id,
@@ -198,6 +213,12 @@ pub fn row_results(
                     (_, None) => (chunk_code.as_ref(), chunk_message.as_ref()),
                 };
                 result.record = Some(member.record_id);
+                if member.record_id < 0 {
+                    // A new record: its id once Zoho gave one, none before.
+                    let made = created.get(&member.row_no);
+                    result.record = made.map(|(id, _)| *id);
+                    result.action = made.map(|(_, action)| *action);
+                }
                 result.add(
                     chunk.group_id,
                     state,
@@ -209,6 +230,8 @@ pub fn row_results(
                 result.kinds |= match chunk.kind {
                     CallKind::UpdateRecords => 2,
                     CallKind::BulkWrite => 4,
+                    CallKind::UpsertRecords => 8,
+                    CallKind::DeleteRecords => 16,
                     _ => 1,
                 };
             }
@@ -234,6 +257,9 @@ pub struct ReportRow {
     pub carried_by: Option<&'static str>,
     /// The record its items went to (None for a row never planned).
     pub record: Option<i64>,
+    /// `--create-missing`: `created` for a row whose record the run created, `updated`
+    /// for a row that updated a record (None for a row not sent, or a run without it).
+    pub action: Option<&'static str>,
 }
 
 /// Calls `each` with every input row of the run in input order, with its outcome. The
@@ -284,6 +310,11 @@ pub fn for_each_row<E: From<StoreError>>(
             attempts: result.attempts,
             last_attempt_at: result.last_attempt_at.as_deref().map(str::to_string),
             carried_by: carried_by(result.kinds),
+            action: match result.action {
+                Some(action) => Some(action.as_str()),
+                None if result.kinds != 0 && outcome == RowOutcome::Succeeded => Some("updated"),
+                None => None,
+            },
             record: result.record,
         })
     })
@@ -291,16 +322,30 @@ pub fn for_each_row<E: From<StoreError>>(
 
 /// The report's `carried_by` for a kinds bitmask: the kinds joined by `+`.
 fn carried_by(kinds: u8) -> Option<&'static str> {
-    Some(match kinds {
-        1 => "mass_update",
-        2 => "update_records",
-        3 => "mass_update+update_records",
-        4 => "bulk",
-        5 => "mass_update+bulk",
-        6 => "update_records+bulk",
-        7 => "mass_update+update_records+bulk",
-        _ => return None,
-    })
+    // Every combination, joined once: the names are what reports keep for each row.
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    const KINDS: [&str; 5] = [
+        "mass_update",
+        "update_records",
+        "bulk",
+        "upsert_records",
+        "delete_records",
+    ];
+    let names = NAMES.get_or_init(|| {
+        (0..1u32 << KINDS.len())
+            .map(|bits| {
+                let named: Vec<&str> = (0..KINDS.len())
+                    .filter(|i| bits & (1 << i) != 0)
+                    .map(|i| KINDS[i])
+                    .collect();
+                named.join("+")
+            })
+            .collect()
+    });
+    names
+        .get(kinds as usize)
+        .filter(|n| !n.is_empty())
+        .map(String::as_str)
 }
 
 /// Counts for `status` and the end of a run.
@@ -334,8 +379,12 @@ pub struct RunCounts {
     /// writes and their retries, snapshot reads, lookups and metadata while planning.
     pub credits: u64,
     /// Calls and credits by kind of call (`mass_update`, `update_records`,
-    /// `get_records`, `coql`, `metadata`).
+    /// `get_records`, `coql`, `metadata`, `upsert_records`, `delete_records`).
     pub spend: BTreeMap<&'static str, Spend>,
+    /// `--create-missing`: records the run created (counted apart from the rows that
+    /// updated a record; None for a run without the flag).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created: Option<u64>,
 }
 
 /// Calls of one kind and what they cost.
@@ -367,7 +416,10 @@ pub fn run_counts(conn: &Connection, run: &RunInfo) -> Result<RunCounts, StoreEr
         snapshot_values: store::befores::count(conn, run.id)?,
         ..RunCounts::default()
     };
-    if counts.snapshot_values > 0 {
+    if run.settings["create_missing"] == serde_json::Value::Bool(true) {
+        counts.created = Some(crate::store::created::count(conn, run.id)?);
+    }
+    if counts.snapshot_values > 0 || counts.created.is_some_and(|n| n > 0) {
         counts.undo_command = Some(format!("massup undo --run {}", run.id));
     }
     for outcome in [

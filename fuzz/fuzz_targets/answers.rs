@@ -87,6 +87,7 @@ fuzz_target!(|data: &[u8]| {
             details: Default::default(),
             snapshotted: false,
             bulk: None,
+            tried_before: false,
         };
         // Writes: by id (mass_update, and Update Records when the answer is not one entry
         // per record), and by position (Update Records).

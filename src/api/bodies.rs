@@ -53,6 +53,24 @@ pub fn update_records(ids: &[i64], objects: &[&str], trigger: Option<&[String]>)
     body
 }
 
+/// An Upsert Records body (`POST .../{Module}/upsert`): one object per record (each holds
+/// its key field), `duplicate_check_fields` naming the key, so Zoho updates the record that
+/// holds it, if one does, and creates one otherwise; `trigger` as for Update Records.
+pub fn upsert_records(objects: &[&str], key_field: &str, trigger: Option<&[String]>) -> String {
+    let mut body = String::with_capacity(64 + objects.iter().map(|o| o.len() + 2).sum::<usize>());
+    body.push_str("{\"data\":[");
+    body.push_str(&objects.join(","));
+    body.push_str("],\"duplicate_check_fields\":[");
+    body.push_str(&serde_json::to_string(key_field).expect("strings serialize"));
+    body.push(']');
+    if let Some(trigger) = trigger {
+        body.push_str(",\"trigger\":");
+        body.push_str(&serde_json::to_string(trigger).expect("strings serialize"));
+    }
+    body.push('}');
+    body
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -69,6 +87,12 @@ mod tests {
                 {"id": "1", "Email": "a@x.io", "City": "Oslo"},
                 {"id": "22", "Title": null}
             ], "trigger": []})
+        );
+        let upsert = super::upsert_records(&[r#"{"Email":"a@x.io","City":"Oslo"}"#], "Email", None);
+        let json: serde_json::Value = serde_json::from_str(&upsert).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"data": [{"Email": "a@x.io", "City": "Oslo"}], "duplicate_check_fields": ["Email"]})
         );
         let default = super::update_records(&[5], &["{}"], None);
         assert_eq!(default, r#"{"data":[{"id":"5"}]}"#);

@@ -11,6 +11,14 @@ pub const MAX_IDS_PER_CALL: usize = 500;
 /// answers LIMIT_EXCEEDED above it, as Zoho's OpenAPI examples show).
 pub const MAX_RECORDS_PER_UPDATE: usize = 100;
 
+/// Upsert Records (and Insert Records) take at most 100 records a call, as Update Records
+/// (Zoho's upsert-records and insert-records pages; ZOHO_API.md).
+pub const MAX_RECORDS_PER_UPSERT: usize = 100;
+
+/// Delete Records takes at most 100 ids a call (`DELETE .../{Module}?ids=...`, Zoho's
+/// delete-records page; ZOHO_API.md).
+pub const MAX_IDS_PER_DELETE: usize = 100;
+
 /// Get Records returns at most 100 records a call and at most 50 fields (Zoho's
 /// get-records page; see docs/ZOHO_API_NOTES.md).
 pub const MAX_IDS_PER_READ: usize = 100;
@@ -111,10 +119,15 @@ pub enum CallKind {
     BulkStatus,
     /// `GET {download_url}`: a finished Bulk Write job's result file.
     BulkResult,
+    /// `POST .../{module}/upsert` with `duplicate_check_fields: [key]`: `--create-missing`'s
+    /// rows whose key no record held when planned, up to 100 records, each its own values.
+    UpsertRecords,
+    /// `DELETE .../{module}?ids=...`: an undo's records its run created, up to 100 ids.
+    DeleteRecords,
 }
 
 /// Every kind, in declaration order (the order of per-kind tables).
-pub const ALL_KINDS: [CallKind; 9] = [
+pub const ALL_KINDS: [CallKind; 11] = [
     CallKind::MassUpdate,
     CallKind::UpdateRecords,
     CallKind::GetRecords,
@@ -124,6 +137,8 @@ pub const ALL_KINDS: [CallKind; 9] = [
     CallKind::BulkUpload,
     CallKind::BulkStatus,
     CallKind::BulkResult,
+    CallKind::UpsertRecords,
+    CallKind::DeleteRecords,
 ];
 
 impl CallKind {
@@ -139,6 +154,8 @@ impl CallKind {
             CallKind::BulkUpload => "bulk_upload",
             CallKind::BulkStatus => "bulk_status",
             CallKind::BulkResult => "bulk_result",
+            CallKind::UpsertRecords => "upsert_records",
+            CallKind::DeleteRecords => "delete_records",
         }
     }
 
@@ -151,14 +168,22 @@ impl CallKind {
     pub fn writes(self) -> bool {
         matches!(
             self,
-            CallKind::MassUpdate | CallKind::UpdateRecords | CallKind::BulkWrite
+            CallKind::MassUpdate
+                | CallKind::UpdateRecords
+                | CallKind::BulkWrite
+                | CallKind::UpsertRecords
+                | CallKind::DeleteRecords
         )
     }
 
-    /// Whether each record of a chunk of this kind carries its own values (Update Records,
-    /// Bulk Write) rather than the chunk's one value set (mass_update).
+    /// Whether each record of a chunk of this kind carries its own values (a JSON object
+    /// per member, stored in the chunk's `payloads`): Update Records, Bulk Write, Upsert
+    /// Records; not mass_update (the chunk's one value set).
     pub fn per_record(self) -> bool {
-        matches!(self, CallKind::UpdateRecords | CallKind::BulkWrite)
+        matches!(
+            self,
+            CallKind::UpdateRecords | CallKind::BulkWrite | CallKind::UpsertRecords
+        )
     }
 }
 
@@ -169,10 +194,12 @@ impl CallKind {
 /// <https://www.zoho.com/crm/developer/docs/api/v8/api-limits.html>): Insert, Update and
 /// Upsert 1 credit per 10 records; COQL by LIMIT from v4 (1 to 200 one credit, 201 to
 /// 1,000 two, 1,001 to 2,000 three); every call not in the table one (mass_update, Get
-/// Records by ids, metadata).
+/// Records by ids, metadata, Delete Records: the table does not list deletion, so it is
+/// "all other APIs").
 pub fn credits(kind: CallKind, size: usize) -> u64 {
     match kind {
-        CallKind::UpdateRecords => write_credits(size),
+        CallKind::UpdateRecords | CallKind::UpsertRecords => write_credits(size),
+        CallKind::DeleteRecords => 1,
         CallKind::Coql => match size {
             0..=200 => 1,
             201..=1_000 => 2,
@@ -224,6 +251,9 @@ mod tests {
         assert_eq!(credits(CallKind::Coql, 1_000), 2);
         assert_eq!(credits(CallKind::Coql, 2_000), 3);
         assert_eq!(credits(CallKind::Metadata, 0), 1);
+        assert_eq!(credits(CallKind::UpsertRecords, 100), 10);
+        assert_eq!(credits(CallKind::UpsertRecords, 11), 2);
+        assert_eq!(credits(CallKind::DeleteRecords, 100), 1);
         assert_eq!(credits(CallKind::BulkWrite, 25_000), 500);
         assert_eq!(credits(CallKind::BulkWrite, 1), 500);
         assert_eq!(credits(CallKind::BulkStatus, 0), 1);

@@ -145,6 +145,17 @@ impl Endpoints {
         format!("{}/crm/{}/{module}", self.domain, self.version)
     }
 
+    /// `POST .../crm/{v}/{module}/upsert`: Upsert Records.
+    pub fn upsert(&self, module: &str) -> String {
+        format!("{}/upsert", self.records(module))
+    }
+
+    /// `DELETE .../crm/{v}/{module}?ids=...`: Delete Records.
+    pub fn delete_records(&self, module: &str, ids: &[i64]) -> String {
+        let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+        format!("{}?ids={}", self.records(module), ids.join(","))
+    }
+
     /// `GET .../crm/{v}/{module}?ids=...&fields=...`: the current values of records.
     pub fn get_records(&self, module: &str, ids: &[i64], fields: &[String]) -> String {
         let ids: Vec<String> = ids.iter().map(i64::to_string).collect();

@@ -224,7 +224,9 @@ pub fn plan_file(
         };
         let resolver = match (field, connected) {
             (Some(field), Some(connected)) => Some(move |path: &Path, options: &CsvOptions| {
-                let reuse = (!job.fresh_lookups).then_some(db);
+                // With --create-missing a key that found no record is asked again: the run
+                // that looked it up may have created it.
+                let reuse = (!job.fresh_lookups).then_some((db, settings.create_missing));
                 look_up_keys(
                     path,
                     job.csv,
@@ -287,17 +289,21 @@ fn look_up_keys(
     field: MatchField,
     connected: &Connected<'_>,
     quiet: bool,
-    reuse_from: Option<&Path>,
+    reuse_from: Option<(&Path, bool)>,
 ) -> Result<Matches, PlanError> {
     let session = connected.session;
     let keys = collect_keys(path, shown, options, &field)?;
     let mut matches = Matches::new(field.clone(), keys);
-    if let Some(db) = reuse_from {
+    if let Some((db, found_only)) = reuse_from {
         let since = (chrono::Utc::now() - LOOKUP_REUSE)
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let conn = crate::store::open(db)?;
         let found = crate::store::lookups::recent(&conn, field.module(), field.api_name(), &since)?;
-        matches.reuse(found);
+        if found_only {
+            matches.reuse_found(found);
+        } else {
+            matches.reuse(found);
+        }
     }
     let keys = matches.unresolved();
     if keys.is_empty() {

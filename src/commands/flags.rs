@@ -176,6 +176,9 @@ pub struct PlanFlags {
     /// Match rows by this field (Email, an external id, ...) instead of record ids: each key is looked up in Zoho (COQL, 50 keys a call); a key no record or several records hold makes its row invalid
     #[arg(long, value_name = "FIELD")]
     pub match_by: Option<String>,
+    /// With --match-by: a row whose key no record holds creates a record with the row's values (Upsert Records on the key field, 100 records a call, 1 credit per 10), instead of being invalid. The module's mandatory fields must have values in such rows.
+    #[arg(long, requires = "match_by")]
+    pub create_missing: bool,
     /// Field separator of the CSV (one ASCII character; `\t` for tab) [default: ',', or ';' or tab when the header is one cell holding them; the plan says so]
     #[arg(long, value_parser = parse_delimiter)]
     pub delimiter: Option<char>,
@@ -342,6 +345,7 @@ impl PlanFlags {
             })?;
         let mut settings = PlanSettings::new(&module);
         settings.match_by = self.match_by.clone();
+        settings.create_missing = self.create_missing;
         if let Some(id_column) = self.id_column.clone().or_else(|| self.match_by.clone()) {
             settings.id_column = id_column;
         }

@@ -64,6 +64,9 @@ struct Takeback {
     /// Values written whose old value was never read (a run without a snapshot, or a
     /// record Zoho did not return).
     unknown: u64,
+    /// `--create-missing`: the records the run created, deleted by the undo unless changed
+    /// since (their expected values are in `expectations` too).
+    deletions: Vec<store::created::Deletion>,
 }
 
 fn takeback(conn: &rusqlite::Connection, run: &RunInfo) -> anyhow::Result<Takeback> {
@@ -80,10 +83,40 @@ fn takeback(conn: &rusqlite::Connection, run: &RunInfo) -> anyhow::Result<Takeba
         before: BTreeMap::new(),
         expectations: Vec::new(),
         unknown: 0,
+        deletions: Vec::new(),
     };
+    // The records the run created, by the row that carried each.
+    let created: std::collections::HashMap<u32, i64> = store::created::of_run(conn, run.id)?
+        .into_iter()
+        .filter(|c| c.action == store::created::Action::Created)
+        .map(|c| (c.row_no, c.record_id))
+        .collect();
     let mut fields = BTreeSet::new();
     store::chunks::for_each_chunk(conn, run.id, |chunk| -> anyhow::Result<()> {
         let payloads = chunk.payloads();
+        if chunk.kind == crate::api::limits::CallKind::UpsertRecords {
+            // A created record is deleted, not written back: what the run wrote into it
+            // is what it must still hold to be deleted without --force.
+            let payloads = payloads.unwrap_or_default();
+            for (i, member) in chunk.members.iter().enumerate() {
+                let Some(&record_id) = created.get(&member.row_no) else {
+                    continue;
+                };
+                let wrote = payloads.get(i).cloned().unwrap_or_else(|| "{}".into());
+                if let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(&wrote) {
+                    for (field, value) in fields {
+                        take.expectations.push(FieldValue {
+                            record_id,
+                            field,
+                            value_json: value.to_string(),
+                        });
+                    }
+                }
+                take.deletions
+                    .push(store::created::Deletion { record_id, wrote });
+            }
+            return Ok(());
+        }
         let shared = groups.get(&chunk.group_id).map_or("{}", String::as_str);
         // What succeeded was written; a record left out because it held the values already
         // (UNCHANGED) was not.
@@ -143,7 +176,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         .into());
     }
     let plan = PlanSettings::of_run(&undone)?;
-    if store::befores::count(&conn, undone.id)? == 0 {
+    let created = store::created::count(&conn, undone.id)?;
+    if store::befores::count(&conn, undone.id)? == 0 && created == 0 {
         let why = if plan.snapshot == Some(true) {
             "no record's values were read yet (nothing was sent)"
         } else {
@@ -152,7 +186,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
         return Err(UsageError::new(format!("run {} cannot be undone: {why}", undone.id)).into());
     }
     let take = takeback(&conn, &undone)?;
-    if take.before.is_empty() {
+    if take.before.is_empty() && take.deletions.is_empty() {
         return Err(UsageError::new(format!(
             "run {} changed no record (no update succeeded): there is nothing to undo",
             undone.id
@@ -219,6 +253,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let PlanOutcome::Planned(summary) = planned else {
         unreachable!("an undo is always planned as a new run");
     };
+    // The records the run created: Delete Records calls of the same undo run.
+    store::created::add_deletions(&mut workspace.open()?, summary.run_id, &take.deletions)?;
     // A bare resume never picks the undone run again (it would redo what is undone).
     store::runs::mark_undone(
         &workspace.open()?,
@@ -228,11 +264,12 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     )?;
     if !global.quiet && !global.json {
         crate::outln!(
-            "Undoing run {} as run {}: {} record(s), {} field value(s) to write back{}{}",
+            "Undoing run {} as run {}: {} record(s), {} field value(s) to write back, {} created record(s) to delete{}{}",
             undone.id,
             summary.run_id,
             take.before.len(),
             take.expectations.len(),
+            take.deletions.len(),
             if args.force {
                 "; --force: records changed since are overwritten too"
             } else {

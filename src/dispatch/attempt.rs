@@ -51,7 +51,8 @@ impl Request {
     /// Whether Zoho's sub-concurrency cap applies: Insert, Update and Upsert calls of more
     /// than 10 records.
     fn heavy(&self) -> bool {
-        self.kind == CallKind::UpdateRecords && self.records > SUB_CONCURRENCY_RECORDS
+        matches!(self.kind, CallKind::UpdateRecords | CallKind::UpsertRecords)
+            && self.records > SUB_CONCURRENCY_RECORDS
     }
 }
 

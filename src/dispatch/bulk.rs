@@ -783,6 +783,7 @@ mod tests {
             details: Default::default(),
             snapshotted: false,
             bulk: None,
+            tried_before: false,
         }
     }
 

@@ -8,7 +8,9 @@ use rustc_hash::FxHashMap;
 
 use super::attempt::{Call, Request, Verdict};
 use super::context::SendContext;
-use super::interpret::{interpret, interpret_in_order, Interpretation, Step};
+use super::interpret::{
+    interpret, interpret_in_order, interpret_upsert, settle_already_deleted, Interpretation, Step,
+};
 use super::settings::DispatchSettings;
 use super::Endpoint;
 use crate::api::limits::{credits, CallKind};
@@ -21,6 +23,25 @@ use crate::store::chunks::{CallRecord, ChunkUpdate, ClaimedChunk};
 pub fn body(chunk: &ClaimedChunk, sent: &[usize], settings: &DispatchSettings) -> String {
     let ids: Vec<i64> = sent.iter().map(|&i| chunk.members[i].record_id).collect();
     match chunk.kind {
+        CallKind::UpsertRecords => {
+            let objects: Vec<&str> = sent
+                .iter()
+                .map(|&i| {
+                    chunk
+                        .payloads
+                        .as_ref()
+                        .and_then(|p| p.get(i))
+                        .map_or("{}", String::as_str)
+                })
+                .collect();
+            bodies::upsert_records(
+                &objects,
+                &upsert_key(&chunk.payload),
+                settings.trigger.as_deref(),
+            )
+        }
+        // The ids go in the URL.
+        CallKind::DeleteRecords => String::new(),
         CallKind::UpdateRecords => {
             let objects: Vec<&str> = sent
                 .iter()
@@ -35,6 +56,31 @@ pub fn body(chunk: &ClaimedChunk, sent: &[usize], settings: &DispatchSettings) -
             bodies::update_records(&ids, &objects, settings.trigger.as_deref())
         }
         _ => bodies::mass_update(&chunk.payload, settings.over_write, &ids),
+    }
+}
+
+/// The key field of an Upsert Records chunk: its group's payload holds what every call of
+/// it shares, `{"duplicate_check_fields": ["Email"]}`.
+fn upsert_key(group_payload: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(group_payload)
+        .ok()
+        .and_then(|v| v["duplicate_check_fields"][0].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// The URL and method of a chunk's kind of call (`ids`: the records of a Delete Records
+/// call, which go in its URL).
+pub fn target_of(kind: CallKind, endpoint: &Endpoint, ids: &[i64]) -> (reqwest::Method, String) {
+    match kind {
+        CallKind::UpsertRecords => (
+            reqwest::Method::POST,
+            endpoint.urls.upsert(&endpoint.module),
+        ),
+        CallKind::DeleteRecords => (
+            reqwest::Method::DELETE,
+            endpoint.urls.delete_records(&endpoint.module, ids),
+        ),
+        _ => target(kind, endpoint),
     }
 }
 
@@ -78,6 +124,12 @@ pub struct WriteCall<'a> {
     index: FxHashMap<i64, usize>,
     /// The items the last request carried.
     sent: Vec<usize>,
+    /// A call of this chunk was made before without a usable answer (in an earlier
+    /// invocation, or an attempt of this one): an Upsert that then finds the record its key
+    /// names finds the one that call created.
+    repeated: bool,
+    /// New records the answers gave ids to, not yet handed to the writer.
+    created: Vec<crate::store::created::CreatedRecord>,
     /// The attempt that ended the call, stored with the chunk's end.
     pub last_call: Option<CallRecord>,
 }
@@ -92,9 +144,11 @@ impl<'a> WriteCall<'a> {
             .collect();
         WriteCall {
             ctx,
+            repeated: chunk.tried_before,
             chunk,
             index,
             sent: Vec::new(),
+            created: Vec::new(),
             last_call: None,
         }
     }
@@ -127,7 +181,11 @@ impl Call for WriteCall<'_> {
     fn request(&self) -> Request {
         let sent = self.pending();
         let kind = self.chunk.kind;
-        let (method, url) = target(kind, &self.ctx.caller.endpoint);
+        let ids: Vec<i64> = sent
+            .iter()
+            .map(|&i| self.chunk.members[i].record_id)
+            .collect();
+        let (method, url) = target_of(kind, &self.ctx.caller.endpoint, &ids);
         Request {
             kind,
             method,
@@ -142,11 +200,32 @@ impl Call for WriteCall<'_> {
     /// Done with the code for the call as a whole once every item has its answer.
     fn read(&mut self, exchange: &Exchange, can_refresh: bool) -> Verdict<String> {
         self.sent = self.pending();
+        let read = match self.chunk.kind {
+            CallKind::UpsertRecords => {
+                match interpret_upsert(exchange, self.chunk, &self.sent, self.repeated) {
+                    Some((read, created)) => {
+                        self.created.extend(created);
+                        read
+                    }
+                    None => interpret(exchange, self.chunk, &self.index, can_refresh),
+                }
+            }
+            CallKind::DeleteRecords => {
+                let read = interpret(exchange, self.chunk, &self.index, can_refresh);
+                settle_already_deleted(self.chunk, &self.sent);
+                read
+            }
+            _ => read_answer(exchange, self.chunk, &self.sent, &self.index, can_refresh),
+        };
+        if matches!(read.step, Step::Again { .. }) {
+            // Whatever this attempt did is unknown: the next one repeats it.
+            self.repeated = true;
+        }
         let Interpretation {
             step,
             http_status,
             call_code,
-        } = read_answer(exchange, self.chunk, &self.sent, &self.index, can_refresh);
+        } = read;
         let outcome = match step {
             Step::Settled => {
                 self.count_settled();
@@ -180,6 +259,12 @@ impl Call for WriteCall<'_> {
     }
 
     async fn attempted(&mut self, call: CallRecord, retry: Option<(String, String)>) {
+        if !self.created.is_empty() {
+            // Before the chunk's answer, through the same writer: committed with it or
+            // before it, never after.
+            let records = std::mem::take(&mut self.created);
+            self.ctx.store_created(records).await;
+        }
         match retry {
             Some(answer) => {
                 let update = ChunkUpdate {
@@ -245,6 +330,7 @@ mod tests {
             outcomes: vec![0; 2],
             details: Default::default(),
             snapshotted: false,
+            tried_before: false,
         };
         let settings = DispatchSettings {
             over_write: true,

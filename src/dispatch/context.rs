@@ -48,6 +48,14 @@ impl SendContext {
         }
     }
 
+    /// Keeps the ids of records an Upsert answer created (`--create-missing`).
+    pub async fn store_created(&self, records: Vec<crate::store::created::CreatedRecord>) {
+        if self.writer.send(WriterMsg::Created(records)).await.is_err() {
+            self.writer_failed.store(true, Ordering::Relaxed);
+            self.caller.stop.cancel();
+        }
+    }
+
     /// Logs a call that changes no item (a snapshot's read) with its chunk.
     pub async fn log_call(&self, chunk_id: i64, call: CallRecord) {
         if self

@@ -9,6 +9,7 @@ use crate::api::response::{parse_body, CallAnswer};
 use crate::api::Exchange;
 use crate::outcome::{classify_code, next_state, AnswerClass, ItemState};
 use crate::store::chunks::ClaimedChunk;
+use crate::store::created::{Action, CreatedRecord};
 
 /// What the worker does after an attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -266,6 +267,146 @@ pub fn interpret_in_order(
     })
 }
 
+/// Reads an Upsert Records answer (`--create-missing`) by position, as Update Records':
+/// one entry per record in request order. A SUCCESS entry gives the record's id
+/// (`details.id`) and Zoho's `action` (beside `code`, or inside `details` in some
+/// versions; an entry without one is an insert). For a row planned as new (a placeholder id
+/// below zero) it returns what the run must keep: the id, and whether the run created the
+/// record. An `update` answer for such a row is a creation too when `repeated` (the call
+/// was made before without a usable answer: that call created the record, and Upsert on
+/// the key found it instead of creating a second one); otherwise someone else created it
+/// between plan and send, and it was updated. A SUCCESS without an id leaves its record
+/// pending: sending it again is safe, since Upsert on the key never creates twice.
+/// None when the answer is not one entry per record sent: the caller reads it as any other
+/// answer.
+pub fn interpret_upsert(
+    exchange: &Exchange,
+    chunk: &mut ClaimedChunk,
+    sent: &[usize],
+    repeated: bool,
+) -> Option<(Interpretation, Vec<CreatedRecord>)> {
+    let Exchange::Answered { status, body, .. } = exchange else {
+        return None;
+    };
+    if *status == 429 || *status >= 500 || credits_exhausted(exchange) {
+        return None;
+    }
+    let answer: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let entries = answer.get("data")?.as_array()?;
+    if entries.len() != sent.len() || sent.is_empty() {
+        return None;
+    }
+    let text = |entry: &serde_json::Value, key: &str| -> Option<String> {
+        entry.get(key).and_then(|v| v.as_str()).map(str::to_string)
+    };
+    let mut codes = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let code = text(entry, "code")?;
+        if matches!(
+            classify_code(&code),
+            AnswerClass::TokenExpired | AnswerClass::Fatal
+        ) {
+            return None;
+        }
+        codes.push(code);
+    }
+    let mut created = Vec::new();
+    let mut all_success = true;
+    let mut unanswered = false;
+    for ((entry, code), &i) in entries.iter().zip(codes).zip(sent) {
+        let class = classify_code(&code);
+        let message = text(entry, "message").unwrap_or_default();
+        if class == AnswerClass::Success {
+            let details = entry.get("details");
+            let id = details
+                .and_then(|d| d.as_object())
+                .and_then(crate::api::response::row_record_id);
+            let Some(id) = id else {
+                all_success = false;
+                unanswered = true;
+                chunk.details.insert(
+                    i as u32,
+                    (
+                        crate::codes::NO_ANSWER_FOR_RECORD.into(),
+                        "SUCCESS without the record's id; sending it again".into(),
+                    ),
+                );
+                continue;
+            };
+            let action = text(entry, "action")
+                .or_else(|| details.and_then(|d| text(d, "action")))
+                .unwrap_or_else(|| "insert".into());
+            let member = chunk.members[i];
+            if member.record_id < 0 {
+                let action = if action == "insert" || repeated {
+                    Action::Created
+                } else {
+                    Action::Updated
+                };
+                created.push(CreatedRecord {
+                    row_no: member.row_no,
+                    record_id: id,
+                    action,
+                });
+            }
+            chunk.details.remove(&(i as u32));
+            let before = ItemState::from_byte(chunk.outcomes[i]);
+            chunk.outcomes[i] = next_state(before, class) as u8;
+            continue;
+        }
+        all_success = false;
+        let before = ItemState::from_byte(chunk.outcomes[i]);
+        let after = next_state(before, class);
+        chunk.outcomes[i] = after as u8;
+        chunk.details.insert(i as u32, (code, message));
+    }
+    let step = if unanswered {
+        Step::Again {
+            code: crate::codes::NO_ANSWER_FOR_RECORD.into(),
+            message: "a SUCCESS entry without the record's id".into(),
+            retry_after: None,
+        }
+    } else {
+        Step::Settled
+    };
+    Some((
+        Interpretation {
+            step,
+            http_status: Some(*status),
+            call_code: if all_success {
+                crate::codes::SUCCESS
+            } else {
+                crate::codes::MIXED
+            }
+            .to_string(),
+        },
+        created,
+    ))
+}
+
+/// Delete Records answers INVALID_DATA for an id that names no record. For an undo's
+/// deletion that is the wanted state (the record is gone: deleted by an earlier call whose
+/// answer was lost, or by someone else), so such items of `sent` succeed, saying so.
+pub fn settle_already_deleted(chunk: &mut ClaimedChunk, sent: &[usize]) {
+    for &i in sent {
+        let gone = ItemState::from_byte(chunk.outcomes[i]) == ItemState::Failed
+            && chunk
+                .details
+                .get(&(i as u32))
+                .is_some_and(|(code, message)| code == "INVALID_DATA" && message.contains("id"));
+        if gone {
+            chunk.outcomes[i] = ItemState::Succeeded as u8;
+            chunk.details.insert(
+                i as u32,
+                (
+                    crate::codes::ALREADY_DELETED.into(),
+                    "no such record: deleted already".into(),
+                ),
+            );
+        }
+    }
+}
+
 /// Whether an answer says the org's daily credits are spent: a 429 that reports no credits
 /// left (`X-API-CREDITS-REMAINING: 0`), or whose message is Zoho's "Number of API requests
 /// for the 24 hour period is exceeded" (the status-code table; see docs/ZOHO_API_NOTES.md).
@@ -309,6 +450,7 @@ mod tests {
             members,
             details: Default::default(),
             snapshotted: false,
+            tried_before: false,
         };
         (chunk, index)
     }
@@ -479,5 +621,79 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(states(&c), vec![ItemState::Pending]);
+    }
+
+    fn upsert_chunk(ids: &[i64]) -> ClaimedChunk {
+        let (mut c, _) = chunk(ids);
+        c.kind = crate::api::limits::CallKind::UpsertRecords;
+        c
+    }
+
+    #[test]
+    fn upsert_answers_give_each_new_record_its_id_and_action() {
+        let mut c = upsert_chunk(&[-1, -2, -3, -4]);
+        let body = r#"{"data":[
+            {"code":"SUCCESS","action":"insert","duplicate_field":null,"details":{"id":"901"},"message":"record added","status":"success"},
+            {"code":"SUCCESS","action":"update","duplicate_field":"Email","details":{"id":"902"},"message":"record updated","status":"success"},
+            {"code":"DUPLICATE_DATA","details":{"api_name":"Email","id":"5"},"message":"duplicate data","status":"error"},
+            {"code":"MANDATORY_NOT_FOUND","details":{"api_name":"Last_Name"},"message":"required field not found","status":"error"}
+        ]}"#;
+        let (read, created) =
+            interpret_upsert(&answered(207, body), &mut c, &[0, 1, 2, 3], false).unwrap();
+        assert_eq!(
+            (read.step, read.call_code.as_str()),
+            (Step::Settled, "MIXED")
+        );
+        assert_eq!(
+            states(&c),
+            vec![
+                ItemState::Succeeded,
+                ItemState::Succeeded,
+                ItemState::Failed,
+                ItemState::Failed
+            ]
+        );
+        assert_eq!(c.details[&3].0, "MANDATORY_NOT_FOUND");
+        let got: Vec<(i64, Action)> = created.iter().map(|c| (c.record_id, c.action)).collect();
+        // Found by its key on a first call: someone else created it.
+        assert_eq!(got, vec![(901, Action::Created), (902, Action::Updated)]);
+        // The same answer to a repeated call (the first answer was lost): the record the
+        // key found is the one that call created.
+        let mut c = upsert_chunk(&[-1, -2, -3, -4]);
+        let (_, created) =
+            interpret_upsert(&answered(207, body), &mut c, &[0, 1, 2, 3], true).unwrap();
+        assert!(created.iter().all(|c| c.action == Action::Created));
+    }
+
+    #[test]
+    fn upsert_answers_that_do_not_line_up_are_read_another_way() {
+        let mut c = upsert_chunk(&[-1, -2]);
+        let one = r#"{"data":[{"code":"SUCCESS","action":"insert","details":{"id":"9"},"message":"m","status":"success"}]}"#;
+        assert!(interpret_upsert(&answered(200, one), &mut c, &[0, 1], false).is_none());
+        assert!(interpret_upsert(&answered(500, one), &mut c, &[0], false).is_none());
+        let token =
+            r#"{"data":[{"code":"INVALID_TOKEN","details":{},"message":"m","status":"error"}]}"#;
+        assert!(interpret_upsert(&answered(401, token), &mut c, &[0], false).is_none());
+        // A SUCCESS without an id: the record stays pending and the call goes again.
+        let no_id =
+            r#"{"data":[{"code":"SUCCESS","details":{},"message":"m","status":"success"}]}"#;
+        let (read, created) = interpret_upsert(&answered(200, no_id), &mut c, &[0], false).unwrap();
+        assert!(matches!(read.step, Step::Again { .. }));
+        assert!(created.is_empty());
+        assert_eq!(states(&c)[0], ItemState::Pending);
+    }
+
+    #[test]
+    fn a_delete_of_a_record_gone_already_succeeds() {
+        let (mut c, index) = chunk(&[11, 12]);
+        let body = format!(
+            r#"{{"data":[{},{}]}}"#,
+            record(11, "SUCCESS"),
+            r#"{"code":"INVALID_DATA","details":{"id":"12"},"message":"the id given seems to be invalid","status":"error"}"#
+        );
+        interpret(&answered(207, &body), &mut c, &index, true);
+        settle_already_deleted(&mut c, &[0, 1]);
+        assert_eq!(states(&c), vec![ItemState::Succeeded; 2]);
+        assert_eq!(c.details[&1].0, "ALREADY_DELETED");
     }
 }

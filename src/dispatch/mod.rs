@@ -359,6 +359,8 @@ pub async fn dispatch(
         CallKind::BulkUpload,
         CallKind::BulkStatus,
         CallKind::BulkResult,
+        CallKind::UpsertRecords,
+        CallKind::DeleteRecords,
     ]
     .into_iter()
     .map(|k| spent.calls(k))

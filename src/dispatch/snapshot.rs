@@ -73,7 +73,9 @@ pub async fn before_first_call(
         let unchanged = write
             .iter()
             .all(|(field, value)| same_value(held(field), value));
-        if unchanged && settings.skip_unchanged {
+        // A record an undo deletes holds what its run wrote: that is no reason to keep it.
+        let deleting = chunk.kind == crate::api::limits::CallKind::DeleteRecords;
+        if unchanged && settings.skip_unchanged && !deleting {
             chunk.outcomes[*i] = ItemState::Succeeded as u8;
             chunk.details.insert(
                 *i as u32,
@@ -104,8 +106,9 @@ pub async fn before_first_call(
                 (
                     crate::codes::CONFLICT.into(),
                     format!(
-                        "changed since the undone run wrote it ({}); left alone: `massup undo --force` overwrites it",
-                        changed.join("; ")
+                        "changed since the undone run wrote it ({}); left alone: `massup undo --force` {} it",
+                        changed.join("; "),
+                        if deleting { "deletes" } else { "overwrites" }
                     ),
                 ),
             );

@@ -20,7 +20,8 @@ async fn attempt_until_end(ctx: &SendContext, chunk: &mut ClaimedChunk) -> Chunk
     // The values the chunk overwrites are read (and, the first time, kept) before its
     // first call; records that hold their values already, or that changed since the run
     // an undo takes back, leave the call here.
-    if ctx.caller.settings.snapshot {
+    // A record an Upsert creates has no values before it to keep (and no id yet).
+    if ctx.caller.settings.snapshot && chunk.kind != crate::api::limits::CallKind::UpsertRecords {
         if let Err(end) = super::snapshot::before_first_call(ctx, chunk).await {
             return end;
         }

@@ -28,6 +28,8 @@ pub enum WriterMsg {
         org_id: Option<String>,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
+    /// Keep the ids Zoho gave the records an Upsert call created (`--create-missing`).
+    Created(Vec<crate::store::created::CreatedRecord>),
     /// Store a chunk's snapshot; answered once committed, so no call leaves before the
     /// values it overwrites are on disk.
     Snapshot {
@@ -72,6 +74,9 @@ pub fn run_writer(
                     replies.push((reply, claimed));
                 }
                 WriterMsg::Attempt(update) => chunks::record_attempt(&tx, run_id, &update)?,
+                WriterMsg::Created(records) => {
+                    crate::store::created::insert(&tx, run_id, &records)?
+                }
                 WriterMsg::Call { chunk_id, call } => {
                     crate::store::calls::insert(&tx, run_id, chunk_id, &call)?
                 }

@@ -209,6 +209,9 @@ impl FieldMeta {
 pub struct ModuleFields {
     fields: Vec<FieldMeta>,
     by_name: HashMap<String, usize>,
+    /// API names of the fields a record cannot be created without (the metadata's
+    /// `system_mandatory` or `mandatory`), in metadata order: what `--create-missing` checks.
+    mandatory: Vec<String>,
 }
 
 /// The parts of `GET /crm/v2/settings/fields` massup reads; other keys are ignored.
@@ -233,6 +236,12 @@ struct ZohoField {
     decimal_place: Option<u32>,
     #[serde(default)]
     pick_list_values: Option<Vec<ZohoPicklistValue>>,
+    /// Zoho's `system_mandatory` (a field every record of the module must have) and the
+    /// layout's `mandatory`: either makes a value required when a record is created.
+    #[serde(default)]
+    system_mandatory: Option<bool>,
+    #[serde(default)]
+    mandatory: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -285,6 +294,10 @@ impl ModuleFields {
         let response: ZohoFieldsResponse = serde_json::from_slice(json)?;
         let mut module = ModuleFields::new();
         for field in response.fields {
+            let required = field.system_mandatory == Some(true) || field.mandatory == Some(true);
+            if required && !field.read_only.unwrap_or(false) {
+                module.mandatory.push(field.api_name.clone());
+            }
             let meta = FieldMeta::from(field);
             if module.by_name.contains_key(&meta.api_name) {
                 return Err(FieldsError::DuplicateField(meta.api_name));
@@ -306,6 +319,11 @@ impl ModuleFields {
                 None
             }
         }
+    }
+
+    /// The fields a record of the module cannot be created without (see the field).
+    pub fn mandatory(&self) -> &[String] {
+        &self.mandatory
     }
 
     pub fn get(&self, api_name: &str) -> Option<&FieldMeta> {

@@ -75,7 +75,7 @@ pub fn module_info(api_name: &str) -> Option<&'static ModuleInfo> {
 }
 
 /// Fields Zoho creates every module with a value for: a record cannot be saved without them.
-fn system_mandatory(module: &str, field: &str) -> bool {
+pub(crate) fn system_mandatory(module: &str, field: &str) -> bool {
     matches!(
         (module, field),
         ("Leads", "Last_Name")

@@ -13,6 +13,8 @@
 //! - `mass_update`: validation and the byte-level response writer of the main endpoint.
 //! - `records`: Update Records (`PUT /crm/{v}/{Module}`) and Get Records
 //!   (`GET /crm/{v}/{Module}?ids=`, and the listing by `page` / `page_token`).
+//! - `upsert`: Upsert Records (`POST /crm/{v}/{Module}/upsert`), Insert Records
+//!   (`POST /crm/{v}/{Module}`) and Delete Records (`DELETE /crm/{v}/{Module}?ids=`).
 //! - `coql`: `POST /crm/{v}/coql`, the select subset key look-ups need.
 //! - `buffers`: reused response buffers for the 500-id answers.
 //! - [`cli`]: the `massup mock-server` arguments.
@@ -72,6 +74,7 @@ mod records;
 mod schema;
 mod server;
 mod store;
+mod upsert;
 
 pub use coql::{
     credits as coql_credits, max_reach as coql_max_reach, max_rows as coql_max_rows,
@@ -397,4 +400,29 @@ pub struct Ledger {
     /// answered, and each job's file and row counts by job id.
     #[serde(default)]
     pub bulk: bulk::BulkLedger,
+    /// Calls to Upsert Records (`POST /crm/{v}/{Module}/upsert`), any outcome.
+    #[serde(default)]
+    pub upsert_requests: u64,
+    /// Codes Upsert Records answered, counted as `update_by_code`.
+    #[serde(default)]
+    pub upsert_by_code: BTreeMap<String, u64>,
+    /// Calls to Insert Records (`POST /crm/{v}/{Module}`), any outcome.
+    #[serde(default)]
+    pub insert_requests: u64,
+    /// Codes Insert Records answered.
+    #[serde(default)]
+    pub insert_by_code: BTreeMap<String, u64>,
+    /// Calls to Delete Records (`DELETE /crm/{v}/{Module}?ids=...`), any outcome.
+    #[serde(default)]
+    pub delete_requests: u64,
+    /// Codes Delete Records answered.
+    #[serde(default)]
+    pub delete_by_code: BTreeMap<String, u64>,
+    /// Ids of the records Insert or Upsert Records created, in the order they were created
+    /// (a record created and deleted since is listed here and in `deleted`).
+    #[serde(default)]
+    pub created: Vec<String>,
+    /// Ids of the records Delete Records deleted, in order.
+    #[serde(default)]
+    pub deleted: Vec<String>,
 }

@@ -63,6 +63,10 @@ pub(crate) async fn collection(
     };
     if method == Method::GET {
         get_records(&shared, target, query.as_deref(), &headers, abort).await
+    } else if method == Method::POST {
+        super::upsert::insert(&shared, target, &headers, abort, &body).await
+    } else if method == Method::DELETE {
+        super::upsert::delete(&shared, target, query.as_deref(), &headers, abort).await
     } else {
         update_records(&shared, &method, target, &headers, abort, &body).await
     }
@@ -78,6 +82,14 @@ pub(crate) async fn single(
     abort: Option<Extension<ConnAbort>>,
     body: Bytes,
 ) -> Response {
+    if id == "upsert" && method == Method::POST {
+        let target = Target {
+            version: &version,
+            module: &module,
+            id: None,
+        };
+        return super::upsert::upsert(&shared, target, &headers, abort, &body).await;
+    }
     let target = Target {
         version: &version,
         module: &module,
@@ -92,20 +104,25 @@ pub(crate) async fn single(
 
 /// What the path names.
 #[derive(Clone, Copy)]
-struct Target<'a> {
-    version: &'a str,
-    module: &'a str,
+pub(crate) struct Target<'a> {
+    pub version: &'a str,
+    pub module: &'a str,
     /// The record of `.../{Module}/{id}`.
-    id: Option<&'a str>,
+    pub id: Option<&'a str>,
 }
 
 /// A top-level `{code, details, message, status}` error.
-fn top_level(code: Code, details: Value, message: &str) -> Value {
+pub(crate) fn top_level(code: Code, details: Value, message: &str) -> Value {
     json!({"code": code.as_str(), "details": details, "message": message, "status": "error"})
 }
 
 /// One entry of a `data` array answer, counted.
-fn entry(code: Code, details: Value, message: &str, counts: &mut [u64; CODE_COUNT]) -> Value {
+pub(crate) fn entry(
+    code: Code,
+    details: Value,
+    message: &str,
+    counts: &mut [u64; CODE_COUNT],
+) -> Value {
     counts[code as usize] += 1;
     let status = if code == Code::Success {
         "success"
@@ -116,7 +133,7 @@ fn entry(code: Code, details: Value, message: &str, counts: &mut [u64; CODE_COUN
 }
 
 /// The user the mock's records are created and modified by, as Zoho's details name a user.
-fn user() -> Value {
+pub(crate) fn user() -> Value {
     json!({"name": SEED_USER.0, "id": SEED_USER.1})
 }
 
@@ -208,16 +225,16 @@ pub(crate) fn bulk_update(
         })
 }
 
-struct Update<'a> {
-    shared: &'a Shared,
-    spec: &'a ModuleSpec,
-    target: Target<'a>,
-    echo: Option<&'a str>,
+pub(crate) struct Update<'a> {
+    pub shared: &'a Shared,
+    pub spec: &'a ModuleSpec,
+    pub target: Target<'a>,
+    pub echo: Option<&'a str>,
 }
 
 /// Why one record of an Update Records call was refused: the entry's code, details and
 /// message.
-struct Refusal(Code, Value, &'static str);
+pub(crate) struct Refusal(pub Code, pub Value, pub &'static str);
 
 impl Update<'_> {
     /// Answers a call whose body is `body` (None: not a JSON object).
@@ -330,7 +347,12 @@ impl Update<'_> {
     }
 
     /// Validates one record's entry and applies it, returning the success details.
-    fn one(&self, store: &mut Store, record: &Value, modified: &str) -> Result<Value, Refusal> {
+    pub(crate) fn one(
+        &self,
+        store: &mut Store,
+        record: &Value,
+        modified: &str,
+    ) -> Result<Value, Refusal> {
         let Some(values) = record.as_object() else {
             return Err(Refusal(
                 Code::InvalidData,
@@ -480,7 +502,7 @@ impl Update<'_> {
     /// The field a key names, if Update Records may write `value` to it: any field of the
     /// module that is not read-only (unlike mass_update, email, multi-line and lookup fields
     /// too), with a value of its type; a lookup must name an existing record.
-    fn field<'s>(
+    pub(crate) fn field<'s>(
         &'s self,
         store: &Store,
         name: &str,

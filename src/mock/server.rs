@@ -127,6 +127,12 @@ pub(crate) enum Endpoint {
     UpdateRecords,
     GetRecords,
     Coql,
+    /// `POST /crm/{v}/{Module}/upsert`.
+    Upsert,
+    /// `POST /crm/{v}/{Module}`.
+    Insert,
+    /// `DELETE /crm/{v}/{Module}?ids=...`.
+    Delete,
 }
 
 /// What one endpoint saw: the calls it received (any method, any outcome) and the codes it
@@ -185,7 +191,7 @@ pub(crate) struct Shared {
     pub store: Mutex<Store>,
     tokens: Mutex<Tokens>,
     /// Per endpoint, in [`Endpoint`] order.
-    counters: [Counters; 4],
+    counters: [Counters; 7],
     /// Record API calls in flight now (every endpoint: Zoho's concurrency limit is per org).
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
@@ -248,6 +254,12 @@ impl Shared {
             get_records_by_code: get.by_code(),
             coql_requests: coql.requests(),
             coql_by_code: coql.by_code(),
+            upsert_requests: self.counters(Endpoint::Upsert).requests(),
+            upsert_by_code: self.counters(Endpoint::Upsert).by_code(),
+            insert_requests: self.counters(Endpoint::Insert).requests(),
+            insert_by_code: self.counters(Endpoint::Insert).by_code(),
+            delete_requests: self.counters(Endpoint::Delete).requests(),
+            delete_by_code: self.counters(Endpoint::Delete).by_code(),
             max_concurrency_seen: self.max_in_flight.load(Ordering::Relaxed),
             max_sub_concurrency_seen: self.max_large_writes.load(Ordering::Relaxed),
             refreshes: lock(&self.tokens).refreshes,
@@ -262,6 +274,8 @@ impl Shared {
             ..Ledger::default()
         };
         let store = lock(&self.store);
+        ledger.created = store.created.clone();
+        ledger.deleted = store.deleted.clone();
         for record in &store.records {
             ledger
                 .records

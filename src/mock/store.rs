@@ -48,6 +48,12 @@ pub struct Store {
     /// Numeric id -> position. FxHash, not SipHash: the look-up runs 500 times per call and
     /// was the mock's hottest spot, and loopback-only ids are not hostile keys.
     index: rustc_hash::FxHashMap<u64, usize>,
+    /// Ids Insert or Upsert Records created, in order (for the ledger).
+    pub created: Vec<String>,
+    /// Ids Delete Records deleted, in order (for the ledger).
+    pub deleted: Vec<String>,
+    /// The next id a created record takes: above every generated one.
+    next_id: u64,
 }
 
 /// The emails of the generated records, in store order: `lead{index:05}.s{seed}@example.com`,
@@ -162,8 +168,68 @@ impl Store {
             .iter()
             .enumerate()
             .filter_map(|(i, r)| r.id.parse::<u64>().ok().map(|n| (n, i)))
-            .collect();
-        Store { records, index }
+            .collect::<rustc_hash::FxHashMap<u64, usize>>();
+        // Created records take ids from a range of their own, above every generated and
+        // extra id (ids stay unique, and sort after the generated ones in a listing).
+        let next_id = index
+            .keys()
+            .copied()
+            .max()
+            .unwrap_or(738_964_000_002_140_000)
+            .max(738_964_000_900_000_000)
+            + 1;
+        Store {
+            records,
+            index,
+            created: Vec::new(),
+            deleted: Vec::new(),
+            next_id,
+        }
+    }
+
+    /// Creates a record holding `fields` at time `now`; returns its position.
+    pub fn create(&mut self, fields: Vec<(String, Value)>, now: &str) -> usize {
+        let id = self.next_id;
+        self.next_id += 7;
+        let email = fields
+            .iter()
+            .find(|(n, _)| n == "Email")
+            .and_then(|(_, v)| v.as_str())
+            .unwrap_or_default()
+            .to_string();
+        self.records.push(Record {
+            id: id.to_string(),
+            created_time: now.to_string(),
+            modified_time: None,
+            email,
+            fields,
+            // Its creation is its one write so far.
+            applied: 1,
+            gate: Gate::Open,
+        });
+        let at = self.records.len() - 1;
+        self.index.insert(id, at);
+        self.created.push(id.to_string());
+        at
+    }
+
+    /// Deletes the record `id` names; false when none does.
+    pub fn delete(&mut self, id: &str) -> bool {
+        let Some(at) = self.find(id) else {
+            return false;
+        };
+        let gone = self.records.swap_remove(at);
+        if let Ok(n) = gone.id.parse::<u64>() {
+            self.index.remove(&n);
+        }
+        // The record that took its place keeps its index right.
+        if let Some(moved) = self.records.get(at) {
+            if let Ok(n) = moved.id.parse::<u64>() {
+                self.index.insert(n, at);
+            }
+        }
+        self.deleted.push(gone.id);
+        true
     }
 
     /// The positions of the records other than `except` whose `field` currently holds `value`

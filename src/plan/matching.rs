@@ -32,6 +32,8 @@ pub struct MatchField {
     module: String,
     api_name: String,
     compare: Compare,
+    /// The field's type: how a key is written into a record `--create-missing` creates.
+    data_type: FieldType,
 }
 
 impl MatchField {
@@ -62,6 +64,22 @@ impl MatchField {
             module: module.to_string(),
             api_name: meta.api_name.clone(),
             compare,
+            data_type: meta.data_type.clone(),
+        })
+    }
+
+    /// The key cell as the field's value in a record `--create-missing` creates: the text
+    /// as the sheet writes it (trimmed; Zoho keeps an address's case), a whole number as a
+    /// JSON number for an integer field and as a string of digits for a bigint (Zoho's
+    /// encoding of each type). None when the cell cannot be a key.
+    pub fn json_value(&self, raw: &str) -> Option<serde_json::Value> {
+        let normalized = self.normalize(raw).ok()?;
+        Some(match (self.compare, &self.data_type) {
+            (Compare::Number, FieldType::Integer) => {
+                serde_json::Value::Number(normalized.parse::<i64>().ok()?.into())
+            }
+            (Compare::Number, _) => serde_json::Value::String(normalized),
+            (Compare::Text, _) => serde_json::Value::String(raw.trim().to_string()),
         })
     }
 
@@ -183,6 +201,15 @@ pub struct LookupTotals {
     pub reused: u64,
 }
 
+/// What a key cell names (see [`Matches::resolve_key`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyMatch {
+    /// Exactly one record holds the key.
+    Found(i64),
+    /// No record holds the key (normalised as Zoho compares it).
+    Missing(String),
+}
+
 /// Every distinct key of a sheet with the record ids Zoho found for it.
 #[derive(Debug, Clone)]
 pub struct Matches {
@@ -266,6 +293,29 @@ impl Matches {
             }
         }
         Ok(())
+    }
+
+    /// Takes only the keys an earlier lookup found records for. With `--create-missing` a
+    /// key that found none may have a record now (created by the run that looked it up):
+    /// it is asked again, so a sheet sent twice never creates twice.
+    pub fn reuse_found(&mut self, found: impl IntoIterator<Item = (String, Vec<i64>)>) -> u64 {
+        self.reuse(found.into_iter().filter(|(_, ids)| !ids.is_empty()))
+    }
+
+    /// What a row's key cell names: one record, or (with `--create-missing`) no record yet,
+    /// or why the row cannot be sent.
+    pub fn resolve_key(&self, raw: &[u8]) -> Result<KeyMatch, String> {
+        match self.resolve(raw) {
+            Ok(id) => Ok(KeyMatch::Found(id)),
+            Err(message) => {
+                let text = std::str::from_utf8(raw).map_err(|_| message.clone())?;
+                let key = self.field.normalize(text).map_err(|_| message.clone())?;
+                match self.ids.get(key.as_str()).map(Vec::len) {
+                    Some(0) | None => Ok(KeyMatch::Missing(key)),
+                    _ => Err(message),
+                }
+            }
+        }
     }
 
     /// The one record id a row's key cell names, or why the row cannot be sent.
@@ -439,6 +489,19 @@ mod tests {
             (1, 1, 1)
         );
         assert!(matches.absorb(&serde_json::Map::new()).is_err());
+        assert_eq!(
+            matches.resolve_key(b"A@x.com").unwrap(),
+            KeyMatch::Found(11)
+        );
+        assert_eq!(
+            matches.resolve_key(b" C@X.com ").unwrap(),
+            KeyMatch::Missing("c@x.com".into())
+        );
+        assert!(matches.resolve_key(b"b@x.com").is_err());
+        assert_eq!(
+            email().json_value(" New@X.com "),
+            Some(serde_json::json!("New@X.com"))
+        );
         // Credits are what the lookup's calls cost, as the attempt loop counted them.
         matches.calls = 4;
         matches.credits = 12;

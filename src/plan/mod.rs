@@ -405,6 +405,26 @@ pub fn plan_input(
             )?;
         }
     }
+    if !planned.upsert_batches.is_empty() {
+        // `--create-missing`: Upsert Records calls, each record its own values, in a group
+        // of their own. Nothing to snapshot: the records do not
+        // exist yet.
+        let records: usize = planned.upsert_batches.iter().map(Vec::len).sum();
+        // What every call of the group shares: the key Zoho finds records by.
+        let shared = serde_json::json!({"duplicate_check_fields": [settings.match_by.as_deref().unwrap_or_default()]});
+        let group_id = store::chunks::insert_group(&tx, run_id, &shared.to_string(), records)?;
+        for batch in &planned.upsert_batches {
+            let (members, objects): (Vec<_>, Vec<_>) = batch.iter().cloned().unzip();
+            store::chunks::insert_chunk_kind(
+                &tx,
+                run_id,
+                group_id,
+                CallKind::UpsertRecords,
+                &members,
+                Some(&objects),
+            )?;
+        }
+    }
     if request.fields.is_none() {
         warnings.push(
             "no field metadata: values are sent as text unless --type says otherwise; pass --fields FILE (or let `run` fetch it) to check types before sending".into(),
@@ -553,6 +573,15 @@ fn example_request(
     };
     let ids: Vec<i64> = members.iter().take(5).map(|m| m.record_id).collect();
     let body = match &payloads {
+        // Only new records (placeholder ids): an Upsert Records call.
+        Some(objects) if ids.iter().all(|&id| id < 0) => {
+            let objects: Vec<&str> = objects.iter().take(5).map(String::as_str).collect();
+            crate::api::bodies::upsert_records(
+                &objects,
+                settings.match_by.as_deref().unwrap_or_default(),
+                settings.trigger.as_deref(),
+            )
+        }
         // An Update Records call: each record with its own values.
         Some(objects) => {
             let objects: Vec<&str> = objects.iter().take(5).map(String::as_str).collect();

@@ -16,7 +16,7 @@ use hashbrown::HashTable;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 use serde::Serialize;
 
-use super::matching::Matches;
+use super::matching::{KeyMatch, Matches};
 use super::settings::{ApiChoice, BulkUse, Optimize, PlanSettings, SettingsError};
 use super::PlanError;
 use crate::api::limits::{
@@ -495,6 +495,8 @@ pub struct Planner {
     coerce_options: CoerceOptions,
     /// With `--match-by`: the key cell names the record, through what the lookup found.
     matches: Option<Arc<Matches>>,
+    /// `--create-missing`: rows whose key no record holds are created (see [`NewRecords`]).
+    new_records: Option<NewRecords>,
     shown: String,
     file_size: u64,
     atoms: Vec<Atom>,
@@ -581,6 +583,11 @@ impl Planner {
             chunk_size: settings.chunk_size,
             coerce_options,
             matches: None,
+            new_records: settings.create_missing.then(|| NewRecords {
+                module: settings.module.clone(),
+                mandatory: metadata.map(|m| m.mandatory().to_vec()).unwrap_or_default(),
+                ..NewRecords::default()
+            }),
             shown,
             file_size,
             atoms: Vec::new(),
@@ -727,9 +734,13 @@ impl Planner {
                 row.header_len()
             ));
         }
-        let record = match &self.matches {
-            Some(matches) => matches.resolve(row.id())?,
-            None => parse_record_id(row.id())?,
+        let record = match (&self.matches, &mut self.new_records) {
+            (Some(matches), Some(new)) => match matches.resolve_key(row.id())? {
+                KeyMatch::Found(id) => id,
+                KeyMatch::Missing(key) => new.placeholder(key, matches, row.id()),
+            },
+            (Some(matches), None) => matches.resolve(row.id())?,
+            (None, _) => parse_record_id(row.id())?,
         };
         self.row_atoms.clear();
         self.errors.clear();
@@ -865,7 +876,8 @@ impl Planner {
                 Some(&(other, _)) if other == atom => {}
                 Some(&(other, other_line)) => {
                     conflict = Some(format!(
-                        "record id {record} gets {} = {} on line {other_line} but {} on line {line}",
+                        "{} gets {} = {} on line {other_line} but {} on line {line}",
+                        self.record_named(record),
                         self.columns[column as usize].name,
                         self.atoms[other as usize].json,
                         self.atoms[atom as usize].json,
@@ -1010,10 +1022,17 @@ impl Planner {
                 .iter()
                 .map(|&r| self.row_line.line(r).to_string())
                 .collect();
-            let message = format!(
-                "conflicting duplicate: {conflict}; every row of this record id is left out (lines {})",
-                lines.join(", ")
-            );
+            let message = if self.row_record[duplicates.rows[0] as usize] < 0 {
+                format!(
+                    "conflicting rows for one new record: {conflict}; no record is created for this key (lines {}): make the rows agree or keep one",
+                    lines.join(", ")
+                )
+            } else {
+                format!(
+                    "conflicting duplicate: {conflict}; every row of this record id is left out (lines {})",
+                    lines.join(", ")
+                )
+            };
             for &r in &duplicates.rows {
                 if self.row_status[r as usize] != RowStatus::Invalid {
                     self.invalid_rows += 1;
@@ -1027,6 +1046,7 @@ impl Planner {
                 });
             }
         }
+        self.refuse_incomplete_new_records(&mut conflicts, &mut conflict_problems);
         let mut problems = std::mem::take(&mut self.problems);
         problems.extend(conflict_problems);
         problems.sort_by_key(|p| p.line);
@@ -1035,8 +1055,12 @@ impl Planner {
         // Count the ids of each group, then order rows by group (a counting sort).
         let mut counts = vec![0u32; self.groups.len()];
         let rows = self.row_status.len();
+        // Rows that create a record go by Upsert Records (see `upsert_batches`), not in
+        // the groups of updates.
+        let grouped =
+            |r: usize| self.row_status[r] != RowStatus::Invalid && self.row_record[r] >= 0;
         for r in 0..rows {
-            if self.row_status[r] != RowStatus::Invalid {
+            if grouped(r) {
                 for &g in self.row_group_ids(r as u32) {
                     counts[g as usize] += 1;
                 }
@@ -1052,7 +1076,7 @@ impl Planner {
         let mut fill = offsets.clone();
         let mut ordered = vec![0u32; total as usize];
         for r in 0..rows {
-            if self.row_status[r] != RowStatus::Invalid {
+            if grouped(r) {
                 for &g in self.row_group_ids(r as u32) {
                     ordered[fill[g as usize] as usize] = r as u32;
                     fill[g as usize] += 1;
@@ -1085,6 +1109,13 @@ impl Planner {
             update_credits,
             batched_update_credits(update_records as u64)
         );
+        let upsert_batches = self.upsert_batches();
+        let upsert_calls = upsert_batches.len() as u64;
+        let created_records: u64 = upsert_batches.iter().map(|b| b.len() as u64).sum();
+        let upsert_credits: u64 = upsert_batches
+            .iter()
+            .map(|batch| credits(CallKind::UpsertRecords, batch.len()))
+            .sum();
         let mass_credits = mass_calls * credits(CallKind::MassUpdate, self.chunk_size);
         let min_mass_credits = min_calls * credits(CallKind::MassUpdate, MAX_IDS_PER_CALL);
         let merged_rows = self
@@ -1098,17 +1129,18 @@ impl Planner {
             invalid_rows: self.invalid_rows,
             merged_rows,
             groups,
-            calls: mass_calls + update_calls + bulk_write_jobs,
-            min_calls: min_calls + update_calls + bulk_write_jobs,
+            calls: mass_calls + update_calls + bulk_write_jobs + upsert_calls,
+            min_calls: min_calls + update_calls + bulk_write_jobs + upsert_calls,
             mass_update_calls: mass_calls,
             update_records_calls: update_calls,
             all_mass_update_calls: routes.all_mass.map(|c| c.calls),
             all_update_records_calls: routes.all_update.map(|c| c.calls),
             optimize: self.optimize,
-            credits: mass_credits + update_credits + bulk_credits,
+            credits: mass_credits + update_credits + bulk_credits + upsert_credits,
             min_credits: min_mass_credits
                 + batched_update_credits(update_records as u64)
-                + bulk_credits,
+                + bulk_credits
+                + batched_update_credits(created_records),
             mass_update_credits: mass_credits,
             update_records_credits: update_credits,
             bulk_write_jobs,
@@ -1116,11 +1148,15 @@ impl Planner {
             bulk_write_credits: bulk_credits,
             all_mass_update_credits: routes.all_mass.map(|c| c.credits),
             all_update_records_credits: routes.all_update.map(|c| c.credits),
+            create_records: created_records,
+            upsert_records_calls: upsert_calls,
+            upsert_records_credits: upsert_credits,
         };
         PlannedCalls {
             routes: routes.of,
             update_batches,
             bulk_jobs,
+            upsert_batches,
             planner: self,
             ordered,
             offsets,
@@ -1454,6 +1490,209 @@ impl Planner {
 /// Records with their objects of fields: an Update Records batch, a Bulk Write job.
 pub type Batch = Vec<(Member, String)>;
 
+impl Planner {
+    /// A record as messages name it: its id, or the new record a key would create.
+    fn record_named(&self, record: i64) -> String {
+        match &self.new_records {
+            Some(new) if record < 0 => new.named(record),
+            _ => format!("record id {record}"),
+        }
+    }
+
+    /// `--create-missing`: a new record needs a value for every mandatory field of the
+    /// module (from the field metadata; Zoho refuses it with MANDATORY_NOT_FOUND
+    /// otherwise). Every row of a new key whose rows together leave one empty is refused
+    /// here, before anything is sent, naming the column; the other rows still go.
+    fn refuse_incomplete_new_records(
+        &mut self,
+        refused: &mut Vec<(u32, String)>,
+        problems: &mut Vec<RowProblem>,
+    ) {
+        let Some(new) = &self.new_records else {
+            return;
+        };
+        if new.mandatory.is_empty() || new.keys.is_empty() {
+            return;
+        }
+        // Rows of each new record (its first row owns it; merged rows add columns).
+        let mut rows_of: FxHashMap<i64, Vec<u32>> = FxHashMap::default();
+        for r in 0..self.row_status.len() {
+            let record = self.row_record[r];
+            if record < 0 && self.row_status[r] != RowStatus::Invalid {
+                rows_of.entry(record).or_default().push(r as u32);
+            }
+        }
+        let sheet_names: Vec<&str> = self.columns.iter().map(|c| c.name.as_str()).collect();
+        let mut records: Vec<(i64, Vec<u32>)> = rows_of.into_iter().collect();
+        records.sort_unstable_by_key(|(_, rows)| rows[0]);
+        for (record, rows) in records {
+            let mut present: std::collections::HashSet<&str> = std::collections::HashSet::new();
+            present.insert(new.key_field.as_str());
+            for &r in &rows {
+                for &g in self.row_group_ids(r) {
+                    for &atom in self.groups[g as usize].iter() {
+                        let atom = &self.atoms[atom as usize];
+                        if atom.json != "null" {
+                            present.insert(self.columns[atom.column as usize].name.as_str());
+                        }
+                    }
+                }
+            }
+            let missing: Vec<&String> = new
+                .mandatory
+                .iter()
+                .filter(|f| !present.contains(f.as_str()))
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            let described: Vec<String> = missing
+                .iter()
+                .map(|f| {
+                    if sheet_names.contains(&f.as_str()) {
+                        format!("column {f} is empty")
+                    } else {
+                        format!("the sheet has no column {f}")
+                    }
+                })
+                .collect();
+            let message = format!(
+                "{} cannot be created: {} ({} mandatory for a new {} record); give {} a value or leave the row out",
+                new.named(record),
+                described.join(", "),
+                missing.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", "),
+                new.module,
+                if missing.len() == 1 { "it" } else { "them" },
+            );
+            for &r in &rows {
+                self.row_status[r as usize] = RowStatus::Invalid;
+                self.invalid_rows += 1;
+                refused.push((r, message.clone()));
+                problems.push(RowProblem {
+                    path: self.shown.clone(),
+                    line: self.row_line.line(r),
+                    message: message.clone(),
+                });
+            }
+        }
+    }
+
+    /// `--create-missing`'s Upsert Records calls: every new record with all its rows'
+    /// values in one object, the key field first, in batches of at most 100 billed at the
+    /// fewest credits (as Update Records batches).
+    fn upsert_batches(&self) -> Vec<Vec<(Member, String)>> {
+        let Some(new) = &self.new_records else {
+            return Vec::new();
+        };
+        let mut pairs: Vec<(u32, u32)> = Vec::new();
+        for r in 0..self.row_status.len() {
+            if self.row_record[r] < 0 && self.row_status[r] != RowStatus::Invalid {
+                let owner = self.owner(r as u32);
+                for &g in self.row_group_ids(r as u32) {
+                    pairs.push((owner, g));
+                }
+            }
+        }
+        pairs.sort_unstable();
+        pairs.dedup();
+        let mut records: Vec<(Member, String)> = Vec::new();
+        let mut at = 0;
+        while at < pairs.len() {
+            let owner = pairs[at].0;
+            let record = self.row_record[owner as usize];
+            let mut object = String::from("{");
+            let mut has_key = false;
+            let mut inner_parts = Vec::new();
+            while at < pairs.len() && pairs[at].0 == owner {
+                let body = self.payload_json(pairs[at].1);
+                let inner = body[1..body.len() - 1].to_string();
+                has_key |= self.groups[pairs[at].1 as usize].iter().any(|&a| {
+                    self.columns[self.atoms[a as usize].column as usize].name == new.key_field
+                });
+                if !inner.is_empty() {
+                    inner_parts.push(inner);
+                }
+                at += 1;
+            }
+            if !has_key {
+                object.push_str(&serde_json::to_string(&new.key_field).expect("string"));
+                object.push(':');
+                object.push_str(&new.value(record).to_string());
+                if !inner_parts.is_empty() {
+                    object.push(',');
+                }
+            }
+            object.push_str(&inner_parts.join(","));
+            object.push('}');
+            records.push((
+                Member {
+                    row_no: owner,
+                    record_id: record,
+                },
+                object,
+            ));
+        }
+        let mut records = records.into_iter();
+        billed_chunk_sizes(
+            records.len(),
+            crate::api::limits::MAX_RECORDS_PER_UPSERT,
+            RECORDS_PER_WRITE_CREDIT,
+        )
+        .map(|size| records.by_ref().take(size).collect())
+        .collect()
+    }
+}
+
+/// `--create-missing`: the keys no record held when planned, each standing for the record
+/// it creates by a placeholder id below zero (-1 for the first new key, -2 for the next):
+/// rows of one new key are then one record to the planner, merged when their values agree
+/// and refused, naming both lines, when they do not, exactly as rows of one record id are.
+#[derive(Default)]
+struct NewRecords {
+    module: String,
+    /// The key field (`--match-by`), written into every record created.
+    key_field: String,
+    /// Fields a new record needs (from the metadata; empty without it).
+    mandatory: Vec<String>,
+    /// Normalised key -> placeholder.
+    keys: FxHashMap<String, i64>,
+    /// The key's value in the record, by placeholder (-1 at 0): as its first row writes it.
+    values: Vec<serde_json::Value>,
+}
+
+impl NewRecords {
+    fn placeholder(&mut self, key: String, matches: &Matches, raw: &[u8]) -> i64 {
+        if self.key_field.is_empty() {
+            self.key_field = matches.field().api_name().to_string();
+        }
+        if let Some(&id) = self.keys.get(&key) {
+            return id;
+        }
+        let value = std::str::from_utf8(raw)
+            .ok()
+            .and_then(|text| matches.field().json_value(text))
+            .unwrap_or_else(|| serde_json::Value::String(key.clone()));
+        self.values.push(value);
+        let id = -(self.values.len() as i64);
+        self.keys.insert(key, id);
+        id
+    }
+
+    fn value(&self, placeholder: i64) -> &serde_json::Value {
+        &self.values[(-placeholder - 1) as usize]
+    }
+
+    /// `the new record Email = "a@x.com"`.
+    fn named(&self, placeholder: i64) -> String {
+        format!(
+            "the new {} record {} = {}",
+            self.module,
+            self.key_field,
+            self.value(placeholder)
+        )
+    }
+}
+
 /// Which kind of call carries a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
@@ -1547,6 +1786,19 @@ pub struct PlanTotals {
     pub bulk_write_jobs: u64,
     pub bulk_write_records: u64,
     pub bulk_write_credits: u64,
+    /// `--create-missing`: records the plan creates (rows whose key no record holds, rows
+    /// of one new key counted once), the Upsert Records calls that carry them and their
+    /// credits (included in `calls` and `credits`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub create_records: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub upsert_records_calls: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub upsert_records_credits: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A finished plan: totals, rows that turned out invalid, and the groups with their chunks.
@@ -1557,6 +1809,10 @@ pub struct PlannedCalls {
     pub update_batches: Vec<Vec<(Member, String)>>,
     /// Bulk Write jobs: each record with its object of fields (a CSV row at send time).
     pub bulk_jobs: Vec<Vec<(Member, String)>>,
+    /// `--create-missing`'s Upsert Records calls: each new record (its first row, and a
+    /// placeholder id below zero until Zoho gives it one) with its object of fields, the
+    /// key field included.
+    pub upsert_batches: Vec<Vec<(Member, String)>>,
     /// Row numbers ordered by group; group g owns `ordered[offsets[g]..offsets[g + 1]]`.
     ordered: Vec<u32>,
     offsets: Vec<u32>,

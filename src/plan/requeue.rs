@@ -84,6 +84,12 @@ fn chunk_sizes(kind: CallKind, count: usize, chunk_size: usize) -> (CallKind, Ve
             (kind, sizes.map(<[()]>::len).collect())
         }
         CallKind::UpdateRecords => (kind, update_batch_sizes(count).collect()),
+        CallKind::UpsertRecords => (kind, update_batch_sizes(count).collect()),
+        CallKind::DeleteRecords => {
+            let all: Vec<()> = vec![(); count];
+            let sizes = balanced_chunks(&all, crate::api::limits::MAX_IDS_PER_DELETE);
+            (kind, sizes.map(<[()]>::len).collect())
+        }
         _ => {
             let all: Vec<()> = vec![(); count];
             (

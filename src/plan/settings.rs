@@ -48,6 +48,11 @@ pub struct PlanSettings {
     /// id) that are looked up to find each row's record, instead of record ids.
     #[serde(default)]
     pub match_by: Option<String>,
+    /// `--create-missing` (with `--match-by`): a row whose key no record holds creates a
+    /// record with the sheet's values (Upsert Records on the key), instead of being invalid.
+    /// Left out of the stored JSON when off, so runs planned before read the same.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub create_missing: bool,
     /// Read and keep each record's values before they are written, so the run can be
     /// undone (`--snapshot` / `--no-snapshot`; None: decided by what it costs, see
     /// [`snapshot_by_default`]). A stored run holds the decision.
@@ -227,6 +232,7 @@ impl PlanSettings {
             optimize: Optimize::Credits,
             trigger: None,
             match_by: None,
+            create_missing: false,
             snapshot: None,
             skip_unchanged: false,
             undo_of: None,
@@ -253,6 +259,11 @@ impl PlanSettings {
                 "--chunk-size {} is out of range: Zoho accepts 1 to {MAX_IDS_PER_CALL} ids per mass_update call",
                 self.chunk_size
             )));
+        }
+        if self.create_missing && self.match_by.is_none() {
+            return Err(SettingsError(
+                "--create-missing creates the records whose key no record holds, so it needs --match-by FIELD (e.g. --match-by Email): rows keyed by record id name records that exist".into(),
+            ));
         }
         if let Some(label) = &self.encoding {
             if encoding_rs::Encoding::for_label(label.as_bytes()).is_none() {
@@ -340,6 +351,7 @@ mod tests {
             s.check().unwrap_err().to_string()
         };
         assert!(bad(|s| s.chunk_size = 0).contains("--chunk-size 0"));
+        assert!(bad(|s| s.create_missing = true).contains("--create-missing"));
         assert!(bad(|s| s.chunk_size = 501).contains("--chunk-size 501"));
         assert!(bad(|s| s.max_fields_per_call = 0).contains("--max-fields-per-call"));
         assert!(bad(|s| s.delimiter = 'é').contains("--delimiter"));

@@ -435,6 +435,8 @@ fn spend_table(counts: &RunCounts) -> String {
             "bulk_upload" => "Bulk Write file uploads",
             "bulk_status" => "Bulk Write status polls",
             "bulk_result" => "Bulk Write result files",
+            "upsert_records" => "creations (--create-missing)",
+            "delete_records" => "deletions (undo of creations)",
             "get_records" => "snapshot reads",
             "coql" => "lookups (--match-by)",
             "metadata" => "field and org metadata",

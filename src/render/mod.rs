@@ -189,6 +189,13 @@ pub fn run_status(run: &RunInfo, counts: &RunCounts, db: &Path) -> String {
         count(counts.rows(RowOutcome::Invalid)),
         count(counts.rows(RowOutcome::Pending))
     );
+    if let Some(created) = counts.created {
+        let _ = writeln!(
+            out,
+            "  created   {:>9} record(s) created (--create-missing); the other succeeded rows updated a record",
+            count(created)
+        );
+    }
     let updates: u64 = counts.items.values().sum();
     if updates > 0 {
         let _ = writeln!(

@@ -316,6 +316,8 @@ enum ReportWriter<W: Write> {
 #[derive(Default)]
 struct ExtraColumns {
     record_id: bool,
+    /// `--create-missing`: an `action` column after `record_id` (created, updated).
+    action: bool,
     fields: Vec<String>,
     values: std::collections::HashMap<(i64, usize), String>,
 }
@@ -324,6 +326,7 @@ impl ExtraColumns {
     fn load(conn: &rusqlite::Connection, run: &RunInfo) -> anyhow::Result<ExtraColumns> {
         let mut befores = ExtraColumns {
             record_id: run.settings["match_by"].is_string(),
+            action: run.settings["create_missing"] == serde_json::Value::Bool(true),
             ..ExtraColumns::default()
         };
         let kept = crate::store::befores::befores(conn, run.id)?;
@@ -370,6 +373,7 @@ impl<W: Write> ReportWriter<W> {
             .record_id
             .then(|| "record_id".to_string())
             .into_iter()
+            .chain(befores.action.then(|| "action".to_string()))
             .chain(befores.fields.iter().map(|f| format!("before:{f}")))
             .collect();
         let mut header: Vec<&str> = Vec::with_capacity(run.columns.len() + own.len() + 1);
@@ -454,6 +458,9 @@ impl<W: Write> ReportWriter<W> {
                 if befores.record_id {
                     csv.write_field(row.record.map(|id| id.to_string()).unwrap_or_default())?;
                 }
+                if befores.action {
+                    csv.write_field(row.action.unwrap_or_default())?;
+                }
                 for at in 0..befores.fields.len() {
                     csv.write_field(text(before_cell(befores.of(row, at))).as_bytes())?;
                 }
@@ -483,6 +490,9 @@ impl<W: Write> ReportWriter<W> {
                 json_pair(out, key(), &row.carried_by, true)?;
                 if befores.record_id {
                     json_pair(out, key(), &row.record.map(|id| id.to_string()), true)?;
+                }
+                if befores.action {
+                    json_pair(out, key(), &row.action, true)?;
                 }
                 for at in 0..befores.fields.len() {
                     // The value as Zoho answered it, or null when none was read.
@@ -719,6 +729,7 @@ mod tests {
             attempts: 0,
             last_attempt_at: None,
             carried_by: None,
+            action: None,
             record: None,
         }
     }

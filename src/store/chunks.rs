@@ -126,8 +126,9 @@ pub fn insert_chunk_of(
     insert_chunk_kind(conn, run_id, group_id, kind, members, payloads)
 }
 
-/// Inserts a pending chunk of `kind`: a per-record kind (Update Records, Bulk Write) with
-/// one JSON object per member in `payloads`, mass_update without.
+/// Inserts a pending chunk of `kind`: Update Records, Bulk Write and Upsert Records carry
+/// one JSON object per member in `payloads`; a Delete Records chunk may carry, per member,
+/// the values its run wrote (what an undo compares before deleting); mass_update none.
 pub fn insert_chunk_kind(
     conn: &Connection,
     run_id: i64,
@@ -136,7 +137,7 @@ pub fn insert_chunk_kind(
     members: &[Member],
     payloads: Option<&[String]>,
 ) -> Result<(), StoreError> {
-    debug_assert_eq!(kind.per_record(), payloads.is_some());
+    debug_assert!(!kind.per_record() || payloads.is_some());
     let packed = encode_members(members.iter().copied());
     let payloads = encode_payloads(payloads);
     let checksum = chunk_checksum(&packed, payloads.as_deref());
@@ -310,6 +311,9 @@ pub struct ClaimedChunk {
     pub snapshotted: bool,
     /// Bulk Write: the job it started, if any (see `store::bulk`).
     pub bulk: Option<crate::store::bulk::BulkJob>,
+    /// A call of it was made (or may have been: a reset after a kill) before this claim:
+    /// an Upsert that finds the record its key names may have created it then.
+    pub tried_before: bool,
 }
 
 /// Marks the chunks that are still pending in flight and loads them; chunks no longer
@@ -328,7 +332,7 @@ pub fn claim(
     use rusqlite::OptionalExtension;
     let mut load = conn.prepare_cached(
         "SELECT c.members, c.outcomes, c.details_json, g.payload_json, c.kind, c.payloads,
-                c.snapshotted, c.checksum, g.checksum
+                c.snapshotted, c.checksum, g.checksum, c.attempts + c.resets + c.prior_attempts > 0
          FROM chunks c JOIN groups g ON g.id = c.group_id
          WHERE c.id = ?1 AND c.run_id = ?2 AND c.state = ?3",
     )?;
@@ -346,14 +350,25 @@ pub fn claim(
                     r.get::<_, bool>(6)?,
                     r.get::<_, Option<Vec<u8>>>(7)?,
                     r.get::<_, Option<Vec<u8>>>(8)?,
+                    r.get::<_, bool>(9)?,
                 ))
             })
             .optional()?
         else {
             continue; // not pending any more
         };
-        let (members, outcomes, details_json, payload, kind, payloads, snapshotted, sum, group_sum) =
-            row;
+        let (
+            members,
+            outcomes,
+            details_json,
+            payload,
+            kind,
+            payloads,
+            snapshotted,
+            sum,
+            group_sum,
+            tried_before,
+        ) = row;
         let damaged = if sum.is_some_and(|s| s != chunk_checksum(&members, payloads.as_deref())) {
             Some(if kind.per_record() {
                 "its record ids or their values"
@@ -388,6 +403,7 @@ pub fn claim(
             outcomes,
             details: decode_details(details_json.as_deref()),
             snapshotted,
+            tried_before,
         });
     }
     let mut mark = conn.prepare_cached(
@@ -667,7 +683,7 @@ pub fn requeue(
         let (kind, cut) = sizes(kind, members.len());
         for size in cut {
             let part = start..start + size;
-            let values = kind.per_record().then(|| &payloads[part.clone()]);
+            let values = (!payloads.is_empty()).then(|| &payloads[part.clone()]);
             insert_chunk_kind(&tx, run_id, group_id, kind, &members[part], values)?;
             // Every re-queued item was sent before, so its values before any call were read
             // (if the run takes snapshots) in the chunk it came from: never read them again.

@@ -16,6 +16,7 @@ pub mod bulk;
 pub mod calls;
 pub mod chunks;
 pub mod codec;
+pub mod created;
 pub mod lookups;
 pub mod rows;
 pub mod runs;
@@ -39,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0007_credits.sql"),
     include_str!("../../migrations/0008_checksums.sql"),
     include_str!("../../migrations/0009_bulk_write.sql"),
+    include_str!("../../migrations/0010_created.sql"),
 ];
 
 /// How long a statement waits for a lock held by another massup process before failing.
