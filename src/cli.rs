@@ -22,9 +22,10 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Read a CSV, validate and group it, and store the planned calls (no API call).
-    Plan(commands::plan::Args),
+    Plan(Box<commands::plan::Args>),
     /// Plan a CSV and send it: the main job.
-    Run(commands::run::Args),
+    // Boxed: the plan and send flags make these two variants ten times the others.
+    Run(Box<commands::run::Args>),
     /// Continue a run that stopped (killed, interrupted, out of budget, fatal error fixed).
     Resume(commands::resume::Args),
     /// Re-send a run's retryable records (locked, not approved, ...) in fresh, regrouped calls.
@@ -129,8 +130,8 @@ pub fn main() -> ExitCode {
     let name = cli.command.name();
     let global = &global;
     let result = match cli.command {
-        Command::Plan(args) => commands::plan::run(args, global),
-        Command::Run(args) => commands::run::run(args, global),
+        Command::Plan(args) => commands::plan::run(*args, global),
+        Command::Run(args) => commands::run::run(*args, global),
         Command::Resume(args) => commands::resume::run(args, global),
         Command::Retry(args) => commands::retry::run(args, global),
         Command::Fields(args) => commands::fields::run(args, global),

@@ -454,3 +454,52 @@ async fn a_bulk_run_with_a_snapshot_is_undone_by_a_bulk_job() {
     let status = status_json(&ws).await;
     assert_eq!(status["counts"]["rows"]["succeeded"], n, "{status:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_beyond_the_orgs_limit_in_progress_wait_their_turn() {
+    let n = 40_000;
+    let config = MockConfig {
+        records: n,
+        bulk_delay: Duration::from_millis(200),
+        bulk_max_in_progress: Some(1),
+        ..MockConfig::default()
+    };
+    let server = start(config.clone()).await;
+    let ws = Workspace::new(&server);
+    // --bulk-jobs 1: one job at a time, the org never refuses one.
+    let first = unique_sheet(&config, n, "One");
+    let csv = ws.write("one.csv", &first.text);
+    ws.run(
+        &csv,
+        &args(&["--no-snapshot", "--yes", "--bulk-jobs", "1"]),
+        &Creds::mock_token(),
+    )
+    .await
+    .expect_code(0);
+    let ledger = server.ledger();
+    assert_eq!(ledger.bulk.jobs_created, 2, "{:#?}", ledger.bulk);
+    assert_eq!(ledger.bulk.refused_creates, 0);
+    assert_eq!(ledger.bulk.max_in_progress_seen, 1);
+    // The default lets three go at once: the org refuses the second (429, charged nothing),
+    // which waits with a backoff and is created once the first is done; nothing twice.
+    let second = unique_sheet(&config, n, "Two");
+    let csv = ws.write("two.csv", &second.text);
+    ws.run(
+        &csv,
+        &args(&["--no-snapshot", "--yes"]),
+        &Creds::mock_token(),
+    )
+    .await
+    .expect_code(0);
+    let ledger = server.ledger();
+    assert_eq!(ledger.bulk.jobs_created, 4, "{:#?}", ledger.bulk);
+    assert!(ledger.bulk.refused_creates >= 1, "{:#?}", ledger.bulk);
+    assert_eq!(ledger.bulk.max_in_progress_seen, 1);
+    let conn = ws.open_db();
+    assert_all_applied(&conn, last_run(&conn), &ledger, &second);
+    let status = status_json(&ws).await;
+    assert_eq!(
+        status["counts"]["spend"]["bulk_write"]["credits"], 1_000,
+        "the refused creations cost nothing: {status:#}"
+    );
+}

@@ -408,3 +408,41 @@ async fn lost_answers_and_resume_never_create_a_record_twice() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undo_of_a_run_that_only_created_records_deletes_them() {
+    let config = config();
+    let server = start(config.clone()).await;
+    let ws = Workspace::new(&server);
+    let mut csv = String::from("Email,Last_Name,Company\n");
+    for k in 0..150 {
+        csv.push_str(&format!("only{k}@new.example,Only {k},Solo\n"));
+    }
+    let csv = ws.write("only-new.csv", &csv);
+    run(&ws, &csv, &[]).await.expect_code(0);
+    let ledger = server.ledger();
+    assert_eq!(ledger.created.len(), 150);
+    let status = ws.massup(&["status", "--json"], &Creds::None).await;
+    status.expect_code(0);
+    let counts = &status.json()["counts"];
+    assert_eq!(counts["created"], 150, "{counts:#}");
+    assert_eq!(
+        counts["calls"], 2,
+        "two Upsert calls are write calls: {counts:#}"
+    );
+    let undone = ws
+        .massup(
+            &["undo", "--yes", "--backoff-ms", "5"],
+            &Creds::mock_token(),
+        )
+        .await;
+    undone.expect_code(0);
+    let ledger = server.ledger();
+    let created: BTreeSet<&String> = ledger.created.iter().collect();
+    let deleted: BTreeSet<&String> = ledger.deleted.iter().collect();
+    assert_eq!(
+        created, deleted,
+        "every created record deleted, nothing else"
+    );
+    assert_eq!(ledger.delete_requests, 2, "150 ids in calls of at most 100");
+}

@@ -45,6 +45,7 @@ pub struct Pace {
     pub wait: bool,
     pub backoff_ms: Option<u64>,
     pub bulk_wait: Option<u64>,
+    pub bulk_jobs: Option<usize>,
     pub bulk_poll_ms: Option<u64>,
 }
 
@@ -179,6 +180,12 @@ impl SendSettings {
             settings.backoff_base = Duration::from_millis(ms);
             settings.backoff_max =
                 Duration::from_millis(ms.saturating_mul(64)).max(settings.backoff_base);
+        }
+        if let Some(n) = flags.bulk_jobs {
+            if n == 0 {
+                return Err(UsageError::new("--bulk-jobs must be at least 1"));
+            }
+            settings.bulk_jobs = n;
         }
         if let Some(secs) = flags.bulk_wait {
             settings.bulk_wait = Duration::from_secs(secs.max(1));

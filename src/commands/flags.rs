@@ -86,6 +86,9 @@ pub struct DispatchFlags {
     /// Seconds one invocation waits for a Bulk Write job to finish before it stops, resumable (the job goes on at Zoho; `resume` polls it again) [default: 7200]
     #[arg(long, value_name = "SECS")]
     pub bulk_wait: Option<u64>,
+    /// Bulk Write jobs of the run in progress at once, from upload to result (Zoho limits an org's jobs in progress; a job beyond waits its turn) [default: 3]
+    #[arg(long, value_name = "N")]
+    pub bulk_jobs: Option<usize>,
     /// First wait in milliseconds before a Bulk Write job's status is polled (then half as long again each time, up to 15 times it) [default: 2000]
     #[arg(long, value_name = "MS", hide = true)]
     pub bulk_poll_ms: Option<u64>,
@@ -156,6 +159,7 @@ impl DispatchFlags {
             wait: self.wait,
             backoff_ms: self.backoff_ms,
             bulk_wait: self.bulk_wait,
+            bulk_jobs: self.bulk_jobs,
             bulk_poll_ms: self.bulk_poll_ms,
         }
     }

@@ -204,6 +204,18 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let mut writer = csv::Writer::from_path(&csv_path)?;
     let mut header = vec!["id".to_string()];
     header.extend(take.fields.iter().cloned());
+    if take.fields.is_empty() {
+        // Only deletions (a run that created records and updated none): the sheet of old
+        // values has no row, but a CSV needs a field column; the fields the run wrote into
+        // the records it created name it.
+        let wrote: BTreeSet<String> = take
+            .deletions
+            .iter()
+            .filter_map(|d| serde_json::from_str::<serde_json::Map<String, Value>>(&d.wrote).ok())
+            .flat_map(|values| values.keys().cloned().collect::<Vec<_>>())
+            .collect();
+        header.extend(wrote.into_iter().take(1));
+    }
     writer.write_record(&header)?;
     for (record, values) in &take.before {
         let mut row = vec![record.to_string()];

@@ -24,7 +24,7 @@ use std::io::{Cursor, Read, Write};
 use rustc_hash::FxHashMap;
 use serde_json::{json, Map, Value};
 
-use super::attempt::{attempt, Call, Request, Verdict};
+use super::attempt::{attempt, Call, Failure, Request, Verdict};
 use super::context::{ChunkEnd, SendContext};
 use super::interpret::Step;
 use super::read::refused;
@@ -598,9 +598,42 @@ async fn wait_for(ctx: &SendContext, chunk_id: i64, job_id: &str) -> Result<JobS
     }
 }
 
+/// Creates the job. An org at its limit of jobs in progress refuses a creation with 429
+/// (nothing created, nothing charged): the call waits, as a poll would, for one to end,
+/// up to `--bulk-wait`, instead of using up its attempts in a second.
+async fn create_when_room(
+    ctx: &SendContext,
+    call: &mut StepCall<'_, String>,
+) -> Result<String, ChunkEnd> {
+    let settings = &ctx.caller.settings;
+    let started = tokio::time::Instant::now();
+    let mut delay = settings.bulk_poll;
+    loop {
+        match attempt(&ctx.caller, call).await {
+            Ok(job_id) => return Ok(job_id),
+            Err(Failure::AttemptsUsed { code, message })
+                if code == "TOO_MANY_REQUESTS" && started.elapsed() < settings.bulk_wait =>
+            {
+                tracing::info!(%message, "Zoho refused a Bulk Write job for now; waiting for room");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = ctx.caller.stop.cancelled() => return Err(ChunkEnd::pending()),
+                }
+                delay = (delay * 3 / 2).min(settings.bulk_poll_max.max(settings.bulk_poll));
+            }
+            Err(failure) => return Err(ChunkEnd::from(failure)),
+        }
+    }
+}
+
 /// Sends a Bulk Write chunk from wherever it stands (see the module doc) until its items
 /// have outcomes, or the run stops.
 pub async fn send_job(ctx: &SendContext, chunk: &mut ClaimedChunk) -> ChunkEnd {
+    // One of the run's `--bulk-jobs` permits, held from upload to result.
+    let _permit = tokio::select! {
+        permit = ctx.bulk_jobs.acquire() => permit.expect("the semaphore is never closed"),
+        _ = ctx.caller.stop.cancelled() => return ChunkEnd::pending(),
+    };
     match drive(ctx, chunk).await {
         Ok(end) | Err(end) => end,
     }
@@ -683,9 +716,7 @@ async fn drive(ctx: &SendContext, chunk: &mut ClaimedChunk) -> Result<ChunkEnd, 
                 );
                 call.request.body = create_body(module, &file_id, &fields);
                 call.request.records = sent.len();
-                let job_id = attempt(&ctx.caller, &mut call)
-                    .await
-                    .map_err(ChunkEnd::from)?;
+                let job_id = create_when_room(ctx, &mut call).await?;
                 job.phase = Phase::Created;
                 job.job_id = Some(job_id);
                 save(ctx, chunk.id, &job, None).await?;

@@ -31,6 +31,9 @@ pub struct SendContext {
     pub records_read: Mutex<rustc_hash::FxHashMap<i64, ReadState>>,
     /// The org id Bulk Write uploads name (kept with the run once asked for).
     pub org_id: tokio::sync::Mutex<Option<String>>,
+    /// Bulk Write jobs in progress (`--bulk-jobs`): a chunk holds a permit from its upload
+    /// (or wherever a resume finds it) to its result.
+    pub bulk_jobs: tokio::sync::Semaphore,
 }
 
 impl SendContext {

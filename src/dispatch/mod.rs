@@ -254,6 +254,7 @@ pub async fn dispatch(
         })
         .expect("spawn the writer thread");
     let concurrency = settings.concurrency.max(1);
+    let settings_bulk_jobs = settings.bulk_jobs.max(1);
     let ctx = Arc::new(SendContext {
         caller: Caller::new(settings, endpoint, stop.clone(), progress, credits_before),
         writer: writer_tx,
@@ -262,6 +263,7 @@ pub async fn dispatch(
         columns,
         records_read: Mutex::new(records_read),
         org_id: tokio::sync::Mutex::new(org_id),
+        bulk_jobs: Semaphore::new(settings_bulk_jobs),
     });
     let mut workers = tokio::task::JoinSet::new();
     // Chunks are claimed ahead of the calls so that a claim's commit overlaps with calls

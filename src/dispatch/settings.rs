@@ -105,6 +105,14 @@ pub struct DispatchSettings {
     /// job goes on at Zoho; `resume` polls it again).
     #[serde(default = "default_bulk_wait")]
     pub bulk_wait: Duration,
+    /// Bulk Write jobs of this run in progress at once (from upload to result): Zoho
+    /// limits the jobs an org has in progress; a job beyond it waits its turn.
+    #[serde(default = "default_bulk_jobs")]
+    pub bulk_jobs: usize,
+}
+
+fn default_bulk_jobs() -> usize {
+    3
 }
 
 fn default_bulk_poll() -> Duration {
@@ -138,6 +146,7 @@ impl Default for DispatchSettings {
             bulk_poll: default_bulk_poll(),
             bulk_poll_max: default_bulk_poll_max(),
             bulk_wait: default_bulk_wait(),
+            bulk_jobs: default_bulk_jobs(),
         }
     }
 }

@@ -50,6 +50,10 @@ pub struct BulkLedger {
     pub polls: u64,
     /// Result files downloaded.
     pub results: u64,
+    /// Job creations refused because the org had `bulk_max_in_progress` jobs in progress.
+    pub refused_creates: u64,
+    /// The most jobs in progress at once.
+    pub max_in_progress_seen: u64,
     /// Each job: its file, rows, and what its rows came to.
     pub jobs: BTreeMap<String, BulkJobLedger>,
 }
@@ -95,6 +99,8 @@ pub(crate) struct BulkStore {
     jobs_created: AtomicU64,
     polls: AtomicU64,
     results: AtomicU64,
+    refused_creates: AtomicU64,
+    max_in_progress: AtomicU64,
 }
 
 impl BulkStore {
@@ -109,6 +115,8 @@ impl BulkStore {
             jobs_created: self.jobs_created.load(Ordering::Relaxed),
             polls: self.polls.load(Ordering::Relaxed),
             results: self.results.load(Ordering::Relaxed),
+            refused_creates: self.refused_creates.load(Ordering::Relaxed),
+            max_in_progress_seen: self.max_in_progress.load(Ordering::Relaxed),
             jobs: lock(&self.jobs)
                 .iter()
                 .map(|(id, job)| (id.clone(), job.ledger.clone()))
@@ -445,6 +453,26 @@ pub(crate) async fn create(
             .unwrap_or(false);
         Ok((module, file_id, file, mappings, ignore_empty))
     })();
+    // The org's jobs in progress, checked (and the job added) under one lock; a refused
+    // creation is charged nothing, as any 429.
+    let bulk = &shared.bulk;
+    let mut jobs = lock(&bulk.jobs);
+    let in_progress = jobs.values().filter(|j| j.result.is_none()).count();
+    if parsed.is_ok()
+        && shared
+            .config
+            .bulk_max_in_progress
+            .is_some_and(|max| in_progress >= max)
+    {
+        if let Err(answer) = shared.authenticate(&headers) {
+            return shared.refuse(answer, &headers);
+        }
+        bulk.refused_creates.fetch_add(1, Ordering::Relaxed);
+        return shared.refuse(
+            Reject::TooManyRequests("the org has as many bulk write jobs in progress as it may"),
+            &headers,
+        );
+    }
     let call = match admit(&shared, &method, Method::POST, &headers, JOB_CREDITS) {
         Ok(call) => call,
         Err(answer) => return answer,
@@ -455,11 +483,12 @@ pub(crate) async fn create(
             return call.json(StatusCode::BAD_REQUEST, &error(&code, details, &message))
         }
     };
-    let bulk = &shared.bulk;
+    bulk.max_in_progress
+        .fetch_max(in_progress as u64 + 1, Ordering::Relaxed);
     let created = bulk.jobs_created.fetch_add(1, Ordering::Relaxed);
     let id = bulk.next_id();
     let created_time = format_time(chrono::Utc::now().timestamp());
-    lock(&bulk.jobs).insert(
+    jobs.insert(
         id.clone(),
         Job {
             version,

@@ -291,6 +291,7 @@ impl MockServerArgs {
             bulk_upload_latency: Duration::ZERO,
             bulk_fail_jobs: self.bulk_fail_jobs,
             bulk_unprocessed_every: self.bulk_unprocessed_every,
+            bulk_max_in_progress: None,
         };
         Ok(if self.seed_fixtures {
             config.with_seed_fixture_records()

@@ -214,6 +214,9 @@ pub struct MockConfig {
     /// Every this-many-th row of a Bulk Write job's file (the 1st, the N+1th, ...) is left
     /// Unprocessed in its result (0: none).
     pub bulk_unprocessed_every: usize,
+    /// Bulk Write jobs the org may have in progress (created, result not yet made): one
+    /// more is refused 429 TOO_MANY_REQUESTS. None = no limit.
+    pub bulk_max_in_progress: Option<usize>,
 }
 
 /// A redirect the mock answers with: the status (301, 302, 303, 307 or 308) and the
@@ -282,6 +285,7 @@ impl Default for MockConfig {
             bulk_upload_latency: Duration::ZERO,
             bulk_fail_jobs: 0,
             bulk_unprocessed_every: 0,
+            bulk_max_in_progress: None,
         }
     }
 }

@@ -568,10 +568,44 @@ fn example_request(
     run_id: i64,
     settings: &PlanSettings,
 ) -> Result<Option<serde_json::Value>, PlanError> {
-    let Some((members, payload, payloads)) = store::chunks::first_chunk(conn, run_id)? else {
+    let Some((members, payload, payloads, kind)) = store::chunks::first_chunk(conn, run_id)? else {
         return Ok(None);
     };
     let ids: Vec<i64> = members.iter().take(5).map(|m| m.record_id).collect();
+    if kind == CallKind::BulkWrite {
+        // A Bulk Write job: the job's creation, and the first rows of the CSV its upload
+        // carries.
+        let fields: Vec<String> = payloads
+            .as_ref()
+            .and_then(|p| p.first())
+            .and_then(|o| {
+                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(o).ok()
+            })
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        let body = crate::dispatch::bulk::create_body(
+            &settings.module,
+            "<the file_id of the upload>",
+            &fields,
+        );
+        let mut example: serde_json::Value =
+            serde_json::from_str(&body).expect("request bodies are JSON");
+        let mut rows: Vec<serde_json::Value> = Vec::new();
+        for (member, object) in members.iter().zip(payloads.iter().flatten()).take(5) {
+            let mut row = serde_json::Map::new();
+            row.insert("id".into(), member.record_id.to_string().into());
+            if let Ok(serde_json::Value::Object(values)) = serde_json::from_str(object) {
+                row.extend(values);
+            }
+            rows.push(row.into());
+        }
+        if members.len() > 5 {
+            rows.push(format!("... {} rows in all", members.len()).into());
+        }
+        // What the zipped CSV's rows hold (one column per field, `id` first).
+        example["csv_rows"] = rows.into();
+        return Ok(Some(example));
+    }
     let body = match &payloads {
         // Only new records (placeholder ids): an Upsert Records call.
         Some(objects) if ids.iter().all(|&id| id < 0) => {

@@ -58,7 +58,7 @@ pub struct CallStats {
 pub fn stats(conn: &Connection, run_id: i64) -> Result<CallStats, StoreError> {
     let mut stats = conn.query_row(
         "SELECT COUNT(*), COUNT(DISTINCT chunk_id), MIN(started_at), MAX(started_at)
-         FROM calls WHERE run_id = ?1 AND kind IN ('mass_update', 'update_records', 'bulk_write')",
+         FROM calls WHERE run_id = ?1 AND kind IN ('mass_update', 'update_records', 'bulk_write', 'upsert_records', 'delete_records')",
         params![run_id],
         |r| {
             Ok(CallStats {
@@ -101,7 +101,7 @@ pub fn for_each_call(
 ) -> Result<(), StoreError> {
     let mut stmt = conn.prepare(
         "SELECT started_at, duration_ms, http_status FROM calls
-         WHERE run_id = ?1 AND kind IN ('mass_update', 'update_records', 'bulk_write', 'bulk_upload', 'bulk_status', 'bulk_result')
+         WHERE run_id = ?1 AND kind IN ('mass_update', 'update_records', 'bulk_write', 'bulk_upload', 'bulk_status', 'bulk_result', 'upsert_records', 'delete_records')
          ORDER BY started_at, id",
     )?;
     let mut rows = stmt.query(params![run_id])?;

@@ -714,14 +714,14 @@ pub struct Requeued {
 }
 
 /// A chunk's members, its group's payload, and its members' own payloads (Update Records).
-pub type FirstChunk = (Vec<Member>, String, Option<Vec<String>>);
+pub type FirstChunk = (Vec<Member>, String, Option<Vec<String>>, CallKind);
 
 /// The first chunk of a run: the example request a plan shows.
 pub fn first_chunk(conn: &Connection, run_id: i64) -> Result<Option<FirstChunk>, StoreError> {
     use rusqlite::OptionalExtension;
     Ok(conn
         .query_row(
-            "SELECT c.members, g.payload_json, c.payloads FROM chunks c
+            "SELECT c.members, g.payload_json, c.payloads, c.kind FROM chunks c
              JOIN groups g ON g.id = c.group_id
              WHERE c.run_id = ?1 ORDER BY c.id LIMIT 1",
             params![run_id],
@@ -730,6 +730,7 @@ pub fn first_chunk(conn: &Connection, run_id: i64) -> Result<Option<FirstChunk>,
                     decode_members(&r.get::<_, Vec<u8>>(0)?),
                     r.get::<_, String>(1)?,
                     decode_payloads(r.get::<_, Option<String>>(2)?.as_deref()),
+                    r.get::<_, CallKind>(3)?,
                 ))
             },
         )
