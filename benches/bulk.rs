@@ -5,8 +5,8 @@
 //! - `plan`: wall time, rows per second and peak RSS of `massup plan` (child process,
 //!   wait4's rusage), and the jobs and credits it planned;
 //! - `job files`: the zipped CSVs of every planned job, written from the stored chunks
-//!   in this process (what a send does before each upload): seconds, MB of zip, and this
-//!   process's peak RSS;
+//!   one at a time (what a send does before each upload), in a child process: seconds,
+//!   peak RSS, MB of zip;
 //! - `send`: `massup resume` of the plan against `massup mock-server` (another child), which
 //!   applies every row: wall time, peak RSS of massup, and what the mock charged.
 //!
@@ -20,22 +20,28 @@ use std::path::Path;
 use std::time::Instant;
 
 use massup::api::limits::CallKind;
-use massup::mock::MockConfig;
 
-/// The mock's seed and record ids: the sheet names records the mock holds.
-fn sheet(path: &Path, rows: usize) -> MockConfig {
-    let config = MockConfig {
-        records: rows,
-        ..MockConfig::default()
-    };
+/// The sheet: the mock's first `rows` record ids (from `massup mock-server --print-sheet`,
+/// streamed, so that this process stays small: a child's peak RSS as wait4 reports it
+/// starts from this process's, which it shares until its exec), each with its own values.
+fn sheet(exe: &str, path: &Path, rows: usize) {
+    let mut child = std::process::Command::new(exe)
+        .args(["mock-server", "--records", &rows.to_string()])
+        .args(["--print-sheet", &rows.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("massup mock-server --print-sheet");
     let file = std::fs::File::create(path).expect("create csv");
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     writeln!(out, "id,City,Phone,Title").unwrap();
-    for (i, id) in config.record_ids().iter().enumerate() {
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    for (i, line) in lines.skip(1).enumerate() {
+        let line = line.unwrap();
+        let id = line.split(',').next().unwrap();
         writeln!(out, "{id},City {i},+47 {i:09},Title {i}").unwrap();
     }
     out.flush().unwrap();
-    config
+    assert!(child.wait().unwrap().success());
 }
 
 /// Runs the command; (wall seconds, peak RSS bytes) via wait4's rusage.
@@ -67,13 +73,6 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn self_peak_rss() -> u64 {
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage with a valid pointer.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    usage.ru_maxrss as u64 * 1024
-}
-
 /// Writes the zipped CSV of every Bulk Write chunk of run 1 in `db`: (seconds, zip bytes,
 /// jobs).
 fn job_files(db: &Path) -> (f64, u64, usize) {
@@ -102,6 +101,13 @@ fn job_files(db: &Path) -> (f64, u64, usize) {
 }
 
 fn main() {
+    // The job files are written in a child of this bench (itself, re-run with this
+    // variable), so that their peak RSS is theirs alone.
+    if let Ok(db) = std::env::var("MASSUP_BENCH_JOB_FILES_DB") {
+        let (secs, bytes, jobs) = job_files(Path::new(&db));
+        println!("{secs} {bytes} {jobs}");
+        return;
+    }
     let rows: usize = std::env::var("MASSUP_BENCH_ROWS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -115,10 +121,11 @@ fn main() {
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_massup").to_string());
     let dir = tempfile::tempdir().expect("tempdir");
     let csv = dir.path().join("migration.csv");
-    let config = sheet(&csv, rows);
+    sheet(&exe, &csv, rows);
     println!("massup Bulk Write benchmark: {rows} rows of unique City, Phone, Title ({repeat} runs, median)");
     let (mut plan_s, mut plan_rss, mut file_s, mut send_s, mut send_rss) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut file_rss = Vec::new();
     let (mut zip_bytes, mut jobs, mut credits, mut charged) = (0, 0, 0, 0);
     for i in 0..repeat {
         let db = dir.path().join(format!("bench-{i}.db"));
@@ -137,9 +144,18 @@ fn main() {
         let plan: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
         credits = plan["credits"].as_u64().unwrap_or(0);
-        let (secs, bytes, n) = job_files(&db);
-        file_s.push(secs);
-        (zip_bytes, jobs) = (bytes, n);
+        let out = dir.path().join("job-files.txt");
+        let (_, peak) = measure(
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .env("MASSUP_BENCH_JOB_FILES_DB", &db),
+            Some(&out),
+        );
+        let text = std::fs::read_to_string(&out).unwrap();
+        let mut fields = text.split_whitespace();
+        file_s.push(fields.next().unwrap().parse().unwrap());
+        zip_bytes = fields.next().unwrap().parse().unwrap();
+        jobs = fields.next().unwrap().parse().unwrap();
+        file_rss.push(peak as f64);
         if send {
             let mut mock = std::process::Command::new(&exe)
                 .args([
@@ -149,7 +165,6 @@ fn main() {
                     "--bulk-delay-ms",
                     "200",
                 ])
-                .args(["--seed", &config.seed.to_string()])
                 .stdout(std::process::Stdio::piped())
                 .spawn()
                 .expect("start the mock");
@@ -176,13 +191,22 @@ fn main() {
             );
             send_s.push(secs);
             send_rss.push(peak as f64);
-            let ledger: massup::mock::Ledger = std::process::Command::new("curl")
-                .args(["-s", "--noproxy", "*", &format!("{url}/__mock/ledger")])
+            // The ledger of 1M records is large: only its `credits_charged` is read, by grep,
+            // without growing this process.
+            let charged_text = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "curl -s --noproxy '*' {url}/__mock/ledger | grep -o '\"credits_charged\":[0-9]*'"
+                ))
                 .output()
-                .ok()
-                .and_then(|o| serde_json::from_slice(&o.stdout).ok())
+                .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
                 .unwrap_or_default();
-            charged = ledger.credits_charged;
+            charged = charged_text
+                .trim()
+                .rsplit(':')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
             let _ = mock.kill();
             let _ = mock.wait();
         }
@@ -195,11 +219,11 @@ fn main() {
         median(plan_rss) / 1e6
     );
     println!(
-        "  job files  {:>8.3} s  {:>9.0} rows/s  {:.1} MB of zip  (bench process peak RSS {:.1} MB)",
+        "  job files  {:>8.3} s  {:>9.0} rows/s  peak RSS {:>6.1} MB  ({:.1} MB of zip)",
         median(file_s.clone()),
         rows as f64 / median(file_s),
+        median(file_rss) / 1e6,
         zip_bytes as f64 / 1e6,
-        self_peak_rss() as f64 / 1e6
     );
     if send {
         println!(
