@@ -520,15 +520,22 @@ async fn an_unreachable_accounts_server_stops_the_run_resumably_instead_of_hangi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_token_with_the_accounts_server_down_is_resumable_not_fatal() {
-    let config = expiring(74);
+    // The starting token lives 2.5 s from the mock's start (1 s was too little for a busy
+    // machine to plan and send the first call: CI once saw nothing succeed); 1,500 rows at
+    // 15 calls/s take 5 s, so the send still outlives it.
+    let config = MockConfig {
+        records: 1_500,
+        token_lifetime: Some(Duration::from_millis(2_500)),
+        ..expiring(74)
+    };
     let server = start(config.clone()).await;
     let mut ws = Workspace::new(&server);
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     ws.accounts_url = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    let changes = changes(&config, 300, false);
+    let changes = changes(&config, 1_500, false);
     let csv = ws.write("changes.csv", &changes.text);
-    // The starting token works for a second; refreshing it then cannot reach the server.
+    // The starting token works for a while; refreshing it then cannot reach the server.
     let creds = Creds::refresh_of(&config).with_access_token(Some(&config.token));
     let ran = ws.run(&csv, SLOW, &creds).await;
     ran.expect_code(4)
