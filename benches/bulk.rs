@@ -15,9 +15,13 @@
 //! MASSUP_BENCH_ROWS=200000 cargo bench --bench bulk
 //! MASSUP_BENCH_SEND=0 cargo bench --bench bulk    # plan and job files only
 //! ```
+mod support;
+
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::time::Instant;
+
+use support::{measure, median};
 
 use massup::api::limits::CallKind;
 
@@ -42,35 +46,6 @@ fn sheet(exe: &str, path: &Path, rows: usize) {
     }
     out.flush().unwrap();
     assert!(child.wait().unwrap().success());
-}
-
-/// Runs the command; (wall seconds, peak RSS bytes) via wait4's rusage.
-fn measure(cmd: &mut std::process::Command, stdout: Option<&Path>) -> (f64, u64) {
-    let out = match stdout {
-        Some(path) => std::process::Stdio::from(std::fs::File::create(path).expect("stdout file")),
-        None => std::process::Stdio::null(),
-    };
-    let start = Instant::now();
-    let child = cmd.stdout(out).spawn().expect("spawn massup");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: wait4 on our own child's pid with valid pointers; the Child is forgotten
-    // afterwards so the pid is reaped exactly once.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let elapsed = start.elapsed().as_secs_f64();
-    std::mem::forget(child);
-    assert_eq!(r, pid, "wait4 failed");
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "massup failed: status {status}"
-    );
-    (elapsed, usage.ru_maxrss as u64 * 1024)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
 }
 
 /// Writes the zipped CSV of every Bulk Write chunk of run 1 in `db`: (seconds, zip bytes,

@@ -108,17 +108,6 @@ impl<'a, T> StepCall<'a, T> {
     }
 }
 
-/// The code a step names for the call as a whole.
-fn step_code(step: &Step) -> String {
-    match step {
-        Step::Again { code, .. }
-        | Step::Token { code, .. }
-        | Step::Fatal { code, .. }
-        | Step::CreditsExhausted { code, .. } => code.clone(),
-        Step::Settled => crate::codes::SUCCESS.into(),
-    }
-}
-
 /// What an exchange of a Bulk Write step means (pure): the 2xx body read as `read_ok`
 /// says, or the step to take instead. A refused scope names the scopes Bulk Write needs.
 pub fn interpret_step<T>(
@@ -186,7 +175,7 @@ impl<T> Call for StepCall<'_, T> {
         let outcome = interpret_step(exchange, can_refresh, self.read_ok);
         let call_code = match &outcome {
             Ok(_) => crate::codes::SUCCESS.into(),
-            Err(step) => step_code(step),
+            Err(step) => step.code().to_string(),
         };
         Verdict {
             outcome,

@@ -22,38 +22,28 @@ use crate::store::chunks::{CallRecord, ChunkUpdate, ClaimedChunk};
 /// chunk's kind writes it.
 pub fn body(chunk: &ClaimedChunk, sent: &[usize], settings: &DispatchSettings) -> String {
     let ids: Vec<i64> = sent.iter().map(|&i| chunk.members[i].record_id).collect();
+    // Each record's own object of fields, for the per-record kinds.
+    let objects = || -> Vec<&str> {
+        sent.iter()
+            .map(|&i| {
+                chunk
+                    .payloads
+                    .as_ref()
+                    .and_then(|p| p.get(i))
+                    .map_or("{}", String::as_str)
+            })
+            .collect()
+    };
     match chunk.kind {
-        CallKind::UpsertRecords => {
-            let objects: Vec<&str> = sent
-                .iter()
-                .map(|&i| {
-                    chunk
-                        .payloads
-                        .as_ref()
-                        .and_then(|p| p.get(i))
-                        .map_or("{}", String::as_str)
-                })
-                .collect();
-            bodies::upsert_records(
-                &objects,
-                &upsert_key(&chunk.payload),
-                settings.trigger.as_deref(),
-            )
-        }
+        CallKind::UpsertRecords => bodies::upsert_records(
+            &objects(),
+            &upsert_key(&chunk.payload),
+            settings.trigger.as_deref(),
+        ),
         // The ids go in the URL.
         CallKind::DeleteRecords => String::new(),
         CallKind::UpdateRecords => {
-            let objects: Vec<&str> = sent
-                .iter()
-                .map(|&i| {
-                    chunk
-                        .payloads
-                        .as_ref()
-                        .and_then(|p| p.get(i))
-                        .map_or("{}", String::as_str)
-                })
-                .collect();
-            bodies::update_records(&ids, &objects, settings.trigger.as_deref())
+            bodies::update_records(&ids, &objects(), settings.trigger.as_deref())
         }
         _ => bodies::mass_update(&chunk.payload, settings.over_write, &ids),
     }

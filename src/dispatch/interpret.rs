@@ -31,6 +31,19 @@ pub enum Step {
     CreditsExhausted { code: String, message: String },
 }
 
+impl Step {
+    /// The code the step names for the call as a whole (SUCCESS once settled).
+    pub fn code(&self) -> &str {
+        match self {
+            Step::Again { code, .. }
+            | Step::Token { code, .. }
+            | Step::Fatal { code, .. }
+            | Step::CreditsExhausted { code, .. } => code,
+            Step::Settled => crate::codes::SUCCESS,
+        }
+    }
+}
+
 /// An attempt's meaning: the next step, the HTTP status (None without an answer), and the
 /// code logged for the call as a whole (SUCCESS, MIXED, or the request-level code).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -353,20 +353,12 @@ pub async fn dispatch(
     }
     let calls = ctx.caller.progress.calls.load(Ordering::Relaxed);
     let spent = &ctx.caller.spent;
-    let all_calls = [
-        CallKind::MassUpdate,
-        CallKind::UpdateRecords,
-        CallKind::GetRecords,
-        CallKind::BulkWrite,
-        CallKind::BulkUpload,
-        CallKind::BulkStatus,
-        CallKind::BulkResult,
-        CallKind::UpsertRecords,
-        CallKind::DeleteRecords,
-    ]
-    .into_iter()
-    .map(|k| spent.calls(k))
-    .sum();
+    // Every kind a send makes: all but the lookups and metadata of planning.
+    let all_calls = crate::api::limits::ALL_KINDS
+        .into_iter()
+        .filter(|k| !matches!(k, CallKind::Coql | CallKind::Metadata))
+        .map(|k| spent.calls(k))
+        .sum();
     let credits = spent.total_credits();
     let credits_remaining = Some(
         ctx.caller

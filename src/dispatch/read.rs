@@ -244,13 +244,7 @@ impl Call for RowsCall<'_> {
                 call_code: crate::codes::SUCCESS.into(),
             },
             QueryAnswer::Step(step) => {
-                let call_code = match &step {
-                    Step::Again { code, .. }
-                    | Step::Token { code, .. }
-                    | Step::Fatal { code, .. }
-                    | Step::CreditsExhausted { code, .. } => code.clone(),
-                    Step::Settled => crate::codes::SUCCESS.into(),
-                };
+                let call_code = step.code().to_string();
                 Verdict {
                     outcome: Err(step),
                     http_status,

@@ -112,6 +112,38 @@ pub(crate) struct Target<'a> {
 }
 
 /// A top-level `{code, details, message, status}` error.
+/// A write's `data` array (Update, Upsert and Insert Records alike), or the answer refusing
+/// it: missing or empty (MANDATORY_NOT_FOUND), or more than 100 records (Zoho's own example
+/// answer, crm-oas v8 updateRecord, response-400-limitexceedederror).
+pub(crate) fn data_entries<'b>(
+    body: &'b Map<String, Value>,
+    counts: &mut [u64; CODE_COUNT],
+) -> Result<&'b Vec<Value>, (StatusCode, Value)> {
+    let data = match body.get("data") {
+        Some(Value::Array(data)) if !data.is_empty() => data,
+        _ => {
+            counts[Code::MandatoryNotFound as usize] += 1;
+            let body = top_level(
+                Code::MandatoryNotFound,
+                json!({"api_name": "data"}),
+                "required field not found",
+            );
+            return Err((StatusCode::BAD_REQUEST, body));
+        }
+    };
+    if data.len() > MAX_UPDATE_RECORDS {
+        counts[Code::LimitExceeded as usize] += 1;
+        let body = json!({"data": [{
+            "code": "LIMIT_EXCEEDED",
+            "details": {"maximum_length": MAX_UPDATE_RECORDS, "api_name": "data"},
+            "message": "count of records in your request exceeds the limit",
+            "status": "error",
+        }]});
+        return Err((StatusCode::BAD_REQUEST, body));
+    }
+    Ok(data)
+}
+
 pub(crate) fn top_level(code: Code, details: Value, message: &str) -> Value {
     json!({"code": code.as_str(), "details": details, "message": message, "status": "error"})
 }
@@ -294,29 +326,10 @@ impl Update<'_> {
             }
         };
         self.shared.record_trigger(trigger);
-        let data = match body.get("data") {
-            Some(Value::Array(data)) if !data.is_empty() => data,
-            _ => {
-                return bad_request(
-                    Code::MandatoryNotFound,
-                    json!({"api_name": "data"}),
-                    "required field not found",
-                    counts,
-                )
-            }
+        let data = match data_entries(body, counts) {
+            Ok(data) => data,
+            Err(answer) => return answer,
         };
-        if data.len() > MAX_UPDATE_RECORDS {
-            // Zoho's own example answer for more than 100 records (crm-oas, v8 updateRecord,
-            // response-400-limitexceedederror).
-            counts[Code::LimitExceeded as usize] += 1;
-            let body = json!({"data": [{
-                "code": "LIMIT_EXCEEDED",
-                "details": {"maximum_length": MAX_UPDATE_RECORDS, "api_name": "data"},
-                "message": "count of records in your request exceeds the limit",
-                "status": "error",
-            }]});
-            return (StatusCode::BAD_REQUEST, body);
-        }
         let modified = format_time(chrono::Utc::now().timestamp());
         let mut store = lock(&self.shared.store);
         let mut succeeded = 0usize;

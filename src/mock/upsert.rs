@@ -29,7 +29,6 @@ use super::metadata::system_mandatory;
 use super::records::{entry, top_level, user, Refusal, Target, Update};
 use super::server::{json_bytes, lock, Code, ConnAbort, Endpoint, Reject, Shared, CODE_COUNT};
 use super::store::{format_time, Store};
-use super::MAX_UPDATE_RECORDS;
 
 /// The most ids one Delete Records call may name (Zoho's delete-records page: 100).
 pub const MAX_DELETE_IDS: usize = 100;
@@ -137,27 +136,10 @@ fn process(
             counts,
         );
     };
-    let data = match body.get("data") {
-        Some(Value::Array(data)) if !data.is_empty() => data,
-        _ => {
-            return bad_request(
-                Code::MandatoryNotFound,
-                json!({"api_name": "data"}),
-                "required field not found",
-                counts,
-            )
-        }
+    let data = match super::records::data_entries(body, counts) {
+        Ok(data) => data,
+        Err(answer) => return answer,
     };
-    if data.len() > MAX_UPDATE_RECORDS {
-        counts[Code::LimitExceeded as usize] += 1;
-        let body = json!({"data": [{
-            "code": "LIMIT_EXCEEDED",
-            "details": {"maximum_length": MAX_UPDATE_RECORDS, "api_name": "data"},
-            "message": "count of records in your request exceeds the limit",
-            "status": "error",
-        }]});
-        return (StatusCode::BAD_REQUEST, body);
-    }
     let module = update.target.module;
     let checks: Vec<String> = match (mode, body.get("duplicate_check_fields")) {
         (Mode::Insert, _) => Vec::new(),
