@@ -14,7 +14,6 @@ mod support;
 
 use std::io::Write;
 use std::path::Path;
-use std::time::Instant;
 
 use support::{measure, median};
 
