@@ -17,30 +17,11 @@ const CHUNK: u64 = 25;
 /// Starts `args` and SIGKILLs it once the mock has received `more` further requests.
 async fn kill_after(ws: &Workspace, server: &massup::mock::MockServer, args: &[&str], more: u64) {
     let start = server.ledger().requests;
-    let mut child = ws
-        .command(args, &Creds::mock_token())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start massup");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("massup {args:?} ended ({status}) before {more} requests");
-        }
-        if server.ledger().requests >= start + more {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no progress");
-        tokio::time::sleep(Duration::from_millis(3)).await;
-    }
-    child.start_kill().expect("SIGKILL");
-    let status = child.wait().await.unwrap();
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&status),
-        Some(9),
-        "killed"
-    );
+    let what = format!("{more} requests");
+    kill_when(ws, server, args, &what, Duration::from_secs(20), |l, _| {
+        l.requests >= start + more
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -335,6 +335,13 @@ fn cell(value: &Value) -> Result<String, String> {
     })
 }
 
+/// The fields a per-record object changes, in its order: a job's columns after `id`.
+pub fn job_fields(object: &str) -> Vec<String> {
+    serde_json::from_str::<Map<String, Value>>(object)
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
 /// The zipped CSV of the chunk's items `sent`: `id`, then one column per field (every row
 /// changes the same fields: the planner groups them so), and the fields in column order.
 pub fn job_file(chunk: &ClaimedChunk, sent: &[usize]) -> Result<(Vec<String>, Vec<u8>), String> {
@@ -686,9 +693,14 @@ async fn drive(ctx: &SendContext, chunk: &mut ClaimedChunk) -> Result<ChunkEnd, 
                 save(ctx, chunk.id, &job, None).await?;
             }
             Phase::Uploaded | Phase::Creating => {
+                // The job maps the columns of the file uploaded: its pending items' fields
+                // (every row of a job changes the same ones).
                 let sent = pending_items(chunk);
-                let (fields, _) = job_file(chunk, &sent[..sent.len().min(1)])
-                    .map_err(|m| ChunkEnd::pending().answered(crate::codes::BULK_FILE.into(), m))?;
+                let fields = sent
+                    .first()
+                    .and_then(|&i| chunk.payloads.as_ref()?.get(i))
+                    .map(|object| job_fields(object))
+                    .unwrap_or_default();
                 if job.phase == Phase::Uploaded {
                     job.jobs += 1;
                 }

@@ -575,13 +575,10 @@ fn example_request(
     if kind == CallKind::BulkWrite {
         // A Bulk Write job: the job's creation, and the first rows of the CSV its upload
         // carries.
-        let fields: Vec<String> = payloads
+        let fields = payloads
             .as_ref()
             .and_then(|p| p.first())
-            .and_then(|o| {
-                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(o).ok()
-            })
-            .map(|o| o.keys().cloned().collect())
+            .map(|o| crate::dispatch::bulk::job_fields(o))
             .unwrap_or_default();
         let body = crate::dispatch::bulk::create_body(
             &settings.module,

@@ -532,6 +532,42 @@ pub fn assert_all_applied(conn: &Connection, run: i64, ledger: &Ledger, changes:
     }
 }
 
+/// Starts `massup args` and SIGKILLs it once `ready` says so (asked every 3 ms), failing
+/// when it ends first or `within` passes without it.
+pub async fn kill_when(
+    ws: &Workspace,
+    server: &MockServer,
+    args: &[&str],
+    what: &str,
+    within: std::time::Duration,
+    ready: impl Fn(&Ledger, &Workspace) -> bool,
+) {
+    let mut child = ws
+        .command(args, &Creds::mock_token())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start massup");
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("massup {args:?} ended ({status}) before {what}");
+        }
+        if ready(&server.ledger(), ws) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    child.start_kill().expect("SIGKILL");
+    let status = child.wait().await.unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "killed {what}"
+    );
+}
+
 /// Sum of applied counts over all records.
 pub fn total_applied(ledger: &Ledger) -> u64 {
     ledger.applied.values().sum()
