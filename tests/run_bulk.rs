@@ -6,8 +6,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use massup::mock::{Ledger, MockConfig, MockServer};
 use serde_json::{Map, Value};
@@ -27,9 +26,25 @@ fn unique_sheet(config: &MockConfig, n: usize, tag: &str) -> Changes {
     Changes { text, expected }
 }
 
+/// The mock with `config`, a workspace, and a sheet of unique Cities (`tag` N) over all
+/// its records, written as sheet.csv.
+async fn bulk_scene(
+    config: &MockConfig,
+    tag: &str,
+) -> (MockServer, Workspace, Changes, std::path::PathBuf) {
+    let server = start(config.clone()).await;
+    let ws = Workspace::new(&server);
+    let changes = unique_sheet(config, config.records, tag);
+    let csv = ws.write("sheet.csv", &changes.text);
+    (server, ws, changes, csv)
+}
+
 /// The flags every send here uses: the planner decides (not `--api mass`, the dispatch
 /// tests' default), polls 50 ms apart.
-const BULK: &[&str] = &["--api", "auto", "--bulk-poll-ms", "50"];
+const BULK: &[&str] = &["--api", "auto", "--bulk-poll-ms", "50", "--bulk-wait", "60"];
+
+/// How long a kill may wait for its moment.
+const MINUTE: Duration = Duration::from_secs(60);
 
 fn args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     let mut all = BULK.to_vec();
@@ -39,7 +54,7 @@ fn args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
 
 /// `resume`, `retry` and `undo` poll 50 ms apart too.
 fn again<'a>(command: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut all = vec![command, "--bulk-poll-ms", "50"];
+    let mut all = vec![command, "--bulk-poll-ms", "50", "--bulk-wait", "60"];
     all.extend_from_slice(extra);
     all
 }
@@ -70,10 +85,7 @@ async fn a_sheet_of_60000_unique_values_goes_as_3_jobs_for_at_most_1600_credits(
         bulk_delay: Duration::from_millis(150),
         ..MockConfig::default()
     };
-    let server = start(config.clone()).await;
-    let ws = Workspace::new(&server);
-    let changes = unique_sheet(&config, n, "Town");
-    let csv = ws.write("sheet.csv", &changes.text);
+    let (server, ws, changes, csv) = bulk_scene(&config, "Town").await;
     let planned = ws
         .plan(&csv, &["--no-snapshot", "--json"], &Creds::None)
         .await;
@@ -139,41 +151,6 @@ async fn a_sheet_of_60000_unique_values_goes_as_3_jobs_for_at_most_1600_credits(
     assert_eq!(rows, n);
 }
 
-/// Starts `massup args`, and SIGKILLs it once `ready` says so (checked every 5 ms).
-async fn kill_when(
-    ws: &Workspace,
-    server: &MockServer,
-    args: &[&str],
-    what: &str,
-    ready: impl Fn(&Ledger, &rusqlite::Connection) -> bool,
-) {
-    let mut child = ws
-        .command(args, &Creds::mock_token())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start massup");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("massup {args:?} ended ({status}) before {what}");
-        }
-        let conn = ws.open_db();
-        if ready(&server.ledger(), &conn) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    child.start_kill().expect("SIGKILL");
-    let status = child.wait().await.unwrap();
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&status),
-        Some(9),
-        "killed {what}"
-    );
-}
-
 /// Chunks whose Bulk Write job reached `phase` (per `store::bulk`).
 fn in_phase(conn: &rusqlite::Connection, phase: &str) -> i64 {
     conn.query_row(
@@ -194,10 +171,7 @@ async fn killed_while_uploading_after_creating_and_while_polling_resume_creates_
         bulk_delay: Duration::from_millis(2_500),
         ..MockConfig::default()
     };
-    let server = start(config.clone()).await;
-    let ws = Workspace::new(&server);
-    let changes = unique_sheet(&config, n, "Kill");
-    let csv = ws.write("sheet.csv", &changes.text);
+    let (server, ws, changes, csv) = bulk_scene(&config, "Kill").await;
     let run_args = ws.run_args(
         &csv,
         &args(&["--no-snapshot", "--yes", "--quiet", "--timeout", "20"]),
@@ -206,22 +180,32 @@ async fn killed_while_uploading_after_creating_and_while_polling_resume_creates_
     let resume = again("resume", &["--quiet", "--timeout", "20"]);
 
     // 1. While the uploads are on their way: no file is kept, nothing created.
-    kill_when(&ws, &server, &run_args, "an upload arrived", |l, _| {
-        l.bulk.upload_requests >= 1
-    })
+    kill_when(
+        &ws,
+        &server,
+        &run_args,
+        "an upload arrived",
+        MINUTE,
+        |l, _| l.bulk.upload_requests >= 1,
+    )
     .await;
     assert_eq!(server.ledger().bulk.jobs_created, 0);
     // 2. Once a job's id is committed.
-    kill_when(&ws, &server, &resume, "a job created", |_, conn| {
-        in_phase(conn, "created") >= 1
+    kill_when(&ws, &server, &resume, "a job created", MINUTE, |_, ws| {
+        in_phase(&ws.open_db(), "created") >= 1
     })
     .await;
     let created = server.ledger().bulk.jobs_created;
     assert!((1..=3).contains(&created), "{created} jobs");
     // 3. While polling: every job created and committed, none finished yet.
-    kill_when(&ws, &server, &resume, "every job polled", |l, conn| {
-        in_phase(conn, "created") == 3 && l.bulk.polls >= 3
-    })
+    kill_when(
+        &ws,
+        &server,
+        &resume,
+        "every job polled",
+        MINUTE,
+        |l, ws| in_phase(&ws.open_db(), "created") == 3 && l.bulk.polls >= 3,
+    )
     .await;
     assert_eq!(server.ledger().bulk.jobs_created, 3);
     // 4. To the end.
@@ -249,10 +233,7 @@ async fn locked_and_not_approved_rows_of_a_job_are_retried_by_update_records() {
         bulk_delay: Duration::from_millis(100),
         ..MockConfig::default()
     };
-    let server = start(config.clone()).await;
-    let ws = Workspace::new(&server);
-    let changes = unique_sheet(&config, n, "Lock");
-    let csv = ws.write("sheet.csv", &changes.text);
+    let (server, ws, changes, csv) = bulk_scene(&config, "Lock").await;
     let gated = server.ledger().locked.len() + server.ledger().not_approved.len();
     assert!(gated > 50, "{gated} gated records");
     let ran = ws
@@ -305,10 +286,7 @@ async fn a_failed_upload_a_failed_job_and_unprocessed_rows_end_with_every_row_ap
         bulk_delay: Duration::from_millis(100),
         ..MockConfig::default()
     };
-    let server = start(config.clone()).await;
-    let ws = Workspace::new(&server);
-    let changes = unique_sheet(&config, n, "Fault");
-    let csv = ws.write("sheet.csv", &changes.text);
+    let (server, ws, changes, csv) = bulk_scene(&config, "Fault").await;
     let ran = ws
         .run(
             &csv,
