@@ -231,7 +231,7 @@ pub struct PlanFlags {
     /// Send over_write: true (multi-select picklists: replace instead of append).
     #[arg(long)]
     pub over_write: bool,
-    /// Kinds of call: auto (fewest credits, see --optimize: mass_update for large groups of equal values, Update Records for the rest), mass, or update [default: auto]
+    /// Kinds of call: auto (fewest credits, see --optimize: mass_update for large groups of equal values, Update Records for the rest, Bulk Write jobs when more than 5,000 records would go by Update Records), mass, update, or bulk (a Bulk Write job for every change a CSV can carry) [default: auto]
     #[arg(long, value_enum, default_value_t = crate::plan::ApiChoice::Auto)]
     pub api: crate::plan::ApiChoice,
     /// What --api auto minimises: credits (what Zoho bills: mass_update 1 a call, Update Records 1 per 10 records; fewer calls break ties) or calls (fewer, faster calls for an org with credits to spare) [default: credits; or `optimize` in massup.toml]
